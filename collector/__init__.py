@@ -1,0 +1,1 @@
+"""footfall collector: what runs on the server."""

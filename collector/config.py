@@ -1,0 +1,104 @@
+"""The collector's configuration: one small model per YAML section, mirroring config/collector.yaml."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, field_validator, model_validator
+
+from footfall.configfile import Section, load_model, validate_model
+
+
+class TlsConfig(Section):
+    ca_file: Path
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+
+class MqttConfig(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(1883, ge=1, le=65535)
+    client_id: str = Field(
+        "footfall-collector",
+        max_length=64,
+        description="must be stable: the broker keeps the persistent session under this id",
+    )
+    username: str | None = None
+    password_file: Path | None = Field(None, description="file holding the password (e.g. a systemd credential)")
+    tls: TlsConfig | None = None
+    topic_prefix: str = Field("footfall/v1", pattern=r"^[^#+]+[^/#+]$")
+    keepalive_s: int = Field(30, ge=5, le=3600)
+    session_expiry_s: int = Field(
+        3600,
+        ge=0,
+        le=4_294_967_295,
+        description="how long the broker queues events for a stopped collector; 0 = clean session",
+    )
+
+    @model_validator(mode="after")
+    def _session_needs_client_id(self) -> MqttConfig:
+        if self.session_expiry_s and not self.client_id:
+            raise ValueError("a persistent session (session_expiry_s > 0) needs a non-empty client_id")
+        return self
+
+
+class StoreConfig(Section):
+    backend: Literal["sqlite"] = Field("sqlite", description="only sqlite for now; postgresql comes later")
+    path: Path = Field(Path("footfall.db"), description="SQLite file; a relative path is from the working dir")
+
+
+class IngestConfig(Section):
+    max_payload_bytes: int = Field(65_536, ge=1024, le=16 * 1024 * 1024)
+    batch_size: int = Field(1000, ge=1, le=100_000, description="store accepted events in batches this big...")
+    flush_interval_s: float = Field(1.0, gt=0, le=60, description="...or at least this often")
+    dead_letter_keep: int = Field(100, ge=0, le=100_000, description="rejected payloads kept as samples")
+    rejection_log_interval_s: float = Field(
+        10.0, ge=0, le=3600, description="log each rejection reason at most once per this many seconds"
+    )
+    stats_log_interval_s: float = Field(60.0, gt=0, le=86_400, description="log running counts this often")
+
+
+class ReportConfig(Section):
+    timezone: str = Field("Europe/Paris", description="the store's IANA time zone: hours and dates are local")
+    dwell_edges_min: list[float] = Field(
+        [5, 15, 30, 60], min_length=1, max_length=20, description="visitor dwell-time bucket edges, minutes"
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Europe/Paris)") from None
+        return value
+
+    @field_validator("dwell_edges_min")
+    @classmethod
+    def _increasing(cls, edges: list[float]) -> list[float]:
+        if edges[0] <= 0:
+            raise ValueError(f"the first edge must be above 0 minutes, got {edges[0]:g}")
+        for low, high in zip(edges, edges[1:], strict=False):
+            if high <= low:
+                raise ValueError(f"edges must increase, got {high:g} after {low:g}")
+        return edges
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class CollectorConfig(Section):
+    mqtt: MqttConfig = MqttConfig()
+    store: StoreConfig = StoreConfig()
+    ingest: IngestConfig = IngestConfig()
+    report: ReportConfig = ReportConfig()
+
+
+def load(path: Path | None) -> CollectorConfig:
+    """The file's settings, or the embedded defaults when no file is given."""
+    if path is None:
+        return validate_model(CollectorConfig, {})
+    return load_model(path, CollectorConfig)

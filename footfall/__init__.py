@@ -1,0 +1,1 @@
+"""Parts both sides of footfall share: the wire schema, MQTT client, config loading."""

@@ -1,0 +1,144 @@
+"""The wire schema: every event a sensor publishes, declared once.
+
+Sensors build these models and serialise them; the collector parses the same models with
+`extra="forbid"` and strict types, so a payload either matches the schema exactly or is rejected with
+a reason. The README's schema section is generated from these models (`footfall-collector schema`).
+
+Event ids are deterministic (a hash of what identifies the event, never of a raw MAC), so replaying
+the same capture, or re-sending after a crash, yields the same ids and the collector stores each once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Annotated, Any, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
+
+SCHEMA_VISIT: Final = "footfall.visit/1"
+SCHEMA_COUNT: Final = "footfall.count/1"
+SCHEMA_STATUS: Final = "footfall.status/1"
+
+Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
+"""Store and sensor names: they become MQTT topic levels, so no '/', '+', '#' or spaces."""
+
+HexId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{8,64}$")]
+Count = Annotated[int, Field(ge=0)]
+Timestamp = Annotated[datetime, Field(description="UTC, ISO 8601")]
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    event_id: HexId = Field(description="deterministic: the same capture replayed gives the same id")
+    store: Name
+    sensor: Name
+    epoch: str = Field(max_length=64, description="salt epoch the pseudonyms in this event belong to")
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(by_alias=True, exclude_none=True).encode()
+
+
+VisitKind = Literal["visitor", "passerby", "fixed"]
+
+
+class VisitEvent(_Event):
+    """One visit of one estimated device, published when the visit closes."""
+
+    schema_: Literal["footfall.visit/1"] = Field(SCHEMA_VISIT, alias="schema")
+    device: HexId = Field(description="pseudonym of the (estimated) device within the epoch")
+    start: Timestamp
+    end: Timestamp
+    dwell_s: float = Field(ge=0)
+    kind: VisitKind
+    frames: Count
+    addresses: Count = Field(description="distinct (pseudonymised) addresses the device used in this visit")
+    randomized: bool = Field(description="the device used locally administered addresses")
+    rssi_max: int | None = Field(None, ge=-127, le=20)
+    rssi_median: int | None = Field(None, ge=-127, le=20)
+    visit_no: int = Field(ge=1, description="1 for the device's first visit in this epoch, 2 for the next...")
+    consent: HexId | None = Field(None, description="stable consent token, only for consented devices")
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class CountEvent(_Event):
+    """Per-interval figures: the estimates and the raw counts they came from."""
+
+    schema_: Literal["footfall.count/1"] = Field(SCHEMA_COUNT, alias="schema")
+    start: Timestamp
+    end: Timestamp
+    present: float = Field(ge=0, description="estimated people inside, time-averaged over the interval")
+    visitors: Count = Field(description="visits that qualified as visitor visits in this interval")
+    passersby: Count = Field(description="visits that closed as passerby visits in this interval")
+    visitors_present: Count = Field(description="visitor visits open at the end of the interval")
+    new_visitors: Count = Field(description="visitors whose first visit in the epoch this is")
+    returning_visitors: Count = Field(description="visitors seen on an earlier visit in the same epoch")
+    fixed_devices: Count = Field(0, description="devices classed as fixed/staff, reported apart")
+    frames: Count
+    frames_randomized: Count
+    addresses: Count = Field(description="distinct addresses heard (the naive count)")
+    addresses_randomized: Count
+    devices: Count = Field(description="estimated distinct devices heard")
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class StatusEvent(_Event):
+    """Sensor health, retained; the broker publishes the `offline` form as the sensor's last will."""
+
+    schema_: Literal["footfall.status/1"] = Field(SCHEMA_STATUS, alias="schema")
+    state: Literal["online", "offline"]
+    at: Timestamp
+    version: str = Field(max_length=32)
+    uptime_s: float = Field(0, ge=0)
+    source: str = Field("", max_length=256, description="interface or capture being read")
+    frames: Count = 0
+    probe_requests: Count = 0
+    decode_errors: dict[str, Count] = Field(default_factory=dict)
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+Event = VisitEvent | CountEvent | StatusEvent
+EVENT_KINDS: dict[str, type[_Event]] = {"visit": VisitEvent, "count": CountEvent, "status": StatusEvent}
+"""Topic suffix → model: the one table that ties topics to schemas."""
+
+_BY_SCHEMA: dict[str, type[_Event]] = {
+    SCHEMA_VISIT: VisitEvent,
+    SCHEMA_COUNT: CountEvent,
+    SCHEMA_STATUS: StatusEvent,
+}
+
+
+def event_id(*parts: object) -> str:
+    """A deterministic 128-bit id from the fields that identify an event."""
+    text = "\x1f".join(str(p) for p in parts)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def utc(ts_ns: int) -> datetime:
+    """Frame time (UTC ns) → aware datetime, truncated to microseconds."""
+    return datetime.fromtimestamp(ts_ns // 1000 / 1_000_000, tz=UTC)
+
+
+def model_for_schema(schema: str) -> type[_Event] | None:
+    return _BY_SCHEMA.get(schema)
+
+
+def json_schemas() -> dict[str, dict[str, Any]]:
+    """JSON Schema of every event, by schema name (used for the README and by consumers)."""
+    return {
+        name: TypeAdapter(model).json_schema(by_alias=True, mode="serialization")
+        for name, model in _BY_SCHEMA.items()
+    }
+
+
+def topic_kind(event: Event) -> str:
+    """The topic suffix an event is published under (`visit`, `count`, `status`)."""
+    return event.schema_.split(".", 1)[1].split("/", 1)[0]
+
+
+def topic_for(prefix: str, event: Event) -> str:
+    return f"{prefix}/{event.store}/{event.sensor}/{topic_kind(event)}"

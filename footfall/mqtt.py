@@ -1,0 +1,244 @@
+"""One small typed class around paho-mqtt 2.x, the only place that touches paho.
+
+paho's own types stay inside; callers see `Message`, `MqttError` and plain values. Reconnection is
+paho's (capped exponential backoff, forever); subscriptions are renewed in `on_connect` so a broker
+restart without a persistent session loses no subscription. `publish` reports whether the broker
+acknowledged (PUBACK for QoS 1) so a caller with a spool removes an event only once it is safe.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+log = logging.getLogger(__name__)
+
+
+class MqttError(Exception):
+    """A broker or connection problem, with paho's detail converted to text."""
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Will:
+    topic: str
+    payload: bytes
+    qos: int = 1
+    retain: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class TlsSettings:
+    ca_file: Path
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerSettings:
+    host: str = "127.0.0.1"
+    port: int = 1883
+    client_id: str = ""
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    tls: TlsSettings | None = None
+    keepalive_s: int = 30
+    # A persistent session (clean start off + expiry) lets QoS 1 messages queue at the broker while
+    # this client is away; the collector wants that, a sensor publishing only does not need it.
+    session_expiry_s: int = 0
+    reconnect_min_s: int = 1
+    reconnect_max_s: int = 60
+
+
+Handler = Callable[[Message], None]
+
+
+class MqttClient:
+    """A connected MQTT v5 client running paho's network loop in a background thread."""
+
+    def __init__(self, settings: BrokerSettings, will: Will | None = None) -> None:
+        self._settings = settings
+        self._client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=settings.client_id,
+            protocol=paho.MQTTv5,
+            reconnect_on_failure=True,
+        )
+        self._client.enable_logger(logging.getLogger("footfall.paho"))
+        if settings.username is not None:
+            self._client.username_pw_set(settings.username, settings.password)
+        if settings.tls is not None:
+            self._client.tls_set(
+                ca_certs=str(settings.tls.ca_file),
+                certfile=str(settings.tls.cert_file) if settings.tls.cert_file else None,
+                keyfile=str(settings.tls.key_file) if settings.tls.key_file else None,
+                tls_version=ssl.PROTOCOL_TLS_CLIENT,
+            )
+        if will is not None:
+            self._client.will_set(will.topic, will.payload, qos=will.qos, retain=will.retain)
+        self._client.reconnect_delay_set(settings.reconnect_min_s, settings.reconnect_max_s)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_message = self._on_message
+        self._client.on_publish = self._on_publish
+        self._subscriptions: dict[str, tuple[int, Handler]] = {}
+        self._connected = threading.Event()
+        self._lock = threading.Lock()
+        self._acked: set[int] = set()
+        self._ack_cond = threading.Condition(self._lock)
+        self._on_connect_hooks: list[Callable[[], None]] = []
+        self.connects = 0
+        self.disconnects = 0
+        self.last_error = ""
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+    def connect(self, timeout_s: float = 10.0, *, wait: bool = True) -> None:
+        """Connect and start the network loop; with `wait`, fail with MqttError if not up in time."""
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        if self._settings.session_expiry_s:
+            props.SessionExpiryInterval = self._settings.session_expiry_s
+        try:
+            self._client.connect_async(
+                self._settings.host,
+                self._settings.port,
+                keepalive=self._settings.keepalive_s,
+                clean_start=self._settings.session_expiry_s == 0,
+                properties=props,
+            )
+        except (OSError, ValueError) as exc:
+            raise MqttError(f"cannot connect to {self._where}: {exc}") from None
+        self._client.loop_start()
+        if wait and not self._connected.wait(timeout_s):
+            detail = f": {self.last_error}" if self.last_error else ""
+            self.close()
+            raise MqttError(f"no connection to {self._where} within {timeout_s:g} s{detail}")
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+        self._connected.clear()
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def wait_connected(self, timeout_s: float) -> bool:
+        return self._connected.wait(timeout_s)
+
+    def on_connect(self, hook: Callable[[], None]) -> None:
+        """Run `hook` after every (re)connection, e.g. to publish a retained `online` status."""
+        self._on_connect_hooks.append(hook)
+
+    # -- publish --------------------------------------------------------------------------------------
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> int:
+        """Queue a message; returns its message id (0 for QoS 0). Raises MqttError if paho refuses."""
+        info = self._client.publish(topic, payload, qos=qos, retain=retain)
+        if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):
+            raise MqttError(f"publish to {topic} refused: {paho.error_string(info.rc)}")
+        return int(info.mid)
+
+    def wait_acked(self, mids: set[int], timeout_s: float) -> set[int]:
+        """Wait until all `mids` are acknowledged or the time is up; returns those still unacknowledged."""
+        with self._ack_cond:
+            self._ack_cond.wait_for(lambda: mids <= self._acked, timeout=timeout_s)
+            done = mids & self._acked
+            self._acked -= done
+            return mids - done
+
+    def take_acked(self) -> set[int]:
+        """Message ids acknowledged since the last call (for callers that track their own in-flight set)."""
+        with self._lock:
+            done, self._acked = self._acked, set()
+            return done
+
+    # -- subscribe ------------------------------------------------------------------------------------
+    def subscribe(self, topic: str, handler: Handler, qos: int = 1) -> None:
+        """Subscribe now (if connected) and again after every reconnection."""
+        self._subscriptions[topic] = (qos, handler)
+        if self.connected:
+            self._client.subscribe(topic, qos=qos)
+
+    # -- paho callbacks (network thread) --------------------------------------------------------------
+    @property
+    def _where(self) -> str:
+        return f"mqtt{'s' if self._settings.tls else ''}://{self._settings.host}:{self._settings.port}"
+
+    def _on_connect(
+        self,
+        client: paho.Client,
+        userdata: object,
+        flags: paho.ConnectFlags,
+        reason: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if reason.is_failure:
+            self.last_error = str(reason)
+            log.warning("broker %s refused the connection: %s", self._where, reason)
+            return
+        self.connects += 1
+        for topic, (qos, _) in self._subscriptions.items():
+            client.subscribe(topic, qos=qos)
+        log.info("connected to %s (session present: %s)", self._where, flags.session_present)
+        self._connected.set()
+        for hook in self._on_connect_hooks:
+            hook()
+
+    def _on_disconnect(
+        self,
+        client: paho.Client,
+        userdata: object,
+        flags: paho.DisconnectFlags,
+        reason: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        self._connected.clear()
+        self.disconnects += 1
+        self.last_error = str(reason)
+        log.warning("disconnected from %s: %s; reconnecting with backoff", self._where, reason)
+
+    def _on_message(self, client: paho.Client, userdata: object, msg: paho.MQTTMessage) -> None:
+        message = Message(msg.topic, bytes(msg.payload), int(msg.qos), bool(msg.retain))
+        for pattern, (_, handler) in self._subscriptions.items():
+            if paho.topic_matches_sub(_plain_filter(pattern), msg.topic):
+                try:
+                    handler(message)
+                except Exception:
+                    # A handler bug must not kill paho's network thread (and with it every later message).
+                    log.exception("handler for %s failed on a message on %s", pattern, msg.topic)
+                return
+
+    def _on_publish(
+        self,
+        client: paho.Client,
+        userdata: object,
+        mid: int,
+        reason: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        with self._ack_cond:
+            self._acked.add(mid)
+            self._ack_cond.notify_all()
+
+
+def _plain_filter(pattern: str) -> str:
+    """`$share/group/topic` → `topic`: the broker strips the share prefix from delivered topics."""
+    if pattern.startswith("$share/"):
+        return pattern.split("/", 2)[2]
+    return pattern

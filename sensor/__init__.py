@@ -1,0 +1,1 @@
+"""footfall sensor: what runs on the Raspberry Pi."""

@@ -1,0 +1,125 @@
+"""The sensor pipeline: capture records → decode → pseudonymise → resolve devices → presence → events.
+
+Everything here is plain computation over what is passed in (records, a salt source, a sink); the same
+pipeline serves replay (time from the frames) and live capture (time from a clock via `advance`).
+The raw transmitter address exists only between `decode` and `pseudonym` inside `feed`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from footfall.events import Event
+from sensor.config import SensorConfig
+from sensor.decode import FrameDecoder
+from sensor.frames import CaptureRecord, Sighting
+from sensor.pseudonym import Pseudonymizer, SaltSource
+from sensor.visits import PeopleEstimate, PresenceModel
+
+
+class Sink(Protocol):
+    """Where events go: MQTT, a JSON-lines file, a list in a test."""
+
+    def send(self, event: Event) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class DeviceResolver(Protocol):
+    """Groups the addresses of one device (randomized MACs) into one estimated device id."""
+
+    def resolve(self, s: Sighting) -> str: ...
+
+    def is_fixed(self, device: str) -> bool: ...
+
+
+class AddressIsDevice:
+    """No estimation: every address is its own device (the naive count)."""
+
+    def resolve(self, s: Sighting) -> str:
+        return s.address
+
+    def is_fixed(self, device: str) -> bool:
+        return False
+
+
+@dataclass
+class ListSink:
+    """Keeps events in memory (tests, calibration, benchmarks)."""
+
+    events: list[Event] = field(default_factory=list)
+
+    def send(self, event: Event) -> None:
+        self.events.append(event)
+
+    def close(self) -> None:
+        pass
+
+
+class Pipeline:
+    def __init__(
+        self,
+        config: SensorConfig,
+        salts: SaltSource,
+        sink: Sink,
+        *,
+        resolver: DeviceResolver | None = None,
+        people: PeopleEstimate | None = None,
+        drop_mac: Callable[[bytes], bool] | None = None,
+    ) -> None:
+        self.config = config
+        self.decoder = FrameDecoder()
+        self.pseudonyms = Pseudonymizer(salts, config.privacy.pseudonym_bits)
+        self.resolver = resolver or AddressIsDevice()
+        self.sink = sink
+        self._drop_mac = drop_mac
+        self.dropped_optout = 0
+        self.presence = PresenceModel(
+            config.presence,
+            config.site.store,
+            config.site.sensor,
+            sink.send,
+            is_fixed=self.resolver.is_fixed,
+            people=people,
+        )
+        self.last_ts_ns = 0
+
+    def feed(self, ts_ns: int, linktype: int, data: bytes) -> None:
+        probe = self.decoder.decode(ts_ns, linktype, data)
+        if probe is None:
+            return
+        mac = probe.transmitter
+        if self._drop_mac is not None and self._drop_mac(mac):
+            # Opted out: dropped before any other processing, not even pseudonymised.
+            self.dropped_optout += 1
+            return
+        address = self.pseudonyms.pseudonym(mac, ts_ns)
+        sighting = Sighting(
+            ts_ns,
+            address,
+            self.pseudonyms.epoch,
+            probe.randomized,
+            probe.rssi_dbm,
+            probe.channel,
+            probe.seq,
+            probe.fingerprint,
+            probe.ie_ids,
+            probe.ssid != "",
+        )
+        self.presence.observe(sighting, self.resolver.resolve(sighting))
+        self.last_ts_ns = ts_ns
+
+    def run(self, records: Iterable[CaptureRecord]) -> None:
+        feed = self.feed
+        for r in records:
+            feed(r.ts_ns, r.linktype, r.data)
+
+    def advance(self, now_ns: int) -> None:
+        self.presence.advance(now_ns)
+
+    def finish(self) -> None:
+        """End of input: close open visits, emit the last interval, close the sink."""
+        self.presence.flush()
+        self.sink.close()

@@ -1,0 +1,97 @@
+"""Turns raw MAC addresses into keyed pseudonyms, the first thing done to every decoded frame.
+
+A pseudonym is HMAC-SHA256(salt, mac) truncated and hex-encoded. A plain salted hash would not do:
+the MAC space is ~2^40 (OUI-constrained), so anyone holding the salt can enumerate it. Keeping the salt
+secret, short-lived (it rotates per epoch) and destroyed afterwards is what makes the pseudonym safe;
+truncation additionally makes a single pseudonym ambiguous for a brute-forcer.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass, field
+from hashlib import sha256
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Epoch:
+    """One salt period. `salt` is secret: it never leaves the sensor process and is never logged."""
+
+    id: str
+    salt: bytes = field(repr=False)
+    start_ns: int
+    end_ns: int  # exclusive
+
+    def __contains__(self, ts_ns: object) -> bool:
+        return isinstance(ts_ns, int) and self.start_ns <= ts_ns < self.end_ns
+
+
+class SaltSource(Protocol):
+    """Where salts come from; the rotation schedule and key storage live behind this seam."""
+
+    def epoch_at(self, ts_ns: int) -> Epoch:
+        """The epoch containing `ts_ns` (UTC ns)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class FixedSalt:
+    """One salt for all time: only for tests and for replaying a capture with a throwaway key."""
+
+    salt: bytes = field(repr=False)
+    epoch: str = "fixed"
+
+    def epoch_at(self, ts_ns: int) -> Epoch:
+        return Epoch(self.epoch, self.salt, -(2**63), 2**63)
+
+
+class Pseudonymizer:
+    """MAC → pseudonym under the epoch's salt, cached within the epoch.
+
+    The cache maps raw address bytes to pseudonyms, so it lives in memory only and is emptied the moment
+    the epoch changes: after rotation nothing in this object can link old and new pseudonyms.
+    """
+
+    _CACHE_LIMIT = 200_000  # a mall's churn of random addresses must not grow memory without bound
+
+    def __init__(self, salts: SaltSource, bits: int = 64) -> None:
+        if bits % 4 or not 32 <= bits <= 256:
+            raise ValueError(f"pseudonym bits must be a multiple of 4 in 32..256, got {bits}")
+        self._salts = salts
+        self._hex_chars = bits // 4
+        self._epoch: Epoch | None = None
+        self._start_ns = 0
+        self._end_ns = -1
+        self._cache: dict[bytes, str] = {}
+
+    @property
+    def epoch(self) -> str:
+        """Id of the epoch of the last pseudonym made ("" before the first)."""
+        return self._epoch.id if self._epoch else ""
+
+    def pseudonym(self, mac: bytes, ts_ns: int) -> str:
+        if not self._start_ns <= ts_ns < self._end_ns:
+            self._enter(ts_ns)
+        cached = self._cache.get(mac)
+        if cached is not None:
+            return cached
+        assert self._epoch is not None
+        value = hmac.digest(self._epoch.salt, mac, sha256).hex()[: self._hex_chars]
+        if len(self._cache) >= self._CACHE_LIMIT:
+            self._cache.clear()
+        self._cache[mac] = value
+        return value
+
+    def forget(self) -> None:
+        """Drop the cache and the salt reference (at rotation, and at shutdown)."""
+        self._cache.clear()
+        self._epoch = None
+        self._start_ns, self._end_ns = 0, -1
+
+    def _enter(self, ts_ns: int) -> None:
+        epoch = self._salts.epoch_at(ts_ns)
+        if self._epoch is None or epoch.id != self._epoch.id:
+            self._cache.clear()
+        self._epoch = epoch
+        self._start_ns, self._end_ns = epoch.start_ns, epoch.end_ns

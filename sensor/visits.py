@@ -1,0 +1,294 @@
+"""The presence model: device sightings → visits and per-interval counts.
+
+A visit opens at a device's first frame and closes once the device has been silent for
+`visit_timeout_s`. It is a *visitor* visit if its signal reached `visitor_rssi` and it lasted at least
+`min_dwell_s`, otherwise a *passerby* (the Meraki / Cloud4Wi definitions); a device the estimator
+flags as fixed or staff is reported as `fixed` and never counted as a visitor.
+
+Time comes only from the sightings (frame timestamps in replay, a clock in live capture via
+`advance`), so a day of traffic runs through here in milliseconds and the same input always gives the
+same events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from footfall.events import CountEvent, VisitEvent, VisitKind, event_id, utc
+from sensor.config import PresenceConfig
+from sensor.frames import Sighting
+
+NS = 1_000_000_000
+EXPIRY_TICK_NS = 5 * NS  # how often (frame time) open visits are checked for their timeout
+
+Emit = Callable[[VisitEvent | CountEvent], None]
+
+
+class PeopleEstimate(Protocol):
+    """Turns what the sensor heard into people present; the estimation module plugs in here."""
+
+    def present(self, start_ns: int, end_ns: int, visits: list[VisitSpan]) -> float:
+        """Estimated people inside, time-averaged over [start_ns, end_ns)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class VisitSpan:
+    """What the people estimate needs of a visit that overlapped the interval."""
+
+    device: str
+    start_ns: int
+    last_ns: int
+    inside: bool  # reached the visitor signal level
+    fixed: bool
+
+
+class InsideVisits:
+    """The default estimate: time-averaged number of inside-signal, non-fixed visits."""
+
+    def present(self, start_ns: int, end_ns: int, visits: list[VisitSpan]) -> float:
+        covered = 0
+        for v in visits:
+            if v.inside and not v.fixed:
+                covered += max(0, min(v.last_ns, end_ns) - max(v.start_ns, start_ns))
+        return covered / (end_ns - start_ns)
+
+
+@dataclass(slots=True)
+class _Visit:
+    device: str
+    epoch: str
+    start_ns: int
+    last_ns: int
+    visit_no: int
+    frames: int = 0
+    addresses: set[str] = field(default_factory=set)
+    randomized: bool = False
+    rssi_max: int | None = None
+    rssi_hist: dict[int, int] = field(default_factory=dict)
+    inside: bool = False
+    visitor: bool = False
+    consent: str | None = None
+
+    def span(self, fixed: bool) -> VisitSpan:
+        return VisitSpan(self.device, self.start_ns, self.last_ns, self.inside, fixed)
+
+
+@dataclass(slots=True)
+class _Interval:
+    start_ns: int
+    end_ns: int
+    frames: int = 0
+    frames_randomized: int = 0
+    addresses: set[str] = field(default_factory=set)
+    addresses_randomized: set[str] = field(default_factory=set)
+    devices: set[str] = field(default_factory=set)
+    fixed: set[str] = field(default_factory=set)
+    visitors: int = 0
+    new_visitors: int = 0
+    passersby: int = 0
+    closed: list[VisitSpan] = field(default_factory=list)
+
+
+class PresenceModel:
+    """Feed it sightings with the device they were resolved to; it emits visit and count events."""
+
+    def __init__(
+        self,
+        config: PresenceConfig,
+        store: str,
+        sensor: str,
+        emit: Emit,
+        *,
+        is_fixed: Callable[[str], bool] = lambda device: False,
+        people: PeopleEstimate | None = None,
+        consent_of: Callable[[str], str | None] = lambda device: None,
+    ) -> None:
+        self._timeout_ns = int(config.visit_timeout_s * NS)
+        self._min_dwell_ns = int(config.min_dwell_s * NS)
+        self._visitor_rssi = config.visitor_rssi
+        self._interval_ns = config.interval_s * NS
+        self._store = store
+        self._sensor = sensor
+        self._emit = emit
+        self._is_fixed = is_fixed
+        self._people = people or InsideVisits()
+        self._consent_of = consent_of
+        self._open: dict[str, _Visit] = {}
+        self._visits_in_epoch: dict[str, int] = {}
+        self._epoch = ""
+        self._interval: _Interval | None = None
+        self._next_expiry_ns = 0
+        self.visits_emitted = 0
+        self.counts_emitted = 0
+
+    # -- input -----------------------------------------------------------------------------------------
+    def observe(self, s: Sighting, device: str) -> None:
+        ts = s.ts_ns
+        interval = self._interval
+        if interval is None or ts >= interval.end_ns:
+            interval = self._roll(ts)
+        elif ts >= self._next_expiry_ns:
+            self._expire(ts)
+        if s.epoch != self._epoch:
+            self._new_epoch(s.epoch)
+
+        visit = self._open.get(device)
+        if visit is None:
+            n = self._visits_in_epoch.get(device, 0) + 1
+            self._visits_in_epoch[device] = n
+            visit = _Visit(device, s.epoch, ts, ts, n, consent=self._consent_of(device))
+            self._open[device] = visit
+        visit.last_ns = ts
+        visit.frames += 1
+        visit.addresses.add(s.address)
+        rssi = s.rssi_dbm
+        if rssi is not None:
+            visit.rssi_hist[rssi] = visit.rssi_hist.get(rssi, 0) + 1
+            if visit.rssi_max is None or rssi > visit.rssi_max:
+                visit.rssi_max = rssi
+                if rssi >= self._visitor_rssi:
+                    visit.inside = True
+        if s.randomized:
+            visit.randomized = True
+            interval.frames_randomized += 1
+            interval.addresses_randomized.add(s.address)
+        if not visit.visitor and visit.inside and ts - visit.start_ns >= self._min_dwell_ns:
+            self._qualify(visit, interval)
+        interval.frames += 1
+        interval.addresses.add(s.address)
+        interval.devices.add(device)
+
+    def advance(self, now_ns: int) -> None:
+        """Let time pass without frames (live capture): close timed-out visits and finished intervals."""
+        if self._interval is None:
+            return
+        if now_ns >= self._interval.end_ns:
+            self._roll(now_ns)
+        else:
+            self._expire(now_ns)
+
+    def flush(self) -> None:
+        """End of input: close every open visit and emit the last (partial) interval."""
+        if self._interval is None:
+            return
+        for visit in list(self._open.values()):
+            self._close(visit, self._interval)
+        self._open.clear()
+        self._emit_count(self._interval)
+        self._interval = None
+
+    @property
+    def open_visits(self) -> int:
+        return len(self._open)
+
+    # -- internals -------------------------------------------------------------------------------------
+    def _roll(self, ts: int) -> _Interval:
+        """Emit every interval that ended at or before `ts` (zeros for silent ones) and open the next."""
+        current = self._interval
+        if current is None:
+            start = ts - ts % self._interval_ns
+            current = self._interval = _Interval(start, start + self._interval_ns)
+        while ts >= current.end_ns:
+            # Visits that timed out before the boundary belong to the interval that is ending.
+            self._expire(current.end_ns)
+            self._emit_count(current)
+            current = self._interval = _Interval(current.end_ns, current.end_ns + self._interval_ns)
+        self._next_expiry_ns = ts + EXPIRY_TICK_NS
+        return current
+
+    def _expire(self, now: int) -> None:
+        self._next_expiry_ns = now + EXPIRY_TICK_NS
+        interval = self._interval
+        assert interval is not None
+        limit = now - self._timeout_ns
+        done = [v for v in self._open.values() if v.last_ns < limit]
+        for visit in done:
+            del self._open[visit.device]
+            self._close(visit, interval)
+
+    def _qualify(self, visit: _Visit, interval: _Interval) -> None:
+        if self._is_fixed(visit.device):
+            return
+        visit.visitor = True
+        interval.visitors += 1
+        if visit.visit_no == 1:
+            interval.new_visitors += 1
+
+    def _close(self, visit: _Visit, interval: _Interval) -> None:
+        fixed = self._is_fixed(visit.device)
+        kind: VisitKind = "fixed" if fixed else "visitor" if visit.visitor else "passerby"
+        if kind == "passerby":
+            interval.passersby += 1
+        interval.closed.append(visit.span(fixed))
+        self.visits_emitted += 1
+        self._emit(
+            VisitEvent(
+                event_id=event_id(
+                    self._store, self._sensor, "visit", visit.epoch, visit.device, visit.start_ns
+                ),
+                store=self._store,
+                sensor=self._sensor,
+                epoch=visit.epoch,
+                device=visit.device,
+                start=utc(visit.start_ns),
+                end=utc(visit.last_ns),
+                dwell_s=round((visit.last_ns - visit.start_ns) / NS, 3),
+                kind=kind,
+                frames=visit.frames,
+                addresses=len(visit.addresses),
+                randomized=visit.randomized,
+                rssi_max=visit.rssi_max,
+                rssi_median=_median(visit.rssi_hist),
+                visit_no=visit.visit_no,
+                consent=visit.consent,
+            )
+        )
+
+    def _emit_count(self, interval: _Interval) -> None:
+        spans = interval.closed + [v.span(self._is_fixed(v.device)) for v in self._open.values()]
+        fixed = {d for d in interval.devices if self._is_fixed(d)}
+        open_visitors = sum(1 for v in self._open.values() if v.visitor)
+        self.counts_emitted += 1
+        self._emit(
+            CountEvent(
+                event_id=event_id(self._store, self._sensor, "count", interval.start_ns),
+                store=self._store,
+                sensor=self._sensor,
+                epoch=self._epoch,
+                start=utc(interval.start_ns),
+                end=utc(interval.end_ns),
+                present=round(self._people.present(interval.start_ns, interval.end_ns, spans), 3),
+                visitors=interval.visitors,
+                passersby=interval.passersby,
+                visitors_present=open_visitors,
+                new_visitors=interval.new_visitors,
+                returning_visitors=interval.visitors - interval.new_visitors,
+                fixed_devices=len(fixed),
+                frames=interval.frames,
+                frames_randomized=interval.frames_randomized,
+                addresses=len(interval.addresses),
+                addresses_randomized=len(interval.addresses_randomized),
+                devices=len(interval.devices - fixed),
+            )
+        )
+
+    def _new_epoch(self, epoch: str) -> None:
+        # Pseudonyms of the old epoch can never be seen again: forget how often they visited.
+        self._epoch = epoch
+        self._visits_in_epoch = {d: n for d, n in self._visits_in_epoch.items() if d in self._open}
+
+
+def _median(hist: dict[int, int]) -> int | None:
+    total = sum(hist.values())
+    if not total:
+        return None
+    half = (total + 1) // 2
+    seen = 0
+    for value in sorted(hist):
+        seen += hist[value]
+        if seen >= half:
+            return value
+    raise AssertionError("unreachable")
