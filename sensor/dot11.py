@@ -104,8 +104,11 @@ class Elements:
     ssid: str
     ids: tuple[int, ...]  # in frame order; extension elements as 255 * 256 + extension id
     fingerprint: str
-    complete: bool  # False when the last element ran past the end of the body
-    has_ssid: bool
+    overrun: int  # bytes the last element lacks; 0 when the walk ended exactly at the end
+    has_ssid: bool  # an SSID element was read whole
+    # The last element is exactly 4 bytes (id, len 2, 2 bytes): what an FCS the radio header did not
+    # announce can look like, so the decoder checks the CRC before trusting it.
+    short_tail: bool
 
 
 _SEQ = struct.Struct("<H")
@@ -139,20 +142,20 @@ def parse_header(frame: bytes) -> Dot11Header:
 def parse_elements(body: bytes) -> Elements:
     """Walk the information elements of a probe request body.
 
-    Stops at the first element that runs past the end (`complete` is then False) and keeps what
-    came before it; deciding what to do with such a frame is the decoder's business.
+    Stops at the first element that runs past the end (`overrun` then says by how much) and keeps
+    what came before it; deciding what to do with such a frame is the decoder's business.
     """
     ids: list[int] = []
     canon = bytearray()
     ssid = ""
     has_ssid = False
-    pos, end = 0, len(body)
+    pos, end, last = 0, len(body), -1
     while pos + 2 <= end:
         eid, length = body[pos], body[pos + 1]
-        start = pos + 2
+        last, start = pos, pos + 2
         pos = start + length
         if pos > end:
-            return _elements(ssid, ids, canon, complete=False, has_ssid=has_ssid)
+            return _elements(ssid, ids, canon, pos - end, has_ssid, short_tail=False)
         keep = FINGERPRINT.get(eid, Keep.ID)
         if eid == EID_SSID and not has_ssid:
             ssid = body[start:pos].decode("utf-8", "replace")
@@ -170,12 +173,16 @@ def parse_elements(body: bytes) -> Elements:
         else:
             kept = b""
         canon += struct.pack(">HB", eid, len(kept)) + kept
-    return _elements(ssid, ids, canon, complete=pos == end, has_ssid=has_ssid)
+    overrun = 2 - (end - pos) if pos < end else 0  # a lone byte: half an element header
+    short_tail = overrun == 0 and end - last == 4
+    return _elements(ssid, ids, canon, overrun, has_ssid, short_tail)
 
 
-def _elements(ssid: str, ids: list[int], canon: bytearray, complete: bool, has_ssid: bool) -> Elements:
+def _elements(
+    ssid: str, ids: list[int], canon: bytearray, overrun: int, has_ssid: bool, short_tail: bool
+) -> Elements:
     fingerprint = hashlib.blake2b(canon, digest_size=8).hexdigest()
-    return Elements(ssid, tuple(ids), fingerprint, complete, has_ssid)
+    return Elements(ssid, tuple(ids), fingerprint, overrun, has_ssid, short_tail)
 
 
 def freq_to_channel(freq: int) -> int | None:
