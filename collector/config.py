@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -26,10 +27,15 @@ class MqttConfig(Section):
         description="must be stable: the broker keeps the persistent session under this id",
     )
     username: str | None = None
-    password_file: Path | None = Field(None, description="file holding the password (e.g. a systemd credential)")
+    password_file: Path | None = Field(
+        None, description="file holding the password (e.g. a systemd credential)"
+    )
     tls: TlsConfig | None = None
     topic_prefix: str = Field("footfall/v1", pattern=r"^[^#+]+[^/#+]$")
     keepalive_s: int = Field(30, ge=5, le=3600)
+    connect_timeout_s: float = Field(
+        10, gt=0, le=600, description="at start, fail if the broker is not up by then"
+    )
     session_expiry_s: int = Field(
         3600,
         ge=0,
@@ -46,12 +52,16 @@ class MqttConfig(Section):
 
 class StoreConfig(Section):
     backend: Literal["sqlite"] = Field("sqlite", description="only sqlite for now; postgresql comes later")
-    path: Path = Field(Path("footfall.db"), description="SQLite file; a relative path is from the working dir")
+    path: Path = Field(
+        Path("footfall.db"), description="SQLite file; a relative path is from the working dir"
+    )
 
 
 class IngestConfig(Section):
     max_payload_bytes: int = Field(65_536, ge=1024, le=16 * 1024 * 1024)
-    batch_size: int = Field(1000, ge=1, le=100_000, description="store accepted events in batches this big...")
+    batch_size: int = Field(
+        1000, ge=1, le=100_000, description="store accepted events in batches this big..."
+    )
     flush_interval_s: float = Field(1.0, gt=0, le=60, description="...or at least this often")
     dead_letter_keep: int = Field(100, ge=0, le=100_000, description="rejected payloads kept as samples")
     rejection_log_interval_s: float = Field(
@@ -80,7 +90,7 @@ class ReportConfig(Section):
     def _increasing(cls, edges: list[float]) -> list[float]:
         if edges[0] <= 0:
             raise ValueError(f"the first edge must be above 0 minutes, got {edges[0]:g}")
-        for low, high in zip(edges, edges[1:], strict=False):
+        for low, high in pairwise(edges):
             if high <= low:
                 raise ValueError(f"edges must increase, got {high:g} after {low:g}")
         return edges

@@ -23,13 +23,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from collector.config import IngestConfig
 from collector.store import DeadLetter, Store, StoreError
-from footfall.events import EVENT_KINDS, Event, model_for_schema
+from footfall.events import EVENT_KINDS, Event
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +92,17 @@ def mask_macs(data: bytes) -> bytes:
     return _MAC.sub(lambda m: b"xx" + (m[1] + b"xx") * 5, data)
 
 
+def _masked(data: bytes, limit: int) -> bytes:
+    # Mask before cutting (masking keeps lengths), so a MAC straddling the cut cannot survive in part.
+    return mask_macs(data[: limit + 16])[:limit]
+
+
 def _safe_text(data: bytes, limit: int) -> str:
-    return mask_macs(data[:limit]).decode("utf-8", "replace")
+    return _masked(data, limit).decode("utf-8", "replace")
+
+
+def _json_detail(exc: Exception) -> str:
+    return "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
 
 
 def _validation_detail(exc: ValidationError) -> str:
@@ -173,13 +182,14 @@ class Ingestor:
         """A payload without a topic (a JSON-lines file): derive the topic from its store/sensor/schema."""
         try:
             data = json.loads(line)
-        except ValueError as exc:
-            return self._rejected_line(source, line, Reason.NOT_JSON, str(exc))
+        except (ValueError, RecursionError) as exc:
+            return self._rejected_line(source, line, Reason.NOT_JSON, _json_detail(exc))
         if not isinstance(data, dict):
             return self._rejected_line(source, line, Reason.WRONG_SCHEMA, "not a JSON object")
-        kind = _KIND_OF_SCHEMA.get(data.get("schema"))
+        schema = data.get("schema")
+        kind = _KIND_OF_SCHEMA.get(schema) if isinstance(schema, str) else None
         if kind is None:
-            return self._rejected_line(source, line, Reason.WRONG_SCHEMA, f"unknown schema {data.get('schema')!r}")
+            return self._rejected_line(source, line, Reason.WRONG_SCHEMA, f"unknown schema {schema!r}")
         store, sensor = data.get("store"), data.get("sensor")
         if not (isinstance(store, str) and isinstance(sensor, str)) or "/" in store + sensor:
             return self._rejected_line(source, line, Reason.INVALID, "store and sensor must be names")
@@ -197,15 +207,17 @@ class Ingestor:
         store, sensor, kind = levels[n:]
         model = EVENT_KINDS.get(kind)
         if model is None:
-            raise _Rejected(Reason.WRONG_TOPIC, f"unknown kind {kind!r}, expected one of {sorted(EVENT_KINDS)}")
+            raise _Rejected(
+                Reason.WRONG_TOPIC, f"unknown kind {kind!r}, expected one of {sorted(EVENT_KINDS)}"
+            )
         if len(payload) > self._config.max_payload_bytes:
             raise _Rejected(
                 Reason.OVERSIZED, f"{len(payload)} bytes, at most {self._config.max_payload_bytes} allowed"
             )
         try:
             data = json.loads(payload)
-        except ValueError as exc:  # includes bad UTF-8
-            raise _Rejected(Reason.NOT_JSON, str(exc)) from None
+        except (ValueError, RecursionError) as exc:  # ValueError includes bad UTF-8
+            raise _Rejected(Reason.NOT_JSON, _json_detail(exc)) from None
         expected = model.model_fields["schema_"].default
         schema = data.get("schema") if isinstance(data, dict) else None
         if schema != expected:
@@ -221,18 +233,19 @@ class Ingestor:
                 Reason.TOPIC_MISMATCH,
                 f"payload is from {event.store}/{event.sensor}, topic says {store}/{sensor}",
             )
-        assert model_for_schema(expected) is model
-        return event  # type: ignore[return-value]  # one of the three Event models, by EVENT_KINDS
+        return cast("Event", event)  # one of the three Event models, by EVENT_KINDS
 
     def _reject(self, topic: str, payload: bytes, reason: Reason, detail: str) -> None:
+        # Topic and detail may quote the payload (a topic level, a schema value): masked like it.
         safe_topic = _safe_text(topic.encode("utf-8", "replace"), 256)
+        safe_detail = _safe_text(detail.encode("utf-8", "replace"), 512)
         letter = DeadLetter(
             at=datetime.fromtimestamp(self._clock(), UTC),
             reason=reason.value,
             topic=safe_topic,
-            detail=detail[:512],
+            detail=safe_detail,
             size=len(payload),
-            payload=mask_macs(payload[:SAMPLE_BYTES]),
+            payload=_masked(payload, SAMPLE_BYTES),
         )
         with self._lock:
             self._received += 1
@@ -241,7 +254,12 @@ class Ingestor:
             self._letters.append(letter)
             del self._letters[: -self._config.dead_letter_keep or len(self._letters)]
         self._warn.warn(
-            reason.value, "rejected payload on %s (%d bytes): %s: %s", safe_topic, len(payload), reason.value, detail
+            reason.value,
+            "rejected payload on %s (%d bytes): %s: %s",
+            safe_topic,
+            len(payload),
+            reason.value,
+            safe_detail,
         )
 
     # -- output -------------------------------------------------------------------------------------------
@@ -267,7 +285,9 @@ class Ingestor:
                 self._duplicates += len(batch) - inserted
             if self._new_rejections:
                 try:
-                    self._store.dead_letter(self._letters, self._new_rejections, self._config.dead_letter_keep)
+                    self._store.dead_letter(
+                        self._letters, self._new_rejections, self._config.dead_letter_keep
+                    )
                 except StoreError as exc:
                     log.error("cannot record rejected payloads: %s", exc)
                 else:
@@ -299,7 +319,7 @@ class Ingestor:
             )
 
 
-def _check_times(event: Event) -> None:
+def _check_times(event: BaseModel) -> None:
     values: dict[str, Any] = {name: getattr(event, name) for name in type(event).model_fields}
     for name, value in values.items():
         if isinstance(value, datetime) and value.utcoffset() is None:

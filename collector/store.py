@@ -94,6 +94,10 @@ class Store(Protocol):
         """Every store with at least one event."""
         ...
 
+    def extent(self, store: str) -> tuple[datetime, datetime] | None:
+        """Earliest and latest start of a visit or count interval of `store`; None if it has none."""
+        ...
+
     def visits(self, store: str, start: datetime, end: datetime) -> list[VisitRow]:
         """Visits of `store` that started in [start, end)."""
         ...
@@ -257,7 +261,8 @@ class SqliteStore:
                 rows,
             )
             self._db.execute(
-                "DELETE FROM dead_letters WHERE id <= (SELECT COALESCE(MAX(id), 0) FROM dead_letters) - ?", (keep,)
+                "DELETE FROM dead_letters WHERE id <= (SELECT COALESCE(MAX(id), 0) FROM dead_letters) - ?",
+                (keep,),
             )
             self._db.executemany(
                 "INSERT INTO rejections VALUES (?, ?) ON CONFLICT(reason) DO UPDATE SET count = count + excluded.count",
@@ -271,7 +276,8 @@ class SqliteStore:
 
     def dead_letters(self) -> list[DeadLetter]:
         rows = self._query(
-            "read dead letters", "SELECT at_us, reason, topic, detail, size, payload FROM dead_letters ORDER BY id"
+            "read dead letters",
+            "SELECT at_us, reason, topic, detail, size, payload FROM dead_letters ORDER BY id",
         )
         return [DeadLetter(_dt(r[0]), r[1], r[2], r[3], r[4], bytes(r[5])) for r in rows]
 
@@ -281,6 +287,17 @@ class SqliteStore:
             "SELECT store FROM visits UNION SELECT store FROM counts UNION SELECT store FROM statuses ORDER BY 1",
         )
         return [str(r[0]) for r in rows]
+
+    def extent(self, store: str) -> tuple[datetime, datetime] | None:
+        rows = self._query(
+            f"find the period of {store}",
+            "SELECT MIN(lo), MAX(hi) FROM ("
+            " SELECT MIN(start_us) AS lo, MAX(start_us) AS hi FROM visits WHERE store = ?"
+            " UNION ALL SELECT MIN(start_us), MAX(start_us) FROM counts WHERE store = ?)",
+            (store, store),
+        )
+        lo, hi = rows[0]
+        return None if lo is None else (_dt(lo), _dt(hi))
 
     def visits(self, store: str, start: datetime, end: datetime) -> list[VisitRow]:
         rows = self._query(

@@ -23,7 +23,8 @@ SCHEMA_STATUS: Final = "footfall.status/1"
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
 """Store and sensor names: they become MQTT topic levels, so no '/', '+', '#' or spaces."""
 
-HexId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{8,64}$")]
+HexId = Annotated[str, StringConstraints(pattern=r"^(?:[0-9a-f]{8}){1,8}$")]
+"""Pseudonyms and ids: whole 32-bit words of lowercase hex, so never 12 hex digits (a bare MAC's shape)."""
 Count = Annotated[int, Field(ge=0)]
 Timestamp = Annotated[datetime, Field(description="UTC, ISO 8601")]
 
@@ -129,10 +130,13 @@ def model_for_schema(schema: str) -> type[_Event] | None:
 
 def json_schemas() -> dict[str, dict[str, Any]]:
     """JSON Schema of every event, by schema name (used for the README and by consumers)."""
-    return {
-        name: TypeAdapter(model).json_schema(by_alias=True, mode="serialization")
-        for name, model in _BY_SCHEMA.items()
-    }
+    schemas = {}
+    for name, model in _BY_SCHEMA.items():
+        schema = TypeAdapter(model).json_schema(by_alias=True, mode="serialization")
+        # `schema` has a default for the producer's convenience, but every payload must carry it.
+        schema["required"] = ["schema", *[r for r in schema.get("required", []) if r != "schema"]]
+        schemas[name] = schema
+    return schemas
 
 
 def topic_kind(event: Event) -> str:

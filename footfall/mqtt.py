@@ -104,6 +104,10 @@ class MqttClient:
         self._acked: set[int] = set()
         self._ack_cond = threading.Condition(self._lock)
         self._on_connect_hooks: list[Callable[[], None]] = []
+        self._closing = False
+        self._suback = threading.Event()
+        self._sub_pending: set[int] = set()
+        self._client.on_subscribe = self._on_subscribe
         self.connects = 0
         self.disconnects = 0
         self.last_error = ""
@@ -131,6 +135,7 @@ class MqttClient:
             raise MqttError(f"no connection to {self._where} within {timeout_s:g} s{detail}")
 
     def close(self) -> None:
+        self._closing = True
         self._client.disconnect()
         self._client.loop_stop()
         self._connected.clear()
@@ -169,11 +174,20 @@ class MqttClient:
             return done
 
     # -- subscribe ------------------------------------------------------------------------------------
-    def subscribe(self, topic: str, handler: Handler, qos: int = 1) -> None:
-        """Subscribe now (if connected) and again after every reconnection."""
+    def subscribe(self, topic: str, handler: Handler, qos: int = 1, *, wait_s: float = 0.0) -> bool:
+        """Subscribe now (if connected) and again after every reconnection.
+
+        With `wait_s`, wait that long for the broker's SUBACK; returns whether it came.
+        """
         self._subscriptions[topic] = (qos, handler)
-        if self.connected:
-            self._client.subscribe(topic, qos=qos)
+        if not self.connected:
+            return False
+        with self._lock:
+            self._suback.clear()
+            _, mid = self._client.subscribe(topic, qos=qos)
+            if mid is not None:
+                self._sub_pending.add(mid)
+        return self._suback.wait(wait_s) if wait_s > 0 else False
 
     # -- paho callbacks (network thread) --------------------------------------------------------------
     @property
@@ -209,6 +223,9 @@ class MqttClient:
         properties: Properties | None,
     ) -> None:
         self._connected.clear()
+        if self._closing:
+            log.info("disconnected from %s", self._where)
+            return
         self.disconnects += 1
         self.last_error = str(reason)
         log.warning("disconnected from %s: %s; reconnecting with backoff", self._where, reason)
@@ -223,6 +240,22 @@ class MqttClient:
                     # A handler bug must not kill paho's network thread (and with it every later message).
                     log.exception("handler for %s failed on a message on %s", pattern, msg.topic)
                 return
+
+    def _on_subscribe(
+        self,
+        client: paho.Client,
+        userdata: object,
+        mid: int,
+        reasons: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        with self._lock:
+            self._sub_pending.discard(mid)
+            if not self._sub_pending:
+                self._suback.set()
+        for reason in reasons:
+            if reason.is_failure:
+                log.warning("broker %s refused a subscription: %s", self._where, reason)
 
     def _on_publish(
         self,

@@ -20,6 +20,15 @@ from typing import BinaryIO
 from sensor.errors import CaptureError
 from sensor.frames import CaptureRecord
 
+__all__ = [
+    "CaptureError",
+    "CaptureReader",
+    "PcapWriter",
+    "iter_capture_bytes",
+    "merge_captures",
+    "read_capture",
+]
+
 PCAP_MAGIC_US = 0xA1B2C3D4
 PCAP_MAGIC_NS = 0xA1B23C4D
 PCAPNG_SHB = 0x0A0D0D0A
@@ -86,7 +95,7 @@ class CaptureReader(Iterator[CaptureRecord]):
             magic_le = magic_be
         if len(buf) < _PCAP_HEADER_LEN:
             raise self._fail(0, f"truncated global header: got {len(buf)} bytes, 24 needed")
-        _, _, _, _, snaplen, network = struct.unpack_from(order + "IHHiII", buf, 0)
+        _, _, _, _, _, snaplen, network = struct.unpack_from(order + "IHHiIII", buf, 0)
         frac_ns = 1 if magic_le == PCAP_MAGIC_NS else 1000
         linktype = network & 0xFFFF  # the upper bits may carry FCS-length hints
         limit = min(max(snaplen, _MAX_RECORD), _MAX_BLOCK)
@@ -252,7 +261,7 @@ class PcapWriter:
         self._nanosecond = nanosecond
         self._fh: BinaryIO = open(path, "wb")  # noqa: SIM115 - closed by close()/__exit__
         magic = PCAP_MAGIC_NS if nanosecond else PCAP_MAGIC_US
-        self._fh.write(struct.pack("<IHHiII", magic, 2, 4, 0, 0, snaplen, linktype))
+        self._fh.write(struct.pack("<IHHiIII", magic, 2, 4, 0, 0, snaplen, linktype))
         self._record = struct.Struct("<IIII").pack
 
     def write(self, ts_ns: int, data: bytes, orig_len: int | None = None) -> None:

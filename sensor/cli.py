@@ -56,17 +56,34 @@ def load_config(path: Path | None) -> sensor_config.SensorConfig:
         raise click.ClickException(str(exc)) from None
 
 
-def salt_source(config: sensor_config.SensorConfig) -> SaltSource:
-    """The key file's ratchet when configured; otherwise a throwaway key that dies with the process."""
+def salt_source(config: sensor_config.SensorConfig, seed: Path | None = None) -> SaltSource:
+    """Replay salts: from a store seed (deterministic), else a throwaway key that dies with the process.
+
+    A sensor key file is deliberately not used for replay: its ratchet only moves forward, so an old
+    capture could not be served, and a capture with future timestamps would burn the live salts.
+    """
+    if seed is not None:
+        from sensor.keys import KeyFileError, StoreSeed
+        from sensor.seedsalts import SeedSalts
+
+        try:
+            return SeedSalts(StoreSeed.load(seed))
+        except KeyFileError as exc:
+            raise click.ClickException(str(exc)) from None
+    log.info("no --seed given: pseudonyms use a throwaway key (stable only within this run)")
+    return FixedSalt(os.urandom(32), epoch="ephemeral")
+
+
+def key_salt_source(config: sensor_config.SensorConfig) -> SaltSource:
+    """The live sensor's ratcheting key file."""
     key_file = config.privacy.key_file
     if key_file is None:
-        log.info("no privacy.key_file configured: pseudonyms use a throwaway key (stable only within this run)")
-        return FixedSalt(os.urandom(32), epoch="ephemeral")
-    from sensor.keys import KeyError_, KeyStore
+        raise click.ClickException("privacy.key_file is not set: provision one with `footfall-sensor keys provision`")
+    from sensor.keys import KeyFileError, KeyStore
 
     try:
         return KeyStore.open(key_file)
-    except KeyError_ as exc:
+    except KeyFileError as exc:
         raise click.ClickException(str(exc)) from None
 
 
@@ -87,6 +104,11 @@ def _records(paths: tuple[Path, ...]) -> Iterator[CaptureRecord]:
 @click.option(
     "--out", type=click.Path(dir_okay=False, path_type=Path), help="With --to jsonl: file to write (default stdout)."
 )
+@click.option(
+    "--seed",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Store seed (footfall-sensor keys seed): same seed + same capture = same pseudonyms and event ids.",
+)
 @click.option("--store", help="Override site.store from the config.")
 @click.option("--sensor", "sensor_name", help="Override site.sensor from the config.")
 def replay(
@@ -94,6 +116,7 @@ def replay(
     config_path: Path | None,
     destination: str,
     out: Path | None,
+    seed: Path | None,
     store: str | None,
     sensor_name: str | None,
 ) -> None:
@@ -102,7 +125,7 @@ def replay(
     if store or sensor_name:
         site = config.site.model_copy(update={k: v for k, v in (("store", store), ("sensor", sensor_name)) if v})
         config = config.model_copy(update={"site": sensor_config.SiteConfig.model_validate(site.model_dump())})
-    salts = salt_source(config)
+    salts = salt_source(config, seed)
     started = time.monotonic()
     sink: Sink
     if destination == "jsonl":
@@ -139,3 +162,8 @@ def check_config(path: Path) -> None:
     config = load_config(path)
     click.echo(f"{path}: OK")
     click.echo(config.model_dump_json(indent=2))
+
+
+from sensor.cli_keys import keys  # noqa: E402  (registered after main is defined)
+
+main.add_command(keys)

@@ -57,7 +57,7 @@ class PrivacyConfig(Section):
         None,
         description="sensor key (footfall-sensor keys provision); replay without one uses a throwaway key",
     )
-    pseudonym_bits: int = Field(64, ge=32, le=256, multiple_of=4)
+    pseudonym_bits: int = Field(64, ge=32, le=256, multiple_of=32)
 
 
 class SensorConfig(Section):

@@ -82,7 +82,7 @@ def radiotap_header(rssi_dbm: int, freq_mhz: int, *, fcs: bool = False) -> bytes
 
 
 def management_frame(
-    subtype: int, receiver: bytes, transmitter: bytes, bssid: bytes, seq: int, body: bytes, *, fcs: bool
+    subtype: int, transmitter: bytes, seq: int, body: bytes, *, receiver: bytes, bssid: bytes, fcs: bool
 ) -> bytes:
     """An 802.11 management frame (no radiotap); with `fcs`, the CRC-32 the radio would append."""
     for name, addr in (("receiver", receiver), ("transmitter", transmitter), ("bssid", bssid)):
@@ -110,7 +110,9 @@ def radiotap_probe_request(
     (see `element` and friends), in the order the device sends them.
     """
     body = element(EID_SSID, ssid) + elements
-    frame = management_frame(SUBTYPE_PROBE_REQUEST, BROADCAST, transmitter, BROADCAST, seq, body, fcs=fcs)
+    frame = management_frame(
+        SUBTYPE_PROBE_REQUEST, transmitter, seq, body, receiver=BROADCAST, bssid=BROADCAST, fcs=fcs
+    )
     return radiotap_header(rssi_dbm, freq_mhz, fcs=fcs) + frame
 
 
@@ -118,10 +120,10 @@ def radiotap_beacon(
     bssid: bytes,
     seq: int,
     ssid: bytes,
+    *,
     tsf_us: int,
     channel: int,
     rssi_dbm: int,
-    *,
     interval_tu: int = 100,
     capability: int = 0x0411,
     fcs: bool = False,
@@ -136,7 +138,7 @@ def radiotap_beacon(
         + rates_element((2, 4, 11, 22, 12, 18, 24, 36), basic=(2, 4, 11, 22))
         + ds_parameter_element(channel)
     )
-    frame = management_frame(SUBTYPE_BEACON, BROADCAST, bssid, bssid, seq, body, fcs=fcs)
+    frame = management_frame(SUBTYPE_BEACON, bssid, seq, body, receiver=BROADCAST, bssid=bssid, fcs=fcs)
     return radiotap_header(rssi_dbm, channel_frequency(channel), fcs=fcs) + frame
 
 

@@ -155,7 +155,7 @@ def parse_elements(body: bytes) -> Elements:
         last, start = pos, pos + 2
         pos = start + length
         if pos > end:
-            return _elements(ssid, ids, canon, pos - end, has_ssid, short_tail=False)
+            return _elements(ssid, ids, canon, pos - end, has_ssid=has_ssid, short_tail=False)
         keep = FINGERPRINT.get(eid, Keep.ID)
         if eid == EID_SSID and not has_ssid:
             ssid = body[start:pos].decode("utf-8", "replace")
@@ -175,11 +175,11 @@ def parse_elements(body: bytes) -> Elements:
         canon += struct.pack(">HB", eid, len(kept)) + kept
     overrun = 2 - (end - pos) if pos < end else 0  # a lone byte: half an element header
     short_tail = overrun == 0 and end - last == 4
-    return _elements(ssid, ids, canon, overrun, has_ssid, short_tail)
+    return _elements(ssid, ids, canon, overrun, has_ssid=has_ssid, short_tail=short_tail)
 
 
 def _elements(
-    ssid: str, ids: list[int], canon: bytearray, overrun: int, has_ssid: bool, short_tail: bool
+    ssid: str, ids: list[int], canon: bytearray, overrun: int, *, has_ssid: bool, short_tail: bool
 ) -> Elements:
     fingerprint = hashlib.blake2b(canon, digest_size=8).hexdigest()
     return Elements(ssid, tuple(ids), fingerprint, overrun, has_ssid, short_tail)

@@ -76,6 +76,7 @@ class Pipeline:
         self.sink = sink
         self._drop_mac = drop_mac
         self.dropped_optout = 0
+        self.dropped_epoch_gone = 0
         self.presence = PresenceModel(
             config.presence,
             config.site.store,
@@ -95,7 +96,13 @@ class Pipeline:
             # Opted out: dropped before any other processing, not even pseudonymised.
             self.dropped_optout += 1
             return
-        address = self.pseudonyms.pseudonym(mac, ts_ns)
+        try:
+            address = self.pseudonyms.pseudonym(mac, ts_ns)
+        except LookupError:
+            # The frame's epoch is gone (late frame, clock stepped back): its salt was destroyed and
+            # borrowing another epoch's would file the device under the wrong pseudonym.
+            self.dropped_epoch_gone += 1
+            return
         sighting = Sighting(
             ts_ns,
             address,

@@ -51,7 +51,9 @@ def parse(data: bytes) -> Prism:
         elif length > len(data) and length < 0x10000:
             raise Truncated("prism_truncated", length, len(data))
         else:
-            raise Malformed("prism_bad_length", f"header length {length}, {_PRISM_FIXED}..{len(data)} expected")
+            raise Malformed(
+                "prism_bad_length", f"header length {length}, {_PRISM_FIXED}..{len(data)} expected"
+            )
     item = struct.Struct(order + "IHHi")
     found: dict[str, int] = {}
     for pos in range(_PRISM_FIXED, length - _ITEM + 1, _ITEM):

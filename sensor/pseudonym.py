@@ -2,8 +2,9 @@
 
 A pseudonym is HMAC-SHA256(salt, mac) truncated and hex-encoded. A plain salted hash would not do:
 the MAC space is ~2^40 (OUI-constrained), so anyone holding the salt can enumerate it. Keeping the salt
-secret, short-lived (it rotates per epoch) and destroyed afterwards is what makes the pseudonym safe;
-truncation additionally makes a single pseudonym ambiguous for a brute-forcer.
+secret, short-lived (it rotates per epoch) and destroyed afterwards is what makes the pseudonym safe.
+Truncation to 64 bits keeps collisions negligible (see sensor/keys.py); it does not by itself stop a
+brute-forcer who holds the salt, which is why the salt is destroyed.
 """
 
 from __future__ import annotations
@@ -16,10 +17,13 @@ from typing import Protocol
 
 @dataclass(frozen=True, slots=True)
 class Epoch:
-    """One salt period. `salt` is secret: it never leaves the sensor process and is never logged."""
+    """One salt period. `salt` is secret: it never leaves the sensor process and is never logged.
+
+    A bytearray salt belongs to its `SaltSource`, which zeroes it when the epoch is destroyed.
+    """
 
     id: str
-    salt: bytes = field(repr=False)
+    salt: bytes | bytearray = field(repr=False, hash=False)
     start_ns: int
     end_ns: int  # exclusive
 
@@ -31,7 +35,7 @@ class SaltSource(Protocol):
     """Where salts come from; the rotation schedule and key storage live behind this seam."""
 
     def epoch_at(self, ts_ns: int) -> Epoch:
-        """The epoch containing `ts_ns` (UTC ns)."""
+        """The epoch containing `ts_ns` (UTC ns); raises LookupError for an epoch that can no longer be served."""
         ...
 
 
@@ -56,8 +60,9 @@ class Pseudonymizer:
     _CACHE_LIMIT = 200_000  # a mall's churn of random addresses must not grow memory without bound
 
     def __init__(self, salts: SaltSource, bits: int = 64) -> None:
-        if bits % 4 or not 32 <= bits <= 256:
-            raise ValueError(f"pseudonym bits must be a multiple of 4 in 32..256, got {bits}")
+        # Whole 32-bit words: the hex form then never has 12 digits, the shape of a bare MAC address.
+        if bits % 32 or not 32 <= bits <= 256:
+            raise ValueError(f"pseudonym bits must be a multiple of 32 in 32..256, got {bits}")
         self._salts = salts
         self._hex_chars = bits // 4
         self._epoch: Epoch | None = None

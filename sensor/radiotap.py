@@ -16,6 +16,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sensor.errors import Malformed, Truncated
 
@@ -64,13 +65,15 @@ FIELDS: dict[int, RadiotapField] = {
     )
 }
 
-# What the decoder reads, and how: struct code for each field of interest.
-_WANTED: dict[str, str] = {"flags": "B", "channel": "H", "dbm_antsignal": "b"}
+# What the decoder reads, in the order `RadiotapLayout.unpack` returns them.
+WANTED = ("flags", "channel", "dbm_antsignal")
+_CODES = {"flags": "B", "channel": "H", "dbm_antsignal": "b"}
+ABSENT = b""  # what `unpack` yields for a field the header does not carry
 
 FLAG_FCS_AT_END = 0x10
 FLAG_BAD_FCS = 0x40
 
-_EXT, _VENDOR_NS, _RADIOTAP_NS, _TLV = 1 << 31, 1 << 30, 1 << 29, 1 << 28
+_EXT, _VENDOR_NS, _RADIOTAP_NS = 1 << 31, 1 << 30, 1 << 29
 _HEADER = struct.Struct("<BBHI")  # version, pad, length, first present word
 _U32 = struct.Struct("<I")
 _U16 = struct.Struct("<H")
@@ -80,15 +83,14 @@ _U16 = struct.Struct("<H")
 class RadiotapLayout:
     """Where the wanted fields sit for one chain of present words.
 
-    `unpack(data)` returns the values of the fields present, in the order of the `*_at` indexes
-    (-1 when the field is absent). `end` is the header length the fields need.
+    `unpack(data)` returns (flags, frequency, dBm signal), with `ABSENT` for a frequency or
+    signal the header does not carry and 0 for absent flags (it reads the version byte instead).
     """
 
-    end: int
-    unpack: Callable[[bytes], tuple[int, ...]]
-    flags_at: int
-    freq_at: int
-    signal_at: int
+    length: int  # the header length the layout was built for
+    end: int  # bytes of header the wanted fields need
+    unpack: Callable[[bytes], tuple[int, int | bytes, int | bytes]]
+    has_flags: bool  # the Flags field is there, so the FCS flag can be trusted
     cacheable: bool  # False when a vendor skip length (a data value) was needed to place the fields
     incomplete: bool  # the walk met a field it cannot size before finding all wanted fields
 
@@ -136,7 +138,6 @@ def layout(data: bytes) -> RadiotapLayout:
     words = [w for (w,) in _U32.iter_unpack(data[4:off])]
     found: dict[str, int] = {}
     cacheable = True
-    incomplete = False
     in_radiotap, base = True, 0
     for word in words:
         if in_radiotap:
@@ -145,14 +146,13 @@ def layout(data: bytes) -> RadiotapLayout:
                     continue
                 field = FIELDS.get(base + bit)
                 if field is None:  # TLVs or an undefined field: nothing after it can be placed
-                    incomplete = len(found) < len(_WANTED)
-                    return _compile(found, off, cacheable, incomplete)
+                    return _compile(length, found, off, cacheable, incomplete=len(found) < len(WANTED))
                 off = (off + field.align - 1) & -field.align
-                if field.name in _WANTED and field.name not in found:
+                if field.name in _CODES and field.name not in found:
                     found[field.name] = off
                 off += field.size
-                if len(found) == len(_WANTED):
-                    return _compile(found, off, cacheable, incomplete)
+                if len(found) == len(WANTED):
+                    return _compile(length, found, off, cacheable, incomplete=False)
         if word & _RADIOTAP_NS:
             in_radiotap, base = True, 0
         elif word & _VENDOR_NS:
@@ -165,39 +165,48 @@ def layout(data: bytes) -> RadiotapLayout:
             in_radiotap, base = False, 0
         else:
             base += 32
-    return _compile(found, off, cacheable, incomplete)
+    return _compile(length, found, off, cacheable, incomplete=False)
 
 
-def _compile(found: dict[str, int], end: int, cacheable: bool, incomplete: bool) -> RadiotapLayout:
-    fmt = "<"
-    pos = 0
-    index = {}
-    for i, (name, at) in enumerate(sorted(found.items(), key=lambda kv: kv[1])):
-        fmt += f"{at - pos}x{_WANTED[name]}"
-        pos = at + struct.calcsize("<" + _WANTED[name])
-        index[name] = i
-    compiled = struct.Struct(fmt)
-    return RadiotapLayout(
-        end=max(end, pos),
-        unpack=compiled.unpack_from,
-        flags_at=index.get("flags", -1),
-        freq_at=index.get("channel", -1),
-        signal_at=index.get("dbm_antsignal", -1),
-        cacheable=cacheable,
-        incomplete=incomplete,
-    )
+def _compile(
+    length: int, found: dict[str, int], end: int, cacheable: bool, incomplete: bool
+) -> RadiotapLayout:
+    """One struct that reads the wanted fields in `WANTED` order (absent ones as zero-length)."""
+    end = max([end, *(at + struct.calcsize(_CODES[name]) for name, at in found.items())])
+    if length < end:
+        raise Truncated("radiotap_truncated", end, length)
+    # Absent flags read the version byte, which is 0; absent others read as 0-length bytes.
+    places = [(name, found.get(name, 0 if name == "flags" else -1)) for name in WANTED]
+    offsets = [at for _, at in places if at >= 0]
+    unpack: Callable[[bytes], tuple[Any, ...]]
+    if offsets == sorted(offsets):
+        fmt, pos = "<", 0
+        for name, at in places:
+            if at < 0:
+                fmt += "0s"
+                continue
+            fmt += f"{at - pos}x{_CODES[name]}"
+            pos = at + struct.calcsize(_CODES[name])
+        unpack = struct.Struct(fmt).unpack_from
+    else:  # fields out of order (found in different namespaces): one read each
+        readers = [struct.Struct("<" + _CODES[name]).unpack_from if at >= 0 else None for name, at in places]
+
+        def unpack(data: bytes) -> tuple[Any, ...]:
+            return tuple(
+                ABSENT if read is None else read(data, at)[0]
+                for read, (_, at) in zip(readers, places, strict=True)
+            )
+
+    return RadiotapLayout(length, end, unpack, "flags" in found, cacheable, incomplete)
 
 
 def parse(data: bytes) -> Radiotap:
     """Decode the radiotap header at the start of `data` (the uncached path; see `layout`)."""
     lay = layout(data)
-    length = _HEADER.unpack_from(data)[2]
-    if length < lay.end:
-        raise Truncated("radiotap_truncated", lay.end, length)
-    values = lay.unpack(data)
+    flags, freq, signal = lay.unpack(data)
     return Radiotap(
-        length=length,
-        flags=values[lay.flags_at] if lay.flags_at >= 0 else 0,
-        freq_mhz=values[lay.freq_at] if lay.freq_at >= 0 else None,
-        dbm_signal=values[lay.signal_at] if lay.signal_at >= 0 else None,
+        length=lay.length,
+        flags=flags,
+        freq_mhz=freq if isinstance(freq, int) else None,
+        dbm_signal=signal if isinstance(signal, int) else None,
     )

@@ -68,7 +68,9 @@ class SaltSchedule:
         try:
             tz = ZoneInfo(self.zone)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ScheduleError(f"unknown time zone {self.zone!r}: expected an IANA name like Europe/Paris") from None
+            raise ScheduleError(
+                f"unknown time zone {self.zone!r}: expected an IANA name like Europe/Paris"
+            ) from None
         object.__setattr__(self, "_tz", tz)
         if self.hours < 1:
             raise ScheduleError(f"epoch length {self.hours} h: expected at least 1 h")

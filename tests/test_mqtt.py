@@ -24,8 +24,7 @@ def client(broker: Broker, name: str, will: Will | None = None, expiry: int = 0)
 
 def collect(c: MqttClient, topic: str) -> queue.Queue[Message]:
     got: queue.Queue[Message] = queue.Queue()
-    c.subscribe(topic, got.put)
-    time.sleep(0.2)  # SUBACK
+    assert c.subscribe(topic, got.put, wait_s=5), "no SUBACK"
     return got
 
 

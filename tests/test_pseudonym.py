@@ -31,14 +31,14 @@ def test_pseudonym_is_truncated_hmac_sha256_of_the_address() -> None:
     assert Pseudonymizer(FixedSalt(salt)).pseudonym(MAC, 0) == expected
 
 
-@pytest.mark.parametrize("bits", [32, 48, 64, 128])
+@pytest.mark.parametrize("bits", [32, 64, 128])
 def test_pseudonym_length_follows_the_configured_bits(bits: int) -> None:
     assert len(Pseudonymizer(FixedSalt(b"k" * 32), bits).pseudonym(MAC, 0)) == bits // 4
 
 
-@pytest.mark.parametrize("bits", [30, 31, 300])
+@pytest.mark.parametrize("bits", [30, 48, 300])
 def test_pseudonym_length_outside_the_range_is_refused(bits: int) -> None:
-    with pytest.raises(ValueError, match="multiple of 4"):
+    with pytest.raises(ValueError, match="multiple of 32"):
         Pseudonymizer(FixedSalt(b"k"), bits)
 
 

@@ -24,6 +24,11 @@ than a phone in a pocket: the scan intervals below are set longer (20-120 s, sho
 screen is on), and bursts are kept at 1-3 frames per channel, as heard by a sensor on 1/6/11 in
 the field (Fryza lab: ~10 frames per person-minute on one channel).
 
+What the classes below produce (one hour inside, 20 devices each, all three channels heard):
+3-10 frames a minute per phone (android_qualcomm most, ios_recent least), scan gap medians
+30-60 s, 4-6 frames a scan, ios_recent 2.7 addresses a scan (~170 an hour), per-scan classes
+60-115 addresses an hour, android_timed ~12, android_legacy and fixed devices one.
+
 Fixed devices: the Fryza lab's all-in-one PCs (Intel OUI dc:fb:48 / 40:ec:99) send one or two
 probes every 60.0 s all day with a global address and elements (0, 1, 50, 45, 127, 221).
 
@@ -38,7 +43,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from sensor.craft import (
-    EID_DS_PARAMETER,
     EID_EXTENDED_CAPABILITIES,
     EID_EXTENDED_RATES,
     EID_HT_CAPABILITIES,
@@ -67,6 +71,7 @@ class SeqPolicy(StrEnum):
     RESET = "reset"  # a new address starts at a random sequence number (most others)
 
 
+SCAN_CHANNELS = (1, 6, 11)  # what phones probe on in 2.4 GHz, as the Baccichet sniffers heard them
 DS = -1  # placeholder in an element template: the DS Parameter Set of the channel sent on
 
 Template = tuple[tuple[int, bytes], ...]  # (element id or DS, encoded element)
@@ -88,6 +93,7 @@ class DeviceClass:
     directed_share: float = 0.0  # probes naming a remembered network instead of the wildcard
     oui: bytes = b""  # GLOBAL only: the manufacturer prefix
     frame_gap_ms: tuple[float, float] = (1.0, 4.0)  # between frames on one channel
+    screen: bool = True  # scans more often while its screen is on (phones; not fixed devices)
     channel_gap_ms: tuple[float, float] = (15.0, 40.0)  # switching to the next channel
 
     @property
@@ -96,7 +102,9 @@ class DeviceClass:
 
     def encode(self, variant: int, channel: int) -> bytes:
         """The elements after the SSID, as sent on `channel`."""
-        return b"".join(ds_parameter_element(channel) if eid == DS else raw for eid, raw in self.variants[variant])
+        return b"".join(
+            ds_parameter_element(channel) if eid == DS else raw for eid, raw in self.variants[variant]
+        )
 
 
 def _e(eid: int, hex_body: str) -> tuple[int, bytes]:
@@ -136,10 +144,21 @@ IPHONE_RECENT = DeviceClass(
     name="ios_recent",
     like="iPhone 12-15, iOS 15+ (Baccichet iPhone 12: 7 addresses per scan)",
     variants=(
-        _tpl(RATES_B, EXT_RATES, _ds(), _ht(0x402D, 0x1B, "ff"), _e(EID_EXTENDED_CAPABILITIES,
-             "0000080400000040000020"), _he("0108081a0080203002000d00fe08000000fdfffdff")),
-        _tpl(RATES_B, EXT_RATES, _ds(), _ht(0x402D, 0x1B, "ff"), _e(EID_EXTENDED_CAPABILITIES,
-             "0000080400000040")),
+        _tpl(
+            RATES_B,
+            EXT_RATES,
+            _ds(),
+            _ht(0x402D, 0x1B, "ff"),
+            _e(EID_EXTENDED_CAPABILITIES, "0000080400000040000020"),
+            _he("0108081a0080203002000d00fe08000000fdfffdff"),
+        ),
+        _tpl(
+            RATES_B,
+            EXT_RATES,
+            _ds(),
+            _ht(0x402D, 0x1B, "ff"),
+            _e(EID_EXTENDED_CAPABILITIES, "0000080400000040"),
+        ),
     ),
     address=AddressPolicy.PER_CHANNEL,
     seq=SeqPolicy.RESET,
@@ -151,10 +170,21 @@ IPHONE_OLDER = DeviceClass(
     name="ios_older",
     like="iPhone 7-XR (Baccichet iPhone 7: sequence continues across addresses)",
     variants=(
-        _tpl(RATES, EXT_RATES, _ds(), _ht(0x402D, 0x17, "ff"), _e(EID_EXTENDED_CAPABILITIES,
-             "0000088400000040"), _e(EID_INTERWORKING, "0fffffffffffff")),
-        _tpl(RATES, EXT_RATES, _ds(), _ht(0x402D, 0x17, "ff"), _e(EID_EXTENDED_CAPABILITIES,
-             "0000080400000040")),
+        _tpl(
+            RATES,
+            EXT_RATES,
+            _ds(),
+            _ht(0x402D, 0x17, "ff"),
+            _e(EID_EXTENDED_CAPABILITIES, "0000088400000040"),
+            _e(EID_INTERWORKING, "0fffffffffffff"),
+        ),
+        _tpl(
+            RATES,
+            EXT_RATES,
+            _ds(),
+            _ht(0x402D, 0x17, "ff"),
+            _e(EID_EXTENDED_CAPABILITIES, "0000080400000040"),
+        ),
     ),
     address=AddressPolicy.PER_BURST,
     seq=SeqPolicy.CONTINUE,
@@ -166,9 +196,19 @@ GALAXY = DeviceClass(
     name="android_samsung",
     like="Galaxy S20-S23, Android 11+ (Baccichet S21: 2 frames per channel, new address per scan)",
     variants=(
-        _tpl(RATES_B, EXT_RATES, _ds(), _ht(0x002D, 0x1B, "ffff"), _e(EID_EXTENDED_CAPABILITIES,
-             "04004880014000400021"), _e(255, "020014"), _he("01080818008020300280"
-             "0d019e000c0000f5fff5ff"), BRCM, MS_WMM, BRCM2, WFA_MBO),
+        _tpl(
+            RATES_B,
+            EXT_RATES,
+            _ds(),
+            _ht(0x002D, 0x1B, "ffff"),
+            _e(EID_EXTENDED_CAPABILITIES, "04004880014000400021"),
+            _e(255, "020014"),
+            _he("010808180080203002800d019e000c0000f5fff5ff"),
+            BRCM,
+            MS_WMM,
+            BRCM2,
+            WFA_MBO,
+        ),
     ),
     address=AddressPolicy.PER_BURST,
     seq=SeqPolicy.RESET,
@@ -180,12 +220,30 @@ OPPO = DeviceClass(
     name="android_qualcomm",
     like="Oppo/OnePlus/Xiaomi on Qualcomm, ColorOS/MIUI (Baccichet Oppo Find X3 Neo; Fryza lab)",
     variants=(
-        _tpl(RATES, EXT_RATES, _ds(), _ht(0x01EF, 0x13, "ffff"), _e(EID_VHT_CAPABILITIES,
-             "92f19033faff6203faff6203"), MS_WMM, _e(EID_EXTENDED_CAPABILITIES, "00000a8200400000000120"),
-             _e(255, "020046"), WFA_MBO, QCOM),
-        _tpl(RATES, EXT_RATES, _ds(), _ht(0x012D, 0x13, "ff"), _e(EID_VHT_CAPABILITIES,
-             "92719133feff8601feff8601"), MS_WMM, _e(255, "020026"), _e(EID_EXTENDED_CAPABILITIES,
-             "00000a82004000000001"), WFA_MBO, QCOM),
+        _tpl(
+            RATES,
+            EXT_RATES,
+            _ds(),
+            _ht(0x01EF, 0x13, "ffff"),
+            _e(EID_VHT_CAPABILITIES, "92f19033faff6203faff6203"),
+            MS_WMM,
+            _e(EID_EXTENDED_CAPABILITIES, "00000a8200400000000120"),
+            _e(255, "020046"),
+            WFA_MBO,
+            QCOM,
+        ),
+        _tpl(
+            RATES,
+            EXT_RATES,
+            _ds(),
+            _ht(0x012D, 0x13, "ff"),
+            _e(EID_VHT_CAPABILITIES, "92719133feff8601feff8601"),
+            MS_WMM,
+            _e(255, "020026"),
+            _e(EID_EXTENDED_CAPABILITIES, "00000a82004000000001"),
+            WFA_MBO,
+            QCOM,
+        ),
     ),
     address=AddressPolicy.PER_BURST,
     seq=SeqPolicy.RESET,
@@ -197,8 +255,15 @@ ANDROID_TIMED = DeviceClass(
     name="android_timed",
     like="Android builds keeping a scan address for wpa_supplicant's rand_addr_lifetime or longer",
     variants=(
-        _tpl(RATES_8, EXT_RATES_4, _ds(), _ht(0x016F, 0x17, "ff"), _e(EID_EXTENDED_CAPABILITIES,
-             "0400000000000040"), _e(EID_VHT_CAPABILITIES, "31710003feff0000feff0000"), MS_WMM),
+        _tpl(
+            RATES_8,
+            EXT_RATES_4,
+            _ds(),
+            _ht(0x016F, 0x17, "ff"),
+            _e(EID_EXTENDED_CAPABILITIES, "0400000000000040"),
+            _e(EID_VHT_CAPABILITIES, "31710003feff0000feff0000"),
+            MS_WMM,
+        ),
     ),
     address=AddressPolicy.INTERVAL,
     seq=SeqPolicy.CONTINUE,
@@ -210,8 +275,14 @@ ANDROID_LEGACY = DeviceClass(
     name="android_legacy",
     like="older Android phones that probe with their global address (Martin et al. 2017)",
     variants=(
-        _tpl(RATES_8, EXT_RATES_4, _ds(), _ht(0x096F, 0x17, "ff"), _e(EID_EXTENDED_CAPABILITIES,
-             "000008800140000000"), MS_WMM),
+        _tpl(
+            RATES_8,
+            EXT_RATES_4,
+            _ds(),
+            _ht(0x096F, 0x17, "ff"),
+            _e(EID_EXTENDED_CAPABILITIES, "000008800140000000"),
+            MS_WMM,
+        ),
     ),
     address=AddressPolicy.GLOBAL,
     seq=SeqPolicy.CONTINUE,
@@ -223,14 +294,22 @@ ANDROID_LEGACY = DeviceClass(
 WINDOWS_PC = DeviceClass(
     name="fixed_pc",
     like="all-in-one PC with an Intel card (Fryza lab dc:fb:48: probes every 60.0 s all day)",
-    variants=(_tpl(RATES, EXT_RATES, _ht(0x01EF, 0x17, "ffff"), _e(EID_EXTENDED_CAPABILITIES,
-                   "0400000000000040"), WPS),),
+    variants=(
+        _tpl(
+            RATES,
+            EXT_RATES,
+            _ht(0x01EF, 0x17, "ffff"),
+            _e(EID_EXTENDED_CAPABILITIES, "0400000000000040"),
+            WPS,
+        ),
+    ),
     address=AddressPolicy.GLOBAL,
     seq=SeqPolicy.CONTINUE,
     interval_s=(59.9, 60.1),
-    frames_per_channel=(1, 2),
+    frames_per_channel=(1, 1),  # Fryza: 1-2 per scan on one channel, with leakage
     partial_share=0.0,
     oui=bytes.fromhex("dcfb48"),
+    screen=False,
 )
 PRINTER = DeviceClass(
     name="fixed_printer",
@@ -242,6 +321,7 @@ PRINTER = DeviceClass(
     frames_per_channel=(1, 1),
     partial_share=0.0,
     oui=bytes.fromhex("40ec99"),
+    screen=False,
 )
 
 CLASSES: dict[str, DeviceClass] = {

@@ -1,0 +1,273 @@
+"""`footfall-collector`: run the collector, ingest a JSON-lines file, print reports and the event schema."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import click
+
+from collector import report as reports
+from collector.config import CollectorConfig, load
+from collector.ingest import Ingestor
+from collector.service import Collector
+from collector.store import Store, StoreError, open_store
+from footfall.configfile import ConfigError
+from footfall.events import json_schemas
+from footfall.mqtt import MqttError
+
+log = logging.getLogger("footfall.collector")
+
+
+def package_version() -> str:
+    try:
+        return version("footfall")
+    except PackageNotFoundError:  # running from a source tree that was not installed
+        return "0+unknown"
+
+
+def _date(ctx: click.Context, param: click.Parameter, value: str | None) -> date | None:
+    """Option callback: YYYY-MM-DD only (fromisoformat alone would also take 20240501 or 2024-W18)."""
+    if value is None:
+        return None
+    try:
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            raise ValueError
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date of the form YYYY-MM-DD") from None
+
+
+CONFIG_OPTION = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="FOOTFALL_COLLECTOR_CONFIG",
+    help="Collector config YAML (default: the built-in defaults).",
+)
+DB_OPTION = click.option(
+    "--db",
+    "db_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="SQLite database to use instead of the config's store.path.",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    envvar="FOOTFALL_LOG_LEVEL",
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+    help="Logging verbosity (logs go to stderr and never contain a MAC address).",
+)
+@click.version_option(package_version(), prog_name="footfall-collector")
+def main(log_level: str) -> None:
+    """footfall collector: stores the sensors' events and reports footfall per store."""
+    logging.basicConfig(
+        level=log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+def load_config(path: Path | None, db_path: Path | None = None) -> CollectorConfig:
+    """The config file (or defaults), with `--db` replacing store.path."""
+    try:
+        config = load(path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    if db_path is not None:
+        config = config.model_copy(update={"store": config.store.model_copy(update={"path": db_path})})
+    return config
+
+
+@contextmanager
+def opened(config: CollectorConfig, *, create: bool) -> Iterator[Store]:
+    try:
+        db = open_store(config.store, create=create)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        yield db
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        db.close()
+
+
+@main.command()
+@CONFIG_OPTION
+@click.option(
+    "--until-idle",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="Exit once this many seconds pass without a message (counted from the connection).",
+)
+def run(config_path: Path | None, until_idle: float | None) -> None:
+    """Subscribe to the broker and store events until SIGTERM/SIGINT (or --until-idle)."""
+    config = load_config(config_path)
+    try:
+        collector = Collector(config)
+        collector.run(until_idle)
+    except (ConfigError, MqttError, StoreError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command()
+@click.option("--store", "store_name", required=True, metavar="STORE", help="Store to report on.")
+@DB_OPTION
+@CONFIG_OPTION
+@click.option(
+    "--from",
+    "first",
+    callback=_date,
+    metavar="DATE",
+    help="First day, YYYY-MM-DD, local (default: the first day with data).",
+)
+@click.option(
+    "--to",
+    "last",
+    callback=_date,
+    metavar="DATE",
+    help="Last day, inclusive (default: the last day with data).",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(sorted(reports.RENDERERS)), default="table", show_default=True
+)
+def report(
+    *,
+    store_name: str,
+    db_path: Path | None,
+    config_path: Path | None,
+    first: date | None,
+    last: date | None,
+    fmt: str,
+) -> None:
+    """Footfall of one store per hour, with totals, capture rate, dwell time and repeat visitors."""
+    if db_path is not None and config_path is not None:
+        raise click.UsageError("give --db or --config, not both")
+    config = load_config(config_path, db_path)
+    zone = config.report.zone
+    with opened(config, create=False) as db:
+        known = db.stores()
+        if store_name not in known:
+            raise click.ClickException(
+                f"no events for store {store_name!r} in {config.store.path} (stores there: {', '.join(known) or 'none'})"
+            )
+        extent = db.extent(store_name)
+        today = datetime.now(zone).date()
+        data_first, data_last = (
+            (extent[0].astimezone(zone).date(), extent[1].astimezone(zone).date())
+            if extent
+            else (today, today)
+        )
+        first = first or (data_first if last is None else min(data_first, last))
+        last = last or max(data_last, first)
+        if first > last:
+            raise click.BadParameter(f"--from {first} is after --to {last}", param_hint="'--from'/'--to'")
+        result = reports.for_store(db, store_name, first, last, config.report)
+    click.echo(reports.RENDERERS[fmt](result), nl=False)
+
+
+@main.command()
+@click.argument("file", type=click.File("rb"))
+@DB_OPTION
+@CONFIG_OPTION
+@click.option("--strict", is_flag=True, help="Exit with status 1 if any line was rejected.")
+def ingest(*, file: Any, db_path: Path | None, config_path: Path | None, strict: bool) -> None:
+    """Store the events of a JSON-lines FILE (one MQTT payload a line; '-' for stdin) like the live path."""
+    if db_path is not None and config_path is not None:
+        raise click.UsageError("give --db or --config, not both")
+    config = load_config(config_path, db_path)
+    name = getattr(file, "name", "<stdin>")
+    lines = 0
+    with opened(config, create=True) as db:
+        ingestor = Ingestor(db, config.ingest, config.mqtt.topic_prefix)
+        for number, raw in enumerate(file, start=1):
+            line = raw.strip()
+            if line:
+                lines += 1
+                ingestor.handle_line(line, source=f"{name}:{number}")
+        ingestor.flush()
+        stats = ingestor.stats
+    click.echo(f"{name}: {lines} lines: {stats.line()}")
+    if stats.store_errors:
+        raise click.ClickException(f"{stats.pending} events could not be stored in {config.store.path}")
+    if strict and stats.rejected:
+        raise click.ClickException(f"{sum(stats.rejected.values())} lines rejected")
+
+
+@main.command()
+@click.option("--format", "fmt", type=click.Choice(["json", "markdown"]), default="json", show_default=True)
+def schema(fmt: str) -> None:
+    """Print the event schemas (JSON Schema, or Markdown tables for the README)."""
+    schemas = json_schemas()
+    if fmt == "json":
+        click.echo(json.dumps(schemas, indent=2))
+    else:
+        click.echo(schema_markdown(schemas), nl=False)
+
+
+def schema_markdown(schemas: dict[str, dict[str, Any]]) -> str:
+    """One table per event: field, type, description (the README's schema section)."""
+    out: list[str] = []
+    for name, spec in schemas.items():
+        required = set(spec.get("required", []))
+        out += [f"### `{name}`", "", spec.get("description", "").strip(), ""]
+        out += ["| Field | Type | Description |", "|---|---|---|"]
+        for field, prop in spec.get("properties", {}).items():
+            described = prop.get("description", "")
+            if "const" in prop:  # the schema name: optional to the model, required by the collector
+                described = "schema name and version; the collector rejects a payload without it"
+            elif field not in required:
+                default = prop.get("default")
+                described = f"{described} (optional" + (
+                    f", default {json.dumps(default)})" if default is not None else ")"
+                )
+            out.append(f"| `{field}` | {_md(_type_of(prop))} | {_md(described.strip())} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _type_of(prop: dict[str, Any]) -> str:
+    """A short human type for a JSON Schema property: 'integer ≥ 0', 'string (date-time)', 'a | b'..."""
+    if "const" in prop:
+        return f"`{json.dumps(prop['const'])}`"
+    if "enum" in prop:
+        return " or ".join(f"`{json.dumps(v)}`" for v in prop["enum"])
+    if "anyOf" in prop:
+        return " or ".join(_type_of(p) for p in prop["anyOf"])
+    kind = str(prop.get("type", "any"))
+    if kind == "object" and isinstance(prop.get("additionalProperties"), dict):
+        return f"object of {_type_of(prop['additionalProperties'])}"
+    limits = [
+        f"{symbol} {prop[key]}"
+        for key, symbol in (
+            ("minimum", "≥"),
+            ("exclusiveMinimum", ">"),
+            ("maximum", "≤"),
+            ("maxLength", "length ≤"),
+        )
+        if key in prop
+    ]
+    if "format" in prop:
+        limits.insert(0, str(prop["format"]))
+    if "pattern" in prop:
+        limits.append(f"`{prop['pattern']}`")
+    return kind + (f" ({', '.join(limits)})" if limits else "")
+
+
+if __name__ == "__main__":
+    main()

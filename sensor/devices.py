@@ -1,0 +1,314 @@
+"""Device resolution: pseudonymised sightings → estimated devices, and which devices are fixed.
+
+Address randomization breaks "one address = one device": in the Fryza lab captures a randomized
+address almost never outlives one scan burst, so a phone shows up as a new address every few
+seconds. What survives a change of address (Vanhoef et al. 2016) is what the resolver links on:
+
+1. the fingerprint (element ids plus capability bytes): a new address can only continue a device
+   whose fingerprint is the same;
+2. sequence-number continuity: some phones (iPhone 7 and older Android) keep their 802.11 sequence
+   counter running across the change, so a first sequence number 1..`seq_window` after a device's
+   last one is a near-certain match;
+3. signal strength: without a sequence match, the new address goes to the device of that
+   fingerprint whose recent RSSI range (per sensor channel) it is closest to, if within
+   `rssi_tolerance_db`; two phones of one model in different places stay apart, two in the same
+   spot merge (the count then undershoots). A range rather than a mean, because one burst can
+   swing by 40 dB when a radio hears the phone's frames on neighbouring channels;
+4. time: only devices heard within `link_window_s` can take a new address (idle phones scan
+   every few minutes with a fresh address each time).
+
+A globally administered address that comes back after its device was continued by another address
+belongs to a second device (two same-model PCs probing alternately): it is split off again.
+Fingerprints are never merged: a phone that sends two kinds of probe counts as two devices (the
+site factor absorbs that on average; see the known failure modes in the README).
+
+Fixed devices are flagged two ways, both about the device rather than the person: a device that
+keeps one address and probes like a clock (a steady period, e.g. the lab PCs' 60.0 s) for
+`fixed_regular_bursts` scans, and a device heard without a gap longer than `fixed_gap_s` for
+`fixed_min_s` (a till, a staff phone with a stable address). Flags are sticky for the epoch.
+
+Nothing here sees a raw MAC. All state is dropped when the pseudonym epoch changes: linking devices
+across a salt rotation would undo what the rotation is for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from hashlib import blake2b
+
+from sensor.frames import Sighting
+
+NS = 1_000_000_000
+_SEQ_MOD = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class ResolverParams:
+    """How addresses are grouped into devices; the defaults were chosen on the Fryza lab captures."""
+
+    link_window_s: float = 600.0  # a device silent for longer cannot take a new address
+    rssi_tolerance_db: float = 10.0  # dB a new address may lie outside the device's recent RSSI range
+    seq_window: int = 64  # first seq of a new address 1..this after the device's last: same device
+    seq_link_s: float = 600.0  # ...if the device was heard within this long
+    rssi_decay_db: float = 0.5  # per frame, the device's recent RSSI range narrows by this much
+    burst_gap_s: float = 1.0  # frames closer than this are one scan burst
+    fixed_regular_bursts: int = 6  # scans on a steady period (one address) that make a device fixed
+    fixed_min_period_s: float = 10.0  # shortest period that counts as clock-like
+    fixed_jitter_s: float = 0.6  # how far a scan may stray from the period and still count
+    fixed_min_s: float = 4 * 3600.0  # heard this long without a long gap: fixed or staff
+    fixed_gap_s: float = 900.0  # a silence longer than this restarts the presence run
+    forget_s: float = 3600.0  # devices silent this long are dropped (bounded memory)
+
+
+@dataclass(slots=True, eq=False)
+class _Device:
+    id: str
+    key: str  # fingerprint
+    address: str  # the address it uses now
+    address_since_ns: int  # when `address` took over
+    global_address: bool  # `address` is globally administered
+    addresses: int
+    first_ns: int
+    last_ns: int
+    last_seq: int
+    rssi: dict[int | None, list[float]]  # [low, high] recent RSSI range per sensor channel
+    run_start_ns: int  # start of the current presence run (no gap > fixed_gap_s)
+    burst_ns: int  # start of the current scan burst
+    period_ns: int = 0  # clock period learnt from scan starts (0: none yet)
+    anchor_ns: int = 0
+    on_beat: int = 0
+    off_beat: int = 0
+    fixed: bool = False
+
+
+class DeviceResolver:
+    """Call `resolve` once per sighting, in time order; it returns the sighting's device id.
+
+    Cost per sighting: a dict lookup for a known address; for a new address, a scan of the live
+    devices with the same fingerprint. Devices silent for `forget_s` are dropped every minute of
+    frame time, so memory follows the traffic of the last hour, not of the day.
+    """
+
+    _HOUSEKEEPING_NS = 60 * NS
+
+    def __init__(self, params: ResolverParams | None = None) -> None:
+        self.params = p = params or ResolverParams()
+        self._link_ns = int(p.link_window_s * NS)
+        self._seq_link_ns = int(p.seq_link_s * NS)
+        self._burst_ns = int(p.burst_gap_s * NS)
+        self._min_period_ns = int(p.fixed_min_period_s * NS)
+        self._jitter_ns = int(p.fixed_jitter_s * NS)
+        self._fixed_min_ns = int(p.fixed_min_s * NS)
+        self._fixed_gap_ns = int(p.fixed_gap_s * NS)
+        self._forget_ns = int(p.forget_s * NS)
+        self._epoch = ""
+        self._reset()
+        self.devices_made = 0  # over the resolver's life, for reports
+        self.addresses_seen = 0
+        self.links_by_seq = 0
+        self.links_by_rssi = 0
+        self.splits = 0
+
+    def _reset(self) -> None:
+        self._by_address: dict[str, _Device] = {}
+        self._address_last: dict[str, int] = {}  # when each address was last heard
+        self._by_key: dict[str, list[_Device]] = {}
+        self._by_id: dict[str, _Device] = {}
+        self._fixed_ids: set[str] = set()
+        self._next_housekeeping_ns = 0
+
+    # -- the hot path ----------------------------------------------------------------------------------
+    def resolve(self, s: Sighting) -> str:
+        if s.epoch != self._epoch:
+            self._epoch = s.epoch
+            self._reset()
+        ts = s.ts_ns
+        if ts >= self._next_housekeeping_ns:
+            self._housekeeping(ts)
+        self._address_last[s.address] = ts
+        dev = self._by_address.get(s.address)
+        if dev is None:
+            dev = self._new_address(s)
+        elif dev.address != s.address:
+            dev = self._returning(dev, s)
+        self._update(dev, s)
+        return dev.id
+
+    def is_fixed(self, device: str) -> bool:
+        return device in self._fixed_ids
+
+    @property
+    def fixed_devices(self) -> frozenset[str]:
+        """Ids flagged fixed or staff in the current epoch."""
+        return frozenset(self._fixed_ids)
+
+    @property
+    def live_devices(self) -> int:
+        return len(self._by_id)
+
+    # -- linking ---------------------------------------------------------------------------------------
+    def _new_address(self, s: Sighting) -> _Device:
+        self.addresses_seen += 1
+        best = self._best_candidate(s, self._by_key.get(s.fingerprint))
+        if best is None:
+            return self._make(s)
+        self._by_address[s.address] = best
+        best.address = s.address
+        best.address_since_ns = s.ts_ns
+        best.global_address = not s.randomized
+        best.addresses += 1
+        return best
+
+    def _best_candidate(self, s: Sighting, candidates: list[_Device] | None) -> _Device | None:
+        if not candidates:
+            return None
+        ts = s.ts_ns
+        p = self.params
+        best: _Device | None = None
+        best_score = float("inf")
+        by_seq = False
+        for dev in candidates:
+            gap = ts - dev.last_ns
+            if gap > self._link_ns or dev.fixed:
+                continue
+            if dev.global_address and ts - dev.address_since_ns > self._link_ns:
+                continue  # an established global address is an identity, not a passing pseudonym
+            span = dev.rssi.get(s.channel)
+            diff = (
+                0.0
+                if s.rssi_dbm is None or span is None
+                else max(span[0] - s.rssi_dbm, s.rssi_dbm - span[1], 0)
+            )
+            if (
+                0 < (s.seq - dev.last_seq) % _SEQ_MOD <= p.seq_window
+                and gap <= self._seq_link_ns
+                and diff <= 2 * p.rssi_tolerance_db  # 64 in 4096: chance matches do happen
+            ):
+                score = -1.0 / (1 + gap)  # any sequence match beats every RSSI match
+                seq = True
+            elif s.rssi_dbm is None or span is None:
+                score = p.rssi_tolerance_db + gap / NS / p.link_window_s  # after every RSSI match
+                seq = False
+            else:
+                if diff > p.rssi_tolerance_db:
+                    continue
+                score = diff + gap / NS / p.link_window_s
+                seq = False
+            if score < best_score:
+                best, best_score, by_seq = dev, score, seq
+        if best is not None:
+            if by_seq:
+                self.links_by_seq += 1
+            else:
+                self.links_by_rssi += 1
+        return best
+
+    def _returning(self, dev: _Device, s: Sighting) -> _Device:
+        """An earlier address of `dev` speaks again after `dev` moved on to another one."""
+        if not s.randomized:
+            # A global address is permanent: it is a second device. Split it off, and
+            # let `dev` start over as the device of its current address alone.
+            self.splits += 1
+            dev.addresses = max(1, dev.addresses - 1)
+            dev.period_ns = dev.anchor_ns = dev.on_beat = dev.off_beat = 0
+            return self._make(s)
+        # A phone going back to an address it used before: the same device.
+        dev.address = s.address
+        dev.address_since_ns = s.ts_ns
+        dev.global_address = not s.randomized
+        return dev
+
+    def _make(self, s: Sighting) -> _Device:
+        ts = s.ts_ns
+        ident = blake2b(f"{s.address}/{ts}".encode(), digest_size=8).hexdigest()
+        dev = _Device(
+            id=ident,
+            key=s.fingerprint,
+            address=s.address,
+            address_since_ns=ts,
+            global_address=not s.randomized,
+            addresses=1,
+            first_ns=ts,
+            last_ns=ts,
+            last_seq=s.seq,
+            rssi={},
+            run_start_ns=ts,
+            burst_ns=ts,
+        )
+        self.devices_made += 1
+        self._by_address[s.address] = dev
+        self._by_id[ident] = dev
+        self._by_key.setdefault(s.fingerprint, []).append(dev)
+        self._beat(dev, ts)
+        return dev
+
+    # -- per-frame state -------------------------------------------------------------------------------
+    def _update(self, dev: _Device, s: Sighting) -> None:
+        ts = s.ts_ns
+        if ts - dev.last_ns > self._fixed_gap_ns:
+            dev.run_start_ns = ts
+        if ts - dev.last_ns > self._burst_ns:
+            dev.burst_ns = ts
+            self._beat(dev, ts)
+        dev.last_ns = ts
+        dev.last_seq = s.seq
+        rssi = s.rssi_dbm
+        if rssi is not None:
+            span = dev.rssi.get(s.channel)
+            if span is None:
+                dev.rssi[s.channel] = [rssi, rssi]
+            else:
+                decay = self.params.rssi_decay_db
+                low, high = min(rssi, span[0] + decay), max(rssi, span[1] - decay)
+                span[0], span[1] = min(low, high), max(low, high)
+        if not dev.fixed and ts - dev.run_start_ns >= self._fixed_min_ns and dev.addresses == 1:
+            self._flag(dev)
+
+    def _beat(self, dev: _Device, ts: int) -> None:
+        """A scan burst starts at `ts`: does the device keep time like a machine?"""
+        if dev.addresses > 1 or dev.fixed:
+            return
+        if dev.period_ns == 0:
+            gap = ts - dev.anchor_ns
+            if dev.anchor_ns and gap >= self._min_period_ns:
+                dev.period_ns, dev.on_beat, dev.off_beat = gap, 1, 0
+            dev.anchor_ns = ts
+            return
+        since = ts - dev.anchor_ns
+        k = (since + dev.period_ns // 2) // dev.period_ns
+        if 1 <= k <= 4 and abs(since - k * dev.period_ns) <= self._jitter_ns:
+            if k == 1:  # refine the period on single steps only
+                dev.period_ns += (since - dev.period_ns) // 4
+            dev.on_beat += 1
+            dev.anchor_ns = ts
+        else:
+            dev.off_beat += 1
+            if dev.off_beat > dev.on_beat + 2 or k > 4:
+                dev.period_ns = 0  # lost the beat: learn it again from the next scans
+                dev.anchor_ns = ts
+        if dev.on_beat >= self.params.fixed_regular_bursts and dev.on_beat >= 3 * dev.off_beat:
+            self._flag(dev)
+
+    def _flag(self, dev: _Device) -> None:
+        dev.fixed = True
+        self._fixed_ids.add(dev.id)
+
+    # -- housekeeping ----------------------------------------------------------------------------------
+    def _housekeeping(self, now: int) -> None:
+        self._next_housekeeping_ns = now + self._HOUSEKEEPING_NS
+        limit = now - self._forget_ns
+        for address in [a for a, last in self._address_last.items() if last < limit]:
+            del self._address_last[address]
+            del self._by_address[address]
+        stale = [d for d in self._by_id.values() if d.last_ns < limit]
+        if not stale:
+            return
+        for dev in stale:
+            del self._by_id[dev.id]
+            self._fixed_ids.discard(dev.id)
+        for key in {d.key for d in stale}:
+            kept = [d for d in self._by_key[key] if d.id in self._by_id]
+            if kept:
+                self._by_key[key] = kept
+            else:
+                del self._by_key[key]

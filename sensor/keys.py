@@ -1,0 +1,569 @@
+"""Store seeds and sensor key files: the forward-only salt ratchet behind `SaltSource`.
+
+Threat model. A pseudonym is HMAC-SHA256(salt, mac) truncated. A burned-in MAC is one of ~2^24 under one
+of ~2^15 assigned OUIs, ~2^40 in all (random, locally administered ones are not enumerable but short-lived).
+Anyone holding a salt can try them all: an HMAC with precomputed pads costs two SHA-256 blocks, a CPU core
+does ~8 M blocks/s (`openssl speed sha256`, 16-byte blocks, on the dev box), so ~75 core-hours; a GPU at
+~10^10 blocks/s needs ~4 minutes. So the salt is the secret, and three things limit what a leak gives away:
+- rotation: one salt covers one epoch (a day by default), so a leaked salt opens one epoch's pseudonyms;
+- destruction: salt[n+1] = HKDF-SHA256(salt[n], info="footfall/v1/ratchet") is one-way and salt[n] is
+  erased from memory and disk when epoch n ends, so whoever takes a sensor today gets today's salt and can
+  follow it forward (until the store is re-seeded: do that after a theft) but cannot recompute yesterday's;
+- truncation: among 2^40 addresses a `bits`-bit pseudonym has ~2^(40-bits) preimages: 256 at 32 bits,
+  none at 48 or 64. Short pseudonyms blur a brute-forced match but collide more (below); the default, 64
+  bits, relies on rotation and destruction alone.
+The store seed recomputes every salt of every epoch: it is made offline, used only to provision, and never
+written to a sensor or into a key file. A key file holds the current salt only.
+
+Files: versioned binary records (layout in `_encode`) with a CRC32, 0600, refused if group- or
+world-readable, a symlink, truncated or damaged, always with the file named. A rotation writes `<key>.tmp`
+(fsync), overwrites the old file with zeros (fsync), renames, fsyncs the directory: a complete state is on
+disk at every instant and `open` finishes an interrupted rotation. `<key>.lock` (flock) keeps a second
+process off a key in use. A timestamp before the current epoch (late frame, clock stepped back) raises
+`EpochGone` rather than borrowing the current salt, which would file it under the wrong epoch.
+Limits: overwriting in place does not reach blocks an SD card's wear levelling or a journal kept, so
+encrypt the sensor's storage; a clock set wrongly into the future burns the salts up to that future
+(frames raise `EpochGone` until the clock catches up or the sensor is re-provisioned), so start the
+sensor after time sync.
+
+Memory: CPython never wipes freed objects, so a salt that once sat in a `bytes` would linger in the
+allocator's free lists. Here the salt only ever lives in bytearrays this module owns and zeroes: files are
+read with `os.readv` straight into one, HKDF writes into one (`derive_into`, not `derive`, whose bytes
+result would linger), HMAC runs inside OpenSSL, which wipes its contexts, and nothing is ever resized.
+The tests scan a live sensor process's writable memory for old salts; allocator reuse could also hide a
+stray copy, so this discipline, not the scan, is the guarantee. Out of reach: pages swapped to disk (use
+zram or no swap) and core dumps (LimitCORE=0).
+
+Collisions. Two devices share a pseudonym with probability ~2^-bits; among n addresses in one epoch the
+expected number of colliding pairs is n^2 / 2^(bits+1):
+    bits   n = 10^4      n = 10^5      n = 10^6
+    32     0.012         1.2           116
+    48     1.8e-7        1.8e-5        1.8e-3
+    64     2.7e-12       2.7e-10       2.7e-8
+A busy mall sees ~10^5 addresses a day (most of them random), so 32 bits merges about one pair a day;
+64 bits never does in practice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import logging
+import os
+import re
+import stat
+import struct
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from sensor.pseudonym import Epoch
+from sensor.salts import EpochSpan, SaltSchedule
+
+log = logging.getLogger(__name__)
+
+SECRET_BYTES = 32
+FORMAT_VERSION = 1
+RATCHET_INFO = b"footfall/v1/ratchet"
+EPOCH0_INFO = b"footfall/v1/epoch0"
+STORE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+_KEY_MAGIC, _SEED_MAGIC = b"FFKY", b"FFSD"
+_KIND = {_KEY_MAGIC: "key", _SEED_MAGIC: "seed"}
+_ALLOW_LONG = 0x01  # flags bit: the schedule was accepted with allow_long
+_HEAD = struct.Struct("<4sHB")  # magic, version, flags
+_NUMS = struct.Struct("<qq")  # seed: created_ns, anchor; key: anchor, current index
+_CRC = struct.Struct("<I")  # zlib.crc32 of everything before it
+_MIN_SIZE = _HEAD.size + 3 + _NUMS.size + SECRET_BYTES + _CRC.size
+_MAX_SIZE = 1024
+
+
+class KeyFileError(Exception):
+    """A seed or key file that cannot be used; the message names the file and says why."""
+
+    def __init__(self, path: Path, detail: str) -> None:
+        super().__init__(f"{path}: {detail}")
+        self.path = path
+
+
+KeyError_ = KeyFileError  # the name sensor/cli.py catches
+
+
+class KeyPermissionError(KeyFileError):
+    """The file is readable by group or others."""
+
+
+class KeyFileCorrupt(KeyFileError):
+    """Truncated, zeroed, damaged, or not a footfall file."""
+
+
+class KeyFileBusy(KeyFileError):
+    """Another process holds the key file open."""
+
+
+class EpochGone(LookupError):
+    """A timestamp before the current epoch: its salt was destroyed, so it cannot be pseudonymised.
+
+    Raised for late frames across a rotation and for a clock stepped back; the pipeline counts and drops
+    such frames rather than filing them under the wrong epoch.
+    """
+
+    def __init__(self, ts_ns: int, current: EpochSpan) -> None:
+        super().__init__(
+            f"timestamp {ts_ns} ns is {(current.start_ns - ts_ns) / 1e9:.3f} s before the current epoch"
+            f" {current.id} (starts {current.start_ns} ns); its salt is destroyed"
+        )
+        self.ts_ns, self.current = ts_ns, current
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSeed:
+    """A store's root secret and schedule: every sensor key of the store is derived from it.
+
+    `anchor` is the index of the epoch containing `created_ns` (epoch 0 of the ratchet).
+    """
+
+    store: str
+    schedule: SaltSchedule
+    created_ns: int
+    anchor: int
+    secret: bytearray = field(repr=False, compare=False)
+
+    @classmethod
+    def create(
+        cls, store: str, schedule: SaltSchedule, now_ns: int, secret: bytes | bytearray | None = None
+    ) -> StoreSeed:
+        """A new seed; `secret` (32 bytes) only for tests, otherwise read from the kernel's CSPRNG."""
+        if not STORE_ID.fullmatch(store):
+            raise ValueError(
+                f"store id {store!r}: expected 1-64 of A-Z a-z 0-9 . _ - (not starting with . _ -)"
+            )
+        buf = bytearray(SECRET_BYTES)
+        if secret is None:
+            _urandom_into(buf)
+        elif len(secret) != SECRET_BYTES:
+            raise ValueError(f"seed secret is {len(secret)} bytes, {SECRET_BYTES} needed")
+        else:
+            buf[:] = secret
+        return cls(store, schedule, now_ns, schedule.index_at(now_ns), buf)
+
+    @classmethod
+    def load(cls, path: Path) -> StoreSeed:
+        flags, (store, zone, spec), (created_ns, anchor), secret = _load(path, _SEED_MAGIC)
+        schedule = _schedule(path, spec, zone, flags)
+        if schedule.index_at(created_ns) != anchor:
+            _zero(secret)
+            raise KeyFileCorrupt(
+                path, f"anchor epoch {anchor} does not contain the creation time {created_ns} ns"
+            )
+        return cls(store, schedule, created_ns, anchor, secret)
+
+    def save(self, path: Path) -> None:
+        """Write the seed 0600; never overwrites an existing file (that would orphan a store's keys)."""
+        buf = _encode(_SEED_MAGIC, self.schedule, self.store, (self.created_ns, self.anchor), self.secret)
+        try:
+            _write_file(path, buf, exclusive=True)
+        except FileExistsError:
+            raise KeyFileError(path, "already exists; refusing to overwrite a store seed") from None
+        except OSError as exc:
+            raise KeyFileError(path, f"cannot write: {exc.strerror or exc}") from None
+        finally:
+            _zero(buf)
+
+    def salt_for(self, index: int) -> bytearray:
+        """The salt of epoch `index` (caller owns and zeroes it); only epochs from the anchor on exist."""
+        if index < self.anchor:
+            raise ValueError(
+                f"epoch {self.schedule.span(index).id} is before the seed's anchor epoch"
+                f" {self.schedule.span(self.anchor).id}"
+            )
+        salt = bytearray(SECRET_BYTES)
+        info = b"\0".join(
+            (EPOCH0_INFO, self.store.encode(), self.schedule.zone.encode(), self.schedule.spec.encode())
+        )
+        _hkdf(info).derive_into(self.secret, salt)
+        ratcheted = ratchet(salt, index - self.anchor)
+        _zero(salt)
+        return ratcheted
+
+    def destroy(self) -> None:
+        _zero(self.secret)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    """What a key file says, without its salt (for `keys show` and status)."""
+
+    store: str
+    schedule: SaltSchedule
+    anchor: int
+    current: EpochSpan
+
+
+class KeyStore:
+    """A sensor's key file as a `SaltSource`: serves the current epoch's salt, ratchets forward, never back.
+
+    The process holds an exclusive lock on `<key>.lock` while open. An `Epoch` it returns shares the salt
+    bytearray, which is zeroed when the epoch rotates or the store is closed (or garbage-collected): use an
+    epoch only until the next `epoch_at` call, as `Pseudonymizer` does.
+    """
+
+    def __init__(self, path: Path, info: KeyInfo, salt: bytearray, lock_fd: int) -> None:
+        self.path, self._info, self._salt, self._lock_fd = path, info, salt, lock_fd
+        self._epoch = self._make_epoch()
+
+    @classmethod
+    def open(cls, path: Path) -> KeyStore:
+        """Open a provisioned key file, finishing a rotation a crash interrupted."""
+        lock_fd = _lock(path)
+        try:
+            _recover(path)
+            info, salt = _load_key(path)
+        except BaseException as exc:
+            os.close(lock_fd)
+            if isinstance(exc, OSError):
+                raise KeyFileError(path, f"cannot recover: {exc.strerror or exc}") from None
+            raise
+        return cls(path, info, salt, lock_fd)
+
+    @classmethod
+    def provision(cls, seed: StoreSeed, path: Path, at_ns: int, *, replace: bool = False) -> KeyStore:
+        """Derive the key for the epoch containing `at_ns` from `seed` and write it to `path` (0600)."""
+        if not replace and os.path.lexists(path):
+            raise KeyFileError(path, "already exists; re-provision with replace (--force) to overwrite it")
+        index = seed.schedule.index_at(at_ns)
+        salt = seed.salt_for(index)
+        info = KeyInfo(seed.store, seed.schedule, seed.anchor, seed.schedule.span(index))
+        lock_fd = _lock(path)
+        buf = _encode(_KEY_MAGIC, info.schedule, info.store, (info.anchor, index), salt)
+        try:
+            _replace_file(path, buf)
+        except BaseException as exc:
+            _zero(salt)
+            os.close(lock_fd)
+            if isinstance(exc, OSError):
+                raise KeyFileError(path, f"cannot write: {exc.strerror or exc}") from None
+            raise
+        finally:
+            _zero(buf)
+        return cls(path, info, salt, lock_fd)
+
+    @staticmethod
+    def inspect(path: Path) -> KeyInfo:
+        """Read a key file's public part without locking it (safe while the sensor runs)."""
+        info, salt = _load_key(path)
+        _zero(salt)
+        return info
+
+    @property
+    def info(self) -> KeyInfo:
+        return self._info
+
+    def epoch_at(self, ts_ns: int) -> Epoch:
+        """The epoch containing `ts_ns`, ratcheting forward as needed; `EpochGone` for one already destroyed."""
+        self._check_open()
+        span = self._info.current
+        if span.start_ns <= ts_ns < span.end_ns:
+            return self._epoch
+        if ts_ns < span.start_ns:
+            raise EpochGone(ts_ns, span)
+        self.advance_to(ts_ns)
+        return self._epoch
+
+    def advance_to(self, ts_ns: int) -> int:
+        """Catch up to the epoch containing `ts_ns` (a no-op for earlier times); returns epochs skipped."""
+        self._check_open()
+        old = self._info
+        target = old.schedule.index_at(ts_ns)
+        steps = target - old.current.index
+        if steps <= 0:
+            return 0
+        salt = ratchet(self._salt, steps)
+        info = KeyInfo(old.store, old.schedule, old.anchor, old.schedule.span(target))
+        buf = _encode(_KEY_MAGIC, info.schedule, info.store, (info.anchor, target), salt)
+        try:
+            _replace_file(self.path, buf)
+        except OSError as exc:
+            _zero(salt)
+            raise KeyFileError(self.path, f"rotation to epoch {info.current.id} failed: {exc}") from None
+        finally:
+            _zero(buf)
+        _zero(self._salt)
+        self._info, self._salt = info, salt
+        self._epoch = self._make_epoch()
+        log.info("salt rotated to epoch %s (%d step%s)", info.current.id, steps, "s" * (steps > 1))
+        return steps
+
+    def close(self) -> None:
+        """Zero the salt and release the lock; idempotent."""
+        _zero(self._salt)
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+
+    def __enter__(self) -> KeyStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()
+
+    def _check_open(self) -> None:
+        if self._lock_fd < 0:
+            raise KeyFileError(self.path, "key store is closed; its salt is destroyed")
+
+    def _make_epoch(self) -> Epoch:
+        span = self._info.current
+        return Epoch(span.id, self._salt, span.start_ns, span.end_ns)
+
+
+def ratchet(salt: bytes | bytearray, steps: int) -> bytearray:
+    """salt after `steps` ratchet steps, in a new bytearray; every intermediate is zeroed."""
+    out, spare = bytearray(SECRET_BYTES), bytearray(SECRET_BYTES)
+    out[:] = salt
+    for _ in range(steps):
+        _hkdf(RATCHET_INFO).derive_into(out, spare)  # overwrites all of spare, so it needs no wipe in between
+        out, spare = spare, out
+    _zero(spare)
+    return out
+
+
+def _hkdf(info: bytes) -> HKDF:
+    return HKDF(algorithm=SHA256(), length=SECRET_BYTES, salt=None, info=info)
+
+
+def _zero(buf: bytearray) -> None:
+    buf[:] = bytes(len(buf))  # same length: written in place, never reallocated
+
+
+def _urandom_into(buf: bytearray) -> None:
+    fd = os.open("/dev/urandom", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if os.readv(fd, [buf]) != len(buf):
+            raise OSError(errno.EIO, "short read from /dev/urandom")
+    finally:
+        os.close(fd)
+
+
+def _encode(
+    magic: bytes, schedule: SaltSchedule, store: str, nums: tuple[int, int], secret: bytearray
+) -> bytearray:
+    """magic, version, flags | 3 x (u8 length, UTF-8): store, zone, spec | 2 x i64 | secret | crc32."""
+    texts = [t.encode() for t in (store, schedule.zone, schedule.spec)]
+    size = _HEAD.size + sum(1 + len(t) for t in texts) + _NUMS.size + SECRET_BYTES + _CRC.size
+    buf = bytearray(size)
+    _HEAD.pack_into(buf, 0, magic, FORMAT_VERSION, _ALLOW_LONG * schedule.allow_long)
+    off = _HEAD.size
+    for text in texts:
+        buf[off] = len(text)
+        buf[off + 1 : off + 1 + len(text)] = text
+        off += 1 + len(text)
+    _NUMS.pack_into(buf, off, *nums)
+    off += _NUMS.size
+    buf[off : off + SECRET_BYTES] = secret
+    off += SECRET_BYTES
+    with memoryview(buf) as view:
+        _CRC.pack_into(buf, off, zlib.crc32(view[:off]))
+    return buf
+
+
+def _decode(path: Path, buf: bytearray, magic: bytes) -> tuple[int, list[str], tuple[int, int], bytearray]:
+    kind, size = _KIND[magic], len(buf)
+    if size and not any(buf):
+        raise KeyFileCorrupt(path, f"all {size} bytes are zero (an interrupted rotation?); re-provision it")
+    if size < _MIN_SIZE:
+        raise KeyFileCorrupt(path, f"truncated {kind} file: {size} bytes, at least {_MIN_SIZE} needed")
+    got_magic, version, flags = _HEAD.unpack_from(buf)
+    if got_magic != magic:
+        raise KeyFileCorrupt(path, f"not a footfall {kind} file (starts {got_magic!r}, expected {magic!r})")
+    if version != FORMAT_VERSION:
+        raise KeyFileCorrupt(
+            path, f"{kind} file format version {version}; this footfall reads {FORMAT_VERSION}"
+        )
+    with memoryview(buf) as view:
+        (stored,), computed = _CRC.unpack_from(buf, size - _CRC.size), zlib.crc32(view[: size - _CRC.size])
+        if stored != computed:
+            raise KeyFileCorrupt(
+                path, f"checksum {stored:08x} != {computed:08x}: damaged or truncated {kind} file"
+            )
+        off, texts = _HEAD.size, []
+        for _ in range(3):
+            end = off + 1 + buf[off]
+            if end > size - _NUMS.size - SECRET_BYTES - _CRC.size:
+                raise KeyFileCorrupt(path, f"field at byte {off} runs past the end ({size} bytes)")
+            texts.append(bytes(view[off + 1 : end]).decode("utf-8", "replace"))
+            off = end
+        if off + _NUMS.size + SECRET_BYTES + _CRC.size != size:
+            raise KeyFileCorrupt(
+                path, f"{size} bytes, but the layout needs {off + _NUMS.size + SECRET_BYTES + 4}"
+            )
+        nums = _NUMS.unpack_from(buf, off)
+        secret = bytearray(SECRET_BYTES)
+        secret[:] = view[off + _NUMS.size : off + _NUMS.size + SECRET_BYTES]
+    return flags, texts, nums, secret
+
+
+def _schedule(path: Path, spec: str, zone: str, flags: int) -> SaltSchedule:
+    try:
+        return SaltSchedule.parse(spec, zone, allow_long=bool(flags & _ALLOW_LONG))
+    except ValueError as exc:
+        raise KeyFileCorrupt(path, f"schedule {spec!r} in {zone!r}: {exc}") from None
+
+
+def _load(path: Path, magic: bytes) -> tuple[int, list[str], tuple[int, int], bytearray]:
+    buf = _read_private(path)
+    try:
+        return _decode(path, buf, magic)
+    finally:
+        _zero(buf)
+
+
+def _load_key(path: Path) -> tuple[KeyInfo, bytearray]:
+    flags, (store, zone, spec), (anchor, index), salt = _load(path, _KEY_MAGIC)
+    try:
+        schedule = _schedule(path, spec, zone, flags)
+    except KeyFileError:
+        _zero(salt)
+        raise
+    return KeyInfo(store, schedule, anchor, schedule.span(index)), salt
+
+
+def _read_private(path: Path) -> bytearray:
+    """The whole file, read straight into a bytearray (no buffered copy), if only its owner can read it."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise KeyFileError(path, "is a symbolic link; name the file itself") from None
+        raise KeyFileError(path, exc.strerror or str(exc)) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise KeyFileError(path, "not a regular file")
+        if st.st_mode & 0o077:
+            raise KeyPermissionError(
+                path,
+                f"mode {stat.S_IMODE(st.st_mode):04o} lets group or others read it; refusing (chmod 600)",
+            )
+        if st.st_size > _MAX_SIZE:
+            raise KeyFileCorrupt(path, f"{st.st_size} bytes; a footfall key file has at most {_MAX_SIZE}")
+        buf = bytearray(st.st_size)
+        got = 0
+        with memoryview(buf) as view:
+            while got < len(buf) and (n := os.readv(fd, [view[got:]])):
+                got += n
+        if got != len(buf):
+            _zero(buf)
+            raise KeyFileCorrupt(path, f"read {got} of {len(buf)} bytes")
+        return buf
+    finally:
+        os.close(fd)
+
+
+def _write_file(path: Path, data: bytearray, *, exclusive: bool = False) -> None:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_EXCL if exclusive else os.O_TRUNC)
+    if not exclusive:
+        _zero_file(path)  # O_TRUNC alone would free the old blocks without wiping them
+    fd = os.open(path, flags, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        with memoryview(data) as view:
+            done = 0
+            while done < len(data):
+                done += os.write(fd, view[done:])
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    _fsync_dir(path.parent)
+
+
+def _replace_file(path: Path, data: bytearray) -> None:
+    """New state to `<key>.tmp` (fsync), zero the old file in place (fsync), rename, fsync the directory.
+
+    The new state is durable before the old is wiped, so a crash leaves a complete state on disk at every
+    point; `_recover` finishes the job on the next open.
+    """
+    tmp = _tmp_path(path)
+    _write_file(tmp, data)
+    _zero_file(path)
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _zero_file(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    try:
+        size = os.fstat(fd).st_size
+        done = 0
+        while done < size:
+            done += os.pwrite(fd, bytes(size - done), done)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _recover(path: Path) -> None:
+    """Finish or discard a rotation a crash left behind in `<key>.tmp`."""
+    tmp = _tmp_path(path)
+    if not os.path.lexists(tmp):
+        return
+    try:
+        new, new_salt = _load_key(tmp)
+    except KeyFileError as exc:
+        log.warning("discarding an incomplete rotation: %s", exc)
+        _zero_file(tmp)
+        os.unlink(tmp)
+        return
+    _zero(new_salt)
+    behind = True  # the key file is gone or was zeroed before the crash
+    if os.path.lexists(path):
+        with contextlib.suppress(KeyFileCorrupt):
+            old, old_salt = _load_key(path)
+            _zero(old_salt)
+            behind = old.current.index < new.current.index
+    if behind:
+        log.warning("%s: finishing an interrupted rotation to epoch %s", path, new.current.id)
+        _zero_file(path)
+        os.replace(tmp, path)
+    else:
+        _zero_file(tmp)
+        os.unlink(tmp)
+    _fsync_dir(path.parent)
+
+
+def _lock(path: Path) -> int:
+    lock_path = path.with_name(path.name + ".lock")
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise KeyFileError(path, f"cannot create the lock {lock_path}: {exc.strerror or exc}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise KeyFileBusy(
+            path, f"in use by another process (lock {lock_path}); stop the sensor first"
+        ) from None
+    return fd
+
+
+def _tmp_path(path: Path) -> Path:
+    return path.with_name(path.name + ".tmp")
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

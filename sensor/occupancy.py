@@ -1,0 +1,180 @@
+"""The people estimate: resolved devices → people present over time.
+
+A device counts as *inside* from a frame whose signal reaches `inside_rssi_dbm` until `holdover_s`
+after it (phones probe every few seconds to minutes, so a device stays counted between its scans).
+Devices the resolver flags as fixed (PCs, tills, staff phones) are left out, judged when the
+interval is asked for, so a device found fixed an hour in is left out of that hour too. The number
+of inside devices (a device probing with its global address counts `global_weight`), time-averaged
+over an interval, times `site_factor` (people per counted device:
+some people carry no probing phone, some carry two, and the resolver merges or splits devices in a
+way that depends on the site) is `present`.
+
+`EstimatorParams` holds every number of the estimate, resolver included, so calibration writes one
+object. `fit_site` fits the site's numbers against a ground-truth series.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+
+from sensor.devices import ResolverParams
+from sensor.frames import Sighting
+
+NS = 1_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class EstimatorParams:
+    """Every number of the people estimate.
+
+    `inside_rssi_dbm` and `holdover_s` were chosen on the Fryza lab days as the values that keep
+    people-per-device steadiest across days; `site_factor` is the least-squares fit on the lab day
+    2022-11-22 (bench/accuracy.py). Any other site should refit the factor (`fit_site`).
+    """
+
+    inside_rssi_dbm: int = -67  # a frame this strong (dBm) says the device is inside, not passing by
+    holdover_s: float = 450.0  # a device stays counted this long after its last inside frame
+    site_factor: float = 0.87  # people per counted device
+    # Weight of a device that probes with its global (factory) address. Phones have randomized
+    # their probes by default since 2020 (iOS 14, Android 10); what still probes with a global
+    # address is mostly laptops (a second device of a person already counted), older phones and
+    # equipment. 0.5 is a prior, not a fit: it halves the double count without ignoring old phones.
+    global_weight: float = 0.5
+    resolver: ResolverParams = field(default_factory=ResolverParams)
+
+    def __post_init__(self) -> None:
+        if not -120 <= self.inside_rssi_dbm <= 0:
+            raise ValueError(f"inside_rssi_dbm must be in -120..0 dBm, got {self.inside_rssi_dbm}")
+        if not 0 < self.holdover_s <= 86_400:
+            raise ValueError(f"holdover_s must be in (0, 86400], got {self.holdover_s}")
+        if not 0 <= self.site_factor <= 100:
+            raise ValueError(f"site_factor must be in 0..100, got {self.site_factor}")
+        if not 0 <= self.global_weight <= 1:
+            raise ValueError(f"global_weight must be in 0..1, got {self.global_weight}")
+
+
+@dataclass(slots=True)
+class _Open:
+    start_ns: int
+    end_ns: int
+
+
+class OccupancyEstimator:
+    """Call `observe` once per resolved sighting (time order); ask `present` when an interval closes.
+
+    Each device's inside time is kept as segments [first inside frame, last inside frame + holdover);
+    extending the open segment of a device is O(1) per frame. Closed segments are kept until the
+    intervals that could ask for them have passed (`retain_s`), so memory is bounded by the traffic
+    of that window.
+    """
+
+    def __init__(
+        self,
+        params: EstimatorParams | None = None,
+        is_fixed: Callable[[str], bool] = lambda device: False,
+        retain_s: float = 7200.0,
+    ) -> None:
+        self.params = p = params or EstimatorParams()
+        self._is_fixed = is_fixed
+        self._hold_ns = int(p.holdover_s * NS)
+        self._inside = p.inside_rssi_dbm
+        self._retain_ns = int(retain_s * NS)
+        self._global_weight = p.global_weight
+        self._global: set[str] = set()  # devices heard only with a global address so far
+        self._open: dict[str, _Open] = {}
+        self._closed: list[tuple[str, int, int]] = []
+        self._next_prune_ns = 0
+
+    def observe(self, s: Sighting, device: str) -> None:
+        rssi = s.rssi_dbm
+        if rssi is not None and rssi < self._inside:
+            return
+        ts = s.ts_ns
+        seg = self._open.get(device)
+        if seg is None:
+            self._open[device] = _Open(ts, ts + self._hold_ns)
+            if not s.randomized:
+                self._global.add(device)
+        elif ts <= seg.end_ns:
+            seg.end_ns = ts + self._hold_ns
+        else:
+            self._closed.append((device, seg.start_ns, seg.end_ns))
+            seg.start_ns, seg.end_ns = ts, ts + self._hold_ns
+        if s.randomized and self._global:
+            self._global.discard(device)
+        if ts >= self._next_prune_ns:
+            self._prune(ts)
+
+    def present(self, start_ns: int, end_ns: int, visits: Sequence[object] = ()) -> float:
+        """Estimated people inside, time-averaged over [start_ns, end_ns).
+
+        `visits` is accepted (and ignored) so the estimator plugs into `PresenceModel` as its
+        `PeopleEstimate`; the estimate works on devices, not on visits.
+        """
+        return self.devices_inside(start_ns, end_ns) * self.params.site_factor
+
+    def devices_inside(self, start_ns: int, end_ns: int) -> float:
+        """Time-averaged number of inside, non-fixed devices over [start_ns, end_ns)."""
+        if end_ns <= start_ns:
+            raise ValueError(f"empty interval: start {start_ns} >= end {end_ns}")
+        fixed, weak, weight = self._is_fixed, self._global, self._global_weight
+        covered = 0.0
+        for device, a, b in self._closed:
+            if b > start_ns and a < end_ns and not fixed(device):
+                covered += (min(b, end_ns) - max(a, start_ns)) * (weight if device in weak else 1.0)
+        for device, seg in self._open.items():
+            if seg.end_ns > start_ns and seg.start_ns < end_ns and not fixed(device):
+                span = min(seg.end_ns, end_ns) - max(seg.start_ns, start_ns)
+                covered += span * (weight if device in weak else 1.0)
+        return covered / (end_ns - start_ns)
+
+    def _prune(self, now: int) -> None:
+        self._next_prune_ns = now + 60 * NS
+        limit = now - self._retain_ns
+        self._closed = [c for c in self._closed if c[2] > limit]
+        for device in [d for d, seg in self._open.items() if seg.end_ns < limit]:
+            del self._open[device]
+            self._global.discard(device)
+
+
+@dataclass(frozen=True, slots=True)
+class Fit:
+    params: EstimatorParams
+    mae_before: float  # with the params the fit started from
+    mae_after: float
+    windows: int
+
+
+def fit_site(
+    count: Callable[[EstimatorParams], Sequence[float]],
+    truth: Sequence[float],
+    base: EstimatorParams,
+    rssi_grid: Iterable[int] = range(-80, -54, 2),
+    holdover_grid: Iterable[float] = (120.0, 180.0, 300.0, 450.0, 600.0),
+) -> Fit:
+    """Fit inside_rssi_dbm, holdover_s (grid) and site_factor (least squares) to a truth series.
+
+    `count(params)` returns the time-averaged device count per window (`devices_inside`) for the
+    windows of `truth` under `params`; the site factor for each grid point is the least-squares
+    ratio sum(x*y)/sum(x*x), and the point with the lowest mean absolute error wins.
+    """
+    if not truth:
+        raise ValueError("no ground-truth windows to fit on")
+    before = _mae([x * base.site_factor for x in count(base)], truth)
+    best = (before, base)
+    for rssi in rssi_grid:
+        for hold in holdover_grid:
+            trial = replace(base, inside_rssi_dbm=rssi, holdover_s=hold, site_factor=1.0)
+            xs = count(trial)
+            sxx = sum(x * x for x in xs)
+            factor = sum(x * y for x, y in zip(xs, truth, strict=True)) / sxx if sxx else 1.0
+            factor = min(max(factor, 0.0), 100.0)
+            err = _mae([x * factor for x in xs], truth)
+            if err < best[0]:
+                best = (err, replace(trial, site_factor=round(factor, 4)))
+    return Fit(best[1], before, best[0], len(truth))
+
+
+def _mae(estimate: Sequence[float], truth: Sequence[float]) -> float:
+    return sum(abs(a - b) for a, b in zip(estimate, truth, strict=True)) / len(truth)

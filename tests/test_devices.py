@@ -1,0 +1,211 @@
+"""Device resolution: what survives address randomization groups addresses into devices."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sensor.capture import read_capture
+from sensor.decode import FrameDecoder
+from sensor.devices import DeviceResolver, ResolverParams
+from sensor.frames import Sighting
+from sensor.pseudonym import FixedSalt, Pseudonymizer
+
+S = 1_000_000_000
+PHONE = "a1" * 8  # fingerprints
+PC = "c0" * 8
+
+
+def sighting(
+    t_s: float,
+    address: str,
+    seq: int,
+    rssi: int = -60,
+    fingerprint: str = PHONE,
+    randomized: bool = True,
+    epoch: str = "e1",
+) -> Sighting:
+    return Sighting(
+        ts_ns=int(t_s * S),
+        address=address,
+        epoch=epoch,
+        randomized=randomized,
+        rssi_dbm=rssi,
+        channel=6,
+        seq=seq,
+        fingerprint=fingerprint,
+        ie_ids=(0, 1, 50, 3, 45, 127),
+        directed=False,
+    )
+
+
+def phone_bursts(
+    start_s: float, every_s: float, bursts: int, seq0: int, rssi: int, tag: str, seq_step: int = 3
+) -> list[Sighting]:
+    """A phone that takes a new random address for every scan burst of three frames."""
+    out = []
+    seq = seq0
+    for b in range(bursts):
+        address = f"{tag}{b:04x}".ljust(16, "0")
+        for f in range(3):
+            out.append(sighting(start_s + b * every_s + f * 0.02, address, seq % 4096, rssi))
+            seq += 1
+        seq += seq_step
+    return out
+
+
+def resolve_all(resolver: DeviceResolver, sightings: list[Sighting]) -> list[str]:
+    return [resolver.resolve(s) for s in sorted(sightings, key=lambda s: s.ts_ns)]
+
+
+def test_a_phone_changing_address_every_burst_with_running_sequence_numbers_is_one_device() -> None:
+    sightings = phone_bursts(0, 40, bursts=30, seq0=100, rssi=-60, tag="aa")
+    ids = resolve_all(DeviceResolver(), sightings)
+    assert len({s.address for s in sightings}) == 30
+    assert len(set(ids)) == 1
+
+
+def test_the_sequence_match_links_even_when_the_signal_jumps() -> None:
+    # Sequence continuity is the stronger evidence: a 15 dB jump (phone out of a pocket) still links.
+    a = phone_bursts(0, 30, bursts=5, seq0=10, rssi=-50, tag="aa")
+    b = phone_bursts(150, 30, bursts=5, seq0=a[-1].seq + 4, rssi=-65, tag="bb")
+    resolver = DeviceResolver()
+    assert len(set(resolve_all(resolver, a + b))) == 1
+    assert resolver.links_by_seq >= 1
+
+
+def test_two_phones_of_one_model_with_unrelated_sequence_numbers_and_different_signal_are_two() -> None:
+    near = phone_bursts(0, 20, bursts=20, seq0=100, rssi=-45, tag="aa", seq_step=211)
+    far = phone_bursts(7, 20, bursts=20, seq0=2900, rssi=-78, tag="bb", seq_step=307)
+    resolver = DeviceResolver()
+    ids = resolve_all(resolver, near + far)
+    by_phone: dict[str, set[str]] = {s.address[:2]: set() for s in near + far}
+    for s, device in zip(sorted(near + far, key=lambda s: s.ts_ns), ids, strict=True):
+        by_phone[s.address[:2]].add(device)
+    assert len(by_phone["aa"]) == 1
+    assert len(by_phone["bb"]) == 1
+    assert by_phone["aa"] != by_phone["bb"]
+
+
+def test_a_new_address_after_the_link_window_is_a_new_device() -> None:
+    params = ResolverParams(link_window_s=120)
+    first = phone_bursts(0, 30, bursts=3, seq0=10, rssi=-60, tag="aa", seq_step=500)
+    later = phone_bursts(60 + 200, 30, bursts=3, seq0=3000, rssi=-60, tag="bb", seq_step=500)
+    assert len(set(resolve_all(DeviceResolver(params), first + later))) == 2
+
+
+def test_a_pc_probing_every_minute_with_one_global_address_is_flagged_fixed() -> None:
+    pc = [
+        sighting(m * 60.0 + f * 0.01, "pc" * 8, (m * 2 + f) % 4096, -50, PC, randomized=False)
+        for m in range(12)
+        for f in range(2)
+    ]
+    phone = phone_bursts(3, 60, bursts=12, seq0=10, rssi=-55, tag="aa")
+    resolver = DeviceResolver()
+    ids = dict(zip(sorted(pc + phone, key=lambda s: s.ts_ns), resolve_all(resolver, pc + phone), strict=True))
+    pc_ids = {ids[s] for s in pc}
+    phone_ids = {ids[s] for s in phone}
+    assert len(pc_ids) == 1
+    assert resolver.is_fixed(next(iter(pc_ids)))
+    assert not any(resolver.is_fixed(d) for d in phone_ids)
+    assert resolver.fixed_devices == frozenset(pc_ids)
+
+
+def test_two_pcs_of_one_model_that_first_look_like_one_device_are_split_and_both_flagged() -> None:
+    pcs = [
+        sighting(m * 60.0 + offset, name * 8, (m * 2) % 4096 + k * 1000, -52 + k, PC, randomized=False)
+        for m in range(15)
+        for k, (name, offset) in enumerate((("p1", 0.0), ("p2", 5.0)))
+    ]
+    resolver = DeviceResolver()
+    ids = resolve_all(resolver, pcs)
+    final = {s.address: d for s, d in zip(sorted(pcs, key=lambda s: s.ts_ns), ids, strict=True)}
+    assert final["p1" * 8] != final["p2" * 8]
+    assert all(resolver.is_fixed(d) for d in final.values())
+
+
+def test_a_device_heard_without_a_long_gap_for_the_staff_threshold_is_flagged() -> None:
+    params = ResolverParams(fixed_min_s=3600, fixed_regular_bursts=10_000)
+    # One global address, irregular gaps (no clock), heard for 70 minutes.
+    gaps = [37, 53, 91, 29, 140, 61]
+    t, sightings = 0.0, []
+    for i in range(60):
+        sightings.append(sighting(t, "st" * 8, i, -60, "5a" * 8, randomized=False))
+        t += gaps[i % len(gaps)]
+    resolver = DeviceResolver(params)
+    ids = resolve_all(resolver, sightings)
+    assert resolver.is_fixed(ids[-1])
+    assert t > 3600
+
+
+def test_resolution_is_deterministic() -> None:
+    traffic = (
+        phone_bursts(0, 20, bursts=15, seq0=100, rssi=-45, tag="aa", seq_step=211)
+        + phone_bursts(7, 25, bursts=12, seq0=2900, rssi=-70, tag="bb", seq_step=307)
+        + phone_bursts(3, 30, bursts=10, seq0=50, rssi=-60, tag="cc")
+    )
+    assert resolve_all(DeviceResolver(), traffic) == resolve_all(DeviceResolver(), traffic)
+
+
+def test_nothing_links_across_a_salt_epoch() -> None:
+    before = phone_bursts(0, 30, bursts=3, seq0=10, rssi=-60, tag="aa")
+    after = [
+        sighting(s.ts_ns / S + 90, s.address.replace("aa", "bb"), s.seq + 9, -60, epoch="e2") for s in before
+    ]
+    resolver = DeviceResolver()
+    ids = resolve_all(resolver, before + after)
+    assert set(ids[:9]).isdisjoint(ids[9:])
+
+
+def test_silent_devices_are_forgotten_so_memory_follows_recent_traffic() -> None:
+    resolver = DeviceResolver(ResolverParams(forget_s=600))
+    for i in range(50):
+        resolver.resolve(sighting(i * 0.5, f"{i:016x}", i * 300, -60, f"{i:016x}"))
+    assert resolver.live_devices == 50
+    resolver.resolve(sighting(2000, "ff" * 8, 1, -60))
+    assert resolver.live_devices == 1
+
+
+# -- real single-phone captures (Baccichet: one phone in a Faraday bag, three radios) ----------------
+
+ONE_DEVICE_AT_MOST_TWO = [
+    "S21Ultra-M",
+    "iPhone12-M",
+    "iPhone7-F",
+    pytest.param(
+        "OppoFindX3Neo-A",
+        marks=pytest.mark.xfail(
+            strict=True, reason="sends three probe kinds (3 fingerprints); fingerprints are never merged"
+        ),
+    ),
+    pytest.param(
+        "iPhoneXR-L",
+        marks=pytest.mark.xfail(
+            strict=True, reason="two fingerprints, and 40+ dB RSSI swings between the bag's radios split one"
+        ),
+    ),
+]
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("phone", ONE_DEVICE_AT_MOST_TWO)
+def test_one_real_phone_with_many_random_addresses_is_at_most_two_devices(
+    shared_data: Path, phone: str
+) -> None:
+    path = shared_data / "captures" / f"baccichet_{phone}_anonymized.pcap"
+    decoder = FrameDecoder()
+    names = Pseudonymizer(FixedSalt(b"k" * 32))
+    sightings = []
+    for r in read_capture(path):
+        p = decoder.decode(r.ts_ns, r.linktype, r.data)
+        if p is not None:
+            sightings.append(
+                Sighting(
+                    r.ts_ns, names.pseudonym(p.transmitter, r.ts_ns), names.epoch, p.randomized,
+                    p.rssi_dbm, p.channel, p.seq, p.fingerprint, p.ie_ids, p.ssid != "",
+                )
+            )  # fmt: skip
+    devices = set(resolve_all(DeviceResolver(), sightings))
+    assert len({s.address for s in sightings}) >= 15
+    assert len(devices) <= 2
