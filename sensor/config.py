@@ -9,6 +9,8 @@ from pydantic import Field, model_validator
 
 from footfall.configfile import Section, load_model, validate_model
 from footfall.events import Name
+from sensor.devices import ResolverParams
+from sensor.occupancy import EstimatorParams
 
 Rssi = Annotated[int, Field(ge=-120, le=0)]
 
@@ -53,6 +55,11 @@ class PresenceConfig(Section):
 
 
 class PrivacyConfig(Section):
+    mode: Literal["aggregate", "pseudonymous", "consent"] = Field(
+        "pseudonymous",
+        description="aggregate: interval counts only; pseudonymous: plus per-visit events with epoch "
+        "pseudonyms; consent: plus stable consent tokens for opted-in devices",
+    )
     key_file: Path | None = Field(
         None,
         description="sensor key (footfall-sensor keys provision); replay without one uses a throwaway key",
@@ -60,11 +67,52 @@ class PrivacyConfig(Section):
     pseudonym_bits: int = Field(64, ge=32, le=256, multiple_of=32)
 
 
+_R = ResolverParams()
+_E = EstimatorParams()
+
+
+class ResolverConfig(Section):
+    """Device resolution (sensor/devices.py): linking a phone's randomized addresses into one device."""
+
+    link_window_s: float = Field(
+        _R.link_window_s, gt=0, description="a device silent longer takes no new address"
+    )
+    rssi_tolerance_db: float = Field(_R.rssi_tolerance_db, ge=0, le=60)
+    seq_window: int = Field(_R.seq_window, ge=1, le=4095)
+    seq_link_s: float = Field(_R.seq_link_s, gt=0)
+    rssi_decay_db: float = Field(_R.rssi_decay_db, ge=0, le=20)
+    burst_gap_s: float = Field(_R.burst_gap_s, gt=0, le=60)
+    fixed_regular_bursts: int = Field(_R.fixed_regular_bursts, ge=2)
+    fixed_min_period_s: float = Field(_R.fixed_min_period_s, gt=0)
+    fixed_jitter_s: float = Field(_R.fixed_jitter_s, ge=0)
+    fixed_min_s: float = Field(
+        _R.fixed_min_s, gt=0, description="heard this long without a long gap: fixed/staff"
+    )
+    fixed_gap_s: float = Field(_R.fixed_gap_s, gt=0)
+    forget_s: float = Field(_R.forget_s, gt=0)
+
+
+class EstimatorConfig(Section):
+    """People estimation (sensor/occupancy.py); `footfall-sensor calibrate counts` fits these per site."""
+
+    enabled: bool = Field(True, description="false: every address counts as a device (the naive count)")
+    inside_rssi_dbm: int = Field(_E.inside_rssi_dbm, ge=-120, le=0)
+    holdover_s: float = Field(_E.holdover_s, gt=0, le=86_400)
+    site_factor: float = Field(_E.site_factor, ge=0, le=100, description="people per counted device")
+    global_weight: float = Field(_E.global_weight, ge=0, le=1)
+    resolver: ResolverConfig = ResolverConfig()
+
+    def params(self) -> EstimatorParams:
+        values = self.model_dump(exclude={"enabled", "resolver"})
+        return EstimatorParams(**values, resolver=ResolverParams(**self.resolver.model_dump()))
+
+
 class SensorConfig(Section):
     site: SiteConfig = SiteConfig()
     mqtt: MqttConfig = MqttConfig()
     presence: PresenceConfig = PresenceConfig()
     privacy: PrivacyConfig = PrivacyConfig()
+    estimator: EstimatorConfig = EstimatorConfig()
 
 
 def load(path: Path | None) -> SensorConfig:

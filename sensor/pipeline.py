@@ -11,10 +11,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from footfall.events import Event
+from footfall.events import Event, VisitEvent
 from sensor.config import SensorConfig
 from sensor.decode import FrameDecoder
+from sensor.devices import DeviceResolver
 from sensor.frames import CaptureRecord, Sighting
+from sensor.occupancy import OccupancyEstimator
 from sensor.pseudonym import Pseudonymizer, SaltSource
 from sensor.visits import PeopleEstimate, PresenceModel
 
@@ -27,7 +29,7 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
-class DeviceResolver(Protocol):
+class Resolver(Protocol):
     """Groups the addresses of one device (randomized MACs) into one estimated device id."""
 
     def resolve(self, s: Sighting) -> str: ...
@@ -65,25 +67,42 @@ class Pipeline:
         salts: SaltSource,
         sink: Sink,
         *,
-        resolver: DeviceResolver | None = None,
+        resolver: Resolver | None = None,
         people: PeopleEstimate | None = None,
         drop_mac: Callable[[bytes], bool] | None = None,
+        consent_of_mac: Callable[[bytes], str | None] | None = None,
     ) -> None:
         self.config = config
         self.decoder = FrameDecoder()
         self.pseudonyms = Pseudonymizer(salts, config.privacy.pseudonym_bits)
-        self.resolver = resolver or AddressIsDevice()
+        self.occupancy: OccupancyEstimator | None = None
+        if resolver is None:
+            if config.estimator.enabled:
+                params = config.estimator.params()
+                devices = DeviceResolver(params.resolver)
+                resolver = devices
+                if people is None:
+                    self.occupancy = OccupancyEstimator(params, devices.is_fixed)
+                    people = self.occupancy
+            else:
+                resolver = AddressIsDevice()
+        self.resolver = resolver
         self.sink = sink
         self._drop_mac = drop_mac
+        mode = config.privacy.mode
+        self._consent_of_mac = consent_of_mac if mode == "consent" else None
+        self._device_consent: dict[str, str] = {}
+        emit = sink.send if mode != "aggregate" else _counts_only(sink)
         self.dropped_optout = 0
         self.dropped_epoch_gone = 0
         self.presence = PresenceModel(
             config.presence,
             config.site.store,
             config.site.sensor,
-            sink.send,
+            emit,
             is_fixed=self.resolver.is_fixed,
             people=people,
+            consent_of=self._device_consent.get,
         )
         self.last_ts_ns = 0
 
@@ -115,7 +134,14 @@ class Pipeline:
             probe.ie_ids,
             probe.ssid != "",
         )
-        self.presence.observe(sighting, self.resolver.resolve(sighting))
+        device = self.resolver.resolve(sighting)
+        if self._consent_of_mac is not None:
+            token = self._consent_of_mac(mac)
+            if token is not None:
+                self._device_consent[device] = token
+        if self.occupancy is not None:
+            self.occupancy.observe(sighting, device)
+        self.presence.observe(sighting, device)
         self.last_ts_ns = ts_ns
 
     def run(self, records: Iterable[CaptureRecord]) -> None:
@@ -130,3 +156,13 @@ class Pipeline:
         """End of input: close open visits, emit the last interval, close the sink."""
         self.presence.flush()
         self.sink.close()
+
+
+def _counts_only(sink: Sink) -> Callable[[Event], None]:
+    """Aggregate mode: per-device (visit) events never leave the sensor."""
+
+    def send(event: Event) -> None:
+        if not isinstance(event, VisitEvent):
+            sink.send(event)
+
+    return send
