@@ -39,6 +39,7 @@ LINKTYPE_RADIOTAP = 127
 _U64 = struct.Struct("<Q")  # radiotap version, pad, length and first present word, as one key
 _U32 = struct.Struct("<I")
 _MGMT = struct.Struct("<xB8x6s6xH")  # frame-control flags, addr2, seq_ctrl
+_unpack_u64, _unpack_mgmt = _U64.unpack_from, _MGMT.unpack_from  # bound once: the hot loop uses them
 _FCS_LEN = 4
 _FCS_FLAGS = radiotap.FLAG_FCS_AT_END | radiotap.FLAG_BAD_FCS
 _OVERRUN, _SHORT_TAIL = 1, 2  # why an element walk is suspicious
@@ -149,10 +150,12 @@ class FrameDecoder:
             if linktype == LINKTYPE_RADIOTAP:
                 if end < 8:
                     raise Truncated("radiotap_truncated", 8, end)
-                radio = self._radios.get(_U64.unpack_from(data)[0])
-                if radio is None or radio.ext_end:
-                    radio = self._radio(data, radio)
-                off, unpack, fcs_known, _ = radio
+                radio = self._radios.get(_unpack_u64(data)[0])
+                if radio is None:
+                    radio = self._radio(data, None)
+                off, unpack, fcs_known, ext_end = radio
+                if ext_end:
+                    off, unpack, fcs_known, ext_end = self._radio(data, radio)
                 if end < off:
                     raise Truncated("radiotap_truncated", off, end)
                 flags, freq_raw, rssi_raw = unpack(data)
@@ -183,7 +186,7 @@ class FrameDecoder:
                 return None
             if end - off < HEADER_LEN:
                 raise Truncated("dot11_truncated", HEADER_LEN, end - off)
-            fc_flags, transmitter, seq_ctrl = _MGMT.unpack_from(data, off)
+            fc_flags, transmitter, seq_ctrl = _unpack_mgmt(data, off)
             body = off + HEADER_LEN
             if fc_flags & FC_FLAG_ORDER:  # +HTC: a 4-byte HT Control field precedes the body
                 body += 4

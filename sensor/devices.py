@@ -4,8 +4,12 @@ Address randomization breaks "one address = one device": in the Fryza lab captur
 address almost never outlives one scan burst, so a phone shows up as a new address every few
 seconds. What survives a change of address (Vanhoef et al. 2016) is what the resolver links on:
 
-1. the fingerprint (element ids plus capability bytes): a new address can only continue a device
-   whose fingerprint is the same;
+1. the fingerprint (element ids plus capability bytes): a new address continues a device whose
+   fingerprint is the same, or, failing that, one of the same *family* (the same mandatory
+   elements: rates, HT, VHT, extended capabilities; vendor, extension, SSID and DS elements left
+   out): phones send two or three kinds of probe (the Oppo Find X3 three, iPhones two whose
+   capability bytes differ), and a kind never seen on the device yet may join it only when its
+   signal lies within the tighter `family_tolerance_db`;
 2. sequence-number continuity: some phones (iPhone 7 and older Android) keep their 802.11 sequence
    counter running across the change, so a first sequence number 1..`seq_window` after a device's
    last one is a near-certain match;
@@ -15,17 +19,20 @@ seconds. What survives a change of address (Vanhoef et al. 2016) is what the res
    spot merge (the count then undershoots). A range rather than a mean, because one burst can
    swing by 40 dB when a radio hears the phone's frames on neighbouring channels;
 4. time: only devices heard within `link_window_s` can take a new address (idle phones scan
-   every few minutes with a fresh address each time).
+   every few minutes with a fresh address each time). A device never heard stronger than
+   `weak_rssi_dbm` is out on the street and moving: within `weak_link_s` it has walked out of
+   range, so after that its fingerprint's next address is somebody else (the next passerby
+   with the same phone model), not it.
 
-A globally administered address that comes back after its device was continued by another address
-belongs to a second device (two same-model PCs probing alternately): it is split off again.
-Fingerprints are never merged: a phone that sends two kinds of probe counts as two devices (the
-site factor absorbs that on average; see the known failure modes in the README).
+A globally administered address is an identity, not a pseudonym of the moment: it is its own
+device and is never linked to another address, in either direction (two same-model PCs probing
+alternately stay two devices; an old phone probing with its factory address is one device).
 
 Fixed devices are flagged two ways, both about the device rather than the person: a device that
-keeps one address and probes like a clock (a steady period, e.g. the lab PCs' 60.0 s) for
-`fixed_regular_bursts` scans, and a device heard without a gap longer than `fixed_gap_s` for
-`fixed_min_s` (a till, a staff phone with a stable address). Flags are sticky for the epoch.
+keeps one address and probes like a clock (a steady period, e.g. the lab PCs' 60.0 s; a second
+scan a few seconds after a beat is the same scan, not a missed beat) for `fixed_regular_bursts`
+scans, and a device heard without a gap longer than `fixed_gap_s` for `fixed_min_s` (a till, a
+staff phone with a stable address). Flags are sticky for the epoch.
 
 Nothing here sees a raw MAC. All state is dropped when the pseudonym epoch changes: linking devices
 across a salt rotation would undo what the rotation is for.
@@ -35,11 +42,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from hashlib import blake2b
+from typing import TypeVar
 
 from sensor.frames import Sighting
 
 NS = 1_000_000_000
 _SEQ_MOD = 4096
+# Elements a phone adds or drops between its kinds of probe: SSID and DS parameter set (vary per
+# probe), vendor-specific (221), interworking (107) and every extension element (255 * 256 + id).
+_OPTIONAL_IDS = frozenset({0, 3, 107, 221})
+_K = TypeVar("_K", str, tuple[int, ...])
+
+
+def family(ie_ids: tuple[int, ...]) -> tuple[int, ...]:
+    """The mandatory elements of a probe, sorted: what two probe kinds of one phone share."""
+    return tuple(sorted({i for i in ie_ids if i < 256 and i not in _OPTIONAL_IDS}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +69,10 @@ class ResolverParams:
     seq_link_s: float = 600.0  # ...if the device was heard within this long
     rssi_decay_db: float = 0.5  # per frame, the device's recent RSSI range narrows by this much
     burst_gap_s: float = 1.0  # frames closer than this are one scan burst
+    weak_rssi_dbm: int = -75  # a device never heard stronger than this is on the street...
+    weak_link_s: float = 120.0  # ...and takes a new address only this soon after its last frame
+    family_tolerance_db: float = 4.0  # a sibling probe kind joins a device only this close in signal
+    max_candidates: int = 64  # newest devices of a fingerprint examined per new address (O(1))
     fixed_regular_bursts: int = 6  # scans on a steady period (one address) that make a device fixed
     fixed_min_period_s: float = 10.0  # shortest period that counts as clock-like
     fixed_jitter_s: float = 0.6  # how far a scan may stray from the period and still count
@@ -59,21 +80,27 @@ class ResolverParams:
     fixed_gap_s: float = 900.0  # a silence longer than this restarts the presence run
     forget_s: float = 3600.0  # devices silent this long are dropped (bounded memory)
 
+    def __post_init__(self) -> None:
+        if self.max_candidates < 1:
+            raise ValueError(f"max_candidates must be >= 1, got {self.max_candidates}")
+        if not -120 <= self.weak_rssi_dbm <= 0:
+            raise ValueError(f"weak_rssi_dbm must be in -120..0 dBm, got {self.weak_rssi_dbm}")
+
 
 @dataclass(slots=True, eq=False)
 class _Device:
     id: str
-    key: str  # fingerprint
+    keys: list[str]  # fingerprints it has probed with
+    family: tuple[int, ...]
     address: str  # the address it uses now
-    address_since_ns: int  # when `address` took over
-    global_address: bool  # `address` is globally administered
+    global_address: bool  # its (only) address is globally administered
     addresses: int
     first_ns: int
     last_ns: int
     last_seq: int
+    peak_rssi: int  # strongest frame so far (-128: none with a signal)
     rssi: dict[int | None, list[float]]  # [low, high] recent RSSI range per sensor channel
     run_start_ns: int  # start of the current presence run (no gap > fixed_gap_s)
-    burst_ns: int  # start of the current scan burst
     period_ns: int = 0  # clock period learnt from scan starts (0: none yet)
     anchor_ns: int = 0
     on_beat: int = 0
@@ -81,12 +108,25 @@ class _Device:
     fixed: bool = False
 
 
+@dataclass(slots=True)
+class ResolverStats:
+    """What the resolver did over its life, for reports."""
+
+    addresses: int = 0  # distinct addresses (per epoch) it was asked about
+    devices: int = 0  # devices made
+    links_by_seq: int = 0
+    links_by_rssi: int = 0
+    links_by_family: int = 0  # a new probe kind joined a device
+    fixed: int = 0  # devices flagged fixed or staff
+
+
 class DeviceResolver:
     """Call `resolve` once per sighting, in time order; it returns the sighting's device id.
 
-    Cost per sighting: a dict lookup for a known address; for a new address, a scan of the live
-    devices with the same fingerprint. Devices silent for `forget_s` are dropped every minute of
-    frame time, so memory follows the traffic of the last hour, not of the day.
+    Cost per sighting: a dict lookup for a known address; for a new address, a scan of at most
+    `max_candidates` recent devices of its fingerprint (and, without a match, of its family).
+    Devices silent for `forget_s` are dropped every minute of frame time, so memory follows the
+    traffic of the last hour, not of the day.
     """
 
     _HOUSEKEEPING_NS = 60 * NS
@@ -94,6 +134,7 @@ class DeviceResolver:
     def __init__(self, params: ResolverParams | None = None) -> None:
         self.params = p = params or ResolverParams()
         self._link_ns = int(p.link_window_s * NS)
+        self._weak_link_ns = int(p.weak_link_s * NS)
         self._seq_link_ns = int(p.seq_link_s * NS)
         self._burst_ns = int(p.burst_gap_s * NS)
         self._min_period_ns = int(p.fixed_min_period_s * NS)
@@ -102,17 +143,14 @@ class DeviceResolver:
         self._fixed_gap_ns = int(p.fixed_gap_s * NS)
         self._forget_ns = int(p.forget_s * NS)
         self._epoch = ""
+        self.stats = ResolverStats()
         self._reset()
-        self.devices_made = 0  # over the resolver's life, for reports
-        self.addresses_seen = 0
-        self.links_by_seq = 0
-        self.links_by_rssi = 0
-        self.splits = 0
 
     def _reset(self) -> None:
         self._by_address: dict[str, _Device] = {}
         self._address_last: dict[str, int] = {}  # when each address was last heard
         self._by_key: dict[str, list[_Device]] = {}
+        self._by_family: dict[tuple[int, ...], list[_Device]] = {}
         self._by_id: dict[str, _Device] = {}
         self._fixed_ids: set[str] = set()
         self._next_housekeeping_ns = 0
@@ -130,7 +168,7 @@ class DeviceResolver:
         if dev is None:
             dev = self._new_address(s)
         elif dev.address != s.address:
-            dev = self._returning(dev, s)
+            dev.address = s.address  # a phone going back to an address it used before
         self._update(dev, s)
         return dev.id
 
@@ -148,18 +186,27 @@ class DeviceResolver:
 
     # -- linking ---------------------------------------------------------------------------------------
     def _new_address(self, s: Sighting) -> _Device:
-        self.addresses_seen += 1
-        best = self._best_candidate(s, self._by_key.get(s.fingerprint))
+        self.stats.addresses += 1
+        if not s.randomized:
+            return self._make(s)  # a factory address is its own device
+        p = self.params
+        best = self._best_candidate(s, self._by_key.get(s.fingerprint), p.rssi_tolerance_db, True)
         if best is None:
-            return self._make(s)
+            fam = family(s.ie_ids)
+            best = self._best_candidate(s, self._by_family.get(fam), p.family_tolerance_db, False)
+            if best is None:
+                return self._make(s, fam)
+            self.stats.links_by_family += 1
+            best.keys.append(s.fingerprint)
+            self._by_key.setdefault(s.fingerprint, []).append(best)
         self._by_address[s.address] = best
         best.address = s.address
-        best.address_since_ns = s.ts_ns
-        best.global_address = not s.randomized
         best.addresses += 1
         return best
 
-    def _best_candidate(self, s: Sighting, candidates: list[_Device] | None) -> _Device | None:
+    def _best_candidate(
+        self, s: Sighting, candidates: list[_Device] | None, tolerance: float, same_key: bool
+    ) -> _Device | None:
         if not candidates:
             return None
         ts = s.ts_ns
@@ -167,12 +214,14 @@ class DeviceResolver:
         best: _Device | None = None
         best_score = float("inf")
         by_seq = False
-        for dev in candidates:
+        for dev in candidates[-p.max_candidates :]:
             gap = ts - dev.last_ns
-            if gap > self._link_ns or dev.fixed:
+            if gap > self._link_ns or dev.fixed or dev.global_address:
                 continue
-            if dev.global_address and ts - dev.address_since_ns > self._link_ns:
-                continue  # an established global address is an identity, not a passing pseudonym
+            if gap > self._weak_link_ns and dev.peak_rssi < p.weak_rssi_dbm:
+                continue  # a passerby has walked on: this is the next one
+            if not same_key and s.fingerprint in dev.keys:
+                continue  # already examined with its own fingerprint
             span = dev.rssi.get(s.channel)
             diff = (
                 0.0
@@ -180,65 +229,53 @@ class DeviceResolver:
                 else max(span[0] - s.rssi_dbm, s.rssi_dbm - span[1], 0)
             )
             if (
-                0 < (s.seq - dev.last_seq) % _SEQ_MOD <= p.seq_window
+                same_key
+                and 0 < (s.seq - dev.last_seq) % _SEQ_MOD <= p.seq_window
                 and gap <= self._seq_link_ns
-                and diff <= 2 * p.rssi_tolerance_db  # 64 in 4096: chance matches do happen
+                and diff <= 2 * tolerance  # 64 in 4096: chance matches do happen
             ):
                 score = -1.0 / (1 + gap)  # any sequence match beats every RSSI match
                 seq = True
             elif s.rssi_dbm is None or span is None:
-                score = p.rssi_tolerance_db + gap / NS / p.link_window_s  # after every RSSI match
+                score = tolerance + gap / NS / p.link_window_s  # after every RSSI match
                 seq = False
             else:
-                if diff > p.rssi_tolerance_db:
+                if diff > tolerance:
                     continue
                 score = diff + gap / NS / p.link_window_s
                 seq = False
             if score < best_score:
                 best, best_score, by_seq = dev, score, seq
-        if best is not None:
+        if best is not None and same_key:
             if by_seq:
-                self.links_by_seq += 1
+                self.stats.links_by_seq += 1
             else:
-                self.links_by_rssi += 1
+                self.stats.links_by_rssi += 1
         return best
 
-    def _returning(self, dev: _Device, s: Sighting) -> _Device:
-        """An earlier address of `dev` speaks again after `dev` moved on to another one."""
-        if not s.randomized:
-            # A global address is permanent: it is a second device. Split it off, and
-            # let `dev` start over as the device of its current address alone.
-            self.splits += 1
-            dev.addresses = max(1, dev.addresses - 1)
-            dev.period_ns = dev.anchor_ns = dev.on_beat = dev.off_beat = 0
-            return self._make(s)
-        # A phone going back to an address it used before: the same device.
-        dev.address = s.address
-        dev.address_since_ns = s.ts_ns
-        dev.global_address = not s.randomized
-        return dev
-
-    def _make(self, s: Sighting) -> _Device:
+    def _make(self, s: Sighting, fam: tuple[int, ...] | None = None) -> _Device:
         ts = s.ts_ns
         ident = blake2b(f"{s.address}/{ts}".encode(), digest_size=8).hexdigest()
         dev = _Device(
             id=ident,
-            key=s.fingerprint,
+            keys=[s.fingerprint],
+            family=family(s.ie_ids) if fam is None else fam,
             address=s.address,
-            address_since_ns=ts,
             global_address=not s.randomized,
             addresses=1,
             first_ns=ts,
             last_ns=ts,
             last_seq=s.seq,
+            peak_rssi=-128,
             rssi={},
             run_start_ns=ts,
-            burst_ns=ts,
         )
-        self.devices_made += 1
+        self.stats.devices += 1
         self._by_address[s.address] = dev
         self._by_id[ident] = dev
-        self._by_key.setdefault(s.fingerprint, []).append(dev)
+        if s.randomized:  # only randomized devices are ever candidates for a new address
+            self._by_key.setdefault(s.fingerprint, []).append(dev)
+            self._by_family.setdefault(dev.family, []).append(dev)
         self._beat(dev, ts)
         return dev
 
@@ -248,12 +285,14 @@ class DeviceResolver:
         if ts - dev.last_ns > self._fixed_gap_ns:
             dev.run_start_ns = ts
         if ts - dev.last_ns > self._burst_ns:
-            dev.burst_ns = ts
             self._beat(dev, ts)
         dev.last_ns = ts
         dev.last_seq = s.seq
         rssi = s.rssi_dbm
-        if rssi is not None:
+        if rssi is None:
+            dev.peak_rssi = 0  # no signal on this link type: nothing says it is passing by
+        else:
+            dev.peak_rssi = max(dev.peak_rssi, rssi)
             span = dev.rssi.get(s.channel)
             if span is None:
                 dev.rssi[s.channel] = [rssi, rssi]
@@ -272,11 +311,15 @@ class DeviceResolver:
             gap = ts - dev.anchor_ns
             if dev.anchor_ns and gap >= self._min_period_ns:
                 dev.period_ns, dev.on_beat, dev.off_beat = gap, 1, 0
-            dev.anchor_ns = ts
+                dev.anchor_ns = ts
+            elif not dev.anchor_ns or gap >= self._min_period_ns // 2:
+                dev.anchor_ns = ts
             return
         since = ts - dev.anchor_ns
         k = (since + dev.period_ns // 2) // dev.period_ns
-        if 1 <= k <= 4 and abs(since - k * dev.period_ns) <= self._jitter_ns:
+        if k == 0:
+            return  # a second burst of the same scan (the lab PCs send a straggler 2-6 s later)
+        if k <= 4 and abs(since - k * dev.period_ns) <= self._jitter_ns:
             if k == 1:  # refine the period on single steps only
                 dev.period_ns += (since - dev.period_ns) // 4
             dev.on_beat += 1
@@ -292,6 +335,7 @@ class DeviceResolver:
     def _flag(self, dev: _Device) -> None:
         dev.fixed = True
         self._fixed_ids.add(dev.id)
+        self.stats.fixed += 1
 
     # -- housekeeping ----------------------------------------------------------------------------------
     def _housekeeping(self, now: int) -> None:
@@ -306,9 +350,17 @@ class DeviceResolver:
         for dev in stale:
             del self._by_id[dev.id]
             self._fixed_ids.discard(dev.id)
-        for key in {d.key for d in stale}:
-            kept = [d for d in self._by_key[key] if d.id in self._by_id]
-            if kept:
-                self._by_key[key] = kept
-            else:
-                del self._by_key[key]
+        for key in {k for d in stale for k in d.keys}:
+            self._prune(self._by_key, key)
+        for fam in {d.family for d in stale}:
+            self._prune(self._by_family, fam)
+
+    def _prune(self, index: dict[_K, list[_Device]], key: _K) -> None:
+        devices = index.get(key)
+        if devices is None:
+            return
+        kept = [d for d in devices if d.id in self._by_id]
+        if kept:
+            index[key] = kept
+        else:
+            del index[key]
