@@ -33,8 +33,8 @@ class _Event(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     event_id: HexId = Field(description="deterministic: the same capture replayed gives the same id")
-    store: Name
-    sensor: Name
+    store: Name = Field(description="store id (also a topic level)")
+    sensor: Name = Field(description="sensor id within the store (also a topic level)")
     epoch: str = Field(max_length=64, description="salt epoch the pseudonyms in this event belong to")
 
     def to_json(self) -> bytes:
@@ -47,17 +47,21 @@ VisitKind = Literal["visitor", "passerby", "fixed"]
 class VisitEvent(_Event):
     """One visit of one estimated device, published when the visit closes."""
 
-    schema_: Literal["footfall.visit/1"] = Field(SCHEMA_VISIT, alias="schema")
+    schema_: Literal["footfall.visit/1"] = Field(
+        SCHEMA_VISIT, alias="schema", description="schema name and version"
+    )
     device: HexId = Field(description="pseudonym of the (estimated) device within the epoch")
     start: Timestamp
     end: Timestamp
-    dwell_s: float = Field(ge=0)
-    kind: VisitKind
-    frames: Count
+    dwell_s: float = Field(ge=0, description="seconds from first to last frame of the visit")
+    kind: VisitKind = Field(description="visitor (inside long enough), passerby, or fixed (till, PC, staff)")
+    frames: Count = Field(description="probe requests heard during the visit")
     addresses: Count = Field(description="distinct (pseudonymised) addresses the device used in this visit")
     randomized: bool = Field(description="the device used locally administered addresses")
-    rssi_max: int | None = Field(None, ge=-127, le=20)
-    rssi_median: int | None = Field(None, ge=-127, le=20)
+    rssi_max: int | None = Field(
+        None, ge=-127, le=20, description="strongest signal, dBm (absent without RSSI)"
+    )
+    rssi_median: int | None = Field(None, ge=-127, le=20, description="median signal, dBm")
     visit_no: int = Field(ge=1, description="1 for the device's first visit in this epoch, 2 for the next...")
     consent: HexId | None = Field(None, description="stable consent token, only for consented devices")
 
@@ -67,9 +71,11 @@ class VisitEvent(_Event):
 class CountEvent(_Event):
     """Per-interval figures: the estimates and the raw counts they came from."""
 
-    schema_: Literal["footfall.count/1"] = Field(SCHEMA_COUNT, alias="schema")
-    start: Timestamp
-    end: Timestamp
+    schema_: Literal["footfall.count/1"] = Field(
+        SCHEMA_COUNT, alias="schema", description="schema name and version"
+    )
+    start: Timestamp = Field(description="interval start, UTC")
+    end: Timestamp = Field(description="interval end (exclusive), UTC")
     present: float = Field(ge=0, description="estimated people inside, time-averaged over the interval")
     visitors: Count = Field(description="visits that qualified as visitor visits in this interval")
     passersby: Count = Field(description="visits that closed as passerby visits in this interval")
@@ -77,10 +83,10 @@ class CountEvent(_Event):
     new_visitors: Count = Field(description="visitors whose first visit in the epoch this is")
     returning_visitors: Count = Field(description="visitors seen on an earlier visit in the same epoch")
     fixed_devices: Count = Field(0, description="devices classed as fixed/staff, reported apart")
-    frames: Count
-    frames_randomized: Count
+    frames: Count = Field(description="probe requests decoded in the interval")
+    frames_randomized: Count = Field(description="...of them from locally administered (random) addresses")
     addresses: Count = Field(description="distinct addresses heard (the naive count)")
-    addresses_randomized: Count
+    addresses_randomized: Count = Field(description="...of them locally administered")
     devices: Count = Field(description="estimated distinct devices heard")
 
     model_config = ConfigDict(populate_by_name=True)
@@ -89,15 +95,24 @@ class CountEvent(_Event):
 class StatusEvent(_Event):
     """Sensor health, retained; the broker publishes the `offline` form as the sensor's last will."""
 
-    schema_: Literal["footfall.status/1"] = Field(SCHEMA_STATUS, alias="schema")
-    state: Literal["online", "offline"]
-    at: Timestamp
-    version: str = Field(max_length=32)
-    uptime_s: float = Field(0, ge=0)
+    schema_: Literal["footfall.status/1"] = Field(
+        SCHEMA_STATUS, alias="schema", description="schema name and version"
+    )
+    state: Literal["online", "offline"] = Field(description="offline is also the broker-sent last will")
+    at: Timestamp = Field(description="when the status was made, UTC")
+    version: str = Field(max_length=32, description="footfall version of the sensor")
+    uptime_s: float = Field(0, ge=0, description="seconds since the sensor started")
     source: str = Field("", max_length=256, description="interface or capture being read")
-    frames: Count = 0
-    probe_requests: Count = 0
-    decode_errors: dict[str, Count] = Field(default_factory=dict)
+    frames: Count = Field(0, description="frames read since start")
+    probe_requests: Count = Field(0, description="...of them valid probe requests")
+    decode_errors: dict[str, Count] = Field(default_factory=dict, description="malformed frames by reason")
+    interface: str | None = Field(None, max_length=15, description="live capture: the monitor interface")
+    channel: int | None = Field(None, ge=1, le=233, description="live capture: the channel tuned now")
+    frames_per_s: float | None = Field(
+        None, ge=0, description="frames captured per second since the last status"
+    )
+    drops: Count | None = Field(None, description="frames lost so far, by the kernel and the sensor")
+    spool_depth: Count | None = Field(None, description="events waiting in the spool for the broker")
 
     model_config = ConfigDict(populate_by_name=True)
 

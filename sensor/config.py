@@ -107,12 +107,80 @@ class EstimatorConfig(Section):
         return EstimatorParams(**values, resolver=ResolverParams(**self.resolver.model_dump()))
 
 
+IFNAME = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,14}$"
+"""A Linux interface name: at most 15 characters, none of them '/' or white space."""
+
+CHANNELS = frozenset([*range(1, 15), *range(32, 69, 4), *range(96, 145, 4), *range(149, 178, 4)])
+"""Channels `iw dev X set channel N` accepts: 2.4 GHz 1-14 and the 20 MHz channels of 5 GHz."""
+
+
+class CaptureConfig(Section):
+    """Live capture (`footfall-sensor run`): the monitor interface and where it listens."""
+
+    interface: str = Field("mon0", pattern=IFNAME, description="monitor-mode interface to capture on")
+    phy: str | None = Field(
+        None,
+        pattern=r"^phy[0-9]{1,3}$",
+        description="create `interface` on this wiphy (iface setup); unset: the interface exists already",
+    )
+    channels: tuple[int, ...] = Field(
+        (1,), min_length=1, max_length=64, description="one channel: fixed; several: hop over them"
+    )
+    dwell_s: float = Field(0.25, ge=0.05, le=3600, description="time on each channel when hopping")
+    stall_timeout_s: float = Field(
+        60, ge=1, le=3600, description="no frame for this long: check the interface and reopen the capture"
+    )
+    filter: Literal["management", "probe_requests"] = Field(
+        "management", description="what the kernel filter lets through to Python"
+    )
+    recreate: bool = Field(
+        True, description="when the interface disappears, set it up again (needs CAP_NET_ADMIN)"
+    )
+    rcvbuf_bytes: int = Field(
+        4 << 20, ge=65_536, le=256 << 20, description="socket receive buffer: absorbs bursts"
+    )
+
+    @model_validator(mode="after")
+    def _known_channels(self) -> CaptureConfig:
+        unknown = [c for c in self.channels if c not in CHANNELS]
+        if unknown:
+            raise ValueError(f"unknown channel(s) {unknown}: use 1-14 (2.4 GHz) or 20 MHz 5 GHz channels")
+        if len(set(self.channels)) != len(self.channels):
+            raise ValueError(f"channels {list(self.channels)} repeat a channel")
+        return self
+
+
+class HomeAssistantConfig(Section):
+    """Home Assistant MQTT discovery: people present and visitors today appear as HA sensors."""
+
+    enabled: bool = False
+    discovery_prefix: str = Field("homeassistant", pattern=r"^[^#+/][^#+]*[^#+/]$")
+    state_prefix: str = Field(
+        "footfall-ha",
+        pattern=r"^[^#+/][^#+]*[^#+/]$",
+        description="HA state goes to <state_prefix>/<store>/<sensor>/state (outside the event topics)",
+    )
+
+
+class HealthConfig(Section):
+    """Status events and Prometheus metrics."""
+
+    status_interval_s: float = Field(
+        60, ge=5, le=3600, description="retained status event this often (and on change)"
+    )
+    metrics_port: int = Field(9891, ge=0, le=65535, description="Prometheus metrics port; 0: off")
+    metrics_host: str = Field("127.0.0.1", description="address the metrics listen on (local only)")
+    home_assistant: HomeAssistantConfig = HomeAssistantConfig()
+
+
 class SensorConfig(Section):
     site: SiteConfig = SiteConfig()
     mqtt: MqttConfig = MqttConfig()
     presence: PresenceConfig = PresenceConfig()
     privacy: PrivacyConfig = PrivacyConfig()
     estimator: EstimatorConfig = EstimatorConfig()
+    capture: CaptureConfig = CaptureConfig()
+    health: HealthConfig = HealthConfig()
 
 
 def load(path: Path | None) -> SensorConfig:

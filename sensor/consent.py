@@ -109,7 +109,9 @@ class TokenKey:
                 raise KeyFileCorrupt(path, f"not a footfall token key file (starts {bytes(buf[:4])!r})")
             version = int.from_bytes(buf[4:6], "little")
             if version != _VERSION:
-                raise KeyFileCorrupt(path, f"token key format version {version}; this footfall reads {_VERSION}")
+                raise KeyFileCorrupt(
+                    path, f"token key format version {version}; this footfall reads {_VERSION}"
+                )
             stored, computed = int.from_bytes(buf[-4:], "little"), zlib.crc32(memoryview(buf)[:-4])
             if stored != computed:
                 raise KeyFileCorrupt(path, f"checksum {stored:08x} != {computed:08x}: damaged token key file")
@@ -148,7 +150,9 @@ class ControlMessage(BaseModel):
     store: Name
     revision: int = Field(ge=0, description="the registry's change counter: higher is newer")
     issued: datetime = Field(description="UTC, ISO 8601")
-    key_id: str = Field(pattern=r"^[0-9a-f]{16}$", description="fingerprint of the token key (TokenKey.key_id)")
+    key_id: str = Field(
+        pattern=r"^[0-9a-f]{16}$", description="fingerprint of the token key (TokenKey.key_id)"
+    )
     optout: tuple[Token, ...] = Field(description="tokens of opted-out devices: dropped on arrival")
     consent: tuple[Token, ...] = Field(description="tokens of consented devices: tagged on their visits")
 
@@ -251,7 +255,9 @@ class PrivacyFilter:
 
     def apply_message(self, message: ControlMessage) -> ControlOutcome:
         if message.store != self.store:
-            return self._refuse(Reject.WRONG_STORE, f"message for store {message.store!r}, this is {self.store!r}")
+            return self._refuse(
+                Reject.WRONG_STORE, f"message for store {message.store!r}, this is {self.store!r}"
+            )
         wanted = len(message.optout) + len(message.consent)
         if self._key is None:
             if wanted:
@@ -288,7 +294,9 @@ class PrivacyFilter:
         with self._lock:
             self.rejected[reason.value] += 1
         level = logging.ERROR if reason in (Reject.NO_KEY, Reject.KEY_MISMATCH) else logging.WARNING
-        log.log(level, "privacy control message refused (%s): %s; the sets in force stay", reason.value, detail)
+        log.log(
+            level, "privacy control message refused (%s): %s; the sets in force stay", reason.value, detail
+        )
         return ControlOutcome(reason, detail)
 
 

@@ -214,14 +214,17 @@ class DeviceResolver:
         best: _Device | None = None
         best_score = float("inf")
         by_seq = False
+        matches = 0
         for dev in candidates[-p.max_candidates :]:
             gap = ts - dev.last_ns
             if gap > self._link_ns or dev.fixed or dev.global_address:
                 continue
             if gap > self._weak_link_ns and dev.peak_rssi < p.weak_rssi_dbm:
                 continue  # a passerby has walked on: this is the next one
-            if not same_key and s.fingerprint in dev.keys:
-                continue  # already examined with its own fingerprint
+            if not same_key:
+                matches += 1  # every live device of the family counts, matching or not
+                if s.fingerprint in dev.keys:
+                    continue  # already examined with its own fingerprint
             span = dev.rssi.get(s.channel)
             diff = (
                 0.0
@@ -246,6 +249,8 @@ class DeviceResolver:
                 seq = False
             if score < best_score:
                 best, best_score, by_seq = dev, score, seq
+        if matches > 1:
+            return None  # several live phones of the family could have sent it: do not guess
         if best is not None and same_key:
             if by_seq:
                 self.stats.links_by_seq += 1

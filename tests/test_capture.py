@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import struct
 from pathlib import Path
 
@@ -16,7 +17,8 @@ FRAME_B = bytes.fromhex("8000")
 # A little-endian, microsecond pcap with two records, written out field by field.
 PCAP_LE_US = bytes.fromhex(
     "d4c3b2a1"  # magic a1b2c3d4 read little-endian: microsecond timestamps
-    "0200" "0400"  # version 2.4
+    "0200"
+    "0400"  # version 2.4
     "00000000"  # thiszone
     "00000000"  # sigfigs
     "ffff0000"  # snaplen 65535
@@ -38,7 +40,8 @@ PCAP_LE_US = bytes.fromhex(
 # The same capture big-endian with nanosecond timestamps (magic a1b23c4d written big-endian).
 PCAP_BE_NS = bytes.fromhex(
     "a1b23c4d"  # magic: nanosecond resolution, big-endian
-    "0002" "0004"  # version 2.4
+    "0002"
+    "0004"  # version 2.4
     "00000000"  # thiszone
     "00000000"  # sigfigs
     "00040000"  # snaplen 262144
@@ -90,7 +93,9 @@ def test_bad_magic_names_the_file_and_offset(tmp_path: Path) -> None:
 def test_truncated_global_header_says_how_many_bytes_were_there(tmp_path: Path) -> None:
     path = tmp_path / "short.pcap"
     path.write_bytes(PCAP_LE_US[:10])
-    with pytest.raises(CaptureError, match=r"short\.pcap: at byte 0: truncated global header: got 10 bytes, 24"):
+    with pytest.raises(
+        CaptureError, match=r"short\.pcap: at byte 0: truncated global header: got 10 bytes, 24"
+    ):
         read_capture(path)
 
 
@@ -109,7 +114,9 @@ def test_absurd_record_length_names_the_record_offset(tmp_path: Path) -> None:
     path.write_bytes(bytes(broken))
     reader = read_capture(path)
     assert next(reader).data == FRAME_A  # the good record before it is still delivered
-    with pytest.raises(CaptureError, match=rf"absurd\.pcap: at byte {second}: record length 2147483647 exceeds"):
+    with pytest.raises(
+        CaptureError, match=rf"absurd\.pcap: at byte {second}: record length 2147483647 exceeds"
+    ):
         next(reader)
 
 
@@ -267,4 +274,4 @@ def test_real_lab_days_read_whole(shared_data: Path) -> None:
         records = list(reader)
         assert records and not reader.truncated_tail, path
         assert {r.linktype for r in records} == {127}
-        assert all(a.ts_ns <= b.ts_ns for a, b in zip(records, records[1:], strict=False)), path
+        assert all(a.ts_ns <= b.ts_ns for a, b in itertools.pairwise(records)), path

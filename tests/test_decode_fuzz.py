@@ -20,16 +20,29 @@ EXAMPLES = int(os.environ.get("FOOTFALL_FUZZ_EXAMPLES", "300"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 PROBE = bytes.fromhex(
-    "4000" "0000" "ffffffffffff" "daa119633222" "ffffffffffff" "902b"
-    "000443616665" "010402040b16" "030106" "2d02ef01" "dd050050f20800" "ff03230102"
+    "4000"
+    "0000"
+    "ffffffffffff"
+    "daa119633222"
+    "ffffffffffff"
+    "902b"
+    "000443616665"
+    "010402040b16"
+    "030106"
+    "2d02ef01"
+    "dd050050f20800"
+    "ff03230102"
 )
-RADIOTAP_SIMPLE = bytes.fromhex("00000e00" "28080000" "71098000" "a800")
+RADIOTAP_SIMPLE = bytes.fromhex("00000e002808000071098000a800")
 RADIOTAP_EXTENDED = bytes.fromhex(
-    "00002600" "2b4000a0" "200800a0" "20080000" "0102030405060708" "10" "00" "6c09a000" "d3" "00" "0000"
-    "d100" "d401"
+    "000026002b4000a0200800a020080000010203040506070810006c09a000d3000000d100d401"
 )
-RADIOTAP_VENDOR = bytes.fromhex("00002300" "020000c0" "010000a0" "28000000" "0000" "001122010500" "aabbccddee" "00" "3c144001" "c4")
-PRISM = struct.pack("<II", 0x41, 48) + b"eth1".ljust(16, b"\0") + struct.pack("<IHHiIHHi", 0x4041, 0, 4, -70, 0x3041, 0, 4, 6)
+RADIOTAP_VENDOR = bytes.fromhex("00002300020000c0010000a0280000000000001122010500aabbccddee003c144001c4")
+PRISM = (
+    struct.pack("<II", 0x41, 48)
+    + b"eth1".ljust(16, b"\0")
+    + struct.pack("<IHHiIHHi", 0x4041, 0, 4, -70, 0x3041, 0, 4, 6)
+)
 
 SEEDS = [
     (127, RADIOTAP_SIMPLE + PROBE),
@@ -102,9 +115,8 @@ def test_a_stream_of_mutated_frames_keeps_the_counts_consistent(samples: list[tu
     assert decoder.stats.frames == len(samples)
 
 
-CAPTURE = (
-    struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 127)
-    + b"".join(struct.pack("<IIII", 1000 + i, i, len(f), len(f)) + f for i, (_, f) in enumerate(SEEDS[:3]))
+CAPTURE = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 127) + b"".join(
+    struct.pack("<IIII", 1000 + i, i, len(f), len(f)) + f for i, (_, f) in enumerate(SEEDS[:3])
 )
 
 

@@ -29,8 +29,8 @@ from sensor.decode import FrameDecoder
 from sensor.frames import ProbeRequest
 
 pytest.importorskip("scapy.layers.dot11")
-from scapy.layers.dot11 import Dot11, Dot11Elt, Dot11ProbeReq, PrismHeader, RadioTap  # noqa: E402
-from scapy.utils import PcapReader  # noqa: E402
+from scapy.layers.dot11 import Dot11, Dot11Elt, Dot11ProbeReq, PrismHeader, RadioTap
+from scapy.utils import PcapReader
 
 pytestmark = pytest.mark.realdata
 
@@ -159,7 +159,9 @@ def test_decoder_agrees_with_scapy_on_every_frame(shared_data: Path, name: str) 
 
 
 def test_every_real_capture_is_compared(shared_data: Path) -> None:
-    found = {str(p.relative_to(shared_data)) for p in shared_data.glob("*/*") if p.suffix in (".pcap", ".cap")}
+    found = {
+        str(p.relative_to(shared_data)) for p in shared_data.glob("*/*") if p.suffix in (".pcap", ".cap")
+    }
     assert found == set(CAPTURE_FILES)
 
 
@@ -173,7 +175,13 @@ def test_decoder_agrees_with_the_fryza_lab_csv_columns(shared_data: Path) -> Non
         for row in rows:
             probe = decoded[int(row["idx"])]
             assert probe is not None
-            got = (probe.rssi_dbm, probe.seq, probe.freq_mhz, probe.randomized, [i if i < 65280 else 255 for i in probe.ie_ids])
+            got = (
+                probe.rssi_dbm,
+                probe.seq,
+                probe.freq_mhz,
+                probe.randomized,
+                [i if i < 65280 else 255 for i in probe.ie_ids],
+            )
             want = (
                 int(row["rssi"]),
                 int(row["seq_num"]),

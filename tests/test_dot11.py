@@ -26,12 +26,27 @@ HEADER = bytes.fromhex(
     "902b"  # seq_ctrl 0x2b90: sequence number 0x2b9 = 697, fragment 0
 )
 ELEMENTS = bytes.fromhex(
-    "00" "04" "43616665"  # SSID "Cafe"
-    "01" "04" "02040b16"  # supported rates 1, 2, 5.5, 11 Mb/s
-    "03" "01" "06"  # DS parameter set: channel 6
-    "2d" "02" "ef01"  # HT capabilities (shortened for the test)
-    "dd" "05" "0050f2" "08" "00"  # vendor specific: OUI 00:50:f2 (Microsoft), type 8, payload 00
-    "ff" "03" "23" "0102"  # extension element, extension id 35 (HE capabilities), body 01 02
+    "00"
+    "04"
+    "43616665"  # SSID "Cafe"
+    "01"
+    "04"
+    "02040b16"  # supported rates 1, 2, 5.5, 11 Mb/s
+    "03"
+    "01"
+    "06"  # DS parameter set: channel 6
+    "2d"
+    "02"
+    "ef01"  # HT capabilities (shortened for the test)
+    "dd"
+    "05"
+    "0050f2"
+    "08"
+    "00"  # vendor specific: OUI 00:50:f2 (Microsoft), type 8, payload 00
+    "ff"
+    "03"
+    "23"
+    "0102"  # extension element, extension id 35 (HE capabilities), body 01 02
 )
 PROBE = HEADER + ELEMENTS
 IDS = (0, 1, 3, 45, 221, 255 * 256 + 35)
@@ -164,14 +179,32 @@ def test_fingerprint_tells_apart_different_capabilities(what: str, elements: lis
 
 @pytest.mark.parametrize(
     ("freq", "channel"),
-    [(2412, 1), (2437, 6), (2472, 13), (2484, 14), (5180, 36), (5825, 165), (5955, 1), (4920, 184), (2400, None)],
+    [
+        (2412, 1),
+        (2437, 6),
+        (2472, 13),
+        (2484, 14),
+        (5180, 36),
+        (5825, 165),
+        (5955, 1),
+        (4920, 184),
+        (2400, None),
+    ],
 )
 def test_freq_to_channel(freq: int, channel: int | None) -> None:
     assert dot11.freq_to_channel(freq) == channel
 
 
 def test_channel_to_freq() -> None:
-    assert [dot11.channel_to_freq(c) for c in (1, 6, 13, 14, 36, 0, 200)] == [2412, 2437, 2472, 2484, 5180, None, None]
+    assert [dot11.channel_to_freq(c) for c in (1, 6, 13, 14, 36, 0, 200)] == [
+        2412,
+        2437,
+        2472,
+        2484,
+        5180,
+        None,
+        None,
+    ]
 
 
 # -- Prism and AVS (link type 119) ----------------------------------------------------------------
@@ -224,7 +257,9 @@ def test_prism_value_not_supplied_is_none() -> None:
 
 
 def test_big_endian_prism_header() -> None:
-    swapped = struct.pack(">II", 0x41, 48) + b"eth1".ljust(16, b"\0") + struct.pack(">IHHi", 0x4041, 0, 4, -70)
+    swapped = (
+        struct.pack(">II", 0x41, 48) + b"eth1".ljust(16, b"\0") + struct.pack(">IHHi", 0x4041, 0, 4, -70)
+    )
     swapped += struct.pack(">IHHi", 0x3041, 0, 4, 1)
     assert prism.parse(swapped + PROBE) == prism.Prism(length=48, rssi_dbm=-70, channel=1)
 
@@ -334,7 +369,7 @@ def test_other_frames_are_skipped_by_kind_and_everything_adds_up() -> None:
         PROBE,
         b"\x80" + PROBE[1:],  # beacon
         b"\x80" + PROBE[1:],  # beacon
-        bytes.fromhex("d400" "0000" "ffffffffffff"),  # ACK: 10 bytes
+        bytes.fromhex("d4000000ffffffffffff"),  # ACK: 10 bytes
         b"\x08" + PROBE[1:],  # data
         b"\x41" + PROBE[1:],  # protocol version 1
         PROBE[:20],  # cut in the header

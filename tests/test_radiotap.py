@@ -11,7 +11,12 @@ from sensor.errors import Malformed, Truncated
 
 # A probe request (see tests/test_dot11.py for the same frame commented field by field).
 PROBE = bytes.fromhex(
-    "4000" "0000" "ffffffffffff" "daa119633222" "ffffffffffff" "902b"  # header, seq 697
+    "4000"
+    "0000"
+    "ffffffffffff"
+    "daa119633222"
+    "ffffffffffff"
+    "902b"  # header, seq 697
     "000443616665"  # SSID "Cafe"
     "010402040b16"  # supported rates
 )
@@ -23,7 +28,8 @@ FRYZA = bytes.fromhex(
     "00"  # pad
     "0e00"  # length 14
     "28080000"  # present 0x00000828: channel (3), dBm antenna signal (5), antenna (11)
-    "7109" "8000"  # @8 channel: 2417 MHz, flags 0x0080 (2 GHz)
+    "7109"
+    "8000"  # @8 channel: 2417 MHz, flags 0x0080 (2 GHz)
     "a8"  # @12 dBm antenna signal: -88
     "00"  # @13 antenna 0
 )
@@ -31,7 +37,9 @@ FRYZA = bytes.fromhex(
 # Linux mac80211 style: three present words (the 2nd and 3rd are per-antenna radiotap namespaces),
 # a TSFT aligned to 8 and padding before the channel and the RX flags.
 EXTENDED = bytes.fromhex(
-    "00" "00" "2600"  # version 0, pad, length 38
+    "00"
+    "00"
+    "2600"  # version 0, pad, length 38
     "2b4000a0"  # word 0 = 0xa000402b: tsft (0), flags (1), channel (3), dBm signal (5),
     #             rx flags (14), radiotap namespace next (29), another word (31)
     "200800a0"  # word 1 = 0xa0000820: dBm signal (5), antenna (11), namespace next, another word
@@ -39,26 +47,34 @@ EXTENDED = bytes.fromhex(
     "0102030405060708"  # @16 tsft (8-aligned)
     "10"  # @24 flags: 0x10 = FCS at end
     "00"  # @25 padding: the channel is 2-aligned
-    "6c09" "a000"  # @26 channel 2412 MHz, flags 0x00a0
+    "6c09"
+    "a000"  # @26 channel 2412 MHz, flags 0x00a0
     "d3"  # @30 dBm signal -45: the combined one, the one to take
     "00"  # @31 padding: rx flags are 2-aligned
     "0000"  # @32 rx flags
-    "d1" "00"  # @34 antenna 0: -47 dBm, antenna index 0
-    "d4" "01"  # @36 antenna 1: -44 dBm, antenna index 1
+    "d1"
+    "00"  # @34 antenna 0: -47 dBm, antenna index 0
+    "d4"
+    "01"  # @36 antenna 1: -44 dBm, antenna index 1
 )
 
 # A vendor namespace before the fields we want: its skip length must be honoured.
 VENDOR = bytes.fromhex(
-    "00" "00" "2300"  # version 0, pad, length 35
+    "00"
+    "00"
+    "2300"  # version 0, pad, length 35
     "020000c0"  # word 0 = 0xc0000002: flags (1), vendor namespace next (30), another word (31)
     "010000a0"  # word 1 (vendor's bitmap) = 0xa0000001: radiotap namespace next (29), another word
     "28000000"  # word 2 (radiotap again) = 0x00000028: channel (3), dBm signal (5)
     "00"  # @16 flags 0
     "00"  # @17 padding: the vendor namespace header is 2-aligned
-    "001122" "01" "0500"  # @18 OUI 00:11:22, sub-namespace 1, skip length 5
+    "001122"
+    "01"
+    "0500"  # @18 OUI 00:11:22, sub-namespace 1, skip length 5
     "aabbccddee"  # @24 five bytes of vendor data
     "00"  # @29 padding
-    "3c14" "4001"  # @30 channel 5180 MHz, flags 0x0140 (5 GHz, OFDM)
+    "3c14"
+    "4001"  # @30 channel 5180 MHz, flags 0x0140 (5 GHz, OFDM)
     "c4"  # @34 dBm signal -60
 )
 
@@ -90,7 +106,7 @@ def test_vendor_namespace_is_skipped_by_its_length() -> None:
 
 
 def test_tlv_bit_stops_the_walk_and_says_what_it_missed() -> None:
-    header = bytes.fromhex("0000" "0c00" "02000010" "00" "000000")  # flags, then TLVs (bit 28)
+    header = bytes.fromhex("00000c000200001000000000")  # flags, then TLVs (bit 28)
     lay = radiotap.layout(header)
     assert lay.incomplete and lay.has_flags
     assert radiotap.parse(header).dbm_signal is None

@@ -1,0 +1,371 @@
+"""The store's privacy part: the opt-out and consent registry, and retention; interface and SQLite side.
+
+`PrivacyStore` is what collector/privacy.py and collector/retention.py need; `Store` (collector/store.py)
+includes it, and `SqlitePrivacy` is the SQLite implementation `SqliteStore` mixes in. The registry holds
+tokens, never a MAC address (they are tokenised before they get here). Every change to it bumps one
+counter, the revision the control message carries.
+
+Deleting or rewriting a row in SQLite leaves the old bytes in free pages and in the WAL; the store runs
+with `secure_delete` on (freed space is zeroed) and retention truncates the WAL after it changed
+anything, so what retention removes is gone from the files, not just from the tables.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Literal, Protocol, cast
+
+ListName = Literal["optout", "consent"]
+LISTS: tuple[ListName, ...] = ("optout", "consent")
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryEntry:
+    """One opt-out or consent: the device's token, never its MAC."""
+
+    list: ListName
+    token: str
+    profile: str  # "" when the source gave none (opt-outs may be anonymous)
+    at: datetime  # aware: when the person opted out or consented
+    source: str
+
+
+class PutOutcome(StrEnum):
+    ADDED = "added"
+    UPDATED = "updated"  # same token, another profile, time or source: the newer record wins
+    UNCHANGED = "unchanged"
+    OPTED_OUT = "opted_out"  # a consent for an opted-out device: refused until the opt-out is removed
+
+
+@dataclass(frozen=True, slots=True)
+class PutResult:
+    outcomes: tuple[PutOutcome, ...]  # one per entry, in order
+    applied: bool  # False: strict and something was refused, so nothing was written
+    consents_withdrawn: int  # consents removed because the same device opted out
+    visit_tokens_cleared: int  # stored visits that lost the consent token of a device now opted out
+    revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveResult:
+    removed: int
+    missing: int  # tokens that were not registered
+    visit_tokens_cleared: int  # stored visits that lost a withdrawn consent token
+    revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class PrivacySets:
+    """What the control message publishes: tokens only, sorted."""
+
+    revision: int
+    optout: tuple[str, ...]
+    consent: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentedVisit:
+    """A stored visit joined to the profile that consented for its device."""
+
+    profile: str
+    sensor: str
+    start: datetime
+    end: datetime
+    dwell_s: float
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionCutoffs:
+    """Rows that ended before each of these instants lose what the field names (aware UTC)."""
+
+    pseudonyms: datetime
+    consents: datetime
+    visits: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionCounts:
+    visits_deleted: int = 0
+    pseudonyms_dropped: int = 0  # visits whose device pseudonym became a random label
+    devices_relabelled: int = 0  # (sensor, epoch, device) groups: one fresh label each
+    consent_tokens_cleared: int = 0
+    dead_letters_deleted: int = 0
+
+    def items(self) -> list[tuple[str, int]]:
+        return [(f.name, getattr(self, f.name)) for f in fields(self)]
+
+    @property
+    def changed(self) -> bool:
+        return any(n for _, n in self.items())
+
+
+class PrivacyStore(Protocol):
+    def registry_put(
+        self: _Sqlite, entries: Sequence[RegistryEntry], now: datetime, *, strict: bool = False
+    ) -> PutResult:
+        added_us = _us(now)
+        try:
+            with self._lock, self._errors(f"record {len(entries)} registry entries"), self._transaction():
+                db = self._db
+                before = _revision(db, False)
+                outcomes = [_put(db, e, added_us) for e in entries]
+                if strict and PutOutcome.OPTED_OUT in outcomes:
+                    raise _Abort(PutResult(tuple(outcomes), False, 0, 0, before))
+                withdrawn = cleared = 0
+                for token in sorted({e.token for e in entries if e.list == "optout"}):
+                    withdrawn += db.execute(
+                        "DELETE FROM privacy_registry WHERE list = 'consent' AND token = ?", (token,)
+                    ).rowcount
+                    cleared += db.execute(
+                        "UPDATE visits SET consent = NULL WHERE consent = ?", (token,)
+                    ).rowcount
+                changed = withdrawn + cleared > 0 or any(
+                    o in (PutOutcome.ADDED, PutOutcome.UPDATED) for o in outcomes
+                )
+                return PutResult(tuple(outcomes), True, withdrawn, cleared, _revision(db, changed))
+        except _Abort as abort:
+            return cast("PutResult", abort.result)
+
+    def registry_remove(self, list_: ListName, tokens: Sequence[str]) -> RemoveResult:
+        """Remove entries; removing a consent also clears its token from stored visits."""
+        ...
+
+    def registry_entries(self, list_: ListName) -> list[RegistryEntry]:
+        """The list, oldest record first."""
+        ...
+
+    def registry_sets(self) -> PrivacySets: ...
+
+    def consented_visits(self, store: str, start: datetime, end: datetime) -> list[ConsentedVisit]:
+        """Visits of `store` started in [start, end) whose consent token belongs to a registered consent."""
+        ...
+
+    def apply_retention(
+        self, cutoffs: RetentionCutoffs, *, dry_run: bool, label: Callable[[int], str]
+    ) -> RetentionCounts:
+        """Delete and anonymise per `cutoffs`; `label(n)` gives a fresh random label of n bytes, in hex."""
+        ...
+
+
+class _Sqlite(Protocol):
+    """The parts of SqliteStore this mixin works through."""
+
+    _db: sqlite3.Connection
+    _lock: threading.Lock
+
+    def _errors(self, doing: str) -> AbstractContextManager[None]: ...
+
+    def _transaction(self) -> AbstractContextManager[None]: ...
+
+
+class _Abort(Exception):
+    """Raised inside a transaction to roll it back (strict refusals, dry runs) with a result in hand."""
+
+    def __init__(self, result: object) -> None:
+        super().__init__("rolled back")
+        self.result = result
+
+
+def _us(value: datetime) -> int:
+    if value.utcoffset() is None:
+        raise ValueError(f"naive timestamp {value.isoformat()}: aware UTC times only")
+    return (value - _EPOCH) // _US
+
+
+def _dt(us: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=us)
+
+
+def _revision(db: sqlite3.Connection, bump: bool) -> int:
+    if bump:
+        db.execute("UPDATE privacy_revision SET revision = revision + 1 WHERE id = 1")
+    return int(db.execute("SELECT revision FROM privacy_revision WHERE id = 1").fetchone()[0])
+
+
+def _put(db: sqlite3.Connection, e: RegistryEntry, added_us: int) -> PutOutcome:
+    if (
+        e.list == "consent"
+        and db.execute(
+            "SELECT 1 FROM privacy_registry WHERE list = 'optout' AND token = ?", (e.token,)
+        ).fetchone()
+    ):
+        return PutOutcome.OPTED_OUT
+    new = (e.profile, _us(e.at), e.source)
+    old = db.execute(
+        "SELECT profile, at_us, source FROM privacy_registry WHERE list = ? AND token = ?", (e.list, e.token)
+    ).fetchone()
+    if old is None:
+        db.execute(
+            "INSERT INTO privacy_registry VALUES (?, ?, ?, ?, ?, ?)", (e.list, e.token, *new, added_us)
+        )
+        return PutOutcome.ADDED
+    if tuple(old) == new:
+        return PutOutcome.UNCHANGED
+    db.execute(
+        "UPDATE privacy_registry SET profile = ?, at_us = ?, source = ?, added_us = ? WHERE list = ? AND token = ?",
+        (*new, added_us, e.list, e.token),
+    )
+    return PutOutcome.UPDATED
+
+
+class SqlitePrivacy:
+    """The SQLite side of `PrivacyStore`, mixed into SqliteStore."""
+
+    # -- registry -------------------------------------------------------------------------------------------
+    def registry_put(
+        self: _Sqlite, entries: Sequence[RegistryEntry], now: datetime, *, strict: bool = False
+    ) -> PutResult:
+        added_us = _us(now)
+        try:
+            with self._lock, self._errors(f"record {len(entries)} registry entries"), self._transaction():
+                db = self._db
+                outcomes: list[PutOutcome] = []
+                withdrawn = cleared = 0
+                for e in entries:
+                    if (
+                        e.list == "consent"
+                        and db.execute(
+                            "SELECT 1 FROM privacy_registry WHERE list = 'optout' AND token = ?", (e.token,)
+                        ).fetchone()
+                    ):
+                        outcomes.append(PutOutcome.OPTED_OUT)
+                        continue
+                    new = (e.profile, _us(e.at), e.source)
+                    old = db.execute(
+                        "SELECT profile, at_us, source FROM privacy_registry WHERE list = ? AND token = ?",
+                        (e.list, e.token),
+                    ).fetchone()
+                    if old is None:
+                        db.execute(
+                            "INSERT INTO privacy_registry VALUES (?, ?, ?, ?, ?, ?)",
+                            (e.list, e.token, *new, added_us),
+                        )
+                        outcomes.append(PutOutcome.ADDED)
+                    elif tuple(old) == new:
+                        outcomes.append(PutOutcome.UNCHANGED)
+                    else:
+                        db.execute(
+                            "UPDATE privacy_registry SET profile = ?, at_us = ?, source = ?, added_us = ?"
+                            " WHERE list = ? AND token = ?",
+                            (*new, added_us, e.list, e.token),
+                        )
+                        outcomes.append(PutOutcome.UPDATED)
+                    if e.list == "optout":
+                        withdrawn += db.execute(
+                            "DELETE FROM privacy_registry WHERE list = 'consent' AND token = ?", (e.token,)
+                        ).rowcount
+                        cleared += db.execute(
+                            "UPDATE visits SET consent = NULL WHERE consent = ?", (e.token,)
+                        ).rowcount
+                changed = withdrawn + cleared > 0 or any(
+                    o in (PutOutcome.ADDED, PutOutcome.UPDATED) for o in outcomes
+                )
+                revision = _revision(db, changed)
+                result = PutResult(tuple(outcomes), True, withdrawn, cleared, revision)
+                if strict and PutOutcome.OPTED_OUT in outcomes:
+                    raise _Abort(result)
+                return result
+        except _Abort as abort:
+            refused: PutResult = abort.result  # type: ignore[assignment]
+            return PutResult(refused.outcomes, False, 0, 0, self.registry_sets().revision)  # type: ignore[attr-defined]
+
+    def registry_remove(self: _Sqlite, list_: ListName, tokens: Sequence[str]) -> RemoveResult:
+        with self._lock, self._errors(f"remove {len(tokens)} {list_} entries"), self._transaction():
+            db = self._db
+            removed = db.executemany(
+                "DELETE FROM privacy_registry WHERE list = ? AND token = ?", [(list_, t) for t in tokens]
+            ).rowcount
+            cleared = 0
+            if list_ == "consent":
+                cleared = db.executemany(
+                    "UPDATE visits SET consent = NULL WHERE consent = ?", [(t,) for t in tokens]
+                ).rowcount
+            revision = _revision(db, removed + cleared > 0)
+        return RemoveResult(removed, len(set(tokens)) - removed, cleared, revision)
+
+    def registry_entries(self: _Sqlite, list_: ListName) -> list[RegistryEntry]:
+        with self._lock, self._errors(f"list the {list_} registry"):
+            rows = self._db.execute(
+                "SELECT token, profile, at_us, source FROM privacy_registry WHERE list = ?"
+                " ORDER BY added_us, at_us, token",
+                (list_,),
+            ).fetchall()
+        return [RegistryEntry(list_, r[0], r[1], _dt(r[2]), r[3]) for r in rows]
+
+    def registry_sets(self: _Sqlite) -> PrivacySets:
+        with self._lock, self._errors("read the privacy registry"):
+            rows = self._db.execute("SELECT list, token FROM privacy_registry ORDER BY token").fetchall()
+            revision = _revision(self._db, False)
+        return PrivacySets(
+            revision,
+            tuple(t for list_, t in rows if list_ == "optout"),
+            tuple(t for list_, t in rows if list_ == "consent"),
+        )
+
+    def consented_visits(self: _Sqlite, store: str, start: datetime, end: datetime) -> list[ConsentedVisit]:
+        with self._lock, self._errors(f"join the visits of {store} to consents"):
+            rows = self._db.execute(
+                "SELECT r.profile, v.sensor, v.start_us, v.end_us, v.dwell_s, v.kind FROM visits v"
+                " JOIN privacy_registry r ON r.list = 'consent' AND r.token = v.consent"
+                " WHERE v.store = ? AND v.start_us >= ? AND v.start_us < ? ORDER BY v.start_us, r.profile",
+                (store, _us(start), _us(end)),
+            ).fetchall()
+        return [ConsentedVisit(r[0], r[1], _dt(r[2]), _dt(r[3]), r[4], r[5]) for r in rows]
+
+    # -- retention --------------------------------------------------------------------------------------------
+    def apply_retention(
+        self: _Sqlite, cutoffs: RetentionCutoffs, *, dry_run: bool, label: Callable[[int], str]
+    ) -> RetentionCounts:
+        try:
+            with self._lock, self._errors("apply retention"), self._transaction():
+                counts = _retention(self._db, cutoffs, label)
+                if dry_run:
+                    raise _Abort(counts)  # the exact figures, then nothing kept
+        except _Abort as abort:
+            return cast("RetentionCounts", abort.result)
+        if counts.changed:
+            with self._lock, self._errors("truncate the write-ahead log"):
+                # The WAL still holds the old page images (the pseudonyms just dropped) until it is reused.
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        return counts
+
+
+def _retention(
+    db: sqlite3.Connection, cutoffs: RetentionCutoffs, label: Callable[[int], str]
+) -> RetentionCounts:
+    deleted = db.execute("DELETE FROM visits WHERE end_us < ?", (_us(cutoffs.visits),)).rowcount
+    # A whole (sensor, epoch, device) group gets one label at once, its younger visits too (earlier is
+    # only safer): the report's repeat-visitor figure, which counts visits per group, stays right.
+    due = db.execute(
+        "SELECT DISTINCT store, sensor, epoch, device FROM visits WHERE pseudonym_dropped = 0 AND end_us < ?",
+        (_us(cutoffs.pseudonyms),),
+    ).fetchall()
+    labels = {tuple(g): label(len(g[3]) // 2) for g in due}
+    updates = []
+    if labels:
+        for rowid, *group in db.execute(
+            "SELECT rowid, store, sensor, epoch, device FROM visits WHERE pseudonym_dropped = 0"
+        ):
+            new = labels.get(tuple(group))
+            if new is not None:
+                updates.append((new, rowid))
+    db.executemany("UPDATE visits SET device = ?, pseudonym_dropped = 1 WHERE rowid = ?", updates)
+    # Consent tokens stay (by consent) on visits whose device still consents, until cutoffs.consents.
+    cleared = db.execute(
+        "UPDATE visits SET consent = NULL WHERE consent IS NOT NULL AND (end_us < ? OR (pseudonym_dropped = 1"
+        " AND consent NOT IN (SELECT token FROM privacy_registry WHERE list = 'consent')))",
+        (_us(cutoffs.consents),),
+    ).rowcount
+    # Rejected payloads are kept as samples; a rejected visit may carry a pseudonym too.
+    letters = db.execute("DELETE FROM dead_letters WHERE at_us < ?", (_us(cutoffs.pseudonyms),)).rowcount
+    return RetentionCounts(deleted, len(updates), len(labels), cleared, letters)
