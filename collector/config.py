@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, field_validator, model_validator
 
 from footfall.configfile import Section, load_model, validate_model
+from footfall.events import Name
 
 
 class TlsConfig(Section):
@@ -100,11 +101,47 @@ class ReportConfig(Section):
         return ZoneInfo(self.timezone)
 
 
+class PrivacyConfig(Section):
+    """Opt-outs and consents (collector/privacy.py): the token key and where the control message goes."""
+
+    token_key_file: Path | None = Field(
+        None,
+        description="token key (footfall-collector tokens init), 0600; the same file goes on every sensor",
+    )
+    stores: list[Name] = Field(
+        [], max_length=10_000, description="stores that get the control message before their first event"
+    )
+
+
+class RetentionConfig(Section):
+    """What the collector deletes or anonymises, and when (collector/retention.py)."""
+
+    enabled: bool = Field(True, description="run every interval_h while the collector runs")
+    interval_h: float = Field(1, gt=0, le=24)
+    pseudonyms_h: float = Field(
+        24, gt=0, le=24 * 31, description="visits ended this long ago lose their device pseudonym"
+    )
+    consent_days: float = Field(
+        396, gt=0, le=3660, description="visits ended this long ago lose their consent token"
+    )
+    visits_days: float = Field(396, gt=0, le=3660, description="visits ended this long ago are deleted")
+
+    @model_validator(mode="after")
+    def _pseudonyms_before_visits(self) -> RetentionConfig:
+        if self.pseudonyms_h > self.visits_days * 24:
+            raise ValueError(
+                f"pseudonyms_h ({self.pseudonyms_h:g} h) must not exceed visits_days ({self.visits_days:g} d)"
+            )
+        return self
+
+
 class CollectorConfig(Section):
     mqtt: MqttConfig = MqttConfig()
     store: StoreConfig = StoreConfig()
     ingest: IngestConfig = IngestConfig()
     report: ReportConfig = ReportConfig()
+    privacy: PrivacyConfig = PrivacyConfig()
+    retention: RetentionConfig = RetentionConfig()
 
 
 def load(path: Path | None) -> CollectorConfig:

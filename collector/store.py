@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from collector.config import StoreConfig
+from collector.store_privacy import PrivacyStore, SqlitePrivacy
 from footfall.events import CountEvent, Event, StatusEvent, VisitEvent
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -71,8 +72,11 @@ class DeadLetter:
     payload: bytes  # its first bytes only
 
 
-class Store(Protocol):
-    """The storage the collector and the report need; SqliteStore now, PostgreSQL later."""
+class Store(PrivacyStore, Protocol):
+    """The storage the collector and the report need; SqliteStore now, PostgreSQL later.
+
+    The privacy registry and retention (collector/store_privacy.py) are part of it.
+    """
 
     def add(self, events: Sequence[Event]) -> int:
         """Store events not stored yet (by event_id); returns how many were new."""
@@ -154,8 +158,26 @@ def _status_row(e: StatusEvent) -> tuple[Any, ...]:
 
 
 def _insert(table: str, columns: int) -> str:
-    marks = ", ".join("?" * columns)
-    return f"INSERT INTO {table} VALUES ({marks}) ON CONFLICT(event_id) DO NOTHING"
+    # Columns named: later migrations add columns with defaults (visits.pseudonym_dropped).
+    names = _COLUMNS[table][:columns]
+    return f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * columns)}) ON CONFLICT(event_id) DO NOTHING"
+
+
+_COLUMNS = {
+    "visits": (
+        "event_id", "store", "sensor", "epoch", "device", "start_us", "end_us", "dwell_s", "kind", "frames",
+        "addresses", "randomized", "rssi_max", "rssi_median", "visit_no", "consent",
+    ),
+    "counts": (
+        "event_id", "store", "sensor", "epoch", "start_us", "end_us", "present", "visitors", "passersby",
+        "visitors_present", "new_visitors", "returning_visitors", "fixed_devices", "frames",
+        "frames_randomized", "addresses", "addresses_randomized", "devices",
+    ),
+    "statuses": (
+        "event_id", "store", "sensor", "epoch", "state", "at_us", "version", "uptime_s", "source", "frames",
+        "probe_requests", "decode_errors",
+    ),
+}  # fmt: skip
 
 
 # Event model → (insert statement, row builder): the one place that maps the wire schema to tables.
@@ -187,11 +209,12 @@ def migrations() -> list[Migration]:
     return found
 
 
-class SqliteStore:
+class SqliteStore(SqlitePrivacy):
     """SQLite in WAL mode: one writer (the collector) and any number of readers (reports) at once.
 
     `synchronous=NORMAL` in WAL mode can lose the last transactions on power loss but never corrupts
     the file; the broker's persistent session and deterministic ids make a re-send harmless.
+    `secure_delete` zeroes freed space, so a deleted or rewritten pseudonym does not linger in the file.
     """
 
     def __init__(self, path: Path | str, *, create: bool = True) -> None:
@@ -203,6 +226,7 @@ class SqliteStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA busy_timeout=5000")
+            self._db.execute("PRAGMA secure_delete=ON")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open {self.path}: {exc}") from None
         self._lock = threading.Lock()  # the MQTT thread, the flush timer and the caller may all use it

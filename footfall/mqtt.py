@@ -2,8 +2,10 @@
 
 paho's own types stay inside; callers see `Message`, `MqttError` and plain values. Reconnection is
 paho's (capped exponential backoff, forever); subscriptions are renewed in `on_connect` so a broker
-restart without a persistent session loses no subscription. `publish` reports whether the broker
-acknowledged (PUBACK for QoS 1) so a caller with a spool removes an event only once it is safe.
+restart without a persistent session loses no subscription. `publish` returns the message id and
+`take_acked` / `take_refused` report the broker's PUBACKs, so a caller with a spool removes an event
+only once it is safe. With `manual_ack` the client acknowledges a received message only when told to
+(`ack`), after the caller has made it durable: a receiver killed before that gets it again.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ class Message:
     payload: bytes
     qos: int
     retain: bool
+    mid: int = 0
+    connection: int = 0  # which connection (MqttClient.connects) delivered it: acks are only valid on it
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +69,13 @@ class BrokerSettings:
     session_expiry_s: int = 0
     reconnect_min_s: int = 1
     reconnect_max_s: int = 60
+    # Acknowledge received QoS 1 messages only through `MqttClient.ack` (after they are stored).
+    manual_ack: bool = False
+    # How many unacknowledged QoS 1 messages the broker may send us at once (MQTT 5 Receive Maximum);
+    # 0 leaves the broker's default (Mosquitto: 20), too few for a receiver that acks in batches.
+    receive_maximum: int = 0
+    # How many of our QoS 1 publishes may await their PUBACK at once (paho queues the rest in memory).
+    max_inflight: int = 20
 
 
 Handler = Callable[[Message], None]
@@ -80,7 +91,9 @@ class MqttClient:
             client_id=settings.client_id,
             protocol=paho.MQTTv5,
             reconnect_on_failure=True,
+            manual_ack=settings.manual_ack,
         )
+        self._client.max_inflight_messages_set(settings.max_inflight)
         self._client.enable_logger(logging.getLogger("footfall.paho"))
         if settings.username is not None:
             self._client.username_pw_set(settings.username, settings.password)
@@ -102,6 +115,7 @@ class MqttClient:
         self._connected = threading.Event()
         self._lock = threading.Lock()
         self._acked: set[int] = set()
+        self._refused: dict[int, str] = {}
         self._ack_cond = threading.Condition(self._lock)
         self._on_connect_hooks: list[Callable[[], None]] = []
         self._closing = False
@@ -118,6 +132,8 @@ class MqttClient:
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         if self._settings.session_expiry_s:
             props.SessionExpiryInterval = self._settings.session_expiry_s
+        if self._settings.receive_maximum:
+            props.ReceiveMaximum = self._settings.receive_maximum
         try:
             self._client.connect_async(
                 self._settings.host,
@@ -172,6 +188,32 @@ class MqttClient:
         with self._lock:
             done, self._acked = self._acked, set()
             return done
+
+    def wait_any_acked(self, timeout_s: float) -> set[int]:
+        """Like `take_acked`, but first wait up to `timeout_s` for at least one acknowledgement."""
+        with self._ack_cond:
+            self._ack_cond.wait_for(lambda: bool(self._acked or self._refused), timeout=timeout_s)
+            done, self._acked = self._acked, set()
+            return done
+
+    def take_refused(self) -> dict[int, str]:
+        """Message ids the broker answered with a failure reason (e.g. not authorized), and the reason."""
+        with self._lock:
+            refused, self._refused = self._refused, {}
+            return refused
+
+    # -- receive --------------------------------------------------------------------------------------
+    def ack(self, message: Message) -> bool:
+        """Acknowledge a received QoS 1 message (with `manual_ack`); False if its connection is gone.
+
+        After a reconnection the broker sends unacknowledged messages again, possibly under message ids
+        that now belong to others, so an acknowledgement is sent only on the connection that delivered.
+        """
+        if not self._settings.manual_ack or message.qos == 0:
+            return True
+        if message.connection != self.connects or not self.connected:
+            return False
+        return self._client.ack(message.mid, message.qos) == paho.MQTT_ERR_SUCCESS
 
     # -- subscribe ------------------------------------------------------------------------------------
     def subscribe(self, topic: str, handler: Handler, qos: int = 1, *, wait_s: float = 0.0) -> bool:
@@ -231,7 +273,9 @@ class MqttClient:
         log.warning("disconnected from %s: %s; reconnecting with backoff", self._where, reason)
 
     def _on_message(self, client: paho.Client, userdata: object, msg: paho.MQTTMessage) -> None:
-        message = Message(msg.topic, bytes(msg.payload), int(msg.qos), bool(msg.retain))
+        message = Message(
+            msg.topic, bytes(msg.payload), int(msg.qos), bool(msg.retain), int(msg.mid), self.connects
+        )
         for pattern, (_, handler) in self._subscriptions.items():
             if paho.topic_matches_sub(_plain_filter(pattern), msg.topic):
                 try:
@@ -240,6 +284,7 @@ class MqttClient:
                     # A handler bug must not kill paho's network thread (and with it every later message).
                     log.exception("handler for %s failed on a message on %s", pattern, msg.topic)
                 return
+        self.ack(message)  # nobody wants it: do not leave it blocking the broker's window
 
     def _on_subscribe(
         self,
@@ -266,7 +311,10 @@ class MqttClient:
         properties: Properties | None,
     ) -> None:
         with self._ack_cond:
-            self._acked.add(mid)
+            if reason.is_failure:
+                self._refused[mid] = str(reason)
+            else:
+                self._acked.add(mid)
             self._ack_cond.notify_all()
 
 

@@ -173,9 +173,41 @@ class HealthConfig(Section):
     home_assistant: HomeAssistantConfig = HomeAssistantConfig()
 
 
+class SpoolConfig(Section):
+    """The store-and-forward spool (sensor/spool.py): every event is on disk before it is sent."""
+
+    path: Path = Field(Path("footfall-spool.db"), description="SQLite file; relative paths are from the working dir")
+    max_bytes: int = Field(
+        64 * 1024 * 1024, ge=64 * 1024, le=1 << 40, description="payload bytes kept; beyond, on_full applies"
+    )
+    max_events: int = Field(1_000_000, ge=100, le=100_000_000, description="events kept; beyond, on_full applies")
+    max_age_s: float = Field(
+        7 * 86_400, gt=0, le=366 * 86_400, description="events older than this are dropped unsent (counted)"
+    )
+    on_full: Literal["drop_visits_first", "drop_oldest"] = Field(
+        "drop_visits_first",
+        description="drop_visits_first: drop the oldest visit events, then statuses, counts last; "
+        "drop_oldest: drop the oldest events whatever their kind",
+    )
+    keep_acked_s: float = Field(
+        120,
+        ge=0,
+        le=86_400,
+        description="events the broker acknowledged this recently are sent again after a reconnection, "
+        "in case a crashed broker lost them (the collector drops duplicates)",
+    )
+    inflight: int = Field(100, ge=1, le=65_535, description="events awaiting the broker's PUBACK at once")
+    sync: Literal["full", "normal"] = Field(
+        "full",
+        description="full: an event survives a power cut once queued; normal: faster, survives a crash "
+        "of the process but may lose the last events on a power cut",
+    )
+
+
 class SensorConfig(Section):
     site: SiteConfig = SiteConfig()
     mqtt: MqttConfig = MqttConfig()
+    spool: SpoolConfig = SpoolConfig()
     presence: PresenceConfig = PresenceConfig()
     privacy: PrivacyConfig = PrivacyConfig()
     estimator: EstimatorConfig = EstimatorConfig()

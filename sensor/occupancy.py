@@ -41,6 +41,8 @@ class EstimatorParams:
     # address is mostly laptops (a second device of a person already counted), older phones and
     # equipment. 0.5 is a prior, not a fit: it halves the double count without ignoring old phones.
     global_weight: float = 0.5
+    exit_margin_db: float = 99.0  # EXPERIMENT
+    global_probation_s: float = 0.0  # EXPERIMENT
     resolver: ResolverParams = field(default_factory=ResolverParams)
 
     def __post_init__(self) -> None:
@@ -58,6 +60,7 @@ class EstimatorParams:
 class _Open:
     start_ns: int
     end_ns: int
+    inside_ns: int = 0
 
 
 class OccupancyEstimator:
@@ -81,6 +84,8 @@ class OccupancyEstimator:
         self._inside = p.inside_rssi_dbm
         self._retain_ns = int(retain_s * NS)
         self._global_weight = p.global_weight
+        self._exit = p.inside_rssi_dbm - p.exit_margin_db
+        self._probation_ns = int(p.global_probation_s * NS)
         self._global: set[str] = set()  # devices heard only with a global address so far
         self._open: dict[str, _Open] = {}
         self._closed: list[tuple[str, int, int]] = []
@@ -88,19 +93,26 @@ class OccupancyEstimator:
 
     def observe(self, s: Sighting, device: str) -> None:
         rssi = s.rssi_dbm
-        if rssi is not None and rssi < self._inside:
-            return
         ts = s.ts_ns
+        if rssi is not None and rssi < self._inside:
+            if rssi < self._exit:
+                seg = self._open.get(device)
+                if seg is not None and seg.inside_ns + NS < ts < seg.end_ns:
+                    seg.end_ns = ts
+            return
         seg = self._open.get(device)
         if seg is None:
-            self._open[device] = _Open(ts, ts + self._hold_ns)
+            start = ts
             if not s.randomized:
                 self._global.add(device)
+                start = ts + self._probation_ns
+            self._open[device] = _Open(min(start, ts + self._hold_ns), ts + self._hold_ns, ts)
         elif ts <= seg.end_ns:
             seg.end_ns = ts + self._hold_ns
+            seg.inside_ns = ts
         else:
             self._closed.append((device, seg.start_ns, seg.end_ns))
-            seg.start_ns, seg.end_ns = ts, ts + self._hold_ns
+            seg.start_ns, seg.end_ns, seg.inside_ns = ts, ts + self._hold_ns, ts
         if s.randomized and self._global:
             self._global.discard(device)
         if ts >= self._next_prune_ns:

@@ -1,0 +1,70 @@
+"""Counts against the generator's ground truth.
+
+With phones that keep one address, every address is one person, so the presence model alone must
+reproduce the truth: visitors (inside for at least min_dwell), passersby the sensor could hear, and
+the median dwell. Randomizing phones are the estimator's problem (bench/accuracy.py measures it).
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import replace
+
+import pytest
+
+from footfall.events import CountEvent, VisitEvent
+from sensor.config import SensorConfig
+from sensor.generator import Kind, StoreModel, generate
+from sensor.pipeline import ListSink, Pipeline
+from sensor.pseudonym import FixedSalt
+
+
+def replay(model: StoreModel, estimator: bool) -> tuple[list[VisitEvent], list[CountEvent]]:
+    config = SensorConfig()
+    config = config.model_copy(update={"estimator": config.estimator.model_copy(update={"enabled": estimator})})
+    sink = ListSink()
+    pipeline = Pipeline(config, FixedSalt(b"k" * 32), sink)
+    for ts_ns, data in generate(model).records():
+        pipeline.feed(ts_ns, 127, data)
+    pipeline.finish()
+    visits = [e for e in sink.events if isinstance(e, VisitEvent)]
+    counts = [e for e in sink.events if isinstance(e, CountEvent)]
+    return visits, counts
+
+
+@pytest.fixture(scope="module")
+def one_address_day() -> StoreModel:
+    return replace(
+        StoreModel.demo(), phone_share=1.0, device_mix=(("android_legacy", 1.0),), staff=0, fixed_devices=0
+    )
+
+
+@pytest.mark.parametrize("estimator", [False, True], ids=["naive", "estimator"])
+def test_one_address_phones_give_the_true_visitors_passersby_and_dwell(
+    one_address_day: StoreModel, estimator: bool
+) -> None:
+    truth = generate(one_address_day).truth
+    min_dwell = SensorConfig().presence.min_dwell_s
+    true_visitors = [p for p in truth.of(Kind.VISITOR) if p.dwell_s >= min_dwell]
+    heard_passersby = truth.aggregates()["passersby_heard"]
+    visits, counts = replay(one_address_day, estimator)
+    visitors = [v for v in visits if v.kind == "visitor"]
+    passersby = [v for v in visits if v.kind == "passerby"]
+    assert len(visitors) == pytest.approx(len(true_visitors), rel=0.10)
+    # Short visitors (under min_dwell) are passersby by definition, so they add to the heard passersby.
+    short_visitors = len(truth.of(Kind.VISITOR)) - len(true_visitors)
+    assert len(passersby) == pytest.approx(heard_passersby + short_visitors, rel=0.10)
+    assert statistics.median(v.dwell_s for v in visitors) == pytest.approx(
+        statistics.median(p.dwell_s for p in true_visitors), rel=0.10
+    )
+    # The interval counts add up to the visits.
+    assert sum(c.visitors for c in counts) == len(visitors)
+    assert sum(c.passersby for c in counts) == len(passersby)
+
+
+def test_addresses_per_interval_overcount_people_when_phones_randomize() -> None:
+    _, counts = replay(StoreModel.demo(), estimator=False)
+    busy = [c for c in counts if c.frames]
+    assert sum(c.addresses_randomized for c in busy) > 0.5 * sum(c.addresses for c in busy)
+    # The naive count: many more addresses than devices would be present.
+    assert max(c.addresses for c in busy) > 5 * max(c.present for c in busy)
