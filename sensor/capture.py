@@ -9,6 +9,7 @@ there and `CaptureReader.truncated_tail` says so, so the caller can count it.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import mmap
 import struct
@@ -45,6 +46,43 @@ _IDB, _OPB, _SPB, _EPB = 1, 2, 3, 6
 _OPT_ENDOFOPT, _OPT_IF_TSRESOL, _OPT_IF_TSOFFSET = 0, 9, 14
 
 Buffer = bytes | mmap.mmap
+
+
+class _RecordDraft:
+    """CaptureRecord's slots, writable: filled in, then its `__class__` becomes CaptureRecord.
+
+    The frozen dataclass's __init__ (object.__setattr__ per field) would cost more than the
+    parsing itself; see sensor.decode._ProbeDraft for the same trick on ProbeRequest.
+    """
+
+    __slots__ = ("data", "linktype", "orig_len", "ts_ns")  # CPython lays slots out by sorted name
+    data: Buffer
+    linktype: int
+    orig_len: int
+    ts_ns: int
+
+
+def _record(ts_ns: int, linktype: int, data: Buffer, orig_len: int) -> CaptureRecord:
+    record = _new(_RecordDraft)
+    record.ts_ns = ts_ns
+    record.linktype = linktype
+    record.data = data
+    record.orig_len = orig_len
+    record.__class__ = CaptureRecord  # type: ignore[assignment]
+    return record  # type: ignore[return-value]
+
+
+def _check_draft() -> None:
+    """Fail at import, not with corrupt values, if CaptureRecord and its draft drift apart."""
+    names = [f.name for f in dataclasses.fields(CaptureRecord)]
+    if sorted(names) != list(_RecordDraft.__slots__) or hasattr(CaptureRecord, "__post_init__"):
+        raise TypeError("sensor.frames.CaptureRecord changed: update sensor.capture._RecordDraft")
+    if _record(1, 2, b"3", 4) != CaptureRecord(1, 2, b"3", 4):
+        raise TypeError("sensor.capture._RecordDraft does not build an equal CaptureRecord")
+
+
+_new = object.__new__
+_check_draft()
 
 
 class CaptureReader(Iterator[CaptureRecord]):
@@ -123,7 +161,13 @@ class CaptureReader(Iterator[CaptureRecord]):
                     self.truncated_tail = True
                     return
                 count += 1
-                yield CaptureRecord(sec * 1_000_000_000 + frac * frac_ns, linktype, buf[start:off], orig)
+                record = _new(_RecordDraft)
+                record.ts_ns = sec * 1_000_000_000 + frac * frac_ns
+                record.linktype = linktype
+                record.data = buf[start:off]
+                record.orig_len = orig
+                record.__class__ = CaptureRecord  # type: ignore[assignment]
+                yield record  # type: ignore[misc]
             if off < end:
                 self.truncated_tail = True
         finally:
@@ -174,7 +218,7 @@ class CaptureReader(Iterator[CaptureRecord]):
                     linktype, mult, div, base, _ = interfaces[if_id]
                     last_ts = ((ts_hi << 32 | ts_lo) * mult) // div + base
                     count += 1
-                    yield CaptureRecord(last_ts, linktype, buf[off + 28 : off + 28 + cap], orig)
+                    yield _record(last_ts, linktype, buf[off + 28 : off + 28 + cap], orig)
                 elif btype == _SPB:
                     if not interfaces:
                         raise self._fail(off, "simple packet block before any interface description")
@@ -183,7 +227,7 @@ class CaptureReader(Iterator[CaptureRecord]):
                     cap = min(orig, blen - 16, snaplen or orig)
                     count += 1
                     # An SPB has no timestamp: it inherits the previous packet's, so order is kept.
-                    yield CaptureRecord(last_ts, linktype, buf[off + 12 : off + 12 + cap], orig)
+                    yield _record(last_ts, linktype, buf[off + 12 : off + 12 + cap], orig)
                 # every other block (name resolution, statistics, custom, ...) is skipped
                 off += blen
         finally:

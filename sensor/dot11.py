@@ -64,6 +64,11 @@ class Keep(Enum):
     OUI_TYPE = "oui_type"  # vendor-specific: OUI and vendor type (first 4 bytes), not the payload
 
 
+# Checked on the captures in shared/data: over the eight fryza-lab days, the 397 devices with a
+# universal (hence stable) address show 1.26 fingerprints each under this policy against 1.16 for
+# ids alone, while telling apart 446 fingerprints instead of 114; keeping whole vendor bodies
+# raises it to 1.52 per device, keeping the DS channel to 2.26. Per single phone (Baccichet
+# captures) the extended and HT capabilities are the fields that change now and then.
 FINGERPRINT: dict[int, Keep] = {
     0: Keep.ID,  # SSID: changes with each network asked for (and names homes: personal data)
     1: Keep.BODY,  # supported rates

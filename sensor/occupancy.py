@@ -118,7 +118,7 @@ class OccupancyEstimator:
         if ts >= self._next_prune_ns:
             self._prune(ts)
 
-    def present(self, start_ns: int, end_ns: int, visits: Sequence[object] = ()) -> float:
+    def present(self, start_ns: int, end_ns: int, visits: Iterable[object] = ()) -> float:
         """Estimated people inside, time-averaged over [start_ns, end_ns).
 
         `visits` is accepted (and ignored) so the estimator plugs into `PresenceModel` as its

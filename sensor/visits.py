@@ -12,7 +12,9 @@ same events.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import itertools
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -29,8 +31,12 @@ Emit = Callable[[VisitEvent | CountEvent], None]
 class PeopleEstimate(Protocol):
     """Turns what the sensor heard into people present; the estimation module plugs in here."""
 
-    def present(self, start_ns: int, end_ns: int, visits: list[VisitSpan]) -> float:
-        """Estimated people inside, time-averaged over [start_ns, end_ns)."""
+    def present(self, start_ns: int, end_ns: int, visits: Iterable[VisitSpan]) -> float:
+        """Estimated people inside, time-averaged over [start_ns, end_ns).
+
+        `visits` (those that overlapped the interval) is produced lazily: an estimate that keeps its own
+        state need not iterate it, and then costs nothing.
+        """
         ...
 
 
@@ -48,7 +54,7 @@ class VisitSpan:
 class InsideVisits:
     """The default estimate: time-averaged number of inside-signal, non-fixed visits."""
 
-    def present(self, start_ns: int, end_ns: int, visits: list[VisitSpan]) -> float:
+    def present(self, start_ns: int, end_ns: int, visits: Iterable[VisitSpan]) -> float:
         covered = 0
         for v in visits:
             if v.inside and not v.fixed:
@@ -116,7 +122,8 @@ class PresenceModel:
         self._is_fixed = is_fixed
         self._people = people or InsideVisits()
         self._consent_of = consent_of
-        self._open: dict[str, _Visit] = {}
+        # Least recently heard first, so timed-out visits are found at the front without a scan.
+        self._open: OrderedDict[str, _Visit] = OrderedDict()
         self._visits_in_epoch: dict[str, int] = {}
         self._epoch = ""
         self._interval: _Interval | None = None
@@ -141,6 +148,8 @@ class PresenceModel:
             self._visits_in_epoch[device] = n
             visit = _Visit(device, s.epoch, ts, ts, n, consent=self._consent_of(device))
             self._open[device] = visit
+        else:
+            self._open.move_to_end(device)
         visit.last_ns = ts
         visit.frames += 1
         visit.addresses.add(s.address)
@@ -204,9 +213,12 @@ class PresenceModel:
         interval = self._interval
         assert interval is not None
         limit = now - self._timeout_ns
-        done = [v for v in self._open.values() if v.last_ns < limit]
-        for visit in done:
-            del self._open[visit.device]
+        open_visits = self._open
+        while open_visits:
+            visit = next(iter(open_visits.values()))
+            if visit.last_ns >= limit:
+                break
+            del open_visits[visit.device]
             self._close(visit, interval)
 
     def _qualify(self, visit: _Visit, interval: _Interval) -> None:
@@ -248,7 +260,9 @@ class PresenceModel:
         )
 
     def _emit_count(self, interval: _Interval) -> None:
-        spans = interval.closed + [v.span(self._is_fixed(v.device)) for v in self._open.values()]
+        spans = itertools.chain(
+            interval.closed, (v.span(self._is_fixed(v.device)) for v in self._open.values())
+        )
         fixed = {d for d in interval.devices if self._is_fixed(d)}
         open_visitors = sum(1 for v in self._open.values() if v.visitor)
         self.counts_emitted += 1

@@ -115,15 +115,29 @@ def test_a_stream_of_mutated_frames_keeps_the_counts_consistent(samples: list[tu
     assert decoder.stats.frames == len(samples)
 
 
-CAPTURE = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 127) + b"".join(
+def _block(btype: int, body: bytes) -> bytes:
+    body += b"\0" * (-len(body) % 4)
+    return struct.pack("<II", btype, 12 + len(body)) + body + struct.pack("<I", 12 + len(body))
+
+
+PCAP = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 127) + b"".join(
     struct.pack("<IIII", 1000 + i, i, len(f), len(f)) + f for i, (_, f) in enumerate(SEEDS[:3])
+)
+PCAPNG = (
+    _block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+    + _block(1, struct.pack("<HHI", 127, 0, 0) + struct.pack("<HH", 9, 1) + b"\x09\0\0\0")
+    + _block(1, struct.pack("<HHI", 105, 0, 0))
+    + b"".join(
+        _block(6, struct.pack("<5I", i % 2, 0, i, len(f), len(f)) + f) for i, (_, f) in enumerate(SEEDS[:4])
+    )
+    + _block(3, struct.pack("<I", len(PROBE)) + PROBE)
 )
 
 
 @FUZZ
-@given(st.data())
-def test_mutated_captures_yield_records_or_a_capture_error(data: st.DataObject) -> None:
-    buf = bytearray(CAPTURE)
+@given(st.sampled_from([PCAP, PCAPNG]), st.data())
+def test_mutated_captures_yield_records_or_a_capture_error(capture: bytes, data: st.DataObject) -> None:
+    buf = bytearray(capture)
     for _ in range(data.draw(st.integers(1, 4))):
         at = data.draw(st.integers(0, len(buf) - 1))
         buf[at] = data.draw(st.integers(0, 255))
