@@ -7,6 +7,12 @@ A rejection is counted, sampled into the store's dead-letter table and logged (r
 `handle` never raises, so one bad sensor cannot stop the collector. Accepted events are batched and
 stored by size or by time; a re-sent event (same event_id) is counted as a duplicate, not stored again.
 
+Each payload may come with an `ack` callback (the MQTT acknowledgement). It is called, in arrival
+order, only once the payload's outcome is durable: the batch holding the event is committed (a
+rejection counts once the flush that records it has run). A collector killed before that never
+acknowledged, so the broker delivers the payload again; an event the store keeps refusing is never
+acknowledged either, which also stops the broker sending more than its window.
+
 Payloads are untrusted: before a sample or a topic reaches a log or the database, anything shaped like
 a MAC address is masked, so a buggy sensor cannot leak one through the dead letters.
 """
@@ -145,6 +151,7 @@ class Ingestor:
         self._clock = clock
         self._lock = threading.RLock()
         self._batch: list[Event] = []
+        self._acks: list[Callable[[], object]] = []  # of the payloads handled since the last good flush
         self._letters: list[DeadLetter] = []
         self._new_rejections: Counter[str] = Counter()
         self._rejected: Counter[str] = Counter()
@@ -156,21 +163,26 @@ class Ingestor:
         self._max_pending = max(100 * config.batch_size, 10_000)
 
     # -- intake -------------------------------------------------------------------------------------------
-    def handle(self, topic: str, payload: bytes) -> Outcome:
-        """Check one message; queue it if valid. Flushes when the batch is full or the interval is up."""
+    def handle(self, topic: str, payload: bytes, ack: Callable[[], object] | None = None) -> Outcome:
+        """Check one message; queue it if valid. Flushes when the batch is full or the interval is up.
+
+        `ack` is called once the outcome is stored (see the module's docstring).
+        """
         try:
             event = self._check(topic, payload)
         except _Rejected as rejected:
-            self._reject(topic, payload, rejected.reason, rejected.detail)
+            self._reject(topic, payload, rejected.reason, rejected.detail, ack)
             return Outcome(rejected.reason, rejected.detail)
         except Exception as exc:  # a bug here must not lose the collector: count it as invalid
             log.exception("unexpected error checking a payload on %s", _safe_text(topic.encode(), 200))
-            self._reject(topic, payload, Reason.INVALID, f"internal error: {type(exc).__name__}")
+            self._reject(topic, payload, Reason.INVALID, f"internal error: {type(exc).__name__}", ack)
             return Outcome(Reason.INVALID, f"internal error: {type(exc).__name__}")
         with self._lock:
             self._received += 1
             self._accepted += 1
             self._batch.append(event)
+            if ack is not None:
+                self._acks.append(ack)
             full = len(self._batch) >= self._config.batch_size
         if full:
             self.flush()
@@ -235,7 +247,9 @@ class Ingestor:
             )
         return cast("Event", event)  # one of the three Event models, by EVENT_KINDS
 
-    def _reject(self, topic: str, payload: bytes, reason: Reason, detail: str) -> None:
+    def _reject(
+        self, topic: str, payload: bytes, reason: Reason, detail: str, ack: Callable[[], object] | None = None
+    ) -> None:
         # Topic and detail may quote the payload (a topic level, a schema value): masked like it.
         safe_topic = _safe_text(topic.encode("utf-8", "replace"), 256)
         safe_detail = _safe_text(detail.encode("utf-8", "replace"), 512)
@@ -253,6 +267,8 @@ class Ingestor:
             self._new_rejections[reason.value] += 1
             self._letters.append(letter)
             del self._letters[: -self._config.dead_letter_keep or len(self._letters)]
+            if ack is not None:
+                self._acks.append(ack)
         self._warn.warn(
             reason.value,
             "rejected payload on %s (%d bytes): %s: %s",
@@ -292,6 +308,14 @@ class Ingestor:
                     log.error("cannot record rejected payloads: %s", exc)
                 else:
                     self._letters, self._new_rejections = [], Counter()
+            # Everything handled so far is stored: acknowledge it, still under the lock so that
+            # acknowledgements leave in arrival order even when two threads flush.
+            acks, self._acks = self._acks, []
+            for ack in acks:
+                try:
+                    ack()
+                except Exception:  # one failed acknowledgement must not withhold the others
+                    log.exception("acknowledging a stored message failed")
             return inserted
 
     def _store_failed(self, exc: StoreError, pending: int) -> None:
@@ -299,6 +323,7 @@ class Ingestor:
         if pending > self._max_pending:
             lost = pending - self._max_pending
             del self._batch[:lost]
+            # (Over MQTT this cannot happen: unacknowledged events fill the broker's window first.)
             self._dropped += lost
             log.error("store failing (%s); dropped the %d oldest of %d pending events", exc, lost, pending)
         else:

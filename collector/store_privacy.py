@@ -111,30 +111,10 @@ class RetentionCounts:
 
 class PrivacyStore(Protocol):
     def registry_put(
-        self: _Sqlite, entries: Sequence[RegistryEntry], now: datetime, *, strict: bool = False
+        self, entries: Sequence[RegistryEntry], now: datetime, *, strict: bool = False
     ) -> PutResult:
-        added_us = _us(now)
-        try:
-            with self._lock, self._errors(f"record {len(entries)} registry entries"), self._transaction():
-                db = self._db
-                before = _revision(db, False)
-                outcomes = [_put(db, e, added_us) for e in entries]
-                if strict and PutOutcome.OPTED_OUT in outcomes:
-                    raise _Abort(PutResult(tuple(outcomes), False, 0, 0, before))
-                withdrawn = cleared = 0
-                for token in sorted({e.token for e in entries if e.list == "optout"}):
-                    withdrawn += db.execute(
-                        "DELETE FROM privacy_registry WHERE list = 'consent' AND token = ?", (token,)
-                    ).rowcount
-                    cleared += db.execute(
-                        "UPDATE visits SET consent = NULL WHERE consent = ?", (token,)
-                    ).rowcount
-                changed = withdrawn + cleared > 0 or any(
-                    o in (PutOutcome.ADDED, PutOutcome.UPDATED) for o in outcomes
-                )
-                return PutResult(tuple(outcomes), True, withdrawn, cleared, _revision(db, changed))
-        except _Abort as abort:
-            return cast("PutResult", abort.result)
+        """Add or update entries; an opt-out withdraws the device's consent and its tokens on visits."""
+        ...
 
     def registry_remove(self, list_: ListName, tokens: Sequence[str]) -> RemoveResult:
         """Remove entries; removing a consent also clears its token from stored visits."""
@@ -145,6 +125,10 @@ class PrivacyStore(Protocol):
         ...
 
     def registry_sets(self) -> PrivacySets: ...
+
+    def registry_revision(self) -> int:
+        """The change counter alone (cheap: polled by the service)."""
+        ...
 
     def consented_visits(self, store: str, start: datetime, end: datetime) -> list[ConsentedVisit]:
         """Visits of `store` started in [start, end) whose consent token belongs to a registered consent."""
@@ -229,55 +213,24 @@ class SqlitePrivacy:
         try:
             with self._lock, self._errors(f"record {len(entries)} registry entries"), self._transaction():
                 db = self._db
-                outcomes: list[PutOutcome] = []
+                before = _revision(db, False)
+                outcomes = [_put(db, e, added_us) for e in entries]
+                if strict and PutOutcome.OPTED_OUT in outcomes:
+                    raise _Abort(PutResult(tuple(outcomes), False, 0, 0, before))
                 withdrawn = cleared = 0
-                for e in entries:
-                    if (
-                        e.list == "consent"
-                        and db.execute(
-                            "SELECT 1 FROM privacy_registry WHERE list = 'optout' AND token = ?", (e.token,)
-                        ).fetchone()
-                    ):
-                        outcomes.append(PutOutcome.OPTED_OUT)
-                        continue
-                    new = (e.profile, _us(e.at), e.source)
-                    old = db.execute(
-                        "SELECT profile, at_us, source FROM privacy_registry WHERE list = ? AND token = ?",
-                        (e.list, e.token),
-                    ).fetchone()
-                    if old is None:
-                        db.execute(
-                            "INSERT INTO privacy_registry VALUES (?, ?, ?, ?, ?, ?)",
-                            (e.list, e.token, *new, added_us),
-                        )
-                        outcomes.append(PutOutcome.ADDED)
-                    elif tuple(old) == new:
-                        outcomes.append(PutOutcome.UNCHANGED)
-                    else:
-                        db.execute(
-                            "UPDATE privacy_registry SET profile = ?, at_us = ?, source = ?, added_us = ?"
-                            " WHERE list = ? AND token = ?",
-                            (*new, added_us, e.list, e.token),
-                        )
-                        outcomes.append(PutOutcome.UPDATED)
-                    if e.list == "optout":
-                        withdrawn += db.execute(
-                            "DELETE FROM privacy_registry WHERE list = 'consent' AND token = ?", (e.token,)
-                        ).rowcount
-                        cleared += db.execute(
-                            "UPDATE visits SET consent = NULL WHERE consent = ?", (e.token,)
-                        ).rowcount
+                for token in sorted({e.token for e in entries if e.list == "optout"}):
+                    withdrawn += db.execute(
+                        "DELETE FROM privacy_registry WHERE list = 'consent' AND token = ?", (token,)
+                    ).rowcount
+                    cleared += db.execute(
+                        "UPDATE visits SET consent = NULL WHERE consent = ?", (token,)
+                    ).rowcount
                 changed = withdrawn + cleared > 0 or any(
                     o in (PutOutcome.ADDED, PutOutcome.UPDATED) for o in outcomes
                 )
-                revision = _revision(db, changed)
-                result = PutResult(tuple(outcomes), True, withdrawn, cleared, revision)
-                if strict and PutOutcome.OPTED_OUT in outcomes:
-                    raise _Abort(result)
-                return result
+                return PutResult(tuple(outcomes), True, withdrawn, cleared, _revision(db, changed))
         except _Abort as abort:
-            refused: PutResult = abort.result  # type: ignore[assignment]
-            return PutResult(refused.outcomes, False, 0, 0, self.registry_sets().revision)  # type: ignore[attr-defined]
+            return cast("PutResult", abort.result)
 
     def registry_remove(self: _Sqlite, list_: ListName, tokens: Sequence[str]) -> RemoveResult:
         with self._lock, self._errors(f"remove {len(tokens)} {list_} entries"), self._transaction():
@@ -311,6 +264,10 @@ class SqlitePrivacy:
             tuple(t for list_, t in rows if list_ == "optout"),
             tuple(t for list_, t in rows if list_ == "consent"),
         )
+
+    def registry_revision(self: _Sqlite) -> int:
+        with self._lock, self._errors("read the privacy registry revision"):
+            return _revision(self._db, False)
 
     def consented_visits(self: _Sqlite, store: str, start: datetime, end: datetime) -> list[ConsentedVisit]:
         with self._lock, self._errors(f"join the visits of {store} to consents"):

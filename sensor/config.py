@@ -65,6 +65,18 @@ class PrivacyConfig(Section):
         description="sensor key (footfall-sensor keys provision); replay without one uses a throwaway key",
     )
     pseudonym_bits: int = Field(64, ge=32, le=256, multiple_of=32)
+    token_key_file: Path | None = Field(
+        None,
+        description="the deployment's token key (footfall-collector tokens init), 0600: without it opt-outs "
+        "and consents cannot be recognised",
+    )
+    control_wait_s: float = Field(
+        5,
+        ge=0,
+        le=600,
+        description="with a token key, publishing to MQTT waits this long for the retained opt-out list "
+        "and refuses to start without it",
+    )
 
 
 _R = ResolverParams()
@@ -176,11 +188,15 @@ class HealthConfig(Section):
 class SpoolConfig(Section):
     """The store-and-forward spool (sensor/spool.py): every event is on disk before it is sent."""
 
-    path: Path = Field(Path("footfall-spool.db"), description="SQLite file; relative paths are from the working dir")
+    path: Path = Field(
+        Path("footfall-spool.db"), description="SQLite file; relative paths are from the working dir"
+    )
     max_bytes: int = Field(
         64 * 1024 * 1024, ge=64 * 1024, le=1 << 40, description="payload bytes kept; beyond, on_full applies"
     )
-    max_events: int = Field(1_000_000, ge=100, le=100_000_000, description="events kept; beyond, on_full applies")
+    max_events: int = Field(
+        1_000_000, ge=100, le=100_000_000, description="events kept; beyond, on_full applies"
+    )
     max_age_s: float = Field(
         7 * 86_400, gt=0, le=366 * 86_400, description="events older than this are dropped unsent (counted)"
     )

@@ -117,6 +117,7 @@ class ResolverStats:
     links_by_seq: int = 0
     links_by_rssi: int = 0
     links_by_family: int = 0  # a new probe kind joined a device
+    splits: int = 0  # an old address came back: it was another device
     fixed: int = 0  # devices flagged fixed or staff
 
 
@@ -168,7 +169,7 @@ class DeviceResolver:
         if dev is None:
             dev = self._new_address(s)
         elif dev.address != s.address:
-            dev.address = s.address  # a phone going back to an address it used before
+            dev = self._returning(dev, s)
         self._update(dev, s)
         return dev.id
 
@@ -257,6 +258,17 @@ class DeviceResolver:
             else:
                 self.stats.links_by_rssi += 1
         return best
+
+    def _returning(self, dev: _Device, s: Sighting) -> _Device:
+        """An earlier address of `dev` speaks again after `dev` moved on to a newer one.
+
+        Phones do not go back to a random address they dropped (none of the single-phone captures
+        does), so the two addresses are two devices that were linked by mistake (two phones of one
+        model in the same spot, one keeping its address for minutes): split the returning one off.
+        """
+        self.stats.splits += 1
+        dev.addresses = max(1, dev.addresses - 1)
+        return self._make(s)
 
     def _make(self, s: Sighting, fam: tuple[int, ...] | None = None) -> _Device:
         ts = s.ts_ns

@@ -75,7 +75,11 @@ class StatusReporter:
     """Decides when to publish a status event and builds it; `send` is the sink's (retained for status)."""
 
     def __init__(
-        self, config: SensorConfig, version: str, send: Callable[[Event], None], interval_s: float | None = None
+        self,
+        config: SensorConfig,
+        version: str,
+        send: Callable[[Event], None],
+        interval_s: float | None = None,
     ) -> None:
         self._config = config
         self._version = version
@@ -87,7 +91,11 @@ class StatusReporter:
     def tick(self, snap: Snapshot) -> StatusEvent | None:
         """Publish if the interval has passed or something watched changed; returns what was sent."""
         last = self._last
-        due = last is None or snap.at_ns - last.at_ns >= self._interval_ns or snap.change_key() != last.change_key()
+        due = (
+            last is None
+            or snap.at_ns - last.at_ns >= self._interval_ns
+            or snap.change_key() != last.change_key()
+        )
         if not due:
             return None
         return self._publish(snap, "online")
@@ -178,12 +186,16 @@ class SensorMetrics(Collector):
         for reason, n in sorted(snap.decode_errors.items()):
             errors.add_metric([reason], float(n))
         yield errors
-        channel = GaugeMetricFamily(f"{p}_channel", "Channel tuned now (absent if unknown)", labels=["interface"])
+        channel = GaugeMetricFamily(
+            f"{p}_channel", "Channel tuned now (absent if unknown)", labels=["interface"]
+        )
         if snap.channel is not None:
             channel.add_metric([snap.interface], float(snap.channel))
         yield channel
         if snap.spool_depth is not None:
-            yield GaugeMetricFamily(f"{p}_spool_depth", "Events waiting in the spool", value=float(snap.spool_depth))
+            yield GaugeMetricFamily(
+                f"{p}_spool_depth", "Events waiting in the spool", value=float(snap.spool_depth)
+            )
 
 
 @dataclass

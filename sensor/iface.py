@@ -20,7 +20,11 @@ do about it (from `_HINTS`).
 
 from __future__ import annotations
 
+import fcntl
+import functools
 import logging
+import os
+import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,3 +164,47 @@ def teardown(
     )
     _check(runner(argv), f"tearing down {name}")
     return [" ".join(argv)]
+
+
+class RadiotapTap:
+    """A TAP device with the radiotap link type: a stand-in monitor interface for tests and benchmarks.
+
+    Set to ARPHRD_IEEE80211_RADIOTAP (ioctl TUNSETLINK, before it is brought up), it shows up like a
+    monitor interface, and every frame written to it is received by packet sockets as link type 127.
+    Needs /dev/net/tun and CAP_NET_ADMIN; `OSError` otherwise.
+    """
+
+    TUNSETIFF, TUNSETLINK = 0x400454CA, 0x400454CD
+    IFF_TAP, IFF_NO_PI = 0x0002, 0x1000
+    ARPHRD_IEEE80211_RADIOTAP = 803
+
+    def __init__(self, name: str, runner: Runner = run_command) -> None:
+        self.name = name
+        self._fd = os.open("/dev/net/tun", os.O_RDWR)
+        try:
+            fcntl.ioctl(
+                self._fd, self.TUNSETIFF, struct.pack("16sH", name.encode(), self.IFF_TAP | self.IFF_NO_PI)
+            )
+            fcntl.ioctl(self._fd, self.TUNSETLINK, self.ARPHRD_IEEE80211_RADIOTAP)
+            result = runner(("ip", "link", "set", name, "up"))
+            if not result.ok:
+                raise OSError(f"cannot bring {name} up: {result.describe()}")
+        except BaseException:
+            os.close(self._fd)
+            raise
+        self.write = self._writer()
+
+    def _writer(self) -> Callable[[bytes], int]:
+        return functools.partial(os.write, self._fd)
+
+    def close(self) -> None:
+        """Closing the descriptor of a non-persistent TAP deletes the interface."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> RadiotapTap:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

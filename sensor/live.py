@@ -61,7 +61,16 @@ _FC_OFFSET: dict[int, int | None] = {127: None, 105: 0, 119: 144}
 _TIMESPEC = {16: struct.Struct("@qq"), 8: struct.Struct("@ii")}  # 64-bit and 32-bit (armhf) time_t
 
 # Classic BPF opcodes (linux/filter.h)
-_LDB_ABS, _LDB_IND, _LSH_K, _OR_X, _AND_K, _JEQ_K, _TAX, _RET_K = 0x30, 0x50, 0x64, 0x4C, 0x54, 0x15, 0x07, 0x06
+_LDB_ABS, _LDB_IND, _LSH_K, _OR_X, _AND_K, _JEQ_K, _TAX, _RET_K = (
+    0x30,
+    0x50,
+    0x64,
+    0x4C,
+    0x54,
+    0x15,
+    0x07,
+    0x06,
+)
 
 
 class CaptureError(Exception):
@@ -127,7 +136,9 @@ class PacketSocket:
         name = capture.interface
         state = state_of(name)
         if not state.exists or state.linktype is None:
-            raise CaptureError(f"cannot capture on {state.describe()}: a monitor (radiotap) interface is needed")
+            raise CaptureError(
+                f"cannot capture on {state.describe()}: a monitor (radiotap) interface is needed"
+            )
         program = bpf_program(state.linktype, capture.filter)
         try:
             # Protocol 0 receives nothing until bind(), so no unfiltered frame slips in before the filter.
@@ -145,7 +156,9 @@ class PacketSocket:
             sock.setblocking(False)
         except OSError as exc:
             sock.close()
-            raise CaptureError(f"cannot capture on {name}: {exc.strerror or exc} (errno {exc.errno})") from None
+            raise CaptureError(
+                f"cannot capture on {name}: {exc.strerror or exc} (errno {exc.errno})"
+            ) from None
         return cls(sock, name, state.linktype)
 
     def wait(self, timeout_s: float) -> bool:
@@ -349,7 +362,9 @@ class LiveCapture:
             self.down_reason = str(exc)
             self._retry_at = now + self._backoff
             if self.down_reason != self._last_fail_log:
-                log.warning("%s; retrying in %g s (and with backoff up to %g s)", exc, self._backoff, BACKOFF_MAX_S)
+                log.warning(
+                    "%s; retrying in %g s (and with backoff up to %g s)", exc, self._backoff, BACKOFF_MAX_S
+                )
                 self._last_fail_log = self.down_reason
             self._backoff = min(self._backoff * 2, BACKOFF_MAX_S)
             return
@@ -410,4 +425,3 @@ class LiveCapture:
             dropped_optout=p.dropped_optout,
             dropped_epoch_gone=p.dropped_epoch_gone,
         )
-

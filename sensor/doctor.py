@@ -1,0 +1,455 @@
+"""`footfall-sensor doctor`: every check says OK, or what is wrong and what to do about it.
+
+Each check is a pure function from facts to a `Check`; the facts come from probes (`Probes`), which
+are the only part that touches the system, so tests feed the checks made-up facts. The CLI runs all of
+them, prints one line per check (and the fix under it) and exits 1 if any failed.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import re
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+from sensor.channels import ChannelPlan, Runner, run_command
+from sensor.config import CaptureConfig, SensorConfig
+from sensor.iface import IfaceState, read_state
+
+CAP_NET_ADMIN, CAP_NET_RAW = 12, 13
+MIN_FREE_BYTES = 100 << 20  # the spool's room for a few days offline
+MIN_YEAR = 2024  # a Pi without RTC boots at its last saved time (fake-hwclock) or 1970
+
+
+class Status(StrEnum):
+    OK = "OK"
+    WARN = "WARN"
+    FAIL = "FAIL"
+    SKIP = "SKIP"
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    status: Status
+    detail: str
+    fix: str = ""
+
+    def lines(self) -> list[str]:
+        out = [f"{self.status.value:<4}  {self.name}: {self.detail}"]
+        if self.fix:
+            out.append(f"      -> {self.fix}")
+        return out
+
+
+def ok(name: str, detail: str) -> Check:
+    return Check(name, Status.OK, detail)
+
+
+# -- facts the probes gather ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FrameSample:
+    """What a few seconds of capture showed: totals, how many carried a dBm signal, channels heard."""
+
+    seconds: float
+    frames: int = 0
+    with_signal: int = 0
+    channels: dict[int, int] = field(default_factory=dict)
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ClockState:
+    synchronized: bool | None  # None: cannot tell
+    now_ns: int
+    how: str  # where the answer came from
+
+
+# -- the checks ---------------------------------------------------------------------------------------------
+
+
+def check_config(path: Path | None, error: str | None) -> Check:
+    where = str(path) if path else "built-in defaults"
+    if error:
+        return Check(
+            "config",
+            Status.FAIL,
+            error,
+            f"fix the key named above; check with `footfall-sensor check-config {where}`",
+        )
+    return ok("config", f"{where} is valid")
+
+
+def check_interface(capture: CaptureConfig, state: IfaceState) -> Check:
+    name = f"interface {capture.interface}"
+    if not state.exists:
+        fix = "footfall-sensor iface setup --config FILE (or: systemctl start footfall-iface)"
+        if capture.phy is None:
+            fix = "set capture.phy to the radio to create it on (`iw phy` lists them), then " + fix
+        return Check(name, Status.FAIL, "does not exist", fix)
+    if not state.up:
+        return Check(name, Status.FAIL, "exists but is down", f"ip link set {capture.interface} up")
+    return ok(name, f"exists and is up ({state.operstate or 'operstate unknown'})")
+
+
+def check_monitor(state: IfaceState) -> Check:
+    name = "monitor mode"
+    if not state.exists:
+        return Check(name, Status.SKIP, "no interface")
+    if state.linktype == 127:
+        return ok(name, "link type radiotap (802.11 frames with signal strength)")
+    if state.monitor:
+        return Check(
+            name,
+            Status.WARN,
+            f"link type {state.linktype}: 802.11 frames without radiotap, so no or Prism signal strength",
+            "prefer a driver that gives radiotap (most mac80211 drivers do)",
+        )
+    return Check(
+        name,
+        Status.FAIL,
+        f"{state.describe()}: not a monitor interface",
+        "footfall-sensor iface setup --config FILE; if it says 'not supported', the driver has no monitor "
+        "mode (Pi built-in Wi-Fi: install nexmon; or use a USB adapter: ath9k_htc, mt76, rt2800usb)",
+    )
+
+
+def check_channel(plan: ChannelPlan, tuned: int | None, sample: FrameSample | None) -> Check:
+    name = "channel"
+    expected = ", ".join(map(str, plan.channels))
+    if tuned is None:
+        heard = sorted(sample.channels) if sample else []
+        if heard and set(heard) <= set(plan.channels):
+            return ok(name, f"frames carry channel(s) {', '.join(map(str, heard))} ({plan.describe()})")
+        return Check(
+            name,
+            Status.WARN,
+            f"cannot tell the tuned channel (expected {expected})"
+            + (f"; frames say {heard}" if heard else ""),
+            "install iw (apt-get install iw) so `iw dev IFACE info` can show it",
+        )
+    if tuned in plan.channels:
+        return ok(name, f"on channel {tuned} ({plan.describe()})")
+    if plan.fixed:
+        return Check(
+            name,
+            Status.FAIL,
+            f"on channel {tuned}, config says {expected}",
+            "restart footfall-iface (or: iw dev IFACE set channel N)",
+        )
+    return Check(
+        name,
+        Status.WARN,
+        f"on channel {tuned}, not in the hopping plan {expected}",
+        "is another program tuning the radio?",
+    )
+
+
+def check_frames(sample: FrameSample) -> Check:
+    name = "frames"
+    if sample.error:
+        return Check(name, Status.FAIL, sample.error, "fix the capture error above (capabilities, interface)")
+    if sample.frames == 0:
+        return Check(
+            name,
+            Status.FAIL,
+            f"no management frame in {sample.seconds:g} s",
+            "check the channel and the antenna; a quiet channel still has beacons from nearby access points",
+        )
+    share = sample.with_signal / sample.frames
+    heard = ", ".join(f"{c} ({n})" for c, n in sorted(sample.channels.items())) or "none"
+    detail = (
+        f"{sample.frames} in {sample.seconds:g} s ({sample.frames / sample.seconds:.1f}/s), "
+        f"{share:.0%} with a dBm signal; channels {heard}"
+    )
+    if share < 0.5:
+        return Check(
+            name,
+            Status.WARN,
+            detail,
+            "without radiotap signal, visits cannot be told inside from passing by: check the driver",
+        )
+    return ok(name, detail)
+
+
+def check_capabilities(capture: CaptureConfig, cap_eff: int, uid: int) -> Check:
+    name = "capabilities"
+    has = {
+        cap: bool(cap_eff >> bit & 1)
+        for cap, bit in (("CAP_NET_RAW", CAP_NET_RAW), ("CAP_NET_ADMIN", CAP_NET_ADMIN))
+    }
+    needs_admin = len(capture.channels) > 1 or capture.recreate
+    missing = [c for c, present in has.items() if not present and (c == "CAP_NET_RAW" or needs_admin)]
+    who = "root" if uid == 0 else f"uid {uid}"
+    if not missing:
+        return ok(name, f"{who} with " + ", ".join(c for c, present in has.items() if present))
+    why = (
+        ""
+        if "CAP_NET_ADMIN" not in missing
+        else " (CAP_NET_ADMIN: channel hopping, re-creating the interface)"
+    )
+    return Check(
+        name,
+        Status.FAIL if "CAP_NET_RAW" in missing else Status.WARN,
+        f"{who} lacks {', '.join(missing)}{why}",
+        "run doctor with sudo; the service gets them from footfall-sensor.service (AmbientCapabilities=)",
+    )
+
+
+def check_key(key_file: Path | None, inspect: Callable[[Path], str]) -> Check:
+    name = "sensor key"
+    if key_file is None:
+        return Check(
+            name,
+            Status.FAIL,
+            "privacy.key_file is not set",
+            "footfall-sensor keys provision, then set privacy.key_file",
+        )
+    try:
+        detail = inspect(key_file)
+    except Exception as exc:  # KeyFileError and OSError both carry the file and the reason
+        return Check(
+            name,
+            Status.FAIL,
+            str(exc),
+            "re-provision: footfall-sensor keys provision --force (0600, owner footfall)",
+        )
+    return ok(name, detail)
+
+
+def check_broker(where: str, error: str | None) -> Check:
+    name = "broker"
+    if error is None:
+        return ok(name, f"connected to {where}")
+    hints = (
+        ("refused", "is the broker running, and are mqtt.host/port right?"),
+        ("not authori", "check mqtt.username and the password credential"),
+        ("password", "check mqtt.username and the password credential"),
+        ("certificate", "check mqtt.tls.ca_file (and the client certificate) against the broker's"),
+        ("cannot read", "the credential file: see systemd LoadCredential in footfall-sensor.service"),
+        ("within", "no answer: firewall, wrong host or port, or TLS to a plain port"),
+    )
+    fix = next((h for needle, h in hints if needle in error.lower()), "check the mqtt section of the config")
+    return Check(name, Status.FAIL, error, fix)
+
+
+def check_clock(clock: ClockState) -> Check:
+    name = "clock"
+    year = time.gmtime(clock.now_ns // 1_000_000_000).tm_year
+    if year < MIN_YEAR:
+        return Check(
+            name,
+            Status.FAIL,
+            f"the clock says {year}",
+            "set up time sync (timedatectl set-ntp true) before starting the sensor: salt epochs and visits follow the clock",
+        )
+    if clock.synchronized is None:
+        return Check(
+            name,
+            Status.WARN,
+            f"cannot tell whether the clock is synchronised ({clock.how})",
+            "timedatectl status",
+        )
+    if not clock.synchronized:
+        return Check(
+            name,
+            Status.FAIL,
+            f"not synchronised ({clock.how})",
+            "timedatectl set-ntp true; check that NTP (udp/123) reaches a server",
+        )
+    return ok(name, f"synchronised ({clock.how})")
+
+
+def check_disk(path: Path, free_bytes: int | None, need_bytes: int = MIN_FREE_BYTES) -> Check:
+    name = "spool disk"
+    if free_bytes is None:
+        return Check(
+            name,
+            Status.FAIL,
+            f"{path} does not exist",
+            "install with scripts/install (systemd creates it as StateDirectory)",
+        )
+    mib = free_bytes >> 20
+    if free_bytes < need_bytes:
+        return Check(
+            name,
+            Status.WARN if free_bytes > need_bytes // 10 else Status.FAIL,
+            f"{mib} MiB free on {path}, {need_bytes >> 20} MiB wanted",
+            "free space or move the state directory",
+        )
+    return ok(name, f"{mib} MiB free on {path}")
+
+
+# -- the probes (the only part that touches the system) -----------------------------------------------------
+
+_IW_CHANNEL = re.compile(r"^\s*channel (\d+) \(")
+
+
+def tuned_channel(interface: str, runner: Runner = run_command) -> int | None:
+    result = runner(("iw", "dev", interface, "info"))
+    if not result.ok:
+        return None
+    for line in result.stdout.splitlines():
+        m = _IW_CHANNEL.match(line)
+        if m:
+            return int(m[1])
+    return None
+
+
+def capabilities() -> tuple[int, int]:
+    """(effective capability bits, uid) of this process."""
+    import os
+
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("CapEff:"):
+            return int(line.split()[1], 16), os.getuid()
+    return 0, os.getuid()
+
+
+def clock_state(now_ns: int | None = None) -> ClockState:
+    """The kernel's view (adjtimex: TIME_ERROR = not synchronised), which NTP daemons keep up to date."""
+    now = time.time_ns() if now_ns is None else now_ns
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return ClockState(None, now, "no libc")
+    buf = ctypes.create_string_buffer(512)  # struct timex, modes = 0: read only
+    state = ctypes.CDLL(name, use_errno=True).adjtimex(buf)
+    if state < 0:
+        return ClockState(None, now, "adjtimex failed")
+    return ClockState(state != 5, now, f"kernel time state {state}")
+
+
+def free_space(path: Path) -> int | None:
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:
+        return None
+
+
+def key_summary(path: Path) -> str:
+    from sensor.keys import KeyStore
+
+    info = KeyStore.inspect(path)
+    return f"{path}: store {info.store}, epoch {info.current.id} ({info.schedule.spec})"
+
+
+def broker_error(config: SensorConfig, timeout_s: float = 5.0) -> tuple[str, str | None]:
+    """(where, None) if the broker accepted a connection with the configured TLS/credentials, else the error."""
+    from footfall.mqtt import MqttClient, MqttError
+    from sensor.publisher import broker_settings
+
+    m = config.mqtt
+    where = f"mqtt{'s' if m.tls else ''}://{m.host}:{m.port}" + (f" as {m.username}" if m.username else "")
+    try:
+        # Its own client id: reusing the sensor's would disconnect the running sensor.
+        settings = broker_settings(config, f"footfall-doctor-{config.site.store}-{config.site.sensor}")
+        client = MqttClient(settings)
+        client.connect(timeout_s)
+    except OSError as exc:
+        return where, f"cannot read {exc.filename}: {exc.strerror}"
+    except (MqttError, ValueError) as exc:
+        return where, str(exc)
+    client.close()
+    return where, None
+
+
+def default_state_dir(config: SensorConfig) -> Path:
+    import os
+
+    env = os.environ.get("STATE_DIRECTORY")
+    if env:
+        return Path(env.split(":")[0])
+    if config.privacy.key_file is not None:
+        return config.privacy.key_file.parent
+    return Path("/var/lib/footfall")
+
+
+def sample_frames(capture: CaptureConfig, seconds: float) -> FrameSample:
+    """Capture for `seconds` and tally signal and channels from the radiotap headers."""
+    from sensor import dot11, radiotap
+    from sensor.errors import DecodeError
+    from sensor.live import CaptureError, PacketSocket
+
+    try:
+        source = PacketSocket.open(capture)
+    except CaptureError as exc:
+        return FrameSample(seconds, error=str(exc))
+    frames = with_signal = 0
+    channels: dict[int, int] = {}
+    deadline = time.monotonic() + seconds
+    try:
+        while (left := deadline - time.monotonic()) > 0:
+            if not source.wait(left):
+                continue
+            for _, data in source.read(512):
+                frames += 1
+                if source.linktype != 127:
+                    continue
+                try:
+                    header = radiotap.parse(data)
+                except DecodeError:
+                    continue
+                with_signal += header.dbm_signal is not None
+                channel = dot11.freq_to_channel(header.freq_mhz) if header.freq_mhz else None
+                if channel is not None:
+                    channels[channel] = channels.get(channel, 0) + 1
+    finally:
+        source.close()
+    return FrameSample(seconds, frames, with_signal, channels)
+
+
+@dataclass
+class Probes:
+    """Where the facts come from; replace any of them in a test."""
+
+    iface_state: Callable[[str], IfaceState] = read_state
+    tuned_channel: Callable[[str], int | None] = tuned_channel
+    sample: Callable[[CaptureConfig, float], FrameSample] = sample_frames
+    capabilities: Callable[[], tuple[int, int]] = capabilities
+    key: Callable[[Path], str] = key_summary
+    broker: Callable[[SensorConfig], tuple[str, str | None]] = broker_error
+    clock: Callable[[], ClockState] = clock_state
+    free_space: Callable[[Path], int | None] = free_space
+
+
+def run_checks(
+    config: SensorConfig, probes: Probes, *, sample_s: float = 5.0, state_dir: Path
+) -> list[Check]:
+    capture = config.capture
+    state = probes.iface_state(capture.interface)
+    checks = [check_interface(capture, state), check_monitor(state)]
+    cap_eff, uid = probes.capabilities()
+    caps = check_capabilities(capture, cap_eff, uid)
+    sample = None
+    if state.exists and state.monitor:
+        sample = probes.sample(capture, sample_s)
+    tuned = probes.tuned_channel(capture.interface) if state.exists else None
+    checks.append(
+        check_channel(ChannelPlan.from_config(capture), tuned, sample)
+        if state.exists
+        else Check("channel", Status.SKIP, "no interface")
+    )
+    checks.append(
+        check_frames(sample)
+        if sample is not None
+        else Check("frames", Status.SKIP, "no monitor interface to listen on")
+    )
+    checks += [caps, check_key(config.privacy.key_file, probes.key)]
+    where, error = probes.broker(config)
+    checks += [
+        check_broker(where, error),
+        check_clock(probes.clock()),
+        check_disk(state_dir, probes.free_space(state_dir)),
+    ]
+    return checks
+
+
+def failed(checks: list[Check]) -> bool:
+    return any(c.status is Status.FAIL for c in checks)

@@ -1,0 +1,427 @@
+"""Store and forward: every event is on disk before it is sent, and leaves only once the broker has it.
+
+`Spool` is the durable queue: SQLite in WAL mode, one row per event, written (and with `sync: full`,
+fsynced) before `put` returns. `Forwarder` moves it to the broker in order over QoS 1 with at most
+`inflight` events awaiting their PUBACK, marks an event acknowledged only on its PUBACK, and after a
+reconnection sends again what is not acknowledged. Paho's in-memory queue never holds more than that
+window, so a long outage costs disk, not memory, and a killed sensor loses nothing it had queued:
+on restart every unacknowledged row is sent again (the collector drops duplicates by event id).
+
+A broker can acknowledge an event and then crash before passing it on. Acknowledged rows are kept for
+`keep_acked_s` and sent again after every reconnection, which covers that window at the price of a
+few duplicates.
+
+Bounds and the full policy: the spool holds at most `max_events` rows and `max_bytes` of payload.
+When a new event would not fit, acknowledged rows go first (they are delivered), then pending events
+in the policy's order: `drop_visits_first` drops the oldest visit events, then statuses, and counts
+last (the aggregate figures are what a store is billed on); `drop_oldest` ignores the kind. Pending
+events older than `max_age_s` are dropped too. Every drop is counted by cause and kind (the counts
+survive restarts), logged at WARNING (once a minute per cause, with how many since) and reported in
+`stats()`. A disk that is really full (SQLITE_FULL) is met the same way: drop by the policy, retry
+once, and count the event as `unwritable` if it still does not fit.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from footfall.events import Event, StatusEvent, topic_for, topic_kind
+
+log = logging.getLogger(__name__)
+
+FullPolicy = Literal["drop_visits_first", "drop_oldest"]
+Sync = Literal["full", "normal"]
+
+# Kind → order in which pending events are given up when the spool is full (lowest first).
+DROP_RANK: Mapping[str, Mapping[str, int]] = {
+    "drop_visits_first": {"visit": 0, "status": 1, "count": 2},
+    "drop_oldest": {"visit": 0, "status": 0, "count": 0},
+}
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    size INTEGER NOT NULL,
+    retain INTEGER NOT NULL,
+    queued_at REAL NOT NULL,
+    acked_at REAL
+);
+CREATE INDEX IF NOT EXISTS pending_by_kind ON events (kind, seq) WHERE acked_at IS NULL;
+CREATE INDEX IF NOT EXISTS pending_by_age ON events (queued_at) WHERE acked_at IS NULL;
+CREATE INDEX IF NOT EXISTS acked_by_age ON events (acked_at) WHERE acked_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+_WARN_EVERY_S = 60.0
+
+
+class SpoolError(Exception):
+    """The spool file cannot be opened or used; names the file."""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    seq: int
+    event_id: str
+    kind: str
+    topic: str
+    payload: bytes
+    retain: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolStats:
+    """The spool's figures: what is waiting now, and running totals since the file was created."""
+
+    pending: int = 0  # queued, not acknowledged by the broker yet
+    pending_bytes: int = 0
+    kept_acked: int = 0  # acknowledged, kept for a re-send after a reconnection
+    oldest_pending_age_s: float = 0.0
+    totals: Mapping[str, int] = field(default_factory=dict)  # queued, acked, already_queued, dropped_*
+
+    @property
+    def dropped(self) -> dict[str, int]:
+        """Dropped events by `<cause>_<kind>` (cause: full, expired, unwritable)."""
+        return {k.removeprefix("dropped_"): v for k, v in self.totals.items() if k.startswith("dropped_")}
+
+    def line(self) -> str:
+        drops = ", ".join(f"{k} {v}" for k, v in sorted(self.dropped.items())) or "none"
+        return (
+            f"spool: {self.pending} pending ({self.pending_bytes} bytes, oldest {self.oldest_pending_age_s:.0f} s), "
+            f"queued {self.totals.get('queued', 0)}, acked {self.totals.get('acked', 0)}, dropped {drops}"
+        )
+
+
+class _Warner:
+    """One WARNING per cause per interval, saying how many happened since the last one."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._last: dict[str, float] = {}
+        self._since: dict[str, int] = {}
+
+    def warn(self, cause: str, n: int, message: str, *args: object) -> None:
+        self._since[cause] = self._since.get(cause, 0) + n
+        now = self._clock()
+        if now - self._last.get(cause, -_WARN_EVERY_S) < _WARN_EVERY_S:
+            return
+        self._last[cause] = now
+        log.warning(message + " (%d such drops since the last warning)", *args, self._since.pop(cause))
+
+
+class Spool:
+    """A durable FIFO of event payloads; thread-safe (the pipeline puts, the forwarder takes)."""
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        max_bytes: int = 64 * 1024 * 1024,
+        max_events: int = 1_000_000,
+        max_age_s: float = 7 * 86_400,
+        on_full: FullPolicy = "drop_visits_first",
+        keep_acked_s: float = 120.0,
+        sync: Sync = "full",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.path = str(path)
+        self.max_bytes, self.max_events, self.max_age_s = max_bytes, max_events, max_age_s
+        self.keep_acked_s = keep_acked_s
+        self._rank = DROP_RANK[on_full]
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._warn = _Warner(clock)
+        self._rows = self._bytes = self._pending = self._pending_bytes = 0
+        self._totals: dict[str, int] = {}
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA synchronous={sync.upper()}")
+            self._db.executescript(_SCHEMA)
+            self._reload()
+        except sqlite3.Error as exc:
+            raise SpoolError(f"{self.path}: cannot open the spool: {exc}") from None
+        if self._pending:
+            log.info("spool %s: %d events from an earlier run still to send", self.path, self._pending)
+
+    # -- in ---------------------------------------------------------------------------------------------
+    def put_event(self, event: Event, prefix: str) -> bool:
+        """Queue an event for `<prefix>/<store>/<sensor>/<kind>`; statuses are retained."""
+        payload = event.to_json()
+        retain = isinstance(event, StatusEvent)
+        return self.put(event.event_id, topic_kind(event), topic_for(prefix, event), payload, retain=retain)
+
+    def put(self, event_id: str, kind: str, topic: str, payload: bytes, *, retain: bool = False) -> bool:
+        """Queue one event durably; False if it was queued already or could not be kept (counted)."""
+        size = len(payload)
+        with self._lock:
+            for attempt in range(2):
+                try:
+                    self._make_room(size, kind, after_full=attempt > 0)
+                    with self._transaction():
+                        cur = self._db.execute(
+                            "INSERT INTO events (event_id, kind, topic, payload, size, retain, queued_at)"
+                            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(event_id) DO NOTHING",
+                            (event_id, kind, topic, payload, size, int(retain), self._clock()),
+                        )
+                        new = cur.rowcount == 1
+                        self._count("queued" if new else "already_queued", 1)
+                except sqlite3.Error as exc:
+                    self._reload()  # a rolled-back transaction: the figures in memory are off
+                    if _is_full(exc) and attempt == 0:
+                        continue  # the disk is full: drop by the policy, then try once more
+                    self._count_outside("dropped_unwritable_" + kind, 1)
+                    log.error("spool %s cannot store a %s event (dropped): %s", self.path, kind, exc)
+                    return False
+                if new:
+                    self._rows, self._bytes = self._rows + 1, self._bytes + size
+                    self._pending, self._pending_bytes = self._pending + 1, self._pending_bytes + size
+                return new
+        return False  # not reached: the loop returns
+
+    def _make_room(self, size: int, kind: str, *, after_full: bool) -> None:
+        """Drop acknowledged rows, then pending ones by the policy, until one more `size` bytes fit."""
+        # After SQLITE_FULL, free what the event needs plus 1% of the spool, so the disk gets some slack.
+        budget = min(self.max_bytes, self._bytes - self._bytes // 100) if after_full else self.max_bytes
+        excess_rows = self._rows + 1 - self.max_events
+        excess_bytes = self._bytes + size - budget
+        if excess_rows <= 0 and excess_bytes <= 0:
+            return
+        excess_rows, excess_bytes = self._drop_acked(excess_rows, excess_bytes)
+        if excess_rows <= 0 and excess_bytes <= 0:
+            return
+        dropped: dict[str, int] = {}
+        with self._transaction():
+            for victim_kinds in self._drop_order():
+                while excess_rows > 0 or excess_bytes > 0:
+                    victims = self._victims(victim_kinds, max(excess_rows, 64))
+                    if not victims:
+                        break
+                    chosen: list[tuple[int]] = []
+                    for seq, vkind, vsize in victims:
+                        if excess_rows <= 0 and excess_bytes <= 0:
+                            break
+                        chosen.append((seq,))
+                        dropped[vkind] = dropped.get(vkind, 0) + 1
+                        excess_rows, excess_bytes = excess_rows - 1, excess_bytes - vsize
+                        self._rows, self._bytes = self._rows - 1, self._bytes - vsize
+                        self._pending, self._pending_bytes = self._pending - 1, self._pending_bytes - vsize
+                    self._db.executemany("DELETE FROM events WHERE seq = ?", chosen)
+            for vkind, n in dropped.items():
+                self._count(f"dropped_full_{vkind}", n)
+        for vkind, n in dropped.items():
+            self._warn.warn(
+                "full",
+                n,
+                "spool %s full (%d events, %d bytes; limits %d, %d): dropped the %d oldest pending %s events"
+                " to keep a new %s event",
+                self.path,
+                self._rows,
+                self._bytes,
+                self.max_events,
+                self.max_bytes,
+                n,
+                vkind,
+                kind,
+            )
+
+    def _drop_order(self) -> list[tuple[str, ...]]:
+        """Groups of kinds given up together, first group first (kinds of equal rank share a group)."""
+        ranks = sorted(set(self._rank.values()))
+        return [tuple(sorted(k for k, r in self._rank.items() if r == rank)) for rank in ranks]
+
+    def _victims(self, kinds: tuple[str, ...], limit: int) -> list[tuple[int, str, int]]:
+        """The oldest pending events of these kinds."""
+        marks = ", ".join("?" * len(kinds))
+        sql = (
+            f"SELECT seq, kind, size FROM events WHERE acked_at IS NULL AND kind IN ({marks})"
+            " ORDER BY seq LIMIT ?"
+        )
+        return self._db.execute(sql, (*kinds, limit)).fetchall()
+
+    def _drop_acked(self, excess_rows: int, excess_bytes: int) -> tuple[int, int]:
+        rows = self._db.execute(
+            "SELECT seq, size FROM events WHERE acked_at IS NOT NULL ORDER BY acked_at LIMIT ?",
+            (max(excess_rows, 256),),
+        ).fetchall()
+        chosen = []
+        for seq, size in rows:
+            if excess_rows <= 0 and excess_bytes <= 0:
+                break
+            chosen.append((seq,))
+            excess_rows, excess_bytes = excess_rows - 1, excess_bytes - size
+            self._rows, self._bytes = self._rows - 1, self._bytes - size
+        if chosen:
+            with self._transaction():
+                self._db.executemany("DELETE FROM events WHERE seq = ?", chosen)
+        return excess_rows, excess_bytes
+
+    # -- out --------------------------------------------------------------------------------------------
+    def pending(self, after_seq: int = 0, limit: int = 100) -> list[Entry]:
+        """Unacknowledged events after `after_seq`, oldest first."""
+        with self._lock, self._errors("read pending events"):
+            rows = self._db.execute(
+                "SELECT seq, event_id, kind, topic, payload, retain FROM events"
+                " WHERE seq > ? AND acked_at IS NULL ORDER BY seq LIMIT ?",
+                (after_seq, limit),
+            ).fetchall()
+        return [Entry(r[0], r[1], r[2], r[3], bytes(r[4]), bool(r[5])) for r in rows]
+
+    def recently_acked(self) -> list[Entry]:
+        """Acknowledged events still kept (see `keep_acked_s`), oldest first."""
+        with self._lock, self._errors("read acknowledged events"):
+            rows = self._db.execute(
+                "SELECT seq, event_id, kind, topic, payload, retain FROM events"
+                " WHERE acked_at IS NOT NULL AND acked_at >= ? ORDER BY seq",
+                (self._clock() - self.keep_acked_s,),
+            ).fetchall()
+        return [Entry(r[0], r[1], r[2], r[3], bytes(r[4]), bool(r[5])) for r in rows]
+
+    def mark_acked(self, seqs: Iterable[int]) -> int:
+        """The broker acknowledged these: keep them `keep_acked_s` longer (or delete at once if 0)."""
+        keys = [(s,) for s in seqs]
+        if not keys:
+            return 0
+        with self._lock, self._errors("mark events acknowledged"), self._transaction():
+            self._db.execute("CREATE TEMP TABLE IF NOT EXISTS acked (seq INTEGER PRIMARY KEY)")
+            self._db.execute("DELETE FROM temp.acked")
+            self._db.executemany("INSERT OR IGNORE INTO temp.acked VALUES (?)", keys)
+            where = "acked_at IS NULL AND seq IN (SELECT seq FROM temp.acked)"
+            n, size = self._db.execute(
+                f"SELECT COUNT(*), COALESCE(SUM(size), 0) FROM events WHERE {where}"
+            ).fetchone()
+            if self.keep_acked_s > 0:
+                self._db.execute(f"UPDATE events SET acked_at = ? WHERE {where}", (self._clock(),))
+            else:
+                self._db.execute(f"DELETE FROM events WHERE {where}")
+                self._rows, self._bytes = self._rows - n, self._bytes - size
+            self._count("acked", n)
+            self._pending, self._pending_bytes = self._pending - n, self._pending_bytes - size
+        return int(n)
+
+    def expire(self) -> int:
+        """Forget acknowledged rows past `keep_acked_s`; drop pending ones past `max_age_s` (counted)."""
+        now = self._clock()
+        with self._lock, self._errors("expire old events"), self._transaction():
+            n, size = self._db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM events WHERE acked_at IS NOT NULL AND acked_at < ?",
+                (now - self.keep_acked_s,),
+            ).fetchone()
+            if n:
+                self._db.execute(
+                    "DELETE FROM events WHERE acked_at IS NOT NULL AND acked_at < ?",
+                    (now - self.keep_acked_s,),
+                )
+                self._rows, self._bytes = self._rows - n, self._bytes - size
+            cutoff = now - self.max_age_s
+            expired = self._db.execute(
+                "SELECT kind, COUNT(*), SUM(size) FROM events WHERE acked_at IS NULL AND queued_at < ? GROUP BY kind",
+                (cutoff,),
+            ).fetchall()
+            if not expired:
+                return 0
+            self._db.execute("DELETE FROM events WHERE acked_at IS NULL AND queued_at < ?", (cutoff,))
+            total = 0
+            for kind, count, kind_bytes in expired:
+                self._count(f"dropped_expired_{kind}", count)
+                self._rows, self._bytes = self._rows - count, self._bytes - kind_bytes
+                self._pending, self._pending_bytes = self._pending - count, self._pending_bytes - kind_bytes
+                total += count
+        self._warn.warn(
+            "expired",
+            total,
+            "spool %s: dropped %d events older than %g s unsent",
+            self.path,
+            total,
+            self.max_age_s,
+        )
+        return int(total)
+
+    # -- figures ----------------------------------------------------------------------------------------
+    @property
+    def pending_count(self) -> int:
+        return self._pending
+
+    def stats(self) -> SpoolStats:
+        with self._lock, self._errors("read its figures"):
+            oldest = self._db.execute("SELECT MIN(queued_at) FROM events WHERE acked_at IS NULL").fetchone()[
+                0
+            ]
+            return SpoolStats(
+                pending=self._pending,
+                pending_bytes=self._pending_bytes,
+                kept_acked=self._rows - self._pending,
+                oldest_pending_age_s=max(0.0, self._clock() - oldest) if oldest is not None else 0.0,
+                totals=dict(self._totals),
+            )
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # -- plumbing ---------------------------------------------------------------------------------------
+    def _reload(self) -> None:
+        """Read the figures kept in memory from the file (on open, and after a failed write)."""
+        try:
+            self._rows, self._bytes, self._pending, self._pending_bytes = self._db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(size), 0), COUNT(*) - COUNT(acked_at),"
+                " COALESCE(SUM(CASE WHEN acked_at IS NULL THEN size END), 0) FROM events"
+            ).fetchone()
+            saved = dict(self._db.execute("SELECT name, value FROM counters"))
+            # Totals only grow; one the disk could not take (a full disk) lives on in memory.
+            self._totals = {k: max(saved.get(k, 0), self._totals.get(k, 0)) for k in {*saved, *self._totals}}
+        except sqlite3.Error as exc:
+            log.error("spool %s: cannot read its figures: %s", self.path, exc)
+
+    def _count(self, name: str, n: int) -> None:
+        """Add to a running total inside the caller's transaction (memory follows on commit)."""
+        self._db.execute(
+            "INSERT INTO counters VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+            (name, n),
+        )
+        self._totals[name] = self._totals.get(name, 0) + n
+
+    def _count_outside(self, name: str, n: int) -> None:
+        """A running total when the write itself failed: best effort on disk, always in memory."""
+        try:
+            with self._transaction():
+                self._count(name, n)
+        except sqlite3.Error:
+            self._totals[name] = self._totals.get(name, 0) + n
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on error; inside an open transaction, just that one."""
+        if self._db.in_transaction:
+            yield
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    @contextmanager
+    def _errors(self, doing: str) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise SpoolError(f"{self.path}: cannot {doing}: {exc}") from None
+
+
+def _is_full(exc: sqlite3.Error) -> bool:
+    return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
