@@ -269,5 +269,14 @@ def _type_of(prop: dict[str, Any]) -> str:
     return kind + (f" ({', '.join(limits)})" if limits else "")
 
 
+def _register() -> None:
+    from collector.cli_privacy import COMMANDS
+
+    for group in COMMANDS:
+        main.add_command(group)
+
+
+_register()
+
 if __name__ == "__main__":
     main()

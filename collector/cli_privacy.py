@@ -9,13 +9,12 @@ a running collector also notices the change within seconds, and any collector pu
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
-import os
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,23 +32,21 @@ from collector.privacy import (
     load_token_key,
     parse_mac,
     parse_time,
-    publish_control,
+    publish_now,
     read_csv,
 )
-from collector.service import broker_settings
 from collector.store import Store, StoreError, open_store
 from collector.store_privacy import ListName, PutOutcome, PutResult, RegistryEntry
 from footfall.configfile import ConfigError
-from footfall.mqtt import MqttClient, MqttError
+from footfall.mqtt import MqttError
 from sensor.consent import TokenKey
 from sensor.keys import KeyFileError
 
 _PATH = click.Path(dir_okay=False, path_type=Path)
-_ACK_TIMEOUT_S = 10.0
 
 
 class _Ctx:
-    """What every registry command needs: the config (with --db and --token-key applied)."""
+    """What every registry command needs: the config, with --db and --token-key applied."""
 
     def __init__(self, config_path: Path | None, db_path: Path | None, key_path: Path | None) -> None:
         try:
@@ -84,22 +81,29 @@ class _Ctx:
             db.close()
 
 
-def _common(f: Callable[..., Any]) -> Callable[..., Any]:
-    f = click.option(
-        "--token-key",
-        "key_path",
-        type=_PATH,
-        envvar="FOOTFALL_TOKEN_KEY",
-        help="Token key file (else privacy.token_key_file).",
-    )(f)
-    f = click.option("--db", "db_path", type=_PATH, help="SQLite database (else store.path).")(f)
-    return click.option(
+def _with_ctx(f: Callable[..., None]) -> Callable[..., None]:
+    """--config, --db and --token-key, handed to the command as one `ctx: _Ctx`."""
+
+    @click.option(
         "--config",
         "config_path",
         type=_PATH,
         envvar="FOOTFALL_COLLECTOR_CONFIG",
         help="Collector config YAML; with it, changes are published to its broker at once.",
-    )(f)
+    )
+    @click.option("--db", "db_path", type=_PATH, help="SQLite database (else store.path).")
+    @click.option(
+        "--token-key",
+        "key_path",
+        type=_PATH,
+        envvar="FOOTFALL_TOKEN_KEY",
+        help="Token key file (else privacy.token_key_file).",
+    )
+    @functools.wraps(f)
+    def command(config_path: Path | None, db_path: Path | None, key_path: Path | None, **kwargs: Any) -> None:
+        f(_Ctx(config_path, db_path, key_path), **kwargs)
+
+    return command  # fmt: skip
 
 
 def _now() -> datetime:
@@ -111,57 +115,59 @@ def _announce(ctx: _Ctx, db: Store, key: TokenKey, changed: bool) -> None:
     revision = db.registry_revision()
     if not changed:
         click.echo(f"registry unchanged (revision {revision})")
-        return
-    if not ctx.broker_configured:
+    elif not ctx.broker_configured:
         click.echo(
             f"registry revision {revision} saved; a running collector publishes it to the sensors within"
             " seconds, otherwise it is published when the collector next starts"
         )
-        return
-    config = ctx.config
-    sets = db.registry_sets()
-    stores = control_stores(config, db)
-    messages = control_messages(sets, key, stores, config.mqtt.topic_prefix, _now())
-    try:
-        settings = replace(
-            broker_settings(config.mqtt),
-            client_id=f"{config.mqtt.client_id}-admin-{os.getpid()}",
-            session_expiry_s=0,
-        )
-        client = MqttClient(settings)
-        client.connect(config.mqtt.connect_timeout_s)
+    else:
         try:
-            pending = client.wait_acked(publish_control(client, messages), _ACK_TIMEOUT_S)
-        finally:
-            client.close()
-        if pending:
-            raise MqttError(
-                f"{len(pending)} of {len(messages)} messages not acknowledged in {_ACK_TIMEOUT_S:g} s"
-            )
-    except (MqttError, ConfigError) as exc:
-        raise click.ClickException(
-            f"registry revision {revision} saved, but not published: {exc}; the collector publishes it when"
-            " it next connects"
-        ) from None
-    click.echo(
-        f"published registry revision {revision} ({len(sets.optout)} opt-outs, {len(sets.consent)} consents)"
-        f" to {len(stores)} store{'s' * (len(stores) != 1)}"
-        + ("" if stores else ": no store known yet (set privacy.stores)")
-    )
+            sets = publish_now(ctx.config, db, key, _now())
+        except (MqttError, ConfigError) as exc:
+            raise click.ClickException(
+                f"registry revision {revision} saved, but not published: {exc}; the collector publishes it"
+                " when it next connects"
+            ) from None
+        stores = control_stores(ctx.config, db)
+        click.echo(
+            f"published registry revision {revision} ({len(sets.optout)} opt-outs, {len(sets.consent)}"
+            f" consents) to {len(stores)} store(s)"
+            + ("" if stores else ": no store known yet (set privacy.stores)")
+        )
 
 
-def _summary(outcomes: Sequence[PutOutcome]) -> str:
-    counts = Counter(outcomes)
-    return ", ".join(f"{counts[o]} {o.value.replace('_', ' ')}" for o in PutOutcome if counts[o])
+def _side_effects(result: PutResult) -> str:
+    parts = []
+    if result.consents_withdrawn:
+        parts.append(f"{result.consents_withdrawn} consent(s) withdrawn by the opt-out")
+    if result.visit_tokens_cleared:
+        parts.append(f"consent token cleared from {result.visit_tokens_cleared} stored visit(s)")
+    return "; " + "; ".join(parts) if parts else ""
+
+
+def _render(entries: Sequence[RegistryEntry], fmt: str) -> str:
+    head = ("token", "profile_id", "timestamp", "source")
+    rows = [(e.token, e.profile, e.at.isoformat(timespec="seconds"), e.source) for e in entries]
+    if fmt == "json":
+        return json.dumps([dict(zip(head, r, strict=True)) for r in rows], indent=2) + "\n"
+    if fmt == "csv":
+        out = io.StringIO()
+        csv.writer(out, lineterminator="\n").writerows([head, *rows])
+        return out.getvalue()
+    lines = [f"{t:32}  {p:20}  {a:25}  {s}" for t, p, a, s in [head, *rows]]
+    return "\n".join([*lines, f"{len(rows)} entries"]) + "\n"
 
 
 def _register_list_commands(group: click.Group, list_: ListName) -> None:
     noun = "opt-out" if list_ == "optout" else "consent"
-
-    @group.command("add")
-    @click.option(
-        "--mac", prompt="MAC address", help="The device's MAC (left out: asked for, kept off the history)."
+    mac_option = click.option(
+        "--mac",
+        prompt="MAC address",
+        help="The device's MAC; left out, it is asked for (off the shell history).",
     )
+
+    @group.command("add", help=f"Register one device's {noun}.")
+    @mac_option
     @click.option(
         "--profile", default="", required=list_ == "consent", help="Profile id in the source system."
     )
@@ -169,21 +175,11 @@ def _register_list_commands(group: click.Group, list_: ListName) -> None:
         "--source", default="cli", show_default=True, help="Where it came from (page, portal, CRM)."
     )
     @click.option(
-        "--at", "at_text", metavar="TIME", help="When it was given, ISO 8601 or Unix seconds (default now)."
+        "--at", "at_text", metavar="TIME", help="When it was given: ISO 8601 or Unix seconds (default now)."
     )
-    @_common
-    def add(
-        mac: str,
-        profile: str,
-        source: str,
-        at_text: str | None,
-        config_path: Path | None,
-        db_path: Path | None,
-        key_path: Path | None,
-    ) -> None:
-        ctx = _Ctx(config_path, db_path, key_path)
-        key = ctx.key()
-        now = _now()
+    @_with_ctx
+    def add(ctx: _Ctx, mac: str, profile: str, source: str, at_text: str | None) -> None:
+        key, now = ctx.key(), _now()
         try:
             at = parse_time(at_text, now) if at_text else now
             made = entry(list_, key, mac=mac, profile=profile, at=at, source=source)
@@ -192,19 +188,19 @@ def _register_list_commands(group: click.Group, list_: ListName) -> None:
         with ctx.store() as db:
             before = db.registry_revision()
             result = db.registry_put([made], now)
-            outcome = result.outcomes[0]
-            if outcome is PutOutcome.OPTED_OUT:
+            if result.outcomes[0] is PutOutcome.OPTED_OUT:
                 raise click.ClickException(
                     f"device {made.token[:8]}… has opted out: a consent is refused until the opt-out is removed"
                 )
-            click.echo(f"{noun} {outcome.value}: device {made.token[:8]}…{_side_effects(result)}")
+            click.echo(f"{noun} {result.outcomes[0].value}: device {made.token[:8]}…{_side_effects(result)}")
             _announce(ctx, db, key, result.revision != before)
 
-    @group.command("remove")
-    @click.option("--mac", prompt="MAC address", help="The device's MAC (left out: asked for).")
-    @_common
-    def remove(mac: str, config_path: Path | None, db_path: Path | None, key_path: Path | None) -> None:
-        ctx = _Ctx(config_path, db_path, key_path)
+    @group.command(
+        "remove", help=f"Remove one device's {noun}; a consent's token is cleared from stored visits."
+    )
+    @mac_option
+    @_with_ctx
+    def remove(ctx: _Ctx, mac: str) -> None:
         key = ctx.key()
         try:
             token = key.token(parse_mac(mac))
@@ -212,43 +208,28 @@ def _register_list_commands(group: click.Group, list_: ListName) -> None:
             raise click.BadParameter(str(exc)) from None
         with ctx.store() as db:
             result = db.registry_remove(list_, [token])
-            if not result.removed:
-                click.echo(f"device {token[:8]}… has no {noun}: nothing removed")
+            if result.removed:
+                cleared = f"; consent token cleared from {result.visit_tokens_cleared} stored visit(s)"
+                click.echo(f"{noun} removed: device {token[:8]}…{cleared if list_ == 'consent' else ''}")
             else:
-                cleared = (
-                    f"; {result.visit_tokens_cleared} stored visits lost its token"
-                    if list_ == "consent"
-                    else ""
-                )
-                click.echo(f"{noun} removed: device {token[:8]}…{cleared}")
+                click.echo(f"device {token[:8]}… has no {noun}: nothing removed")
             _announce(ctx, db, key, result.removed + result.visit_tokens_cleared > 0)
 
     @group.command("import")
     @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
     @click.option("--strict", is_flag=True, help="Import nothing if any row is bad or refused (exit 1).")
-    @click.option(
-        "--source", "default_source", help="Source for rows whose source is empty (default: import:FILE)."
-    )
-    @_common
-    def import_(
-        file: Path,
-        strict: bool,
-        default_source: str | None,
-        config_path: Path | None,
-        db_path: Path | None,
-        key_path: Path | None,
-    ) -> None:
-        """Import FILE.csv: header and rows of profile_id,mac,timestamp,source (a portal or CRM export)."""
-        ctx = _Ctx(config_path, db_path, key_path)
-        key = ctx.key()
-        now = _now()
+    @click.option("--source", "default_source", help="Source of rows that name none (default: import:FILE).")
+    @_with_ctx
+    def import_(ctx: _Ctx, file: Path, strict: bool, default_source: str | None) -> None:
+        """Import FILE.csv: a header, then rows of profile_id,mac,timestamp,source (a portal or CRM export)."""
+        key, now = ctx.key(), _now()
         try:
             with file.open(encoding="utf-8-sig", newline="") as stream:
                 rows = read_csv(list_, stream, key, now, default_source or f"import:{file.name}")
         except (PrivacyError, UnicodeDecodeError, csv.Error) as exc:
             raise click.ClickException(f"{file}: {exc}") from None
-        for line, reason in sorted((b.line, b.reason) for b in rows.bad):
-            click.echo(f"{file}:{line}: {reason}; skipped", err=True)
+        for bad in rows.bad:
+            click.echo(f"{file}:{bad.line}: {bad.reason}; skipped", err=True)
         if rows.ignored_columns:
             click.echo(f"{file}: ignored columns (not stored): {', '.join(rows.ignored_columns)}", err=True)
         if strict and rows.bad:
@@ -259,9 +240,12 @@ def _register_list_commands(group: click.Group, list_: ListName) -> None:
             for line, outcome in zip(rows.lines, result.outcomes, strict=True):
                 if outcome is PutOutcome.OPTED_OUT:
                     click.echo(f"{file}:{line}: the device has opted out; consent refused", err=True)
+            counts = Counter(result.outcomes)
+            done = ", ".join(f"{counts[o]} {o.value.replace('_', ' ')}" for o in PutOutcome if counts[o])
             total = len(rows.entries) + len(rows.bad)
-            done = _summary(result.outcomes) or "nothing"
-            click.echo(f"{file}: {total} rows: {done}, {len(rows.bad)} bad{_side_effects(result)}")
+            click.echo(
+                f"{file}: {total} rows: {done or 'nothing'}, {len(rows.bad)} bad{_side_effects(result)}"
+            )
             if not result.applied:
                 raise click.ClickException("refused rows; nothing imported (--strict)")
             _announce(ctx, db, key, result.revision != before)
@@ -270,44 +254,11 @@ def _register_list_commands(group: click.Group, list_: ListName) -> None:
     @click.option(
         "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True
     )
-    @_common
-    def list_cmd(fmt: str, config_path: Path | None, db_path: Path | None, key_path: Path | None) -> None:
-        """The registered devices (as tokens: the MAC is never kept), oldest first."""
-        ctx = _Ctx(config_path, db_path, key_path)
+    @_with_ctx
+    def list_cmd(ctx: _Ctx, fmt: str) -> None:
+        """The registered devices, as tokens (the MAC is never kept), oldest first."""
         with ctx.store(create=False) as db:
-            entries = db.registry_entries(list_)
-        click.echo(_render(entries, fmt), nl=False)
-
-    add.help = f"Register one device's {noun}."
-    remove.help = f"Remove one device's {noun}" + (
-        " and clear its token from stored visits." if list_ == "consent" else "."
-    )
-
-
-def _side_effects(result: PutResult) -> str:
-    parts = []
-    if result.consents_withdrawn:
-        parts.append(f"{result.consents_withdrawn} consents withdrawn by opt-out")
-    if result.visit_tokens_cleared:
-        parts.append(f"{result.visit_tokens_cleared} stored visits lost their consent token")
-    return "; " + "; ".join(parts) if parts else ""
-
-
-def _render(entries: Sequence[RegistryEntry], fmt: str) -> str:
-    rows = [(e.token, e.profile, e.at.isoformat(timespec="seconds"), e.source) for e in entries]
-    if fmt == "json":
-        keys = ("token", "profile_id", "timestamp", "source")
-        return json.dumps([dict(zip(keys, r, strict=True)) for r in rows], indent=2) + "\n"
-    if fmt == "csv":
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(("token", "profile_id", "timestamp", "source"))
-        writer.writerows(rows)
-        return out.getvalue()
-    lines = [f"{'token':32}  {'profile_id':20}  {'timestamp':25}  source"]
-    lines += [f"{t:32}  {p:20}  {a:25}  {s}" for t, p, a, s in rows]
-    lines.append(f"{len(rows)} entr{'y' if len(rows) == 1 else 'ies'}")
-    return "\n".join(lines) + "\n"
+            click.echo(_render(db.registry_entries(list_), fmt), nl=False)
 
 
 @click.group()
@@ -329,18 +280,9 @@ _register_list_commands(consent, "consent")
 @click.option("--from", "first", metavar="DATE", help="First day, YYYY-MM-DD UTC (default: 30 days ago).")
 @click.option("--to", "last", metavar="DATE", help="Last day, inclusive (default: today).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-@_common
-def consent_visits(
-    store_name: str,
-    first: str | None,
-    last: str | None,
-    fmt: str,
-    config_path: Path | None,
-    db_path: Path | None,
-    key_path: Path | None,
-) -> None:
+@_with_ctx
+def consent_visits(ctx: _Ctx, store_name: str, first: str | None, last: str | None, fmt: str) -> None:
     """Visits of consented devices, joined to their profile ids."""
-    ctx = _Ctx(config_path, db_path, key_path)
     try:
         end_day = date.fromisoformat(last) if last else _now().date()
         start_day = date.fromisoformat(first) if first else end_day - timedelta(days=30)
@@ -351,17 +293,16 @@ def consent_visits(
     with ctx.store(create=False) as db:
         visits = db.consented_visits(store_name, start, end)
     if fmt == "json":
-        out = [
-            {"profile_id": v.profile, "sensor": v.sensor, "start": v.start.isoformat(), "end": v.end.isoformat(),
-             "dwell_s": v.dwell_s, "kind": v.kind}
-            for v in visits
-        ]  # fmt: skip
-        click.echo(json.dumps(out, indent=2))
+        keys = ("profile_id", "sensor", "start", "end", "dwell_s", "kind")
+        rows = [
+            (v.profile, v.sensor, v.start.isoformat(), v.end.isoformat(), v.dwell_s, v.kind) for v in visits
+        ]
+        click.echo(json.dumps([dict(zip(keys, r, strict=True)) for r in rows], indent=2))
         return
     click.echo(f"{'profile_id':20}  {'sensor':12}  {'start':25}  {'dwell':>7}  kind")
     for v in visits:
-        start_text = v.start.isoformat(timespec="seconds")
-        click.echo(f"{v.profile:20}  {v.sensor:12}  {start_text:25}  {v.dwell_s / 60:6.1f}m  {v.kind}")
+        when = v.start.isoformat(timespec="seconds")
+        click.echo(f"{v.profile:20}  {v.sensor:12}  {when:25}  {v.dwell_s / 60:6.1f}m  {v.kind}")
     click.echo(f"{len(visits)} visits by {len({v.profile for v in visits})} profiles")
 
 
@@ -374,17 +315,9 @@ def retention() -> None:
 @click.option("--dry-run", is_flag=True, help="Say what would be done; change nothing.")
 @click.option("--at", "at_text", metavar="TIME", help="Act as if it were this time (ISO 8601; default now).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@_common
-def retention_run(
-    dry_run: bool,
-    at_text: str | None,
-    fmt: str,
-    config_path: Path | None,
-    db_path: Path | None,
-    key_path: Path | None,
-) -> None:
+@_with_ctx
+def retention_run(ctx: _Ctx, dry_run: bool, at_text: str | None, fmt: str) -> None:
     """Apply retention now (the running collector also does, every retention.interval_h)."""
-    ctx = _Ctx(config_path, db_path, key_path)
     now = _now()
     if at_text:
         try:
@@ -437,12 +370,9 @@ def tokens_id(keyfile: Path) -> None:
 @tokens.command("control")
 @click.option("--store", "store_name", required=True, metavar="STORE")
 @click.option("--out", type=_PATH, metavar="FILE", help="Write here (default stdout).")
-@_common
-def tokens_control(
-    store_name: str, out: Path | None, config_path: Path | None, db_path: Path | None, key_path: Path | None
-) -> None:
+@_with_ctx
+def tokens_control(ctx: _Ctx, store_name: str, out: Path | None) -> None:
     """The store's control message as published, for `footfall-sensor replay --privacy-control FILE`."""
-    ctx = _Ctx(config_path, db_path, key_path)
     key = ctx.key()
     with ctx.store(create=False) as db:
         sets = db.registry_sets()

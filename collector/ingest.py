@@ -40,7 +40,12 @@ from footfall.events import EVENT_KINDS, Event
 log = logging.getLogger(__name__)
 
 SAMPLE_BYTES = 512
-_MAC = re.compile(rb"(?i)(?<![0-9a-f])[0-9a-f]{2}([:-])(?:[0-9a-f]{2}\1){4}[0-9a-f]{2}(?![0-9a-f])")
+# Every common spelling of a MAC: aa:bb:.., aa-bb-.., aa.bb.., "aa bb .." (or mixed), aabb.ccdd.eeff, bare hex
+# (any run of 12 or more hex digits, since a MAC may hide inside a longer run).
+_MAC = re.compile(
+    rb"(?i)(?<![0-9a-f])(?:[0-9a-f]{2}(?:[:\-. ][0-9a-f]{2}){5}"
+    rb"|[0-9a-f]{4}\.[0-9a-f]{4}\.[0-9a-f]{4}|[0-9a-f]{12,})(?![0-9a-f])"
+)
 _KIND_OF_SCHEMA = {model.model_fields["schema_"].default: kind for kind, model in EVENT_KINDS.items()}
 
 
@@ -94,8 +99,8 @@ class _Rejected(Exception):
 
 
 def mask_macs(data: bytes) -> bytes:
-    """Replace anything shaped like a MAC address (aa:bb:cc:dd:ee:ff or with '-') by xx:xx:xx:xx:xx:xx."""
-    return _MAC.sub(lambda m: b"xx" + (m[1] + b"xx") * 5, data)
+    """Replace anything shaped like a MAC address, in any spelling, by x's (separators and length kept)."""
+    return _MAC.sub(lambda m: re.sub(rb"(?i)[0-9a-f]", b"x", m[0]), data)
 
 
 def _masked(data: bytes, limit: int) -> bytes:

@@ -15,9 +15,10 @@ own store's topics. The stores are those in `privacy.stores` plus every store wi
 from __future__ import annotations
 
 import csv
+import os
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
@@ -25,7 +26,7 @@ from typing import TextIO
 from collector.config import CollectorConfig
 from collector.store import Store
 from collector.store_privacy import ListName, PrivacySets, RegistryEntry
-from footfall.mqtt import MqttClient
+from footfall.mqtt import MqttClient, MqttError
 from sensor.consent import ControlMessage, TokenKey, control_topic
 from sensor.keys import KeyFileError
 
@@ -217,3 +218,33 @@ def control_messages(
 def publish_control(client: MqttClient, messages: Sequence[tuple[str, bytes]]) -> set[int]:
     """Queue the retained messages (QoS 1); returns their message ids, to wait on where that is allowed."""
     return {client.publish(topic, payload, qos=1, retain=True) for topic, payload in messages}
+
+
+def publish_now(
+    config: CollectorConfig, db: Store, key: TokenKey, now: datetime, ack_timeout_s: float = 10.0
+) -> PrivacySets:
+    """Connect as a one-off client, publish every store's control message, wait for the broker's acks.
+
+    The client id is the collector's plus `-admin-<pid>` with a clean session, so a running collector
+    (which owns the persistent session) is not thrown off. Raises MqttError or ConfigError.
+    """
+    sets = db.registry_sets()
+    messages = control_messages(sets, key, control_stores(config, db), config.mqtt.topic_prefix, now)
+    from collector.service import broker_settings  # the service imports this module
+
+    settings = replace(
+        broker_settings(config.mqtt),
+        client_id=f"{config.mqtt.client_id}-admin-{os.getpid()}",
+        session_expiry_s=0,
+    )
+    client = MqttClient(settings)
+    client.connect(config.mqtt.connect_timeout_s)
+    try:
+        pending = client.wait_acked(publish_control(client, messages), ack_timeout_s)
+    finally:
+        client.close()
+    if pending:
+        raise MqttError(
+            f"{len(pending)} of {len(messages)} messages not acknowledged within {ack_timeout_s:g} s"
+        )
+    return sets

@@ -25,6 +25,8 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 log = logging.getLogger(__name__)
 
+NO_MATCHING_SUBSCRIBERS = 0x10  # PUBACK reason: accepted, but no subscription (or session) matched
+
 
 class MqttError(Exception):
     """A broker or connection problem, with paho's detail converted to text."""
@@ -197,7 +199,12 @@ class MqttClient:
             return done
 
     def take_refused(self) -> dict[int, str]:
-        """Message ids the broker answered with a failure reason (e.g. not authorized), and the reason."""
+        """Publishes the broker did not pass on, by message id, with its reason.
+
+        Either a failure (e.g. "Not authorized") or "No matching subscribers" (MQTT 5 reason 0x10): a
+        success code, so the id is also among the acknowledged, but nobody (not even an absent
+        persistent session) will ever receive the message.
+        """
         with self._lock:
             refused, self._refused = self._refused, {}
             return refused
@@ -311,9 +318,9 @@ class MqttClient:
         properties: Properties | None,
     ) -> None:
         with self._ack_cond:
-            if reason.is_failure:
+            if reason.is_failure or reason.value == NO_MATCHING_SUBSCRIBERS:
                 self._refused[mid] = str(reason)
-            else:
+            if not reason.is_failure:
                 self._acked.add(mid)
             self._ack_cond.notify_all()
 

@@ -177,43 +177,53 @@ def label_frames(
 # -- counts: ground truth, windows, replay, score ------------------------------------------------------
 
 
+def truth_format(text: str) -> str:
+    """ "fryza" or "timestamp", told apart by the header line; anything else is an error."""
+    first = text.lstrip("\ufeff").split("\n", 1)[0].strip()
+    if ";" in first and {"idx", "occupancy"} <= {c.strip() for c in first.split(";")}:
+        return "fryza"
+    if [c.strip().lower() for c in first.split(",")] == ["timestamp", "count"]:
+        return "timestamp"
+    raise CalibrationError(
+        "unknown truth format: expected a 'timestamp,count' CSV or a ';'-separated CSV with "
+        f"'idx' and 'occupancy' columns, first line is {first[:60]!r}"
+    )
+
+
 def read_truth(text: str, record_times: Sequence[int], tz: ZoneInfo) -> list[tuple[int, float]]:
     """Ground-truth people counts as time-ordered (ts_ns, count) steps.
 
-    Two formats, told apart by the header: `timestamp,count` (ISO 8601 times; without an offset, in
-    the site's time zone) and the Fryza lab CSV (`;`-separated, with `idx`, the frame's index in the
+    Two formats (`truth_format`): `timestamp,count` (ISO 8601 times; without an offset, in the
+    site's time zone) and the Fryza lab CSV (`;`-separated, with `idx`, the frame's index in the
     capture, and `occupancy`), whose times come from the capture records (`record_times`).
     """
-    first = text.lstrip("\ufeff").split("\n", 1)[0].strip()
-    if ";" in first and {"idx", "occupancy"} <= {c.strip() for c in first.split(";")}:
-        steps = []
-        for fields in csv.DictReader(io.StringIO(text.lstrip("\ufeff")), delimiter=";"):
-            idx = int(fields["idx"])
+    text = text.lstrip("\ufeff")
+    steps = []
+    if truth_format(text) == "fryza":
+        for n, fields in enumerate(csv.DictReader(io.StringIO(text), delimiter=";"), 2):
+            try:
+                idx, count = int(fields["idx"]), float(fields["occupancy"])
+            except (TypeError, ValueError):
+                raise CalibrationError(f"truth line {n}: idx and occupancy must be numbers") from None
             if not 0 <= idx < len(record_times):
                 raise CalibrationError(
-                    f"truth row idx {idx} is outside the capture's {len(record_times)} frames"
+                    f"truth line {n}: idx {idx} is outside the capture's {len(record_times)} frames"
                 )
-            steps.append((record_times[idx], float(fields["occupancy"])))
-    elif [c.strip().lower() for c in first.split(",")] == ["timestamp", "count"]:
-        steps = []
+            steps.append((record_times[idx], count))
+    else:
         for n, row in enumerate(csv.reader(io.StringIO(text)), 1):
             if n == 1 or not row:
                 continue
             try:
                 moment = datetime.fromisoformat(row[0].strip())
-                count = float(row[1])
+                value = float(row[1])
             except (ValueError, IndexError):
                 raise CalibrationError(
-                    f"truth line {n}: expected ISO-time,count, got {','.join(row)!r}"
+                    f"truth line {n}: expected ISO-time,count, got {','.join(row)[:60]!r}"
                 ) from None
             if moment.tzinfo is None:
                 moment = moment.replace(tzinfo=tz)
-            steps.append((int(moment.timestamp() * 1_000_000) * 1000, count))
-    else:
-        raise CalibrationError(
-            f"unknown truth format: expected a 'timestamp,count' CSV or a ';'-separated CSV with "
-            f"'idx' and 'occupancy' columns, first line is {first[:60]!r}"
-        )
+            steps.append((int(moment.timestamp() * 1_000_000) * 1000, value))
     if not steps:
         raise CalibrationError("the truth file has no rows")
     steps.sort()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from footfall.configfile import Section, load_model, validate_model
 from footfall.events import Name
@@ -16,9 +16,16 @@ Rssi = Annotated[int, Field(ge=-120, le=0)]
 
 
 class SiteConfig(Section):
-    store: Name = "demo"
-    sensor: Name = "sensor-1"
-    timezone: str = "Europe/Paris"
+    store: Name = Field("demo", description="store id; sensors of one store share its key seed")
+    sensor: Name = Field("sensor-1", description="this sensor's id within the store")
+    timezone: str = Field("Europe/Paris", description="IANA zone of the store (salt epochs, reports)")
+
+    @field_validator("sensor")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if value == "control":
+            raise ValueError("'control' is reserved for the store's control topic")
+        return value
 
 
 class TlsConfig(Section):
@@ -152,14 +159,15 @@ class CaptureConfig(Section):
         4 << 20, ge=65_536, le=256 << 20, description="socket receive buffer: absorbs bursts"
     )
 
-    @model_validator(mode="after")
-    def _known_channels(self) -> CaptureConfig:
-        unknown = [c for c in self.channels if c not in CHANNELS]
+    @field_validator("channels")
+    @classmethod
+    def _known_channels(cls, channels: tuple[int, ...]) -> tuple[int, ...]:
+        unknown = [c for c in channels if c not in CHANNELS]
         if unknown:
             raise ValueError(f"unknown channel(s) {unknown}: use 1-14 (2.4 GHz) or 20 MHz 5 GHz channels")
-        if len(set(self.channels)) != len(self.channels):
-            raise ValueError(f"channels {list(self.channels)} repeat a channel")
-        return self
+        if len(set(channels)) != len(channels):
+            raise ValueError(f"channels {list(channels)} repeat a channel")
+        return channels
 
 
 class HomeAssistantConfig(Section):

@@ -5,11 +5,13 @@ address almost never outlives one scan burst, so a phone shows up as a new addre
 seconds. What survives a change of address (Vanhoef et al. 2016) is what the resolver links on:
 
 1. the fingerprint (element ids plus capability bytes): a new address continues a device whose
-   fingerprint is the same, or, failing that, one of the same *family* (the same mandatory
-   elements: rates, HT, VHT, extended capabilities; vendor, extension, SSID and DS elements left
-   out): phones send two or three kinds of probe (the Oppo Find X3 three, iPhones two whose
-   capability bytes differ), and a kind never seen on the device yet may join it only when its
-   signal lies within the tighter `family_tolerance_db`;
+   fingerprint is the same. Phones send two or three kinds of probe (the Oppo Find X3 three, with
+   vendor elements reordered; iPhones two whose capability bytes differ), so failing that, a new
+   address may join a device of the same *family* (the same mandatory elements: rates, HT, VHT,
+   extended capabilities; SSID, DS, vendor, interworking and extension elements left out), but
+   only the one live device of that family, within `family_tolerance_db`, and a device borrows
+   one probe kind at most. In a crowd (two or more live phones of the family) it never guesses:
+   on the lab days every looser rule merged strangers and doubled the error;
 2. sequence-number continuity: some phones (iPhone 7 and older Android) keep their 802.11 sequence
    counter running across the change, so a first sequence number 1..`seq_window` after a device's
    last one is a near-certain match;
@@ -26,7 +28,9 @@ seconds. What survives a change of address (Vanhoef et al. 2016) is what the res
 
 A globally administered address is an identity, not a pseudonym of the moment: it is its own
 device and is never linked to another address, in either direction (two same-model PCs probing
-alternately stay two devices; an old phone probing with its factory address is one device).
+alternately stay two devices; an old phone probing with its factory address is one device). A
+random address that speaks again after its device moved on to a newer one was another phone
+linked by mistake (phones do not go back to a dropped random address): it is split off.
 
 Fixed devices are flagged two ways, both about the device rather than the person: a device that
 keeps one address and probes like a clock (a steady period, e.g. the lab PCs' 60.0 s; a second
@@ -72,7 +76,7 @@ class ResolverParams:
     weak_rssi_dbm: int = -75  # a device never heard stronger than this is on the street...
     weak_link_s: float = 120.0  # ...and takes a new address only this soon after its last frame
     family_tolerance_db: float = 4.0  # a sibling probe kind joins a device only this close in signal
-    max_candidates: int = 64  # newest devices of a fingerprint examined per new address (O(1))
+    max_candidates: int = 32  # newest devices of a fingerprint examined per new address (O(1))
     fixed_regular_bursts: int = 6  # scans on a steady period (one address) that make a device fixed
     fixed_min_period_s: float = 10.0  # shortest period that counts as clock-like
     fixed_jitter_s: float = 0.6  # how far a scan may stray from the period and still count
@@ -106,6 +110,7 @@ class _Device:
     on_beat: int = 0
     off_beat: int = 0
     fixed: bool = False
+    indexed: bool = True  # in the candidate lists (randomized devices that may take a new address)
 
 
 @dataclass(slots=True)
@@ -170,6 +175,8 @@ class DeviceResolver:
             dev = self._new_address(s)
         elif dev.address != s.address:
             dev = self._returning(dev, s)
+        elif not dev.indexed and not (dev.fixed or dev.global_address) and dev.id in self._by_id:
+            self._index(dev)
         self._update(dev, s)
         return dev.id
 
@@ -190,11 +197,10 @@ class DeviceResolver:
         self.stats.addresses += 1
         if not s.randomized:
             return self._make(s)  # a factory address is its own device
-        p = self.params
-        best = self._best_candidate(s, self._by_key.get(s.fingerprint), p.rssi_tolerance_db, True)
+        best = self._best_candidate(s, self._by_key.get(s.fingerprint))
         if best is None:
             fam = family(s.ie_ids)
-            best = self._best_candidate(s, self._by_family.get(fam), p.family_tolerance_db, False)
+            best = self._family_candidate(s, self._by_family.get(fam))
             if best is None:
                 return self._make(s, fam)
             self.stats.links_by_family += 1
@@ -205,59 +211,99 @@ class DeviceResolver:
         best.addresses += 1
         return best
 
-    def _best_candidate(
-        self, s: Sighting, candidates: list[_Device] | None, tolerance: float, same_key: bool
-    ) -> _Device | None:
+    def _live(self, dev: _Device, ts: int) -> bool:
+        """Can `dev` take a new address at `ts`?"""
+        gap = ts - dev.last_ns
+        if gap > self._link_ns or dev.fixed or dev.global_address:
+            return False
+        # A device only ever heard on the street has walked on after weak_link_s: not it.
+        return gap <= self._weak_link_ns or dev.peak_rssi >= self.params.weak_rssi_dbm
+
+    @staticmethod
+    def _distance(s: Sighting, dev: _Device) -> float | None:
+        """dB from the device's recent RSSI range on the sighting's channel (None: cannot tell)."""
+        rssi = s.rssi_dbm
+        span = dev.rssi.get(s.channel)
+        if rssi is None or span is None:
+            return None
+        return max(span[0] - rssi, rssi - span[1], 0.0)
+
+    def _best_candidate(self, s: Sighting, candidates: list[_Device] | None) -> _Device | None:
+        """The device of the same fingerprint this new address continues, if any.
+
+        The hot loop of the resolver (once per candidate per new address): `_live` and `_distance`
+        are inlined here.
+        """
         if not candidates:
             return None
-        ts = s.ts_ns
+        ts, rssi, channel, seq0 = s.ts_ns, s.rssi_dbm, s.channel, s.seq
         p = self.params
+        tolerance, window = p.rssi_tolerance_db, p.seq_window
+        link_ns, weak_ns, seq_ns, weak_rssi = (
+            self._link_ns,
+            self._weak_link_ns,
+            self._seq_link_ns,
+            p.weak_rssi_dbm,
+        )
+        per_ns = 1.0 / (NS * p.link_window_s)
         best: _Device | None = None
         best_score = float("inf")
         by_seq = False
-        matches = 0
         for dev in candidates[-p.max_candidates :]:
             gap = ts - dev.last_ns
-            if gap > self._link_ns or dev.fixed or dev.global_address:
-                continue
-            if gap > self._weak_link_ns and dev.peak_rssi < p.weak_rssi_dbm:
-                continue  # a passerby has walked on: this is the next one
-            if not same_key:
-                matches += 1  # every live device of the family counts, matching or not
-                if s.fingerprint in dev.keys:
-                    continue  # already examined with its own fingerprint
-            span = dev.rssi.get(s.channel)
-            diff = (
-                0.0
-                if s.rssi_dbm is None or span is None
-                else max(span[0] - s.rssi_dbm, s.rssi_dbm - span[1], 0)
-            )
             if (
-                same_key
-                and 0 < (s.seq - dev.last_seq) % _SEQ_MOD <= p.seq_window
-                and gap <= self._seq_link_ns
-                and diff <= 2 * tolerance  # 64 in 4096: chance matches do happen
+                gap > link_ns
+                or dev.fixed
+                or dev.global_address
+                or (gap > weak_ns and dev.peak_rssi < weak_rssi)
+            ):
+                continue
+            span = dev.rssi.get(channel) if rssi is not None else None
+            diff = None if span is None else max(span[0] - rssi, rssi - span[1], 0.0)  # type: ignore[operator]
+            if (
+                0 < (seq0 - dev.last_seq) % _SEQ_MOD <= window
+                and gap <= seq_ns
+                and (diff is None or diff <= 2 * tolerance)  # 64 in 4096: chance matches do happen
             ):
                 score = -1.0 / (1 + gap)  # any sequence match beats every RSSI match
                 seq = True
-            elif s.rssi_dbm is None or span is None:
-                score = tolerance + gap / NS / p.link_window_s  # after every RSSI match
+            elif diff is None:
+                score = tolerance + gap * per_ns  # after every RSSI match
                 seq = False
+            elif diff > tolerance:
+                continue
             else:
-                if diff > tolerance:
-                    continue
-                score = diff + gap / NS / p.link_window_s
+                score = diff + gap * per_ns
                 seq = False
             if score < best_score:
                 best, best_score, by_seq = dev, score, seq
-        if matches > 1:
-            return None  # several live phones of the family could have sent it: do not guess
-        if best is not None and same_key:
+        if best is not None:
             if by_seq:
                 self.stats.links_by_seq += 1
             else:
                 self.stats.links_by_rssi += 1
         return best
+
+    def _family_candidate(self, s: Sighting, candidates: list[_Device] | None) -> _Device | None:
+        """The one live device of the new address's family, if it is alone and close in signal.
+
+        With two or more live phones of the family in range, a new probe kind could be any of
+        them (or a newcomer): no guess. A device borrows at most one probe kind, so a stranger
+        that joined by mistake cannot pull in a third phone.
+        """
+        if not candidates:
+            return None
+        ts = s.ts_ns
+        found: _Device | None = None
+        for dev in reversed(candidates[-self.params.max_candidates :]):
+            if self._live(dev, ts):
+                if found is not None:
+                    return None
+                found = dev
+        if found is None or len(found.keys) > 1:
+            return None
+        diff = self._distance(s, found)
+        return found if diff is not None and diff <= self.params.family_tolerance_db else None
 
     def _returning(self, dev: _Device, s: Sighting) -> _Device:
         """An earlier address of `dev` speaks again after `dev` moved on to a newer one.
@@ -291,8 +337,9 @@ class DeviceResolver:
         self._by_address[s.address] = dev
         self._by_id[ident] = dev
         if s.randomized:  # only randomized devices are ever candidates for a new address
-            self._by_key.setdefault(s.fingerprint, []).append(dev)
-            self._by_family.setdefault(dev.family, []).append(dev)
+            self._index(dev)
+        else:
+            dev.indexed = False
         self._beat(dev, ts)
         return dev
 
@@ -309,7 +356,8 @@ class DeviceResolver:
         if rssi is None:
             dev.peak_rssi = 0  # no signal on this link type: nothing says it is passing by
         else:
-            dev.peak_rssi = max(dev.peak_rssi, rssi)
+            if rssi > dev.peak_rssi:  # noqa: PLR1730 - per frame: a compare, not a call
+                dev.peak_rssi = rssi
             span = dev.rssi.get(s.channel)
             if span is None:
                 dev.rssi[s.channel] = [rssi, rssi]
@@ -343,7 +391,7 @@ class DeviceResolver:
             dev.anchor_ns = ts
         else:
             dev.off_beat += 1
-            if dev.off_beat > dev.on_beat + 2 or k > 4:
+            if dev.on_beat <= 1 or dev.off_beat > dev.on_beat + 2 or k > 4:
                 dev.period_ns = 0  # lost the beat: learn it again from the next scans
                 dev.anchor_ns = ts
         if dev.on_beat >= self.params.fixed_regular_bursts and dev.on_beat >= 3 * dev.off_beat:
@@ -356,28 +404,36 @@ class DeviceResolver:
 
     # -- housekeeping ----------------------------------------------------------------------------------
     def _housekeeping(self, now: int) -> None:
+        """Every minute of frame time: forget what fell silent for `forget_s` (bounded memory), and
+        take out of the candidate lists every device that can no longer take a new address (so a
+        new address looks at the phones still around, not at the street's last ten minutes)."""
         self._next_housekeeping_ns = now + self._HOUSEKEEPING_NS
         limit = now - self._forget_ns
         for address in [a for a, last in self._address_last.items() if last < limit]:
             del self._address_last[address]
             del self._by_address[address]
-        stale = [d for d in self._by_id.values() if d.last_ns < limit]
-        if not stale:
-            return
-        for dev in stale:
+        for dev in [d for d in self._by_id.values() if d.last_ns < limit]:
             del self._by_id[dev.id]
             self._fixed_ids.discard(dev.id)
-        for key in {k for d in stale for k in d.keys}:
-            self._prune(self._by_key, key)
-        for fam in {d.family for d in stale}:
-            self._prune(self._by_family, fam)
+        self._prune(self._by_key, now)
+        self._prune(self._by_family, now)
 
-    def _prune(self, index: dict[_K, list[_Device]], key: _K) -> None:
-        devices = index.get(key)
-        if devices is None:
-            return
-        kept = [d for d in devices if d.id in self._by_id]
-        if kept:
-            index[key] = kept
-        else:
-            del index[key]
+    def _prune(self, index: dict[_K, list[_Device]], now: int) -> None:
+        for key in list(index):
+            kept = []
+            for dev in index[key]:
+                if self._live(dev, now):
+                    kept.append(dev)
+                else:
+                    dev.indexed = False
+            if kept:
+                index[key] = kept
+            else:
+                del index[key]
+
+    def _index(self, dev: _Device) -> None:
+        """(Back) into the candidate lists: a device pruned as gone spoke again with a known address."""
+        dev.indexed = True
+        for key in dev.keys:
+            self._by_key.setdefault(key, []).append(dev)
+        self._by_family.setdefault(dev.family, []).append(dev)

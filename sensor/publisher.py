@@ -91,6 +91,11 @@ class Publisher(Protocol):
     def take_refused(self) -> dict[int, str]: ...
 
 
+# Why the broker did not pass an event on → seconds before it is offered again.
+RETRY_AFTER_S: dict[str, float] = {"No matching subscribers": 5.0}
+DEFAULT_RETRY_S = 60.0
+
+
 class Forwarder:
     """Moves the spool to the broker: in order, QoS 1, at most `inflight` awaiting their PUBACK.
 
@@ -98,11 +103,21 @@ class Forwarder:
     Only publishes while connected, so paho's memory never holds more than the window. After a
     reconnection paho re-sends its own unacknowledged publishes; the forwarder adds the events the
     broker acknowledged within `keep_acked_s` (a crashed broker may have lost them) and anything the
-    broker refused. A refused event (e.g. not authorized) stays in the spool, is logged, counted and
-    tried again after the next reconnection: it is a configuration error, not a reason to lose it.
+    broker refused. An event the broker did not pass on stays in the spool, is counted, logged (once a
+    minute) and offered again later (`RETRY_AFTER_S`) and after every reconnection: "No matching
+    subscribers" means the collector's session is gone (a broker that lost its state, a collector never
+    started), "Not authorized" a wrong ACL; neither is a reason to lose the event.
     """
 
-    def __init__(self, spool: Spool, client: Publisher, *, inflight: int = 100, tick_s: float = 0.05) -> None:
+    def __init__(
+        self,
+        spool: Spool,
+        client: Publisher,
+        *,
+        inflight: int = 100,
+        tick_s: float = 0.05,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._spool = spool
         self._client = client
         self._window = inflight
@@ -116,6 +131,9 @@ class Forwarder:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_expire = 0.0
+        self._clock = clock
+        self._retry_at: dict[int, float] = {}  # refused seq → when to offer it again
+        self._last_refusal_log: dict[str, float] = {}
         self.published = 0
         self.resent = 0
         self.refused = 0
@@ -151,17 +169,36 @@ class Forwarder:
 
     def pump(self, acked: set[int]) -> None:
         """One step: record acknowledgements, react to a (re)connection, publish what the window allows."""
+        now = self._clock()
+        # Refusals first: a "no matching subscribers" PUBACK is also among the acknowledged.
+        for mid, reason in self._client.take_refused().items():
+            seq = self._inflight.pop(mid, None)
+            if seq is None:
+                continue
+            self.refused += 1
+            delay = RETRY_AFTER_S.get(reason, DEFAULT_RETRY_S)
+            self._retry_at[seq] = now + delay
+            if now - self._last_refusal_log.get(reason, -60.0) >= 60.0:
+                self._last_refusal_log[reason] = now
+                log.warning(
+                    "broker did not pass spooled events on (%s); kept, offered again every %g s and after a "
+                    "reconnection (%d refusals so far)",
+                    reason,
+                    delay,
+                    self.refused,
+                )
         done = [self._inflight.pop(mid) for mid in acked if mid in self._inflight]
         if done:
             self._spool.mark_acked(done)
             self._more.set()  # room in the window
-        for mid, reason in self._client.take_refused().items():
-            seq = self._inflight.pop(mid, None)
-            self.refused += 1
-            log.error("broker refused spooled event %s: %s; kept, retried after a reconnection", seq, reason)
         if self._client.connects != self._seen_connects:
             self._reconnected()
-        now = time.monotonic()
+        due = [seq for seq, at in self._retry_at.items() if at <= now]
+        if due:
+            for seq in due:
+                del self._retry_at[seq]
+            self._cursor = min(self._cursor, min(due) - 1)  # pending and not in hand: offered again
+            self._more.set()
         if now - self._last_expire >= 1.0:
             self._last_expire = now
             self._spool.expire()
@@ -172,6 +209,7 @@ class Forwarder:
         first = self._seen_connects == 0
         self._seen_connects = self._client.connects
         self._cursor = 0  # anything pending and not in paho's hands goes out again (refused ones too)
+        self._retry_at.clear()
         self._more.set()
         if not first:
             self._resend.extend(self._spool.recently_acked())
@@ -195,7 +233,7 @@ class Forwarder:
             if not entries:
                 return
             for entry in entries:
-                if entry.seq not in in_hand:
+                if entry.seq not in in_hand and entry.seq not in self._retry_at:
                     if not self._send(entry):
                         return
                     room -= 1
@@ -233,7 +271,13 @@ class MqttSink:
 
     @classmethod
     def connect(
-        cls, config: SensorConfig, version: str, now_ns: int, *, wait_s: float | None = 10.0
+        cls,
+        config: SensorConfig,
+        version: str,
+        now_ns: int,
+        *,
+        wait_s: float | None = 10.0,
+        ack_timeout_s: float = 60.0,
     ) -> MqttSink:
         """Open the spool and connect; with `wait_s`, fail (MqttError) if the broker is not up by then.
 
@@ -251,7 +295,7 @@ class MqttSink:
         except MqttError:
             spool.close()
             raise
-        return cls(config, client, spool)
+        return cls(config, client, spool, ack_timeout_s=ack_timeout_s)
 
     def send(self, event: Event) -> None:
         if self.spool.put_event(event, self._prefix):

@@ -64,6 +64,7 @@ CREATE INDEX IF NOT EXISTS acked_by_age ON events (acked_at) WHERE acked_at IS N
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 _WARN_EVERY_S = 60.0
+_DISK_FULL_SLACK = (None, 0.01, 0.10)  # a first try, then two after SQLITE_FULL freeing 1% and 10% more
 
 
 class SpoolError(Exception):
@@ -139,6 +140,7 @@ class Spool:
         self.max_bytes, self.max_events, self.max_age_s = max_bytes, max_events, max_age_s
         self.keep_acked_s = keep_acked_s
         self._rank = DROP_RANK[on_full]
+        self._policy = on_full
         self._clock = clock
         self._lock = threading.RLock()
         self._warn = _Warner(clock)
@@ -166,89 +168,103 @@ class Spool:
         """Queue one event durably; False if it was queued already or could not be kept (counted)."""
         size = len(payload)
         with self._lock:
-            for attempt in range(2):
+            # After SQLITE_FULL, free what the event needs plus some slack, then try again.
+            for slack in _DISK_FULL_SLACK:
                 try:
-                    self._make_room(size, kind, after_full=attempt > 0)
+                    if self._db.execute("SELECT 1 FROM events WHERE event_id = ?", (event_id,)).fetchone():
+                        with self._transaction():
+                            self._count("already_queued", 1)
+                        return False
+                    if not self._make_room(size, kind, slack):
+                        return False
                     with self._transaction():
-                        cur = self._db.execute(
+                        self._db.execute(
                             "INSERT INTO events (event_id, kind, topic, payload, size, retain, queued_at)"
-                            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(event_id) DO NOTHING",
+                            " VALUES (?, ?, ?, ?, ?, ?, ?)",
                             (event_id, kind, topic, payload, size, int(retain), self._clock()),
                         )
-                        new = cur.rowcount == 1
-                        self._count("queued" if new else "already_queued", 1)
+                        self._count("queued", 1)
                 except sqlite3.Error as exc:
                     self._reload()  # a rolled-back transaction: the figures in memory are off
-                    if _is_full(exc) and attempt == 0:
-                        continue  # the disk is full: drop by the policy, then try once more
+                    if _is_full(exc) and slack != _DISK_FULL_SLACK[-1]:
+                        continue
                     self._count_outside("dropped_unwritable_" + kind, 1)
-                    log.error("spool %s cannot store a %s event (dropped): %s", self.path, kind, exc)
+                    self._warn.warn(
+                        "unwritable", 1, "spool %s cannot store a %s event: %s", self.path, kind, exc
+                    )
                     return False
-                if new:
-                    self._rows, self._bytes = self._rows + 1, self._bytes + size
-                    self._pending, self._pending_bytes = self._pending + 1, self._pending_bytes + size
-                return new
-        return False  # not reached: the loop returns
+                self._rows, self._bytes = self._rows + 1, self._bytes + size
+                self._pending, self._pending_bytes = self._pending + 1, self._pending_bytes + size
+                return True
+        return False  # not reached: the last slack returns
 
-    def _make_room(self, size: int, kind: str, *, after_full: bool) -> None:
-        """Drop acknowledged rows, then pending ones by the policy, until one more `size` bytes fit."""
-        # After SQLITE_FULL, free what the event needs plus 1% of the spool, so the disk gets some slack.
-        budget = min(self.max_bytes, self._bytes - self._bytes // 100) if after_full else self.max_bytes
+    def _make_room(self, size: int, kind: str, slack: float | None) -> bool:
+        """Drop acknowledged rows, then pending ones by the policy, until one more `size` bytes fit.
+
+        Only events the policy values no more than the new one are dropped; if that is not enough, the
+        new event is the one dropped (False). `slack` (after SQLITE_FULL) frees that fraction more.
+        """
+        budget = self.max_bytes if slack is None else min(self.max_bytes, int(self._bytes * (1 - slack)))
         excess_rows = self._rows + 1 - self.max_events
         excess_bytes = self._bytes + size - budget
         if excess_rows <= 0 and excess_bytes <= 0:
-            return
+            return True
         excess_rows, excess_bytes = self._drop_acked(excess_rows, excess_bytes)
         if excess_rows <= 0 and excess_bytes <= 0:
-            return
+            return True
         dropped: dict[str, int] = {}
+        victims = self._victims(
+            tuple(k for k, r in self._rank.items() if r <= self._rank.get(kind, 0)), excess_rows, excess_bytes
+        )
+        fits = victims is not None
         with self._transaction():
-            for victim_kinds in self._drop_order():
-                while excess_rows > 0 or excess_bytes > 0:
-                    victims = self._victims(victim_kinds, max(excess_rows, 64))
-                    if not victims:
-                        break
-                    chosen: list[tuple[int]] = []
-                    for seq, vkind, vsize in victims:
-                        if excess_rows <= 0 and excess_bytes <= 0:
-                            break
-                        chosen.append((seq,))
-                        dropped[vkind] = dropped.get(vkind, 0) + 1
-                        excess_rows, excess_bytes = excess_rows - 1, excess_bytes - vsize
-                        self._rows, self._bytes = self._rows - 1, self._bytes - vsize
-                        self._pending, self._pending_bytes = self._pending - 1, self._pending_bytes - vsize
-                    self._db.executemany("DELETE FROM events WHERE seq = ?", chosen)
+            for seq, vkind, vsize in victims or []:
+                dropped[vkind] = dropped.get(vkind, 0) + 1
+                self._rows, self._bytes = self._rows - 1, self._bytes - vsize
+                self._pending, self._pending_bytes = self._pending - 1, self._pending_bytes - vsize
+                self._db.execute("DELETE FROM events WHERE seq = ?", (seq,))
+            if not fits:
+                dropped[kind] = dropped.get(kind, 0) + 1
             for vkind, n in dropped.items():
                 self._count(f"dropped_full_{vkind}", n)
-        for vkind, n in dropped.items():
-            self._warn.warn(
-                "full",
-                n,
-                "spool %s full (%d events, %d bytes; limits %d, %d): dropped the %d oldest pending %s events"
-                " to keep a new %s event",
-                self.path,
-                self._rows,
-                self._bytes,
-                self.max_events,
-                self.max_bytes,
-                n,
-                vkind,
-                kind,
-            )
-
-    def _drop_order(self) -> list[tuple[str, ...]]:
-        """Groups of kinds given up together, first group first (kinds of equal rank share a group)."""
-        ranks = sorted(set(self._rank.values()))
-        return [tuple(sorted(k for k, r in self._rank.items() if r == rank)) for rank in ranks]
-
-    def _victims(self, kinds: tuple[str, ...], limit: int) -> list[tuple[int, str, int]]:
-        """The oldest pending events of these kinds."""
-        marks = ", ".join("?" * len(kinds))
-        sql = (
-            f"SELECT seq, kind, size FROM events WHERE acked_at IS NULL AND kind IN ({marks})"
-            " ORDER BY seq LIMIT ?"
+        self._warn.warn(
+            "full",
+            sum(dropped.values()),
+            "spool %s full (%d events, %d bytes; limits %d, %d): dropped %s by %s to %s a new %s event",
+            self.path,
+            self._rows,
+            self._bytes,
+            self.max_events,
+            self.max_bytes,
+            ", ".join(f"{n} {k}" for k, n in sorted(dropped.items())),
+            self._policy,
+            "keep" if fits else "refuse",
+            kind,
         )
-        return self._db.execute(sql, (*kinds, limit)).fetchall()
+        return fits
+
+    def _victims(
+        self, kinds: tuple[str, ...], excess_rows: int, excess_bytes: int
+    ) -> list[tuple[int, str, int]] | None:
+        """Pending events to drop, policy order then oldest first; None if those of `kinds` are too few."""
+        chosen = []
+        for rank in sorted({self._rank[k] for k in kinds}):
+            group = [k for k in kinds if self._rank[k] == rank]
+            args: tuple[str, ...] = ()
+            if set(group) == set(self._rank):  # every kind alike: the table's own order, no filter
+                sql = "SELECT seq, kind, size FROM events WHERE acked_at IS NULL ORDER BY seq"
+            else:  # one partial-index range per group (the spool may hold a million rows)
+                marks = ", ".join("?" * len(group))
+                sql = f"SELECT seq, kind, size FROM events WHERE acked_at IS NULL AND kind IN ({marks}) ORDER BY seq"
+                args = tuple(group)
+            cursor = self._db.execute(sql, args)
+            for seq, vkind, vsize in cursor:
+                if excess_rows <= 0 and excess_bytes <= 0:
+                    break
+                chosen.append((seq, vkind, vsize))
+                excess_rows, excess_bytes = excess_rows - 1, excess_bytes - vsize
+            cursor.close()
+        return chosen if excess_rows <= 0 and excess_bytes <= 0 else None
 
     def _drop_acked(self, excess_rows: int, excess_bytes: int) -> tuple[int, int]:
         rows = self._db.execute(

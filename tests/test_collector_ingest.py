@@ -182,12 +182,14 @@ def test_a_mac_quoted_in_a_detail_or_cut_by_the_sample_limit_is_masked_too() -> 
     assert cut.payload.endswith(b"xx:xx:xx")
 
 
-def test_mask_macs_masks_only_whole_mac_shaped_runs() -> None:
+def test_mask_macs_masks_every_mac_spelling_and_leaves_times_alone() -> None:
     assert mask_macs(b"a 00:1a:2B:3c:4d:5e b") == b"a xx:xx:xx:xx:xx:xx b"
     assert mask_macs(b"00-1a-2b-3c-4d-5e") == b"xx-xx-xx-xx-xx-xx"
-    assert mask_macs(b"00:1a-2b:3c:4d:5e 001a2b3c4d5e 2024-05-01T07:00:00") == (
-        b"00:1a-2b:3c:4d:5e 001a2b3c4d5e 2024-05-01T07:00:00"
+    assert mask_macs(b"00:1a-2b:3c:4d:5e 001A2b3c4d5e 001a.2b3c.4d5e") == (
+        b"xx:xx-xx:xx:xx:xx xxxxxxxxxxxx xxxx.xxxx.xxxx"
     )
+    assert mask_macs(b'"event_id":"0123456789abcdef0123"') == b'"event_id":"xxxxxxxxxxxxxxxxxxxx"'
+    assert mask_macs(b"2024-05-01T07:00:00Z 1a:2b") == b"2024-05-01T07:00:00Z 1a:2b"
 
 
 def test_each_rejection_is_logged_at_warning_with_its_reason_and_rate_limited(

@@ -21,7 +21,9 @@ from sensor.pseudonym import FixedSalt
 
 def replay(model: StoreModel, estimator: bool) -> tuple[list[VisitEvent], list[CountEvent]]:
     config = SensorConfig()
-    config = config.model_copy(update={"estimator": config.estimator.model_copy(update={"enabled": estimator})})
+    config = config.model_copy(
+        update={"estimator": config.estimator.model_copy(update={"enabled": estimator})}
+    )
     sink = ListSink()
     pipeline = Pipeline(config, FixedSalt(b"k" * 32), sink)
     for ts_ns, data in generate(model).records():

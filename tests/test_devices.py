@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -72,7 +73,7 @@ def test_the_sequence_match_links_even_when_the_signal_jumps() -> None:
     b = phone_bursts(150, 30, bursts=5, seq0=a[-1].seq + 4, rssi=-65, tag="bb")
     resolver = DeviceResolver()
     assert len(set(resolve_all(resolver, a + b))) == 1
-    assert resolver.links_by_seq >= 1
+    assert resolver.stats.links_by_seq >= 1
 
 
 def test_two_phones_of_one_model_with_unrelated_sequence_numbers_and_different_signal_are_two() -> None:
@@ -160,36 +161,102 @@ def test_nothing_links_across_a_salt_epoch() -> None:
 
 def test_silent_devices_are_forgotten_so_memory_follows_recent_traffic() -> None:
     resolver = DeviceResolver(ResolverParams(forget_s=600))
-    for i in range(50):
-        resolver.resolve(sighting(i * 0.5, f"{i:016x}", i * 300, -60, f"{i:016x}"))
+    for i in range(50):  # 50 phone models (fingerprints and element families)
+        s = sighting(i * 0.5, f"{i:016x}", i * 300, -60, f"{i:016x}")
+        resolver.resolve(dataclasses.replace(s, ie_ids=(0, 1, 100 + i)))
     assert resolver.live_devices == 50
     resolver.resolve(sighting(2000, "ff" * 8, 1, -60))
     assert resolver.live_devices == 1
 
 
+def test_an_old_random_address_that_speaks_again_was_another_phone_and_is_split_off() -> None:
+    # Two phones of one model side by side, each keeping its random address for minutes (the
+    # Android "rotation interval" kind): the second is linked to the first at sight, but when the
+    # first address comes back, they are two.
+    a = [sighting(t, "aa" * 8, 100 + i * 7, -60) for i, t in enumerate(range(0, 600, 40))]
+    b = [sighting(t + 20, "bb" * 8, 3000 + i * 5, -61) for i, t in enumerate(range(0, 600, 40))]
+    resolver = DeviceResolver()
+    ids = dict(zip(sorted(a + b, key=lambda s: s.ts_ns), resolve_all(resolver, a + b), strict=True))
+    assert ids[a[-1]] != ids[b[-1]]
+    assert resolver.stats.splits >= 1
+
+
+def test_a_weak_passerby_does_not_absorb_the_next_one_with_the_same_phone_model() -> None:
+    first = phone_bursts(0, 30, bursts=2, seq0=10, rssi=-82, tag="aa", seq_step=500)
+    second = phone_bursts(30 + 180, 30, bursts=2, seq0=3000, rssi=-81, tag="bb", seq_step=500)
+    assert len(set(resolve_all(DeviceResolver(), first + second))) == 2
+
+
+def test_an_inside_phone_is_continued_across_the_same_silence() -> None:
+    before = phone_bursts(0, 30, bursts=2, seq0=10, rssi=-55, tag="aa", seq_step=500)
+    after = phone_bursts(30 + 180, 30, bursts=2, seq0=3000, rssi=-56, tag="bb", seq_step=500)
+    assert len(set(resolve_all(DeviceResolver(), before + after))) == 1
+
+
+def test_a_second_probe_kind_joins_the_only_live_phone_of_its_family() -> None:
+    # The Oppo way: most scans with one element list, some with the vendor elements reordered.
+    main = phone_bursts(0, 40, bursts=10, seq0=10, rssi=-50, tag="aa", seq_step=500)
+    other = [
+        Sighting(s.ts_ns + 20 * S, s.address.replace("aa", "cc"), "e1", True, -51, 6, (s.seq + 2000) % 4096,
+                 "b2" * 8, (0, 1, 50, 3, 221, 45, 127), False)
+        for s in main[::6]
+    ]  # fmt: skip
+    resolver = DeviceResolver()
+    assert len(set(resolve_all(resolver, main + other))) == 1
+    assert resolver.stats.links_by_family >= 1
+
+
+def test_a_second_probe_kind_is_its_own_device_while_two_phones_of_its_family_are_live() -> None:
+    one = phone_bursts(0, 40, bursts=10, seq0=10, rssi=-50, tag="aa", seq_step=500)
+    two = phone_bursts(10, 40, bursts=10, seq0=2000, rssi=-70, tag="dd", seq_step=500)
+    other = [
+        Sighting(
+            int(205 * S), "cc" * 8, "e1", True, -51, 6, 900, "b2" * 8, (0, 1, 50, 3, 221, 45, 127), False
+        )
+    ]
+    resolver = DeviceResolver()
+    ids = dict(
+        zip(
+            sorted(one + two + other, key=lambda s: s.ts_ns),
+            resolve_all(resolver, one + two + other),
+            strict=True,
+        )
+    )
+    assert ids[other[0]] not in {ids[one[0]], ids[two[0]]}
+    assert resolver.stats.links_by_family == 0
+
+
+def test_a_global_address_is_never_linked_to_another_address() -> None:
+    laptop = [sighting(m * 45.0, "cd" * 8, m, -55, PHONE, randomized=False) for m in range(5)]
+    phone = phone_bursts(5, 45, bursts=5, seq0=6, rssi=-55, tag="aa", seq_step=0)
+    ids = resolve_all(DeviceResolver(), laptop + phone)
+    assert len(set(ids)) == 2
+
+
+def test_a_pc_sending_a_straggler_scan_after_each_beat_is_still_flagged_fixed() -> None:
+    # The Fryza lab PCs: a probe every 60.0 s and now and then a second one 2-6 s later.
+    frames = [sighting(m * 60.0, "pc" * 8, m * 3 % 4096, -50, PC, randomized=False) for m in range(12)]
+    frames += [
+        sighting(m * 60.0 + 4, "pc" * 8, m * 3 + 1, -50, PC, randomized=False) for m in range(0, 12, 2)
+    ]
+    resolver = DeviceResolver()
+    ids = resolve_all(resolver, frames)
+    assert resolver.is_fixed(ids[-1])
+
+
+@pytest.mark.parametrize(("field", "value"), [("max_candidates", 0), ("weak_rssi_dbm", 5)])
+def test_resolver_parameters_out_of_range_are_refused_with_the_value(field: str, value: int) -> None:
+    with pytest.raises(ValueError, match=f"got {value}"):
+        ResolverParams(**{field: value})  # type: ignore[arg-type]
+
+
 # -- real single-phone captures (Baccichet: one phone in a Faraday bag, three radios) ----------------
 
-ONE_DEVICE_AT_MOST_TWO = [
-    "S21Ultra-M",
-    "iPhone12-M",
-    "iPhone7-F",
-    pytest.param(
-        "OppoFindX3Neo-A",
-        marks=pytest.mark.xfail(
-            strict=True, reason="sends three probe kinds (3 fingerprints); fingerprints are never merged"
-        ),
-    ),
-    pytest.param(
-        "iPhoneXR-L",
-        marks=pytest.mark.xfail(
-            strict=True, reason="two fingerprints, and 40+ dB RSSI swings between the bag's radios split one"
-        ),
-    ),
-]
+PHONES = ["S21Ultra-M", "iPhone12-M", "iPhone7-F", "OppoFindX3Neo-A", "iPhoneXR-L"]
 
 
 @pytest.mark.realdata
-@pytest.mark.parametrize("phone", ONE_DEVICE_AT_MOST_TWO)
+@pytest.mark.parametrize("phone", PHONES)
 def test_one_real_phone_with_many_random_addresses_is_at_most_two_devices(
     shared_data: Path, phone: str
 ) -> None:
@@ -200,12 +267,15 @@ def test_one_real_phone_with_many_random_addresses_is_at_most_two_devices(
     for r in read_capture(path):
         p = decoder.decode(r.ts_ns, r.linktype, r.data)
         if p is not None:
+            # The publisher replaced every MAC with 6 random bytes, so the locally administered
+            # bit is random too; these phones sent randomized addresses (iOS 14+, Android 10+).
             sightings.append(
                 Sighting(
-                    r.ts_ns, names.pseudonym(p.transmitter, r.ts_ns), names.epoch, p.randomized,
+                    r.ts_ns, names.pseudonym(p.transmitter, r.ts_ns), names.epoch, True,
                     p.rssi_dbm, p.channel, p.seq, p.fingerprint, p.ie_ids, p.ssid != "",
                 )
             )  # fmt: skip
+    sightings.sort(key=lambda s: s.ts_ns)  # three radios, merged out of order
     devices = set(resolve_all(DeviceResolver(), sightings))
     assert len({s.address for s in sightings}) >= 15
     assert len(devices) <= 2

@@ -84,6 +84,7 @@ def test_an_empty_interval_is_an_error_that_names_the_bounds() -> None:
         ("inside_rssi_dbm", 10, "got 10"),
         ("holdover_s", 0.0, "got 0.0"),
         ("site_factor", -1.0, "got -1.0"),
+        ("exit_margin_db", -3.0, "got -3.0"),
     ],
 )
 def test_parameters_out_of_range_are_refused_with_the_value(field: str, value: object, message: str) -> None:
@@ -134,3 +135,23 @@ def test_a_device_probing_with_its_global_address_counts_global_weight() -> None
         est.observe(laptop, "laptop")
         est.observe(sighting(60.0 * m + 1, -50), "phone")
     assert est.devices_inside(0, 900 * S) == pytest.approx(1.5, abs=0.01)
+
+
+def test_a_device_heard_well_below_the_inside_level_after_its_inside_frames_has_left() -> None:
+    # Inside at -50 until 600 s, then a burst at -85 on the way out (inside -67, margin 10).
+    est = OccupancyEstimator(EstimatorParams(holdover_s=450, exit_margin_db=10))
+    feed(est, [(60.0 * m, "d1", -50) for m in range(11)] + [(660.0, "d1", -85)])
+    assert est.devices_inside(0, 900 * S) == pytest.approx(660 / 900)
+
+
+def test_a_weak_frame_within_the_burst_of_an_inside_frame_does_not_end_the_stay() -> None:
+    # A sensor hears a phone's frames on a neighbouring channel 20-40 dB weaker, in the same burst.
+    est = OccupancyEstimator(EstimatorParams(holdover_s=300, exit_margin_db=10))
+    feed(est, [(0.0, "d1", -50), (0.3, "d1", -88)])
+    assert est.devices_inside(0, 300 * S) == pytest.approx(1.0)
+
+
+def test_a_frame_just_below_the_inside_level_is_not_an_exit() -> None:
+    est = OccupancyEstimator(EstimatorParams(holdover_s=300, exit_margin_db=10))
+    feed(est, [(0.0, "d1", -50), (60.0, "d1", -72)])
+    assert est.devices_inside(0, 300 * S) == pytest.approx(1.0)

@@ -44,7 +44,8 @@ DAY = date(2024, 5, 1)
 
 def h(name: str) -> str:
     """A readable test name as the hex pseudonym the schema requires."""
-    return name.encode().hex().ljust(8, "0")
+    digits = name.encode().hex()
+    return digits.ljust(-(-len(digits) // 8) * 8, "0")
 
 
 def local(day: date, hh: int, mm: int = 0, ss: int = 0) -> datetime:

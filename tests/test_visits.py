@@ -16,10 +16,13 @@ CFG = PresenceConfig(visit_timeout_s=120, visitor_rssi=-65, min_dwell_s=300, int
 
 def h(name: str) -> str:
     """A readable test name as the hex pseudonym the schema requires."""
-    return name.encode().hex().ljust(8, "0")
+    digits = name.encode().hex()
+    return digits.ljust(-(-len(digits) // 8) * 8, "0")
 
 
-def sight(t_s: float, address: str, rssi: int | None = -60, *, randomized: bool = False, epoch: str = "e1") -> Sighting:
+def sight(
+    t_s: float, address: str, rssi: int | None = -60, *, randomized: bool = False, epoch: str = "e1"
+) -> Sighting:
     return Sighting(T0 + int(t_s * NS), h(address), epoch, randomized, rssi, 6, 1, "f" * 16, (0, 1), False)
 
 
@@ -114,7 +117,9 @@ def test_fixed_devices_are_reported_apart_and_never_visitors() -> None:
 
 
 def test_new_epoch_forgets_visit_numbers() -> None:
-    ss = [sight(t, "aa10") for t in range(0, 61, 30)] + [sight(t, "aa10", epoch="e2") for t in range(1000, 1100, 30)]
+    ss = [sight(t, "aa10") for t in range(0, 61, 30)] + [
+        sight(t, "aa10", epoch="e2") for t in range(1000, 1100, 30)
+    ]
     first, second = visits(run(ss))
     assert second.visit_no == 1
     assert (first.epoch, second.epoch) == ("e1", "e2")
