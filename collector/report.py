@@ -15,7 +15,7 @@ import json
 import statistics
 import textwrap
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -80,6 +80,9 @@ class Report:
     fixed_visits: int
     fixed_devices: int
     notes: tuple[str, ...]
+    # People behind the device visits (sensor-side site factors); None when no sensor sent estimates.
+    visitors_people: float | None = None
+    passersby_people: float | None = None
 
 
 def capture_rate(visitors: int, passersby: int) -> float | None:
@@ -170,7 +173,14 @@ def build(
         fixed_visits=len(fixed),
         fixed_devices=len({(v.sensor, v.epoch, v.device) for v in fixed}),
         notes=tuple(notes),
+        visitors_people=_sum_known(c.visitors_est for c in counts),
+        passersby_people=_sum_known(c.passersby_est for c in counts),
     )
+
+
+def _sum_known(values: Iterable[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return round(sum(known), 1) if known else None
 
 
 def dwell_buckets(dwells_s: Sequence[float], edges_min: Sequence[float]) -> tuple[DwellBucket, ...]:
@@ -248,6 +258,11 @@ def render_table(report: Report) -> str:
         f"Capture rate     {_pct(report.capture_rate)} of the people who passed by came in",
         f"Median dwell     {_minutes(report.median_dwell_s)}",
     ]
+    if report.visitors_people is not None or report.passersby_people is not None:
+        out.append(
+            f"People (est.)    {_num(report.visitors_people, 0)} visitors, {_num(report.passersby_people, 0)} "
+            "passersby (device visits x the site's calibrated factors)"
+        )
     total = sum(b.visitors for b in report.dwell)
     width = max(len(b.label) for b in report.dwell)
     for i, bucket in enumerate(report.dwell):
@@ -322,6 +337,8 @@ def to_dict(report: Report) -> dict[str, Any]:
             "present_peak_at": report.present_peak_at.isoformat() if report.present_peak_at else None,
             "fixed_visits": report.fixed_visits,
             "fixed_devices": report.fixed_devices,
+            "visitors_people": report.visitors_people,
+            "passersby_people": report.passersby_people,
         },
         "dwell": [
             {"label": b.label, "from_min": b.low_min, "to_min": b.high_min, "visitors": b.visitors}

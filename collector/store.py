@@ -58,6 +58,8 @@ class CountRow:
     start: datetime  # aware, UTC
     end: datetime
     present: float
+    visitors_est: float | None = None  # people behind the visitor visits, when the sensor is calibrated
+    passersby_est: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +148,7 @@ def _count_row(e: CountEvent) -> tuple[Any, ...]:
     return (
         e.event_id, e.store, e.sensor, e.epoch, _us(e.start), _us(e.end), e.present, e.visitors,
         e.passersby, e.visitors_present, e.new_visitors, e.returning_visitors, e.fixed_devices, e.frames,
-        e.frames_randomized, e.addresses, e.addresses_randomized, e.devices,
+        e.frames_randomized, e.addresses, e.addresses_randomized, e.devices, e.visitors_est, e.passersby_est,
     )  # fmt: skip
 
 
@@ -171,7 +173,7 @@ _COLUMNS = {
     "counts": (
         "event_id", "store", "sensor", "epoch", "start_us", "end_us", "present", "visitors", "passersby",
         "visitors_present", "new_visitors", "returning_visitors", "fixed_devices", "frames",
-        "frames_randomized", "addresses", "addresses_randomized", "devices",
+        "frames_randomized", "addresses", "addresses_randomized", "devices", "visitors_est", "passersby_est",
     ),
     "statuses": (
         "event_id", "store", "sensor", "epoch", "state", "at_us", "version", "uptime_s", "source", "frames",
@@ -183,7 +185,7 @@ _COLUMNS = {
 # Event model → (insert statement, row builder): the one place that maps the wire schema to tables.
 _INSERTS: dict[type[Any], tuple[str, Callable[[Any], tuple[Any, ...]]]] = {
     VisitEvent: (_insert("visits", 16), _visit_row),
-    CountEvent: (_insert("counts", 18), _count_row),
+    CountEvent: (_insert("counts", 20), _count_row),
     StatusEvent: (_insert("statuses", 12), _status_row),
 }
 
@@ -335,11 +337,11 @@ class SqliteStore(SqlitePrivacy):
     def counts(self, store: str, start: datetime, end: datetime) -> list[CountRow]:
         rows = self._query(
             f"read counts of {store}",
-            "SELECT sensor, start_us, end_us, present FROM counts"
+            "SELECT sensor, start_us, end_us, present, visitors_est, passersby_est FROM counts"
             " WHERE store = ? AND start_us >= ? AND start_us < ? ORDER BY start_us, sensor",
             (store, _us(start), _us(end)),
         )
-        return [CountRow(r[0], _dt(r[1]), _dt(r[2]), r[3]) for r in rows]
+        return [CountRow(r[0], _dt(r[1]), _dt(r[2]), r[3], r[4], r[5]) for r in rows]
 
     def sensors(self, store: str, start: datetime, end: datetime) -> list[str]:
         span = (store, _us(start), _us(end))

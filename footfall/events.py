@@ -79,6 +79,16 @@ class CountEvent(_Event):
     present: float = Field(ge=0, description="estimated people inside, time-averaged over the interval")
     visitors: Count = Field(description="visits that qualified as visitor visits in this interval")
     passersby: Count = Field(description="visits that closed as passerby visits in this interval")
+    visitors_est: float | None = Field(
+        None,
+        ge=0,
+        description="people behind `visitors`: visitors x presence.visitor_factor (site-calibrated)",
+    )
+    passersby_est: float | None = Field(
+        None,
+        ge=0,
+        description="people behind `passersby`: passersby x presence.passerby_factor (site-calibrated)",
+    )
     visitors_present: Count = Field(description="visitor visits open at the end of the interval")
     new_visitors: Count = Field(description="visitors whose first visit in the epoch this is")
     returning_visitors: Count = Field(description="visitors seen on an earlier visit in the same epoch")

@@ -244,6 +244,12 @@ def check_config(path: Path) -> None:
     click.echo(config.model_dump_json(indent=2))
 
 
-from sensor.cli_keys import keys  # noqa: E402  (registered after main is defined)
+def _register() -> None:
+    from sensor.cli_calibrate import calibrate
+    from sensor.cli_keys import keys
 
-main.add_command(keys)
+    for command in (keys, calibrate):
+        main.add_command(command)
+
+
+_register()

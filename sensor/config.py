@@ -51,6 +51,18 @@ class PresenceConfig(Section):
     visitor_rssi: Rssi = Field(-70, description="a visit whose strongest frame reached this (dBm) is inside")
     min_dwell_s: float = Field(300, ge=0, le=86_400, description="...and that lasted at least this long")
     interval_s: int = Field(300, ge=10, le=3600, description="count events every this many seconds")
+    visitor_factor: float = Field(
+        1.0,
+        ge=0,
+        le=100,
+        description="people per visitor visit (phone-carrying share, phones heard): visitors_est",
+    )
+    passerby_factor: float = Field(
+        1.0,
+        ge=0,
+        le=100,
+        description="people per passerby visit (many passersby are never heard): passersby_est",
+    )
 
     @model_validator(mode="after")
     def _interval_divides_hour(self) -> PresenceConfig:
@@ -109,6 +121,21 @@ class ResolverConfig(Section):
     )
     fixed_gap_s: float = Field(_R.fixed_gap_s, gt=0)
     forget_s: float = Field(_R.forget_s, gt=0)
+    weak_rssi_dbm: Rssi = Field(
+        _R.weak_rssi_dbm, description="a device never heard stronger is on the street"
+    )
+    weak_link_s: float = Field(
+        _R.weak_link_s, gt=0, description="...and takes a new address only this soon after its last frame"
+    )
+    family_tolerance_db: float = Field(
+        _R.family_tolerance_db,
+        ge=0,
+        le=60,
+        description="a second probe kind joins the only live phone this close",
+    )
+    max_candidates: int = Field(
+        _R.max_candidates, ge=1, le=4096, description="devices examined per new address"
+    )
 
 
 class EstimatorConfig(Section):
@@ -119,6 +146,9 @@ class EstimatorConfig(Section):
     holdover_s: float = Field(_E.holdover_s, gt=0, le=86_400)
     site_factor: float = Field(_E.site_factor, ge=0, le=100, description="people per counted device")
     global_weight: float = Field(_E.global_weight, ge=0, le=1)
+    exit_margin_db: float = Field(
+        _E.exit_margin_db, ge=0, le=100, description="a burst this far below inside_rssi_dbm: the device left"
+    )
     resolver: ResolverConfig = ResolverConfig()
 
     def params(self) -> EstimatorParams:

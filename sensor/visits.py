@@ -115,6 +115,8 @@ class PresenceModel:
         self._timeout_ns = int(config.visit_timeout_s * NS)
         self._min_dwell_ns = int(config.min_dwell_s * NS)
         self._visitor_rssi = config.visitor_rssi
+        self._visitor_factor = config.visitor_factor
+        self._passerby_factor = config.passerby_factor
         self._interval_ns = config.interval_s * NS
         self._store = store
         self._sensor = sensor
@@ -277,6 +279,8 @@ class PresenceModel:
                 present=round(self._people.present(interval.start_ns, interval.end_ns, spans), 3),
                 visitors=interval.visitors,
                 passersby=interval.passersby,
+                visitors_est=round(interval.visitors * self._visitor_factor, 3),
+                passersby_est=round(interval.passersby * self._passerby_factor, 3),
                 visitors_present=open_visitors,
                 new_visitors=interval.new_visitors,
                 returning_visitors=interval.visitors - interval.new_visitors,

@@ -322,3 +322,22 @@ def test_json_carries_every_figure(day_report: reports.Report) -> None:
     assert [b["visitors"] for b in data["dwell"]] == [1, 2, 1, 0, 1]
     assert data["dwell"][-1] == {"label": "60 min and more", "from_min": 60, "to_min": None, "visitors": 1}
     assert len(data["hours"]) == 12
+
+
+def test_people_estimates_from_calibrated_sensors_are_summed_and_absent_otherwise(
+    day_report: reports.Report,
+) -> None:
+    assert day_report.visitors_people is None
+    calibrated = [
+        count(local(DAY, 10), 1.0).model_copy(update={"visitors_est": 2.2, "passersby_est": 4.4}),
+        count(local(DAY, 10, 5), 1.0).model_copy(
+            update={"visitors_est": 1.1, "passersby_est": 0.0, "event_id": event_id("c2")}
+        ),
+    ]
+    db = SqliteStore(":memory:")
+    db.add(calibrated)
+    report = reports.for_store(db, "paris-01", DAY, DAY, ReportConfig())
+    db.close()
+    assert (report.visitors_people, report.passersby_people) == (3.3, 4.4)
+    assert "People (est.)    3 visitors, 4 passersby" in reports.render_table(report)
+    assert reports.to_dict(report)["totals"]["visitors_people"] == 3.3
