@@ -13,7 +13,7 @@ can try all ~2^40 burned-in MACs (minutes on a GPU, see sensor/keys.py) and lear
 or consented. Truncation does not slow that (2^128 >> 2^40: every token still has one preimage); what
 limits it is that the key file is 0600 on the sensors and the collector only, that only the few tokens
 of opted-out and consented devices are published, and that the key can be replaced (`footfall-collector
-tokens init`, then a re-import of the registry from its sources). docs/privacy.md has the whole model.
+tokens init`, then a re-import of the registry from its sources). The README's privacy section has the whole model.
 
 The control message (retained, `<prefix>/<store>/control/privacy`, schema `footfall.privacy/1`) replaces
 both sets at once. It is untrusted input: a bad one is rejected with a counted reason and the sets in

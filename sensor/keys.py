@@ -15,12 +15,12 @@ does ~8 M blocks/s (`openssl speed sha256`, 16-byte blocks, on the dev box), so 
 The store seed recomputes every salt of every epoch: it is made offline, used only to provision, and never
 written to a sensor or into a key file. A key file holds the current salt only.
 
-Files: versioned binary records (layout in `_encode`) with a CRC32, 0600, refused if group- or
-world-readable, a symlink, truncated or damaged, always with the file named. A rotation writes `<key>.tmp`
-(fsync), overwrites the old file with zeros (fsync), renames, fsyncs the directory: a complete state is on
-disk at every instant and `open` finishes an interrupted rotation. `<key>.lock` (flock) keeps a second
-process off a key in use. A timestamp before the current epoch (late frame, clock stepped back) raises
-`EpochGone` rather than borrowing the current salt, which would file it under the wrong epoch.
+Files: versioned binary records (layout in `_encode`) with a CRC32, refused if truncated or damaged, with
+the file named. footfall/secretfile.py keeps them 0600 (refused if group- or world-readable or a symlink),
+rotates them through `<key>.tmp` so a complete state is on disk at every instant (`open` finishes an
+interrupted rotation) and locks `<key>.lock` against a second process. A timestamp before the current
+epoch (late frame, clock stepped back) raises `EpochGone` rather than borrowing the current salt, which
+would file it under the wrong epoch.
 Limits: overwriting in place does not reach blocks an SD card's wear levelling or a journal kept, so
 encrypt the sensor's storage; a clock set wrongly into the future burns the salts up to that future
 (frames raise `EpochGone` until the clock catches up or the sensor is re-provisioned), so start the
@@ -47,12 +47,9 @@ A busy mall sees ~10^5 addresses a day (most of them random), so 32 bits merges 
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import logging
 import os
 import re
-import stat
 import struct
 import zlib
 from dataclasses import dataclass, field
@@ -61,8 +58,27 @@ from pathlib import Path
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from footfall import secretfile
+from footfall.secretfile import KeyFileBusy, KeyFileCorrupt, KeyFileError, KeyPermissionError
 from sensor.pseudonym import Epoch
 from sensor.salts import EpochSpan, SaltSchedule
+
+__all__ = [  # the errors live in footfall/secretfile.py and are re-exported for existing importers
+    "EPOCH0_INFO",
+    "FORMAT_VERSION",
+    "RATCHET_INFO",
+    "SECRET_BYTES",
+    "STORE_ID",
+    "EpochGone",
+    "KeyFileBusy",
+    "KeyFileCorrupt",
+    "KeyFileError",
+    "KeyInfo",
+    "KeyPermissionError",
+    "KeyStore",
+    "StoreSeed",
+    "ratchet",
+]
 
 log = logging.getLogger(__name__)
 
@@ -79,30 +95,6 @@ _HEAD = struct.Struct("<4sHB")  # magic, version, flags
 _NUMS = struct.Struct("<qq")  # seed: created_ns, anchor; key: anchor, current index
 _CRC = struct.Struct("<I")  # zlib.crc32 of everything before it
 _MIN_SIZE = _HEAD.size + 3 + _NUMS.size + SECRET_BYTES + _CRC.size
-_MAX_SIZE = 1024
-
-
-class KeyFileError(Exception):
-    """A seed or key file that cannot be used; the message names the file and says why."""
-
-    def __init__(self, path: Path, detail: str) -> None:
-        super().__init__(f"{path}: {detail}")
-        self.path = path
-
-
-KeyError_ = KeyFileError  # the name sensor/cli.py catches
-
-
-class KeyPermissionError(KeyFileError):
-    """The file is readable by group or others."""
-
-
-class KeyFileCorrupt(KeyFileError):
-    """Truncated, zeroed, damaged, or not a footfall file."""
-
-
-class KeyFileBusy(KeyFileError):
-    """Another process holds the key file open."""
 
 
 class EpochGone(LookupError):
@@ -144,7 +136,7 @@ class StoreSeed:
             )
         buf = bytearray(SECRET_BYTES)
         if secret is None:
-            _urandom_into(buf)
+            secretfile.urandom_into(buf)
         elif len(secret) != SECRET_BYTES:
             raise ValueError(f"seed secret is {len(secret)} bytes, {SECRET_BYTES} needed")
         else:
@@ -156,7 +148,7 @@ class StoreSeed:
         flags, (store, zone, spec), (created_ns, anchor), secret = _load(path, _SEED_MAGIC)
         schedule = _schedule(path, spec, zone, flags)
         if schedule.index_at(created_ns) != anchor:
-            _zero(secret)
+            secretfile.zero(secret)
             raise KeyFileCorrupt(
                 path, f"anchor epoch {anchor} does not contain the creation time {created_ns} ns"
             )
@@ -165,14 +157,7 @@ class StoreSeed:
     def save(self, path: Path) -> None:
         """Write the seed 0600; never overwrites an existing file (that would orphan a store's keys)."""
         buf = _encode(_SEED_MAGIC, self.schedule, self.store, (self.created_ns, self.anchor), self.secret)
-        try:
-            _write_file(path, buf, exclusive=True)
-        except FileExistsError:
-            raise KeyFileError(path, "already exists; refusing to overwrite a store seed") from None
-        except OSError as exc:
-            raise KeyFileError(path, f"cannot write: {exc.strerror or exc}") from None
-        finally:
-            _zero(buf)
+        secretfile.create_private(path, buf, "a store seed")
 
     def salt_for(self, index: int) -> bytearray:
         """The salt of epoch `index` (caller owns and zeroes it); only epochs from the anchor on exist."""
@@ -187,11 +172,11 @@ class StoreSeed:
         )
         _hkdf(info).derive_into(self.secret, salt)
         ratcheted = ratchet(salt, index - self.anchor)
-        _zero(salt)
+        secretfile.zero(salt)
         return ratcheted
 
     def destroy(self) -> None:
-        _zero(self.secret)
+        secretfile.zero(self.secret)
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,9 +204,9 @@ class KeyStore:
     @classmethod
     def open(cls, path: Path) -> KeyStore:
         """Open a provisioned key file, finishing a rotation a crash interrupted."""
-        lock_fd = _lock(path)
+        lock_fd = secretfile.lock(path)
         try:
-            _recover(path)
+            secretfile.recover(path, _position)
             info, salt = _load_key(path)
         except BaseException as exc:
             os.close(lock_fd)
@@ -238,25 +223,25 @@ class KeyStore:
         index = seed.schedule.index_at(at_ns)
         salt = seed.salt_for(index)
         info = KeyInfo(seed.store, seed.schedule, seed.anchor, seed.schedule.span(index))
-        lock_fd = _lock(path)
+        lock_fd = secretfile.lock(path)
         buf = _encode(_KEY_MAGIC, info.schedule, info.store, (info.anchor, index), salt)
         try:
-            _replace_file(path, buf)
+            secretfile.replace_private(path, buf)
         except BaseException as exc:
-            _zero(salt)
+            secretfile.zero(salt)
             os.close(lock_fd)
             if isinstance(exc, OSError):
                 raise KeyFileError(path, f"cannot write: {exc.strerror or exc}") from None
             raise
         finally:
-            _zero(buf)
+            secretfile.zero(buf)
         return cls(path, info, salt, lock_fd)
 
     @staticmethod
     def inspect(path: Path) -> KeyInfo:
         """Read a key file's public part without locking it (safe while the sensor runs)."""
         info, salt = _load_key(path)
-        _zero(salt)
+        secretfile.zero(salt)
         return info
 
     @property
@@ -286,13 +271,13 @@ class KeyStore:
         info = KeyInfo(old.store, old.schedule, old.anchor, old.schedule.span(target))
         buf = _encode(_KEY_MAGIC, info.schedule, info.store, (info.anchor, target), salt)
         try:
-            _replace_file(self.path, buf)
+            secretfile.replace_private(self.path, buf)
         except OSError as exc:
-            _zero(salt)
+            secretfile.zero(salt)
             raise KeyFileError(self.path, f"rotation to epoch {info.current.id} failed: {exc}") from None
         finally:
-            _zero(buf)
-        _zero(self._salt)
+            secretfile.zero(buf)
+        secretfile.zero(self._salt)
         self._info, self._salt = info, salt
         self._epoch = self._make_epoch()
         log.info("salt rotated to epoch %s (%d step%s)", info.current.id, steps, "s" * (steps > 1))
@@ -300,7 +285,7 @@ class KeyStore:
 
     def close(self) -> None:
         """Zero the salt and release the lock; idempotent."""
-        _zero(self._salt)
+        secretfile.zero(self._salt)
         if self._lock_fd >= 0:
             os.close(self._lock_fd)
             self._lock_fd = -1
@@ -331,25 +316,12 @@ def ratchet(salt: bytes | bytearray, steps: int) -> bytearray:
     for _ in range(steps):
         _hkdf(RATCHET_INFO).derive_into(out, spare)  # overwrites all of spare, so it needs no wipe in between
         out, spare = spare, out
-    _zero(spare)
+    secretfile.zero(spare)
     return out
 
 
 def _hkdf(info: bytes) -> HKDF:
     return HKDF(algorithm=SHA256(), length=SECRET_BYTES, salt=None, info=info)
-
-
-def _zero(buf: bytearray) -> None:
-    buf[:] = bytes(len(buf))  # same length: written in place, never reallocated
-
-
-def _urandom_into(buf: bytearray) -> None:
-    fd = os.open("/dev/urandom", os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        if os.readv(fd, [buf]) != len(buf):
-            raise OSError(errno.EIO, "short read from /dev/urandom")
-    finally:
-        os.close(fd)
 
 
 def _encode(
@@ -418,11 +390,11 @@ def _schedule(path: Path, spec: str, zone: str, flags: int) -> SaltSchedule:
 
 
 def _load(path: Path, magic: bytes) -> tuple[int, list[str], tuple[int, int], bytearray]:
-    buf = _read_private(path)
+    buf = secretfile.read_private(path)
     try:
         return _decode(path, buf, magic)
     finally:
-        _zero(buf)
+        secretfile.zero(buf)
 
 
 def _load_key(path: Path) -> tuple[KeyInfo, bytearray]:
@@ -430,140 +402,12 @@ def _load_key(path: Path) -> tuple[KeyInfo, bytearray]:
     try:
         schedule = _schedule(path, spec, zone, flags)
     except KeyFileError:
-        _zero(salt)
+        secretfile.zero(salt)
         raise
     return KeyInfo(store, schedule, anchor, schedule.span(index)), salt
 
 
-def _read_private(path: Path) -> bytearray:
-    """The whole file, read straight into a bytearray (no buffered copy), if only its owner can read it."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise KeyFileError(path, "is a symbolic link; name the file itself") from None
-        raise KeyFileError(path, exc.strerror or str(exc)) from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise KeyFileError(path, "not a regular file")
-        if st.st_mode & 0o077:
-            raise KeyPermissionError(
-                path,
-                f"mode {stat.S_IMODE(st.st_mode):04o} lets group or others read it; refusing (chmod 600)",
-            )
-        if st.st_size > _MAX_SIZE:
-            raise KeyFileCorrupt(path, f"{st.st_size} bytes; a footfall key file has at most {_MAX_SIZE}")
-        buf = bytearray(st.st_size)
-        got = 0
-        with memoryview(buf) as view:
-            while got < len(buf) and (n := os.readv(fd, [view[got:]])):
-                got += n
-        if got != len(buf):
-            _zero(buf)
-            raise KeyFileCorrupt(path, f"read {got} of {len(buf)} bytes")
-        return buf
-    finally:
-        os.close(fd)
-
-
-def _write_file(path: Path, data: bytearray, *, exclusive: bool = False) -> None:
-    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_EXCL if exclusive else os.O_TRUNC)
-    if not exclusive:
-        _zero_file(path)  # O_TRUNC alone would free the old blocks without wiping them
-    fd = os.open(path, flags, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        with memoryview(data) as view:
-            done = 0
-            while done < len(data):
-                done += os.write(fd, view[done:])
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    _fsync_dir(path.parent)
-
-
-def _replace_file(path: Path, data: bytearray) -> None:
-    """New state to `<key>.tmp` (fsync), zero the old file in place (fsync), rename, fsync the directory.
-
-    The new state is durable before the old is wiped, so a crash leaves a complete state on disk at every
-    point; `_recover` finishes the job on the next open.
-    """
-    tmp = _tmp_path(path)
-    _write_file(tmp, data)
-    _zero_file(path)
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def _zero_file(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return
-    try:
-        size = os.fstat(fd).st_size
-        done = 0
-        while done < size:
-            done += os.pwrite(fd, bytes(size - done), done)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _recover(path: Path) -> None:
-    """Finish or discard a rotation a crash left behind in `<key>.tmp`."""
-    tmp = _tmp_path(path)
-    if not os.path.lexists(tmp):
-        return
-    try:
-        new, new_salt = _load_key(tmp)
-    except KeyFileError as exc:
-        log.warning("discarding an incomplete rotation: %s", exc)
-        _zero_file(tmp)
-        os.unlink(tmp)
-        return
-    _zero(new_salt)
-    behind = True  # the key file is gone or was zeroed before the crash
-    if os.path.lexists(path):
-        with contextlib.suppress(KeyFileCorrupt):
-            old, old_salt = _load_key(path)
-            _zero(old_salt)
-            behind = old.current.index < new.current.index
-    if behind:
-        log.warning("%s: finishing an interrupted rotation to epoch %s", path, new.current.id)
-        _zero_file(path)
-        os.replace(tmp, path)
-    else:
-        _zero_file(tmp)
-        os.unlink(tmp)
-    _fsync_dir(path.parent)
-
-
-def _lock(path: Path) -> int:
-    lock_path = path.with_name(path.name + ".lock")
-    try:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    except OSError as exc:
-        raise KeyFileError(path, f"cannot create the lock {lock_path}: {exc.strerror or exc}") from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise KeyFileBusy(
-            path, f"in use by another process (lock {lock_path}); stop the sensor first"
-        ) from None
-    return fd
-
-
-def _tmp_path(path: Path) -> Path:
-    return path.with_name(path.name + ".tmp")
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def _position(path: Path) -> tuple[int, str]:
+    """How far a key file has ratcheted, for `recover`."""
+    current = KeyStore.inspect(path).current
+    return current.index, f"epoch {current.id}"
