@@ -39,8 +39,8 @@ from collector.store import Store, StoreError, open_store
 from collector.store_privacy import ListName, PutOutcome, PutResult, RegistryEntry
 from footfall.configfile import ConfigError
 from footfall.mqtt import MqttError
+from footfall.secretfile import KeyFileError
 from sensor.consent import TokenKey
-from sensor.keys import KeyFileError
 
 _PATH = click.Path(dir_okay=False, path_type=Path)
 

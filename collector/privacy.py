@@ -27,8 +27,8 @@ from collector.config import CollectorConfig
 from collector.store import Store
 from collector.store_privacy import ListName, PrivacySets, RegistryEntry
 from footfall.mqtt import MqttClient, MqttError
+from footfall.secretfile import KeyFileError
 from sensor.consent import ControlMessage, TokenKey, control_topic
-from sensor.keys import KeyFileError
 
 CSV_COLUMNS = ("profile_id", "mac", "timestamp", "source")
 MAX_TEXT = 200

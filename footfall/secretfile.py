@@ -69,7 +69,9 @@ def urandom_into(buf: bytearray) -> None:
 def read_private(path: Path, *, max_bytes: int = MAX_BYTES) -> bytearray:
     """The whole file, read straight into a bytearray (no buffered copy), if only its owner can read it."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer (it has no effect on
+        # a regular file), so a pipe in the key's place is refused below instead of hanging the process.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise KeyFileError(path, "is a symbolic link; name the file itself") from None

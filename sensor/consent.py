@@ -41,15 +41,9 @@ from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from footfall import secretfile
 from footfall.events import Name
-from sensor.keys import (
-    KeyFileCorrupt,
-    KeyFileError,
-    _read_private,
-    _urandom_into,
-    _write_file,
-    _zero,
-)
+from footfall.secretfile import KeyFileCorrupt
 
 log = logging.getLogger(__name__)
 
@@ -95,13 +89,13 @@ class TokenKey:
     @classmethod
     def generate(cls) -> TokenKey:
         secret = bytearray(KEY_BYTES)
-        _urandom_into(secret)
+        secretfile.urandom_into(secret)
         return cls(secret)
 
     @classmethod
     def load(cls, path: Path) -> TokenKey:
         """Read a key file; refused if group- or world-readable, a symlink, truncated or damaged."""
-        buf = _read_private(path)
+        buf = secretfile.read_private(path)
         try:
             if len(buf) != _FILE_SIZE:
                 raise KeyFileCorrupt(path, f"{len(buf)} bytes; a token key file has exactly {_FILE_SIZE}")
@@ -119,7 +113,7 @@ class TokenKey:
             secret[:] = memoryview(buf)[7 : 7 + KEY_BYTES]
             return cls(secret)
         finally:
-            _zero(buf)
+            secretfile.zero(buf)
 
     def save(self, path: Path) -> None:
         """Write 0600; never overwrites (that would orphan every token in the registry)."""
@@ -128,17 +122,10 @@ class TokenKey:
         buf[4:6] = _VERSION.to_bytes(2, "little")
         buf[7 : 7 + KEY_BYTES] = self.secret
         buf[-4:] = zlib.crc32(memoryview(buf)[:-4]).to_bytes(4, "little")
-        try:
-            _write_file(path, buf, exclusive=True)
-        except FileExistsError:
-            raise KeyFileError(path, "already exists; refusing to overwrite a token key") from None
-        except OSError as exc:
-            raise KeyFileError(path, f"cannot write: {exc.strerror or exc}") from None
-        finally:
-            _zero(buf)
+        secretfile.create_private(path, buf, "a token key")
 
     def destroy(self) -> None:
-        _zero(self.secret)
+        secretfile.zero(self.secret)
 
 
 class ControlMessage(BaseModel):

@@ -16,15 +16,14 @@ The store seed recomputes every salt of every epoch: it is made offline, used on
 written to a sensor or into a key file. A key file holds the current salt only.
 
 Files: versioned binary records (layout in `_encode`) with a CRC32, refused if truncated or damaged, with
-the file named. footfall/secretfile.py keeps them 0600 (refused if group- or world-readable or a symlink),
-rotates them through `<key>.tmp` so a complete state is on disk at every instant (`open` finishes an
-interrupted rotation) and locks `<key>.lock` against a second process. A timestamp before the current
-epoch (late frame, clock stepped back) raises `EpochGone` rather than borrowing the current salt, which
-would file it under the wrong epoch.
-Limits: overwriting in place does not reach blocks an SD card's wear levelling or a journal kept, so
-encrypt the sensor's storage; a clock set wrongly into the future burns the salts up to that future
-(frames raise `EpochGone` until the clock catches up or the sensor is re-provisioned), so start the
-sensor after time sync.
+the file named; footfall/secretfile.py keeps them owner-only (0600, no symlinks), rotates them so a
+complete state is on disk at every instant (`open` finishes an interrupted rotation) and locks them against
+a second process. A timestamp before the current epoch (late frame, clock stepped back) raises `EpochGone`
+rather than borrowing the current salt, which would file it under the wrong epoch.
+Limits: wiping a file cannot reach what an SD card's wear levelling or a journal kept, so encrypt the
+sensor's storage; a clock set wrongly into the future burns the salts up to that future (frames raise
+`EpochGone` until the clock catches up or the sensor is re-provisioned), so start the sensor after time
+sync.
 
 Memory: CPython never wipes freed objects, so a salt that once sat in a `bytes` would linger in the
 allocator's free lists. Here the salt only ever lives in bytearrays this module owns and zeroes: files are
