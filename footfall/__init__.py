@@ -1,1 +1,1 @@
-"""Parts both sides of footfall share: the wire schema, MQTT client, config loading."""
+"""Parts both sides of footfall share: the wire schema, the MQTT client, config loading, secret files."""
