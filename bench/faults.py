@@ -9,10 +9,12 @@ real MqttSink and spool at a steady `--rate`, as a live sensor would). A sensor 
 reads the same events again: those its spool already holds go without delay (the spool keeps them
 once), the rest at the rate, so a restart resumes where the killed one stopped. One fault is injected:
 
-- broker_killed: SIGKILL the broker once a fifth of the events are stored; restart it `--outage` s later.
+- broker_killed: SIGKILL the broker once a fifth of the events are stored; restart it `--outage` s
+  later (or once the stream is over, if that is later).
 - collector_killed: SIGKILL the collector likewise (its batch in hand was not acknowledged); restart it.
-- sensor_killed: SIGKILL the sensor mid-stream; restart it.
-- spool_full: the broker is killed as in the first, but the sensor's spool holds only 150 events: the
+- sensor_killed: SIGKILL the sensor mid-stream, while the broker is frozen (SIGSTOP) for a second so
+  that its spool holds unacknowledged events; restart it.
+- spool_full: the broker is killed as in the first, but the sensor's spool holds only 100 events: the
   full policy drops visit events, never counts, and counts what it dropped.
 
 Figures: generated (distinct events the sensor made), stored (distinct in the collector's database),
@@ -39,6 +41,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from tempfile import TemporaryDirectory
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "sensor" / "demo" / "demo-store.pcap"
@@ -52,7 +55,7 @@ class Params:
     outage_s: float = 60.0  # broker down time (broker_killed, spool_full)
     down_s: float = 5.0  # collector or sensor down time
     rate: float = 5.0  # events per second from the sensor
-    spool_events: int = 150  # the sensor's spool bound in spool_full
+    spool_events: int = 100  # the sensor's spool bound in spool_full (the least the config allows)
     timeout_s: float = 300.0  # give up waiting for the catch-up after this long
 
 
@@ -93,6 +96,11 @@ class Process:
         with self.log.open("ab") as out:
             env = {**os.environ, "PYTHONUNBUFFERED": "1"}
             self.popen = subprocess.Popen(self.argv, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env=env)
+
+    def send(self, sig: signal.Signals) -> None:
+        """Signal without waiting (SIGSTOP, SIGCONT)."""
+        if self.popen is not None and self.popen.poll() is None:
+            self.popen.send_signal(sig)
 
     def signal(self, sig: signal.Signals) -> None:
         if self.popen is not None and self.popen.poll() is None:
@@ -170,40 +178,34 @@ class Rig:
 
     def stored(self) -> tuple[int, int]:
         """(rows, distinct expected event ids) in the collector's database."""
-        if not self.db.exists():
-            return 0, 0
-        db = sqlite3.connect(self.db, timeout=5)
-        try:
-            ids = [
-                r[0] for r in db.execute("SELECT event_id FROM visits UNION ALL SELECT event_id FROM counts")
-            ]
-        except sqlite3.Error:
-            return 0, 0
-        finally:
-            db.close()
+        ids = [
+            r[0] for r in query(self.db, "SELECT event_id FROM visits UNION ALL SELECT event_id FROM counts")
+        ]
         return len(ids), len(self.expected & set(ids))
 
-    def spool_ids(self) -> set[str]:
-        """Event ids in the sensor's spool (queued, acknowledged or not)."""
-        db = sqlite3.connect(self.spool, timeout=5)
-        try:
-            return {r[0] for r in db.execute("SELECT event_id FROM events")}
-        finally:
-            db.close()
+    def stored_ids(self) -> set[str]:
+        return {r[0] for r in query(self.db, "SELECT event_id FROM visits UNION SELECT event_id FROM counts")}
 
-    def spool_dropped(self) -> int:
-        db = sqlite3.connect(self.spool, timeout=5)
-        try:
-            return int(
-                db.execute(
-                    "SELECT COALESCE(SUM(value), 0) FROM counters WHERE name LIKE 'dropped_%'"
-                ).fetchone()[0]
-            )
-        finally:
-            db.close()
+    def spool_figure(self, sql: str) -> int:
+        rows = query(self.spool, sql)
+        return int(rows[0][0]) if rows else 0
 
     def sensor_done(self) -> bool:
         return "generated all events" in self.sensor.text()
+
+    def made_so_far(self) -> set[str]:
+        """Events the sensor has made: in its spool (queued, acknowledged or not) or already stored."""
+        return (
+            {r[0] for r in query(self.spool, "SELECT event_id FROM events")} | self.stored_ids()
+        ) & self.expected
+
+    def restart(self, process: Process) -> float:
+        """Start `process` again; returns the catch-up: seconds until every event made before is stored."""
+        made = self.made_so_far()
+        process.start()
+        restarted = time.monotonic()
+        wait_for(lambda: made <= self.stored_ids(), self.params.timeout_s, "the catch-up", fail=False)
+        return time.monotonic() - restarted
 
     def wait_stored(self, n: int) -> float:
         """Wait until `n` expected events are stored (or the timeout); returns when (monotonic)."""
@@ -211,6 +213,10 @@ class Rig:
         return time.monotonic()
 
     def figures(self, scenario: str, catch_up_s: float, note: str, dropped: int = 0) -> Figures:
+        """Once the stream is over and delivered (or the timeout), stop everything and count."""
+        timeout = self.params.timeout_s
+        wait_for(lambda: "all events acknowledged" in self.sensor.text(), timeout, "the sensor", fail=False)
+        self.wait_stored(len(self.expected) - dropped)
         self.stop()
         rows, stored = self.stored()
         redelivered = sum(int(n) for n in re.findall(r"stopped: .*?duplicates (\d+)", self.collector.text()))
@@ -241,84 +247,68 @@ def wait_for(condition: Callable[[], bool], timeout_s: float, what: str, *, fail
 
 # -- the scenarios ----------------------------------------------------------------------------------------------
 def broker_killed(rig: Rig) -> Figures:
-    n = len(rig.expected)
     rig.start()
-    rig.wait_stored(n // 5)
+    rig.wait_stored(len(rig.expected) // 5)
     rig.broker.signal(signal.SIGKILL)
+    killed = time.monotonic()
     time.sleep(rig.params.outage_s)
-    spooled = len(rig.spool_ids())
-    done = rig.sensor_done()
-    rig.broker.start()
-    restarted = time.monotonic()
-    caught_up = rig.wait_stored(n) - restarted
-    note = f"broker SIGKILLed {rig.params.outage_s:g} s; {'stream ended' if done else 'STREAM STILL RUNNING'} meanwhile"
-    return rig.figures("broker_killed", caught_up, f"{note}; spool held {spooled}")
+    # The outage lasts at least outage_s and until the stream is over, so all of it meets a dead broker.
+    wait_for(rig.sensor_done, rig.params.timeout_s, "the sensor to finish the stream", fail=False)
+    outage = time.monotonic() - killed
+    spooled = rig.spool_figure("SELECT COUNT(*) FROM events WHERE acked_at IS NULL")
+    caught_up = rig.restart(rig.broker)
+    note = f"broker SIGKILLed for {outage:.0f} s, past the stream's end; {spooled} waited in the spool"
+    return rig.figures("broker_killed", caught_up, note)
 
 
 def collector_killed(rig: Rig) -> Figures:
-    n = len(rig.expected)
     rig.start()
-    rig.wait_stored(n // 5)
+    rig.wait_stored(len(rig.expected) // 5)
     time.sleep(0.5)  # half the collector's flush interval: it holds a batch it has not stored yet
     rig.collector.signal(signal.SIGKILL)
     time.sleep(rig.params.down_s)
-    rig.collector.start()
-    restarted = time.monotonic()
-    caught_up = rig.wait_stored(n) - restarted
+    caught_up = rig.restart(rig.collector)
     return rig.figures("collector_killed", caught_up, f"collector SIGKILLed, down {rig.params.down_s:g} s")
 
 
 def sensor_killed(rig: Rig) -> Figures:
-    n = len(rig.expected)
     rig.start()
-    rig.wait_stored(n // 5)
+    rig.wait_stored(len(rig.expected) // 5)
+    # Freeze the broker a moment first, so that the sensor dies with events queued but unacknowledged.
+    rig.broker.send(signal.SIGSTOP)
+    time.sleep(1.0)
     rig.sensor.signal(signal.SIGKILL)
-    before = rig.spool_ids() & rig.expected  # made before the kill: what the restart must deliver
+    made = len(rig.made_so_far())
+    unacked = rig.spool_figure("SELECT COUNT(*) FROM events WHERE acked_at IS NULL")
+    rig.broker.send(signal.SIGCONT)
     time.sleep(rig.params.down_s)
-    rig.sensor.start()
-    restarted = time.monotonic()
-    wait_for(
-        lambda: before <= _stored_ids(rig),
-        rig.params.timeout_s,
-        "the events made before the kill",
-        fail=False,
-    )
-    caught_up = time.monotonic() - restarted
-    rig.wait_stored(n)
-    note = f"sensor SIGKILLed after {len(before)} events, down {rig.params.down_s:g} s"
+    caught_up = rig.restart(rig.sensor)
+    note = f"sensor SIGKILLed after {made} events, {unacked} unacknowledged; down {rig.params.down_s:g} s"
     return rig.figures("sensor_killed", caught_up, note)
 
 
 def spool_full(rig: Rig) -> Figures:
-    n = len(rig.expected)
     rig.start()
-    rig.wait_stored(n // 5)
+    rig.wait_stored(len(rig.expected) // 5)
     rig.broker.signal(signal.SIGKILL)
     wait_for(rig.sensor_done, rig.params.timeout_s, "the sensor to finish the stream")
     time.sleep(min(rig.params.outage_s, 1.0))
-    dropped = rig.spool_dropped()
-    rig.broker.start()
-    restarted = time.monotonic()
-    caught_up = rig.wait_stored(n - dropped) - restarted
-    kinds = _stored_kinds(rig)
-    note = f"spool bound {rig.params.spool_events} events; stored {kinds.get('counts', 0)} counts, {kinds.get('visits', 0)} visits"
+    dropped = rig.spool_figure("SELECT COALESCE(SUM(value), 0) FROM counters WHERE name LIKE 'dropped_%'")
+    caught_up = rig.restart(rig.broker)
+    counts, visits = (len(query(rig.db, f"SELECT 1 FROM {table}")) for table in ("counts", "visits"))
+    note = f"spool bound {rig.params.spool_events} events; stored {counts} counts, {visits} visits"
     return rig.figures("spool_full", caught_up, note, dropped)
 
 
-def _stored_ids(rig: Rig) -> set[str]:
-    db = sqlite3.connect(rig.db, timeout=5)
+def query(path: Path, sql: str) -> list[tuple[Any, ...]]:
+    """Rows of `sql` on a database another process is writing ([] while it does not exist yet)."""
+    if not path.exists():
+        return []
+    db = sqlite3.connect(path, timeout=5)
     try:
-        return {r[0] for r in db.execute("SELECT event_id FROM visits UNION SELECT event_id FROM counts")}
+        return db.execute(sql).fetchall()
     except sqlite3.Error:
-        return set()
-    finally:
-        db.close()
-
-
-def _stored_kinds(rig: Rig) -> dict[str, int]:
-    db = sqlite3.connect(rig.db, timeout=5)
-    try:
-        return {t: int(db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]) for t in ("visits", "counts")}
+        return []
     finally:
         db.close()
 

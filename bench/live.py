@@ -115,10 +115,10 @@ def run_one(rate: int, seconds: float, frames: list[bytes], work: Path, mosquitt
             f"health: {{metrics_port: {metrics_port}}}\nspool: {{path: {work / f'spool-{rate}.db'}}}\n"
         )
         code = "import sys; from sensor.cli_live import run; run(sys.argv[1:])"
-        child = subprocess.Popen([sys.executable, "-c", code, "--config", str(config)], stderr=subprocess.DEVNULL)
+        child = subprocess.Popen([sys.executable, "-c", code, "--config", str(config)], stderr=(work / "sensor.log").open("ab"))
         try:
             if not wait_for(lambda: metric(metrics_port, "footfall_sensor_capture_up") == 1, 30):
-                raise SystemExit("the sensor did not start capturing within 30 s")
+                raise SystemExit("the sensor did not start capturing within 30 s:\n" + (work / "sensor.log").read_text())
             cpu0, t0 = cpu_s(child.pid), time.monotonic()
             injected = inject(tap, frames, rate, seconds)
             wait_for(lambda: metric(metrics_port, "footfall_sensor_frames_total") >= injected, 10)
@@ -153,7 +153,7 @@ def main() -> None:
         raise SystemExit(f"cannot create a TAP device (run as root): {exc}") from None
     frames = [r.data for r in read_capture(DATA)]
     results = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(prefix="ffbench-") as tmp:
         for rate in (int(r) for r in args.rates.split(",")):
             results.append(run_one(rate, args.seconds, frames, Path(tmp), mosquitto))
     print(f"live sensor, {len(frames)} real probe requests (fryza-lab 2022-11-22) cycled, {args.seconds:g} s per rate")

@@ -270,10 +270,11 @@ def _type_of(prop: dict[str, Any]) -> str:
 
 
 def _register() -> None:
-    from collector.cli_privacy import COMMANDS
+    from collector.cli_omni import COMMANDS as OMNI
+    from collector.cli_privacy import COMMANDS as PRIVACY
 
-    for group in COMMANDS:
-        main.add_command(group)
+    for command in (*PRIVACY, *OMNI):
+        main.add_command(command)
 
 
 _register()

@@ -52,10 +52,20 @@ class MqttConfig(Section):
 
 
 class StoreConfig(Section):
-    backend: Literal["sqlite"] = Field("sqlite", description="only sqlite for now; postgresql comes later")
+    backend: Literal["sqlite", "postgresql"] = Field("sqlite", description="sqlite (default) or postgresql")
     path: Path = Field(
         Path("footfall.db"), description="SQLite file; a relative path is from the working dir"
     )
+    dsn_file: Path | None = Field(
+        None,
+        description="postgresql: file holding the connection string (a credential: keeps the password out of the YAML)",
+    )
+
+    @model_validator(mode="after")
+    def _dsn_for_postgresql(self) -> StoreConfig:
+        if self.backend == "postgresql" and self.dsn_file is None:
+            raise ValueError("backend postgresql needs store.dsn_file (a file holding the connection string)")
+        return self
 
 
 class IngestConfig(Section):

@@ -92,7 +92,7 @@ class Collector:
         self.config = config
         settings = broker_settings(config.mqtt)  # may raise ConfigError: before anything is opened
         window = min(65_535, max(2 * config.ingest.batch_size, 100))
-        settings = replace(settings, manual_ack=False, receive_maximum=window)
+        settings = replace(settings, manual_ack=True, receive_maximum=window)
         self._key = _token_key(config)
         self._own_store = store is None
         self._store = store if store is not None else open_store(config.store)

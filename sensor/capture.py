@@ -40,6 +40,9 @@ _PCAP_RECORD_HEADER_LEN = 16
 # Wireshark's own ceiling for a standard record; a larger length means a corrupt header, not a big frame.
 _MAX_RECORD = 262_144
 _MAX_BLOCK = 16 * 1024 * 1024
+# A mapped file's pages count in the process's RSS once touched: the reader hands back the pages it
+# has read past every this many bytes, so memory stays flat for a capture of any size.
+_RELEASE_BYTES = 4 * 1024 * 1024
 
 # pcapng block types
 _IDB, _OPB, _SPB, _EPB = 1, 2, 3, 6
@@ -150,24 +153,33 @@ class CaptureReader(Iterator[CaptureRecord]):
         end = len(buf)
         off = _PCAP_HEADER_LEN
         count = 0
+        release = _releaser(buf)
         try:
-            while off + 16 <= end:
-                sec, frac, incl, orig = unpack(buf, off)
-                if incl > limit:
-                    raise self._fail(off, f"record length {incl} exceeds the maximum {limit}")
-                start = off + 16
-                off = start + incl
-                if off > end:
-                    self.truncated_tail = True
-                    return
-                count += 1
-                record = _new(_RecordDraft)
-                record.ts_ns = sec * 1_000_000_000 + frac * frac_ns
-                record.linktype = linktype
-                record.data = buf[start:off]
-                record.orig_len = orig
-                record.__class__ = CaptureRecord  # type: ignore[assignment]
-                yield record  # type: ignore[misc]
+            # Record by record in windows of _RELEASE_BYTES: the pages of a window are handed back
+            # at its end, without a test per record.
+            while True:
+                stop = min(end, off + _RELEASE_BYTES)
+                while off + 16 <= stop:
+                    sec, frac, incl, orig = unpack(buf, off)
+                    if incl > limit:
+                        raise self._fail(off, f"record length {incl} exceeds the maximum {limit}")
+                    start = off + 16
+                    off = start + incl
+                    if off > end:
+                        self.truncated_tail = True
+                        return
+                    count += 1
+                    record = _new(_RecordDraft)
+                    record.ts_ns = sec * 1_000_000_000 + frac * frac_ns
+                    record.linktype = linktype
+                    record.data = buf[start:off]
+                    record.orig_len = orig
+                    record.__class__ = CaptureRecord  # type: ignore[assignment]
+                    yield record  # type: ignore[misc]
+                if stop == end:
+                    break
+                if release is not None:
+                    release(off)
             if off < end:
                 self.truncated_tail = True
         finally:
@@ -184,8 +196,13 @@ class CaptureReader(Iterator[CaptureRecord]):
         interfaces: list[tuple[int, int, int, int, int]] = []
         last_ts = 0
         count = 0
+        release = _releaser(buf)
+        release_at = _RELEASE_BYTES
         try:
             while off < end:
+                if off >= release_at and release is not None:
+                    release(off)
+                    release_at = off + _RELEASE_BYTES
                 if off + 12 > end:
                     self.truncated_tail = True
                     return
@@ -267,6 +284,28 @@ class CaptureReader(Iterator[CaptureRecord]):
                 base = struct.unpack_from(order + "q", buf, value)[0] * 1_000_000_000
             pos = value + ((length + 3) & ~3)
         return linktype, mult, div, base, snaplen
+
+
+def _releaser(buf: Buffer) -> Callable[[int], None] | None:
+    """For a mapped file: a function that hands back the pages before an offset (None otherwise).
+
+    MADV_DONTNEED on a read-only file mapping only unmaps: the data stays in the file (and the page
+    cache), and a later read of those bytes maps them again.
+    """
+    advice = getattr(mmap, "MADV_DONTNEED", None)
+    if not isinstance(buf, mmap.mmap) or advice is None:
+        return None
+    page = mmap.PAGESIZE
+    done = 0
+
+    def release(offset: int) -> None:
+        nonlocal done
+        upto = offset - offset % page
+        if upto > done:
+            buf.madvise(advice, done, upto - done)
+            done = upto
+
+    return release
 
 
 def iter_capture_bytes(buf: bytes | bytearray | memoryview, source: str = "<bytes>") -> CaptureReader:

@@ -76,6 +76,8 @@ class LiveSensor:
         open_source: Opener = PacketSocket.open,
         runner: Runner = run_command,
         home_assistant: HomeAssistantLink | None = None,
+        drop_mac: Callable[[bytes], bool] | None = None,
+        consent_of_mac: Callable[[bytes], str | None] | None = None,
     ) -> None:
         self.config = config
         self.salts = salts
@@ -83,7 +85,7 @@ class LiveSensor:
         self.home_assistant = home_assistant
         observers = [home_assistant.observe] if home_assistant is not None else []
         self.events = EventTap(sink, observers)
-        self.pipeline = Pipeline(config, salts, self.events)
+        self.pipeline = Pipeline(config, salts, self.events, drop_mac=drop_mac, consent_of_mac=consent_of_mac)
         capture = config.capture
         hopper = ChannelHopper(capture.interface, ChannelPlan.from_config(capture), runner)
         self.status = StatusReporter(config, version, sink.send)
@@ -171,12 +173,14 @@ def _on_signals(stop: Callable[[], None]) -> None:
 @_CONFIG
 def run(config_path: Path | None) -> None:
     """Capture live on the configured monitor interface and publish events (until SIGTERM)."""
-    from sensor.cli import key_salt_source, package_version
+    from sensor.cli import key_salt_source, package_version, privacy_filter
     from sensor.publisher import MqttSink
 
     config = _load(config_path)
     version = package_version()
     salts = key_salt_source(config)
+    # Opt-outs and consents as in replay: from the retained control topic (fails closed with a token key).
+    privacy, control_client = privacy_filter(config, None, True)
     try:
         sink = MqttSink.connect(config, version, time.time_ns())
     except MqttError as exc:
@@ -184,7 +188,15 @@ def run(config_path: Path | None) -> None:
     ha = None
     if config.health.home_assistant.enabled:
         ha = HomeAssistantLink(config, version, lambda: datetime.now(UTC))
-    sensor = LiveSensor(config, salts, sink, version, home_assistant=ha)
+    sensor = LiveSensor(
+        config,
+        salts,
+        sink,
+        version,
+        home_assistant=ha,
+        drop_mac=privacy.drop,
+        consent_of_mac=privacy.consent_token,
+    )
     _on_signals(sensor.stop)
     log.info(
         "footfall-sensor %s: %s on %s, %s",
@@ -197,6 +209,9 @@ def run(config_path: Path | None) -> None:
         sensor.run()
     except MqttError as exc:
         raise click.ClickException(str(exc)) from None
+    finally:
+        if control_client is not None:
+            control_client.close()
     c = sensor.capture.counters
     click.echo(
         f"stopped: {c.frames} frames, {c.kernel_drops} kernel drops, {c.app_drops} app drops, "

@@ -226,8 +226,10 @@ class HealthConfig(Section):
 class SpoolConfig(Section):
     """The store-and-forward spool (sensor/spool.py): every event is on disk before it is sent."""
 
-    path: Path = Field(
-        Path("footfall-spool.db"), description="SQLite file; relative paths are from the working dir"
+    path: Path | None = Field(
+        None,
+        description="SQLite file (e.g. /var/lib/footfall/spool.db); unset: a temporary file, so events "
+        "still unsent when the process dies are lost (fine for a replay, not for a sensor)",
     )
     max_bytes: int = Field(
         64 * 1024 * 1024, ge=64 * 1024, le=1 << 40, description="payload bytes kept; beyond, on_full applies"

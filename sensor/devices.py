@@ -52,6 +52,7 @@ from sensor.frames import Sighting
 
 NS = 1_000_000_000
 _SEQ_MOD = 4096
+_NEVER = -(2**63)  # the `live_until_ns` of a device that can never take a new address
 # Elements a phone adds or drops between its kinds of probe: SSID and DS parameter set (vary per
 # probe), vendor-specific (221), interworking (107) and every extension element (255 * 256 + id).
 _OPTIONAL_IDS = frozenset({0, 3, 107, 221})
@@ -89,6 +90,8 @@ class ResolverParams:
             raise ValueError(f"max_candidates must be >= 1, got {self.max_candidates}")
         if not -120 <= self.weak_rssi_dbm <= 0:
             raise ValueError(f"weak_rssi_dbm must be in -120..0 dBm, got {self.weak_rssi_dbm}")
+        if self.rssi_tolerance_db < 0:  # _best_candidate's bound relies on it
+            raise ValueError(f"rssi_tolerance_db must be >= 0 dB, got {self.rssi_tolerance_db}")
 
 
 @dataclass(slots=True, eq=False)
@@ -111,6 +114,7 @@ class _Device:
     off_beat: int = 0
     fixed: bool = False
     indexed: bool = True  # in the candidate lists (randomized devices that may take a new address)
+    live_until_ns: int = _NEVER  # it can take a new address until then (`_live`, kept per frame)
 
 
 @dataclass(slots=True)
@@ -132,7 +136,8 @@ class DeviceResolver:
     Cost per sighting: a dict lookup for a known address; for a new address, a scan of at most
     `max_candidates` recent devices of its fingerprint (and, without a match, of its family).
     Devices silent for `forget_s` are dropped every minute of frame time, so memory follows the
-    traffic of the last hour, not of the day.
+    traffic of the last hour, not of the day; addresses are kept in the order they were last heard,
+    so forgetting them costs what is forgotten, not a scan of the hour's addresses.
     """
 
     _HOUSEKEEPING_NS = 60 * NS
@@ -148,13 +153,20 @@ class DeviceResolver:
         self._fixed_min_ns = int(p.fixed_min_s * NS)
         self._fixed_gap_ns = int(p.fixed_gap_s * NS)
         self._forget_ns = int(p.forget_s * NS)
+        self._new_burst_ns = min(self._burst_ns, self._fixed_gap_ns)  # a gap that may change a run or beat
+        self._weak_live_ns = min(self._link_ns, self._weak_link_ns)
+        self._decay = p.rssi_decay_db
         self._epoch = ""
         self.stats = ResolverStats()
         self._reset()
 
     def _reset(self) -> None:
         self._by_address: dict[str, _Device] = {}
-        self._address_last: dict[str, int] = {}  # when each address was last heard
+        # When each address was last heard, in the order heard (see _housekeeping); an address last
+        # heard in a frame older than the last housekeeping sits in _stragglers instead.
+        self._address_last: dict[str, int] = {}
+        self._stragglers: dict[str, int] = {}
+        self._housekeeping_ns = 0  # frame time of the last housekeeping
         self._by_key: dict[str, list[_Device]] = {}
         self._by_family: dict[tuple[int, ...], list[_Device]] = {}
         self._by_id: dict[str, _Device] = {}
@@ -167,17 +179,56 @@ class DeviceResolver:
             self._epoch = s.epoch
             self._reset()
         ts = s.ts_ns
-        if ts >= self._next_housekeeping_ns:
-            self._housekeeping(ts)
-        self._address_last[s.address] = ts
-        dev = self._by_address.get(s.address)
+        heard = self._address_last
+        if not self._housekeeping_ns <= ts < self._next_housekeeping_ns:
+            heard = self._clock(ts)
+        address = s.address
+        dev = self._by_address.get(address)
         if dev is None:
             dev = self._new_address(s)
-        elif dev.address != s.address:
-            dev = self._returning(dev, s)
-        elif not dev.indexed and not (dev.fixed or dev.global_address) and dev.id in self._by_id:
-            self._index(dev)
-        self._update(dev, s)
+        else:
+            try:  # out, to be put back at the end of the order heard
+                del self._address_last[address]
+            except KeyError:
+                del self._stragglers[address]
+            if dev.address != address:
+                dev = self._returning(dev, s)
+            elif not dev.indexed and not (dev.fixed or dev.global_address) and dev.id in self._by_id:
+                self._index(dev)
+        heard[address] = ts
+
+        # Per-frame state of the device, inline: this runs for every frame of the capture.
+        gap = ts - dev.last_ns
+        if gap > self._new_burst_ns:
+            if gap > self._fixed_gap_ns:
+                dev.run_start_ns = ts
+            if gap > self._burst_ns:
+                self._beat(dev, ts)
+        dev.last_ns = ts
+        dev.last_seq = s.seq
+        rssi = s.rssi_dbm
+        if rssi is None:
+            dev.peak_rssi = 0  # no signal on this link type: nothing says it is passing by
+        else:
+            if rssi > dev.peak_rssi:  # noqa: PLR1730 - per frame: a compare, not a call
+                dev.peak_rssi = rssi
+            span = dev.rssi.get(s.channel)
+            if span is None:
+                dev.rssi[s.channel] = [rssi, rssi]
+            else:
+                # The range narrows by `decay` per frame and always takes the new value in:
+                # min(rssi, low + decay) and max(rssi, high - decay), written out with min's and
+                # max's ties; low <= rssi <= high, so the range needs no reordering.
+                decay = self._decay
+                low, high = span[0] + decay, span[1] - decay
+                span[0] = low if low < rssi else rssi
+                span[1] = high if high > rssi else rssi
+        if not dev.fixed:
+            # `_live` as a deadline, so a candidate scan tests one number (fixed devices keep _NEVER)
+            weak = dev.peak_rssi < self.params.weak_rssi_dbm
+            dev.live_until_ns = ts + (self._weak_live_ns if weak else self._link_ns)
+            if ts - dev.run_start_ns >= self._fixed_min_ns and dev.addresses == 1:
+                self._flag(dev)
         return dev.id
 
     def is_fixed(self, device: str) -> bool:
@@ -231,40 +282,40 @@ class DeviceResolver:
     def _best_candidate(self, s: Sighting, candidates: list[_Device] | None) -> _Device | None:
         """The device of the same fingerprint this new address continues, if any.
 
-        The hot loop of the resolver (once per candidate per new address): `_live` and `_distance`
-        are inlined here.
+        The hot loop of the resolver (once per candidate per new address), with `_live` and
+        `_distance` inlined: `_live` is `live_until_ns` (only randomized devices are candidates).
+        The best is the lowest score, the oldest on a tie. Candidates are looked at newest first
+        (hence `<=` to keep the oldest of equal scores), because a score without a sequence match
+        is at least `gap * per_ns`: once a close match is found, an older candidate whose gap alone
+        exceeds it is passed over without looking at its signal.
         """
         if not candidates:
             return None
         ts, rssi, channel, seq0 = s.ts_ns, s.rssi_dbm, s.channel, s.seq
         p = self.params
         tolerance, window = p.rssi_tolerance_db, p.seq_window
-        link_ns, weak_ns, seq_ns, weak_rssi = (
-            self._link_ns,
-            self._weak_link_ns,
-            self._seq_link_ns,
-            p.weak_rssi_dbm,
-        )
+        twice = 2 * tolerance
+        seq_ns = self._seq_link_ns
         per_ns = 1.0 / (NS * p.link_window_s)
         best: _Device | None = None
         best_score = float("inf")
         by_seq = False
-        for dev in candidates[-p.max_candidates :]:
-            gap = ts - dev.last_ns
-            if (
-                gap > link_ns
-                or dev.fixed
-                or dev.global_address
-                or (gap > weak_ns and dev.peak_rssi < weak_rssi)
-            ):
+        for dev in reversed(candidates[-p.max_candidates :]):
+            if ts > dev.live_until_ns:
                 continue
+            gap = ts - dev.last_ns
+            seq_near = 0 < (seq0 - dev.last_seq) % _SEQ_MOD <= window and gap <= seq_ns
+            if not seq_near and gap * per_ns > best_score:
+                continue  # its score is at least gap * per_ns (tolerance >= 0): cannot win
             span = dev.rssi.get(channel) if rssi is not None else None
-            diff = None if span is None else max(span[0] - rssi, rssi - span[1], 0.0)  # type: ignore[operator]
-            if (
-                0 < (seq0 - dev.last_seq) % _SEQ_MOD <= window
-                and gap <= seq_ns
-                and (diff is None or diff <= 2 * tolerance)  # 64 in 4096: chance matches do happen
-            ):
+            if span is None:
+                diff = None
+            else:  # max(low - rssi, rssi - high, 0.0) with max's ties
+                low, high = span
+                diff = low - rssi if low - rssi > rssi - high else rssi - high  # type: ignore[operator]
+                if not diff > 0.0:
+                    diff = 0.0
+            if seq_near and (diff is None or diff <= twice):  # 64 in 4096: chance matches do happen
                 score = -1.0 / (1 + gap)  # any sequence match beats every RSSI match
                 seq = True
             elif diff is None:
@@ -275,7 +326,7 @@ class DeviceResolver:
             else:
                 score = diff + gap * per_ns
                 seq = False
-            if score < best_score:
+            if score <= best_score:
                 best, best_score, by_seq = dev, score, seq
         if best is not None:
             if by_seq:
@@ -343,31 +394,7 @@ class DeviceResolver:
         self._beat(dev, ts)
         return dev
 
-    # -- per-frame state -------------------------------------------------------------------------------
-    def _update(self, dev: _Device, s: Sighting) -> None:
-        ts = s.ts_ns
-        if ts - dev.last_ns > self._fixed_gap_ns:
-            dev.run_start_ns = ts
-        if ts - dev.last_ns > self._burst_ns:
-            self._beat(dev, ts)
-        dev.last_ns = ts
-        dev.last_seq = s.seq
-        rssi = s.rssi_dbm
-        if rssi is None:
-            dev.peak_rssi = 0  # no signal on this link type: nothing says it is passing by
-        else:
-            if rssi > dev.peak_rssi:  # noqa: PLR1730 - per frame: a compare, not a call
-                dev.peak_rssi = rssi
-            span = dev.rssi.get(s.channel)
-            if span is None:
-                dev.rssi[s.channel] = [rssi, rssi]
-            else:
-                decay = self.params.rssi_decay_db
-                low, high = min(rssi, span[0] + decay), max(rssi, span[1] - decay)
-                span[0], span[1] = min(low, high), max(low, high)
-        if not dev.fixed and ts - dev.run_start_ns >= self._fixed_min_ns and dev.addresses == 1:
-            self._flag(dev)
-
+    # -- fixed devices ---------------------------------------------------------------------------------
     def _beat(self, dev: _Device, ts: int) -> None:
         """A scan burst starts at `ts`: does the device keep time like a machine?"""
         if dev.addresses > 1 or dev.fixed:
@@ -399,19 +426,49 @@ class DeviceResolver:
 
     def _flag(self, dev: _Device) -> None:
         dev.fixed = True
+        dev.live_until_ns = _NEVER
         self._fixed_ids.add(dev.id)
         self.stats.fixed += 1
 
     # -- housekeeping ----------------------------------------------------------------------------------
+    def _clock(self, ts: int) -> dict[str, int]:
+        """A frame outside the current minute: housekeeping, or a frame that went back in time.
+
+        Returns where the frame's address goes: the order heard, or the stragglers when it is
+        older than the last housekeeping (the order heard only takes frames of the current minute).
+        """
+        if ts >= self._next_housekeeping_ns:
+            self._housekeeping(ts)
+            return self._address_last
+        return self._stragglers
+
     def _housekeeping(self, now: int) -> None:
         """Every minute of frame time: forget what fell silent for `forget_s` (bounded memory), and
         take out of the candidate lists every device that can no longer take a new address (so a
-        new address looks at the phones still around, not at the street's last ten minutes)."""
+        new address looks at the phones still around, not at the street's last ten minutes).
+
+        Every address in `_address_last` was heard in the minute after some housekeeping, later
+        than the addresses before it; so each was heard less than a minute before any that follows.
+        The scan for silent addresses stops at the first heard a minute after the limit: all
+        after it were heard after the limit. The stragglers are few and scanned whole.
+        """
         self._next_housekeeping_ns = now + self._HOUSEKEEPING_NS
+        self._housekeeping_ns = now
         limit = now - self._forget_ns
-        for address in [a for a, last in self._address_last.items() if last < limit]:
-            del self._address_last[address]
-            del self._by_address[address]
+        stop = limit + self._HOUSEKEEPING_NS
+        heard, stragglers, by_address = self._address_last, self._stragglers, self._by_address
+        silent = []
+        for address, last in heard.items():
+            if last >= stop:
+                break
+            if last < limit:
+                silent.append(address)
+        for address in silent:
+            del heard[address]
+            del by_address[address]
+        for address in [a for a, last in stragglers.items() if last < limit]:
+            del stragglers[address]
+            del by_address[address]
         for dev in [d for d in self._by_id.values() if d.last_ns < limit]:
             del self._by_id[dev.id]
             self._fixed_ids.discard(dev.id)

@@ -7,6 +7,7 @@ The raw transmitter address exists only between `decode` and `pseudonym` inside 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -58,6 +59,58 @@ class ListSink:
 
     def close(self) -> None:
         pass
+
+
+class _SightingDraft:
+    """Sighting's slots, writable: filled in, then its `__class__` becomes Sighting.
+
+    A frozen dataclass's __init__ sets each field through object.__setattr__: about a microsecond
+    for Sighting's ten fields, as much as the rest of a frame's way through the presence model.
+    See sensor.decode._ProbeDraft for the same trick on ProbeRequest; `_check_draft` fails at
+    import if the two classes drift apart.
+    """
+
+    __slots__ = (  # CPython lays slots out by sorted name
+        "address",
+        "channel",
+        "directed",
+        "epoch",
+        "fingerprint",
+        "ie_ids",
+        "randomized",
+        "rssi_dbm",
+        "seq",
+        "ts_ns",
+    )
+    ts_ns: int
+    address: str
+    epoch: str
+    randomized: bool
+    rssi_dbm: int | None
+    channel: int | None
+    seq: int
+    fingerprint: str
+    ie_ids: tuple[int, ...]
+    directed: bool
+
+
+_new = object.__new__
+
+
+def _check_draft() -> None:
+    """Fail at import, not with corrupt values, if Sighting and its draft drift apart."""
+    names = tuple(f.name for f in dataclasses.fields(Sighting))
+    if sorted(names) != list(_SightingDraft.__slots__) or hasattr(Sighting, "__post_init__"):
+        raise TypeError("sensor.frames.Sighting changed: update sensor.pipeline._SightingDraft")
+    draft = _new(_SightingDraft)
+    for i, name in enumerate(names):
+        setattr(draft, name, i)
+    draft.__class__ = Sighting  # type: ignore[assignment]  # raises if the layouts differ
+    if draft != Sighting(*range(len(names))):  # type: ignore[comparison-overlap]
+        raise TypeError("sensor.pipeline._SightingDraft does not build an equal Sighting")
+
+
+_check_draft()
 
 
 class Pipeline:
@@ -122,18 +175,19 @@ class Pipeline:
             # borrowing another epoch's would file the device under the wrong pseudonym.
             self.dropped_epoch_gone += 1
             return
-        sighting = Sighting(
-            ts_ns,
-            address,
-            self.pseudonyms.epoch,
-            probe.randomized,
-            probe.rssi_dbm,
-            probe.channel,
-            probe.seq,
-            probe.fingerprint,
-            probe.ie_ids,
-            probe.ssid != "",
-        )
+        draft = _new(_SightingDraft)
+        draft.ts_ns = ts_ns
+        draft.address = address
+        draft.epoch = self.pseudonyms.epoch
+        draft.randomized = probe.randomized
+        draft.rssi_dbm = probe.rssi_dbm
+        draft.channel = probe.channel
+        draft.seq = probe.seq
+        draft.fingerprint = probe.fingerprint
+        draft.ie_ids = probe.ie_ids
+        draft.directed = probe.ssid != ""
+        draft.__class__ = Sighting  # type: ignore[assignment]
+        sighting: Sighting = draft  # type: ignore[assignment]
         device = self.resolver.resolve(sighting)
         if self._consent_of_mac is not None:
             token = self._consent_of_mac(mac)

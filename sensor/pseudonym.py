@@ -54,10 +54,14 @@ class Pseudonymizer:
     """MAC → pseudonym under the epoch's salt, cached within the epoch.
 
     The cache maps raw address bytes to pseudonyms, so it lives in memory only and is emptied the moment
-    the epoch changes: after rotation nothing in this object can link old and new pseudonyms.
+    the epoch changes: after rotation nothing in this object can link old and new pseudonyms. It has two
+    generations, like the decoder's element cache: when the current one is full it becomes the old one,
+    and addresses still in use move back up on their next frame. A random address lives for one scan
+    burst or a few, so a small cache hits as often as a big one, and a mall's churn of addresses costs
+    a few MB, not a few tens.
     """
 
-    _CACHE_LIMIT = 200_000  # a mall's churn of random addresses must not grow memory without bound
+    _CACHE_LIMIT = 16_384  # addresses per generation
 
     def __init__(self, salts: SaltSource, bits: int = 64) -> None:
         # Whole 32-bit words: the hex form then never has 12 digits, the shape of a bare MAC address.
@@ -66,14 +70,11 @@ class Pseudonymizer:
         self._salts = salts
         self._hex_chars = bits // 4
         self._epoch: Epoch | None = None
+        self.epoch = ""  # id of the epoch of the last pseudonym made ("" before the first)
         self._start_ns = 0
         self._end_ns = -1
         self._cache: dict[bytes, str] = {}
-
-    @property
-    def epoch(self) -> str:
-        """Id of the epoch of the last pseudonym made ("" before the first)."""
-        return self._epoch.id if self._epoch else ""
+        self._cache_old: dict[bytes, str] = {}
 
     def pseudonym(self, mac: bytes, ts_ns: int) -> str:
         if not self._start_ns <= ts_ns < self._end_ns:
@@ -81,22 +82,32 @@ class Pseudonymizer:
         cached = self._cache.get(mac)
         if cached is not None:
             return cached
-        assert self._epoch is not None
-        value = hmac.digest(self._epoch.salt, mac, sha256).hex()[: self._hex_chars]
-        if len(self._cache) >= self._CACHE_LIMIT:
-            self._cache.clear()
-        self._cache[mac] = value
-        return value
+        return self._miss(mac)
 
     def forget(self) -> None:
         """Drop the cache and the salt reference (at rotation, and at shutdown)."""
         self._cache.clear()
+        self._cache_old.clear()
         self._epoch = None
+        self.epoch = ""
         self._start_ns, self._end_ns = 0, -1
+
+    def _miss(self, mac: bytes) -> str:
+        value = self._cache_old.get(mac)
+        if value is None:
+            assert self._epoch is not None
+            value = hmac.digest(self._epoch.salt, mac, sha256).hex()[: self._hex_chars]
+        if len(self._cache) >= self._CACHE_LIMIT:
+            self._cache_old = self._cache
+            self._cache = {}
+        self._cache[mac] = value
+        return value
 
     def _enter(self, ts_ns: int) -> None:
         epoch = self._salts.epoch_at(ts_ns)
         if self._epoch is None or epoch.id != self._epoch.id:
             self._cache.clear()
+            self._cache_old.clear()
         self._epoch = epoch
+        self.epoch = epoch.id
         self._start_ns, self._end_ns = epoch.start_ns, epoch.end_ns

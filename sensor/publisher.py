@@ -8,11 +8,15 @@ on the broker's PUBACK. See sensor/spool.py for the guarantees and the bounds.
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from footfall.events import Event, StatusEvent, event_id, utc
@@ -266,6 +270,7 @@ class MqttSink:
         self.spool = spool
         self.forwarder = Forwarder(spool, client, inflight=config.spool.inflight)
         self._ack_timeout_s = ack_timeout_s
+        self._temporary_spool = config.spool.path is None
         self.sent = 0
         self.forwarder.start()
 
@@ -297,6 +302,11 @@ class MqttSink:
             raise
         return cls(config, client, spool, ack_timeout_s=ack_timeout_s)
 
+    @property
+    def spool_depth(self) -> int:
+        """Events queued and not yet acknowledged by the broker (for the status and the metrics)."""
+        return self.spool.pending_count
+
     def send(self, event: Event) -> None:
         if self.spool.put_event(event, self._prefix):
             self.forwarder.notify()
@@ -311,16 +321,30 @@ class MqttSink:
         self.spool.close()
         log.info("published %d events; %s", self.sent, stats.line())
         if left:
+            fate = (
+                "they are lost (spool.path is not set)"
+                if self._temporary_spool
+                else f"they stay in the spool {self.spool.path} and are sent on the next start"
+            )
             raise MqttError(
-                f"{left} events were not acknowledged by the broker within {self._ack_timeout_s:g} s; "
-                f"they stay in the spool {self.spool.path} and are sent on the next start"
+                f"{left} events were not acknowledged by the broker within {self._ack_timeout_s:g} s; {fate}"
             )
 
 
 def open_spool(config: SpoolConfig, clock: Callable[[], float] = time.time) -> Spool:
-    """The configured spool (raises SpoolError naming the file if it cannot be opened)."""
-    return Spool(
-        config.path,
+    """The configured spool (raises SpoolError naming the file if it cannot be opened).
+
+    Without `spool.path`, a temporary file that is deleted on close: it rides out a broker outage but
+    not a restart of the process, which is said at WARNING.
+    """
+    path = config.path
+    if path is None:
+        fd, name = tempfile.mkstemp(prefix="footfall-spool-", suffix=".db")
+        os.close(fd)
+        path = Path(name)
+        log.warning("spool.path is not set: spooling in %s, which is deleted on exit (not durable)", path)
+    spool = Spool(
+        path,
         max_bytes=config.max_bytes,
         max_events=config.max_events,
         max_age_s=config.max_age_s,
@@ -329,3 +353,11 @@ def open_spool(config: SpoolConfig, clock: Callable[[], float] = time.time) -> S
         sync=config.sync,
         clock=clock,
     )
+    if config.path is None:
+        weakref.finalize(spool, _remove_spool_files, path)
+    return spool
+
+
+def _remove_spool_files(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)

@@ -1,7 +1,7 @@
 """Store and forward: every event is on disk before it is sent, and leaves only once the broker has it.
 
 `Spool` is the durable queue: SQLite in WAL mode, one row per event, written (and with `sync: full`,
-fsynced) before `put` returns. `Forwarder` moves it to the broker in order over QoS 1 with at most
+fsynced) before `put` returns. `sensor.publisher.Forwarder` moves it to the broker in order, QoS 1, at most
 `inflight` events awaiting their PUBACK, marks an event acknowledged only on its PUBACK, and after a
 reconnection sends again what is not acknowledged. Paho's in-memory queue never holds more than that
 window, so a long outage costs disk, not memory, and a killed sensor loses nothing it had queued:
@@ -17,8 +17,9 @@ in the policy's order: `drop_visits_first` drops the oldest visit events, then s
 last (the aggregate figures are what a store is billed on); `drop_oldest` ignores the kind. Pending
 events older than `max_age_s` are dropped too. Every drop is counted by cause and kind (the counts
 survive restarts), logged at WARNING (once a minute per cause, with how many since) and reported in
-`stats()`. A disk that is really full (SQLITE_FULL) is met the same way: drop by the policy, retry
-once, and count the event as `unwritable` if it still does not fit.
+`stats()`. An event the policy values more than the new one is never dropped for it: the new one is
+refused instead (and counted). A disk that is really full (SQLITE_FULL) is met the same way: drop by
+the policy, try again twice freeing more, and count the event as `unwritable` if it still does not fit.
 """
 
 from __future__ import annotations
@@ -171,13 +172,14 @@ class Spool:
             # After SQLITE_FULL, free what the event needs plus some slack, then try again.
             for slack in _DISK_FULL_SLACK:
                 try:
-                    if self._db.execute("SELECT 1 FROM events WHERE event_id = ?", (event_id,)).fetchone():
-                        with self._transaction():
+                    with self._transaction():  # one commit (one fsync) for the drops and the event
+                        if self._db.execute(
+                            "SELECT 1 FROM events WHERE event_id = ?", (event_id,)
+                        ).fetchone():
                             self._count("already_queued", 1)
-                        return False
-                    if not self._make_room(size, kind, slack):
-                        return False
-                    with self._transaction():
+                            return False
+                        if not self._make_room(size, kind, slack):
+                            return False
                         self._db.execute(
                             "INSERT INTO events (event_id, kind, topic, payload, size, retain, queued_at)"
                             " VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -286,22 +288,16 @@ class Spool:
     # -- out --------------------------------------------------------------------------------------------
     def pending(self, after_seq: int = 0, limit: int = 100) -> list[Entry]:
         """Unacknowledged events after `after_seq`, oldest first."""
-        with self._lock, self._errors("read pending events"):
-            rows = self._db.execute(
-                "SELECT seq, event_id, kind, topic, payload, retain FROM events"
-                " WHERE seq > ? AND acked_at IS NULL ORDER BY seq LIMIT ?",
-                (after_seq, limit),
-            ).fetchall()
-        return [Entry(r[0], r[1], r[2], r[3], bytes(r[4]), bool(r[5])) for r in rows]
+        return self._entries("seq > ? AND acked_at IS NULL ORDER BY seq LIMIT ?", (after_seq, limit))
 
     def recently_acked(self) -> list[Entry]:
         """Acknowledged events still kept (see `keep_acked_s`), oldest first."""
-        with self._lock, self._errors("read acknowledged events"):
-            rows = self._db.execute(
-                "SELECT seq, event_id, kind, topic, payload, retain FROM events"
-                " WHERE acked_at IS NOT NULL AND acked_at >= ? ORDER BY seq",
-                (self._clock() - self.keep_acked_s,),
-            ).fetchall()
+        return self._entries("acked_at >= ? ORDER BY seq", (self._clock() - self.keep_acked_s,))
+
+    def _entries(self, where: str, args: tuple[float, ...]) -> list[Entry]:
+        with self._lock, self._errors("read events"):
+            sql = f"SELECT seq, event_id, kind, topic, payload, retain FROM events WHERE {where}"
+            rows = self._db.execute(sql, args).fetchall()
         return [Entry(r[0], r[1], r[2], r[3], bytes(r[4]), bool(r[5])) for r in rows]
 
     def mark_acked(self, seqs: Iterable[int]) -> int:
@@ -329,40 +325,31 @@ class Spool:
     def expire(self) -> int:
         """Forget acknowledged rows past `keep_acked_s`; drop pending ones past `max_age_s` (counted)."""
         now = self._clock()
-        with self._lock, self._errors("expire old events"), self._transaction():
-            n, size = self._db.execute(
-                "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM events WHERE acked_at IS NOT NULL AND acked_at < ?",
-                (now - self.keep_acked_s,),
-            ).fetchone()
-            if n:
-                self._db.execute(
-                    "DELETE FROM events WHERE acked_at IS NOT NULL AND acked_at < ?",
-                    (now - self.keep_acked_s,),
-                )
-                self._rows, self._bytes = self._rows - n, self._bytes - size
-            cutoff = now - self.max_age_s
-            expired = self._db.execute(
-                "SELECT kind, COUNT(*), SUM(size) FROM events WHERE acked_at IS NULL AND queued_at < ? GROUP BY kind",
-                (cutoff,),
-            ).fetchall()
-            if not expired:
-                return 0
-            self._db.execute("DELETE FROM events WHERE acked_at IS NULL AND queued_at < ?", (cutoff,))
-            total = 0
-            for kind, count, kind_bytes in expired:
-                self._count(f"dropped_expired_{kind}", count)
-                self._rows, self._bytes = self._rows - count, self._bytes - kind_bytes
-                self._pending, self._pending_bytes = self._pending - count, self._pending_bytes - kind_bytes
-                total += count
-        self._warn.warn(
-            "expired",
-            total,
-            "spool %s: dropped %d events older than %g s unsent",
-            self.path,
-            total,
-            self.max_age_s,
+        gone = (
+            ("acked_at < ?", now - self.keep_acked_s),
+            ("acked_at IS NULL AND queued_at < ?", now - self.max_age_s),
         )
-        return int(total)
+        total = 0
+        with self._lock, self._errors("expire old events"), self._transaction():
+            for i, (where, cutoff) in enumerate(gone):
+                sql = f"SELECT kind, COUNT(*), SUM(size) FROM events WHERE {where} GROUP BY kind"
+                for kind, n, size in self._db.execute(sql, (cutoff,)).fetchall():
+                    self._rows, self._bytes = self._rows - n, self._bytes - size
+                    if i:  # unsent: a loss, counted
+                        self._pending, self._pending_bytes = self._pending - n, self._pending_bytes - size
+                        self._count(f"dropped_expired_{kind}", n)
+                        total += n
+                self._db.execute(f"DELETE FROM events WHERE {where}", (cutoff,))
+        if total:
+            self._warn.warn(
+                "expired",
+                total,
+                "spool %s: dropped %d events unsent after %g s",
+                self.path,
+                total,
+                self.max_age_s,
+            )
+        return total
 
     # -- figures ----------------------------------------------------------------------------------------
     @property

@@ -26,7 +26,7 @@ def test_a_new_database_gets_every_migration_once_and_records_it(tmp_path: Path)
     with sqlite3.connect(path) as db:
         rows = db.execute("SELECT version, name FROM schema_migrations").fetchall()
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert rows == [(m.version, m.name) for m in migrations()] == [(1, "init"), (2, "privacy"), (3, "people")]
+    assert rows == [(m.version, m.name) for m in migrations()] == [(1, "init"), (2, "privacy"), (3, "people"), (4, "profiles")]
     assert {"visits", "counts", "statuses", "dead_letters", "rejections"} <= tables
 
 
@@ -41,8 +41,8 @@ def test_a_database_from_a_newer_collector_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "f.db"
     SqliteStore(path).close()
     with sqlite3.connect(path) as db:
-        db.execute("INSERT INTO schema_migrations VALUES (4, 'future', 0)")
-    with pytest.raises(StoreError, match=r"schema version 4, newer than this collector knows \(3\)"):
+        db.execute("INSERT INTO schema_migrations VALUES (5, 'future', 0)")
+    with pytest.raises(StoreError, match=r"schema version 5, newer than this collector knows \(4\)"):
         SqliteStore(path)
 
 
