@@ -61,6 +61,14 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
 
 
+def thread_cpu(pid: int) -> dict[str, float]:
+    out = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        out[task.name] = (int(fields[11]) + int(fields[12])) / TICKS
+    return out
+
+
 def peak_rss_mb(pid: int) -> float:
     m = re.search(r"VmHWM:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
     return int(m[1]) / 1024 if m else float("nan")
@@ -120,9 +128,13 @@ def run_one(rate: int, seconds: float, frames: list[bytes], work: Path, mosquitt
             if not wait_for(lambda: metric(metrics_port, "footfall_sensor_capture_up") == 1, 30):
                 raise SystemExit("the sensor did not start capturing within 30 s:\n" + (work / "sensor.log").read_text())
             cpu0, t0 = cpu_s(child.pid), time.monotonic()
+            threads0 = thread_cpu(child.pid)
             injected = inject(tap, frames, rate, seconds)
             wait_for(lambda: metric(metrics_port, "footfall_sensor_frames_total") >= injected, 10)
             cpu1, t1 = cpu_s(child.pid), time.monotonic()
+            if os.environ.get("BENCH_THREADS"):  # where the CPU went, per thread
+                for tid, used in thread_cpu(child.pid).items():
+                    print(f"  thread {tid}: {used - threads0.get(tid, 0.0):.3f} s", file=sys.stderr)
             time.sleep(1.2)  # one more tick: the kernel drop counter is read once a second
             received = int(metric(metrics_port, "footfall_sensor_frames_total"))
             kernel = int(metric(metrics_port, "footfall_sensor_kernel_drops_total"))

@@ -271,9 +271,10 @@ def _type_of(prop: dict[str, Any]) -> str:
 
 def _register() -> None:
     from collector.cli_omni import COMMANDS as OMNI
+    from collector.cli_pki import pki
     from collector.cli_privacy import COMMANDS as PRIVACY
 
-    for command in (*PRIVACY, *OMNI):
+    for command in (*PRIVACY, *OMNI, pki):
         main.add_command(command)
 
 

@@ -43,6 +43,11 @@ class MqttConfig(Section):
         le=4_294_967_295,
         description="how long the broker queues events for a stopped collector; 0 = clean session",
     )
+    share_group: str | None = Field(
+        None,
+        pattern=r"^[^/#+$]{1,64}$",
+        description="MQTT 5 shared subscription group: collectors in one group share the events",
+    )
 
     @model_validator(mode="after")
     def _session_needs_client_id(self) -> MqttConfig:
@@ -145,6 +150,26 @@ class RetentionConfig(Section):
         return self
 
 
+class TriggersConfig(Section):
+    """Real-time triggers for consented visitors (collector/triggers.py): MQTT always, a webhook if set."""
+
+    enabled: bool = Field(False, description="publish <prefix>/<store>/trigger for consented visitor visits")
+    webhook_url: str | None = Field(
+        None, pattern=r"^https?://[^\s]+$", description="also POST each trigger here (http or https)"
+    )
+    webhook_secret_file: Path | None = Field(
+        None, description="file holding the HMAC secret for X-Footfall-Signature (a credential)"
+    )
+    attempts: int = Field(5, ge=1, le=100, description="webhook attempts per trigger before giving up")
+    backoff_s: float = Field(1.0, gt=0, le=3600, description="first retry delay; doubles, capped at 30 s")
+
+    @model_validator(mode="after")
+    def _secret_needs_url(self) -> TriggersConfig:
+        if self.webhook_secret_file is not None and self.webhook_url is None:
+            raise ValueError("webhook_secret_file is set but webhook_url is not")
+        return self
+
+
 class CollectorConfig(Section):
     mqtt: MqttConfig = MqttConfig()
     store: StoreConfig = StoreConfig()
@@ -152,6 +177,7 @@ class CollectorConfig(Section):
     report: ReportConfig = ReportConfig()
     privacy: PrivacyConfig = PrivacyConfig()
     retention: RetentionConfig = RetentionConfig()
+    triggers: TriggersConfig = TriggersConfig()
 
 
 def load(path: Path | None) -> CollectorConfig:

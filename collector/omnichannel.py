@@ -14,7 +14,8 @@ did not come in; fixed devices are not customers), and only consented profiles a
 - recognised share: recognised visits / all visitor visits of the period;
 - per local day: visitor visits (footfall), recognised visits and recognised profiles.
 
-Several sensors in one store hear one visit once each; the figures count visits as stored.
+Several sensors in one store hear one visit once each; visits of one device (recognised: one profile)
+at overlapping times count once (collector/merge.py).
 """
 
 from __future__ import annotations
@@ -30,15 +31,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from collector.config import ReportConfig
+from collector.merge import merge_recognised, merge_sensors
 from collector.profiles import OnlineEvent, ProfileStore
 from collector.report import period
 from collector.store import Store, VisitRow
 from collector.store_privacy import ConsentedVisit
 
 DEFAULT_DAYS = 7
-MULTI_SENSOR_NOTE = (
-    "{n} sensors: a visit heard by two of them counts twice, in footfall and recognised visits."
-)
+MULTI_SENSOR_NOTE = "{n} sensors: a visit heard by several of them at overlapping times counts once."
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,8 +102,8 @@ def build(
         raise ValueError(f"days must be at least 1, got {days}")
     start, end = period(first, last, zone)
     window = timedelta(days=days)
-    visitor_visits = [v for v in visits if v.kind == "visitor" and start <= v.start < end]
-    came = [v for v in recognised if v.kind == "visitor"]
+    visitor_visits = [v for v in merge_sensors(visits) if v.kind == "visitor" and start <= v.start < end]
+    came = [v for v in merge_recognised(recognised) if v.kind == "visitor"]
     in_period = [v for v in came if start <= v.start < end]
 
     times: dict[str, list[datetime]] = defaultdict(list)  # online events per profile, sorted

@@ -4,7 +4,8 @@ Events are in UTC; the report is in the store's time zone. The period is whole l
 first day's midnight to the midnight after the last day, and hours are the absolute hours counted from
 that midnight, so a daylight-saving day simply has 23 or 25 of them. A visit belongs to the hour its
 visit started; `fixed` devices (printers, tills, staff phones left on site) are reported apart and
-take no part in visitors, passersby or capture rate.
+take no part in visitors, passersby or capture rate. Visits of one device heard by several sensors of the
+store at overlapping times count once (collector/merge.py: the strongest signal wins).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from collector.config import ReportConfig
+from collector.merge import merge_sensors
 from collector.store import CountRow, Store, VisitRow
 
 HOUR = timedelta(hours=1)
@@ -114,7 +116,7 @@ def build(
     slots = int((end - start) / HOUR)
     passersby, visitors = [0] * slots, [0] * slots
     present_by_interval: dict[datetime, float] = defaultdict(float)
-    visits = [v for v in visits if start <= v.start < end]  # rows outside the period have no hour
+    visits = [v for v in merge_sensors(visits) if start <= v.start < end]  # outside the period: no hour
     counts = [c for c in counts if start <= c.start < end]
     for v in visits:
         slot = int((v.start - start) // HOUR)
@@ -138,9 +140,9 @@ def build(
         for i in range(slots)
     ]
     visitor_visits = [v for v in visits if v.kind == "visitor"]
-    per_device: dict[tuple[str, str, str], int] = defaultdict(int)
+    per_device: dict[tuple[str, str], int] = defaultdict(int)  # one seed per store: same pseudonym on all
     for v in visitor_visits:
-        per_device[(v.sensor, v.epoch, v.device)] += 1
+        per_device[(v.epoch, v.device)] += 1
     fixed = [v for v in visits if v.kind == "fixed"]
     peak_at = max(
         present_by_interval, key=lambda at: (present_by_interval[at], -at.timestamp()), default=None
@@ -149,7 +151,8 @@ def build(
     notes = [REPEAT_NOTE, FIXED_NOTE]
     if len(sensors) > 1:
         notes.append(
-            f"{len(sensors)} sensors: figures are summed over them; a device heard by two counts twice."
+            f"{len(sensors)} sensors: a device heard by several at overlapping times is one visit;"
+            " people present are summed over them."
         )
     if not visits and not counts:
         notes.insert(0, f"No visits or counts for store {store!r} in this period.")
@@ -171,7 +174,7 @@ def build(
         present_peak=present_by_interval[peak_at] if peak_at is not None else None,
         present_peak_at=peak_at.astimezone(zone) if peak_at is not None else None,
         fixed_visits=len(fixed),
-        fixed_devices=len({(v.sensor, v.epoch, v.device) for v in fixed}),
+        fixed_devices=len({(v.epoch, v.device) for v in fixed}),
         notes=tuple(notes),
         visitors_people=_sum_known(c.visitors_est for c in counts),
         passersby_people=_sum_known(c.passersby_est for c in counts),

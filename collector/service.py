@@ -13,6 +13,12 @@ Privacy duties run here too: the retained control message (opt-out and consent t
 published on every connection and again whenever the registry's revision changes (the CLI may change it
 while the service runs), and retention runs every `retention.interval_h`, the first time five minutes
 after the start so that a crash loop cannot keep it from ever running yet a short run does not.
+
+With `triggers.enabled`, every stored batch goes to the real-time triggers (collector/triggers.py),
+published through this service's own MQTT connection, and the webhook runs while the service does.
+With `mqtt.share_group`, several collectors subscribe to `$share/<group>/<prefix>/+/+/+` and the
+broker hands each event to one of them; the store's event ids keep a re-sent event stored once even
+when the copies went to different collectors.
 """
 
 from __future__ import annotations
@@ -21,18 +27,22 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from types import FrameType
+from typing import Any, cast
 
 from collector import retention
 from collector.config import CollectorConfig, MqttConfig
 from collector.ingest import Ingestor, IngestStats
 from collector.privacy import PrivacyError, control_messages, control_stores, load_token_key, publish_control
+from collector.profiles import open_profiles
 from collector.store import Store, StoreError, open_store
+from collector.triggers import Triggers, Webhook, webhook_from_config
 from footfall.configfile import ConfigError
+from footfall.events import Event
 from footfall.mqtt import BrokerSettings, Message, MqttClient, MqttError, TlsSettings
 from sensor.consent import TokenKey
 
@@ -79,8 +89,31 @@ def broker_settings(mqtt: MqttConfig) -> BrokerSettings:
     )
 
 
+class _StoreThenTrigger:
+    """The store as the Ingestor sees it: each batch, once stored, goes on to the triggers.
+
+    (A stored-batch callback on the Ingestor would make this proxy unnecessary.) The triggers run
+    before the batch is acknowledged; a failing trigger is logged and never fails the batch.
+    """
+
+    def __init__(self, store: Store, triggers: Triggers) -> None:
+        self._store = store
+        self._triggers = triggers
+
+    def add(self, events: Sequence[Event]) -> int:
+        inserted = self._store.add(events)  # a StoreError propagates: the Ingestor retries the batch
+        try:
+            self._triggers.handle(events)
+        except Exception:
+            log.exception("real-time triggers failed for a batch of %d events", len(events))
+        return inserted
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
 class Collector:
-    """Subscribes to `<prefix>/+/+/+` and stores what the Ingestor accepts."""
+    """Subscribes to `<prefix>/+/+/+` (shared, with a share group) and stores what the Ingestor accepts."""
 
     def __init__(
         self,
@@ -95,9 +128,23 @@ class Collector:
         settings = replace(settings, manual_ack=True, receive_maximum=window)
         self._key = _token_key(config)
         self._own_store = store is None
+        self._webhook: Webhook | None = None
+        if config.triggers.enabled:
+            self._webhook = webhook_from_config(config.triggers)  # may raise ConfigError
         self._store = store if store is not None else open_store(config.store)
-        self.ingestor = Ingestor(self._store, config.ingest, config.mqtt.topic_prefix, clock)
         self._client = MqttClient(settings)
+        self.triggers: Triggers | None = None
+        ingest_store = self._store
+        if config.triggers.enabled:
+            self.triggers = Triggers(
+                open_profiles(self._store),
+                self._client.publish,
+                config.mqtt.topic_prefix,
+                webhook=self._webhook,
+                clock=lambda: datetime.fromtimestamp(clock(), UTC),
+            )
+            ingest_store = cast("Store", _StoreThenTrigger(self._store, self.triggers))
+        self.ingestor = Ingestor(ingest_store, config.ingest, config.mqtt.topic_prefix, clock)
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
         self._draining = False  # stopping: leave new messages to the broker's session
@@ -110,7 +157,9 @@ class Collector:
 
     @property
     def topic_filter(self) -> str:
-        return f"{self.config.mqtt.topic_prefix}/+/+/+"
+        plain = f"{self.config.mqtt.topic_prefix}/+/+/+"
+        group = self.config.mqtt.share_group
+        return plain if group is None else f"$share/{group}/{plain}"
 
     @property
     def stats(self) -> IngestStats:
@@ -129,7 +178,14 @@ class Collector:
                 "privacy.token_key_file is not set: no opt-out or consent reaches the sensors"
                 " (footfall-collector tokens init)"
             )
-        self._client.connect(self.config.mqtt.connect_timeout_s)
+        if self._webhook is not None:
+            self._webhook.start()
+        try:
+            self._client.connect(self.config.mqtt.connect_timeout_s)
+        except MqttError:
+            if self._webhook is not None:
+                self._webhook.stop()
+            raise
         self._last_message = time.monotonic()
         self._ticker = threading.Thread(target=self._tick, name="collector-flush", daemon=True)
         self._ticker.start()
@@ -161,6 +217,8 @@ class Collector:
             self._ticker = None
         self.ingestor.flush()  # the acknowledgements go out before the DISCONNECT that close() sends
         self._client.close()
+        if self._webhook is not None:
+            self._webhook.stop()  # sends what is queued, within its timeout
         stats = self.ingestor.stats
         log.info("stopped: %s", stats.line())
         if self._own_store:

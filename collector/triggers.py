@@ -34,7 +34,9 @@ from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from collector.config import TriggersConfig
 from collector.profiles import ProfileStore
+from footfall.configfile import ConfigError
 from footfall.events import Event, VisitEvent
 
 log = logging.getLogger("footfall.collector.triggers")
@@ -177,6 +179,24 @@ class Webhook:
             self.deliver(body)
 
 
+def webhook_from_config(config: TriggersConfig) -> Webhook | None:
+    """The configured webhook (not started), or None; the secret is read from its file now."""
+    if config.webhook_url is None:
+        return None
+    secret = None
+    if config.webhook_secret_file is not None:
+        try:
+            secret = config.webhook_secret_file.read_bytes().rstrip(b"\r\n")
+        except OSError as exc:
+            raise ConfigError(
+                config.webhook_secret_file,
+                [
+                    f"triggers.webhook_secret_file: cannot read {config.webhook_secret_file}: {exc.strerror or exc}"
+                ],
+            ) from None
+    return Webhook(config.webhook_url, secret=secret, attempts=config.attempts, backoff_s=config.backoff_s)
+
+
 class Triggers:
     """Turns stored visit events into triggers; call `handle` with events once they are stored."""
 
@@ -199,14 +219,15 @@ class Triggers:
 
     def handle(self, events: Sequence[Event]) -> list[Trigger]:
         """Publish a trigger for each new consented visitor visit among `events`; returns them."""
-        visits = [
-            e
+        unique = {  # by event id: a batch may hold one visit twice (re-sent before it was stored)
+            e.event_id: e
             for e in events
             if isinstance(e, VisitEvent)
             and e.consent
             and e.kind in TRIGGER_KINDS
             and e.event_id not in self._seen
-        ]
+        }
+        visits = list(unique.values())
         if not visits:
             return []
         profiles = self._profiles.consent_profiles([v.consent for v in visits if v.consent])

@@ -114,6 +114,10 @@ class CaptureReader(Iterator[CaptureRecord]):
             self.format = "pcap"
             self._it = self._pcap(magic_le)
 
+    def __iter__(self) -> Iterator[CaptureRecord]:
+        # The records' generator itself, so a for loop does not pay for __next__ on every record.
+        return self._it
+
     def __next__(self) -> CaptureRecord:
         return next(self._it)
 

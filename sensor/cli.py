@@ -23,6 +23,7 @@ from sensor.keys import KeyFileError
 from sensor.pipeline import Pipeline, Sink
 from sensor.pseudonym import FixedSalt, SaltSource
 from sensor.publisher import JsonlSink, MqttSink, broker_settings
+from sensor.seedsalts import SeedTooLate
 
 log = logging.getLogger("footfall.sensor")
 
@@ -213,6 +214,10 @@ def replay(
         pipeline.finish()
     except MqttError as exc:
         raise click.ClickException(str(exc)) from None
+    except SeedTooLate as exc:
+        raise click.ClickException(
+            f"{exc}: make a seed with `keys seed --at` before the capture starts"
+        ) from None
     finally:
         if control_client is not None:
             control_client.close()

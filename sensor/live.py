@@ -53,10 +53,11 @@ SNAP = 16_384  # largest 802.11 frame (11,454 bytes) plus any radio header
 BACKOFF_MIN_S, BACKOFF_MAX_S = 1.0, 30.0
 TICK_S = 1.0  # pipeline.advance, stall check, health: this often
 BATCH = 512  # frames read per wake-up before the loop looks at its timers again
-# After a partial batch, let frames gather this long before reading again: a wake-up costs more than a
-# frame, and the kernel timestamps keep frames' times exact. 20 ms at 5,000/s is ~100 frames, within
-# even the default 208 KB receive buffer.
-COALESCE_S = 0.02
+# After a partial batch, let frames gather before reading again: a wake-up costs far more than a frame
+# (~150 us against ~5 us), and kernel timestamps keep the frames' times exact. The pause fills at most
+# a quarter of the socket buffer at the current rate (`_gather_s`), and never exceeds COALESCE_MAX_S.
+COALESCE_MAX_S = 0.25
+TRUESIZE = 2048  # kernel memory a small frame takes in the receive buffer (skb overhead included)
 
 # Frame-control test per filter kind: keep the frame if (fc & mask) == value.
 _FC_TESTS = {"management": (0x0C, 0x00), "probe_requests": (0xFC, 0x40)}
@@ -110,6 +111,7 @@ class FrameSource(Protocol):
     linktype: int
     truncated: int
     outgoing: int
+    capacity: int  # frames the receive buffer holds
 
     def wait(self, timeout_s: float) -> bool: ...
 
@@ -134,6 +136,7 @@ class PacketSocket:
         self._anc = socket.CMSG_SPACE(16)
         self._poll = select.poll()
         self._poll.register(sock.fileno(), select.POLLIN)
+        self.capacity = max(sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // TRUESIZE, 1)
 
     @classmethod
     def open(cls, capture: CaptureConfig, state_of: StateReader = read_state) -> PacketSocket:
@@ -274,6 +277,7 @@ class LiveCapture:
         self._next_tick = now + TICK_S
         self._hop_due = now
         self._gather_until = now
+        self._rate, self._rate_frames = 0.0, 0
         self._last_fail_log = ""
 
     # -- control ----------------------------------------------------------------------------------------
@@ -308,7 +312,7 @@ class LiveCapture:
                 wait -= gather
             try:
                 if source.wait(wait) and self._drain(source) < BATCH:
-                    self._gather_until = self.clock.monotonic() + COALESCE_S
+                    self._gather_until = self.clock.monotonic() + self._gather_s(source)
             except OSError as exc:
                 self._lost(f"capture on {source.interface} failed: {exc.strerror or exc} (errno {exc.errno})")
         now = self.clock.monotonic()
@@ -333,8 +337,15 @@ class LiveCapture:
             self._last_frame = self.clock.monotonic()
         return len(frames)
 
+    def _gather_s(self, source: FrameSource) -> float:
+        return min(COALESCE_MAX_S, 0.25 * source.capacity / max(self._rate, 1.0))
+
     def _tick(self, now: float) -> None:
         self._next_tick = max(self._next_tick + TICK_S, now)
+        # Frames per second, smoothed over a few ticks, but a burst is believed at once.
+        fresh = (self.counters.frames - self._rate_frames) / TICK_S
+        self._rate = max(fresh, 0.7 * self._rate + 0.3 * fresh)
+        self._rate_frames = self.counters.frames
         self.pipeline.advance(self.clock.wall_ns())
         source = self.source
         if source is not None:

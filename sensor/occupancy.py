@@ -82,6 +82,8 @@ class OccupancyEstimator:
     of that window.
     """
 
+    _SETTLE_EVERY = 16  # prunes between two filterings of the closed segments (see _prune)
+
     def __init__(
         self,
         params: EstimatorParams | None = None,
@@ -98,6 +100,9 @@ class OccupancyEstimator:
         self._global: set[str] = set()  # devices heard only with a global address so far
         self._open: dict[str, _Open] = {}
         self._closed: list[tuple[str, int, int]] = []
+        self._prune_limit = 0  # the last prune's limit, and how many closed segments it covers
+        self._prune_covers = 0
+        self._prunes = 0
         self._next_prune_ns = 0
 
     def observe(self, s: Sighting, device: str) -> None:
@@ -122,7 +127,7 @@ class OccupancyEstimator:
         else:
             self._closed.append((device, seg.start_ns, seg.end_ns))
             seg.start_ns, seg.end_ns, seg.inside_ns = ts, ts + self._hold_ns, ts
-        if s.randomized and self._global:
+        if s.randomized and device in self._global:
             self._global.discard(device)
         if ts >= self._next_prune_ns:
             self._prune(ts)
@@ -139,6 +144,7 @@ class OccupancyEstimator:
         """Time-averaged number of inside, non-fixed devices over [start_ns, end_ns)."""
         if end_ns <= start_ns:
             raise ValueError(f"empty interval: start {start_ns} >= end {end_ns}")
+        self._settle()
         fixed, weak, weight = self._is_fixed, self._global, self._global_weight
         covered = 0.0
         for device, a, b in self._closed:
@@ -151,12 +157,29 @@ class OccupancyEstimator:
         return covered / (end_ns - start_ns)
 
     def _prune(self, now: int) -> None:
+        """Every minute of frame time: drop the segments that ended `retain_s` before `now`.
+
+        The closed segments are filtered lazily, with the same outcome: a prune notes its limit and
+        how many segments it covers (those closed so far), and `_settle` filters them when the list
+        is next read (once per interval) or every `_SETTLE_EVERY` prunes. Limits only grow, so the
+        last prune's limit drops whatever an earlier one would have.
+        """
         self._next_prune_ns = now + 60 * NS
         limit = now - self._retain_ns
-        self._closed = [c for c in self._closed if c[2] > limit]
+        self._prune_limit, self._prune_covers = limit, len(self._closed)
+        self._prunes += 1
+        if self._prunes % self._SETTLE_EVERY == 0:
+            self._settle()
         for device in [d for d, seg in self._open.items() if seg.end_ns < limit]:
             del self._open[device]
             self._global.discard(device)
+
+    def _settle(self) -> None:
+        """Apply the last prune to the closed segments it covers (order kept: it is summed in)."""
+        covers, limit, closed = self._prune_covers, self._prune_limit, self._closed
+        if covers:
+            self._closed = [c for c in closed[:covers] if c[2] > limit] + closed[covers:]
+            self._prune_covers = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,9 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass, field
 from hashlib import sha256
-from typing import Protocol
+from typing import Any, Protocol
+
+_BLOCK = 64  # SHA-256's block size: HMAC pads (or first hashes) its key to this
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +72,7 @@ class Pseudonymizer:
         self._salts = salts
         self._hex_chars = bits // 4
         self._epoch: Epoch | None = None
+        self._keyed: tuple[Any, Any] | None = None  # the epoch's HMAC inner and outer hash states
         self.epoch = ""  # id of the epoch of the last pseudonym made ("" before the first)
         self._start_ns = 0
         self._end_ns = -1
@@ -89,6 +92,7 @@ class Pseudonymizer:
         self._cache.clear()
         self._cache_old.clear()
         self._epoch = None
+        self._keyed = None
         self.epoch = ""
         self._start_ns, self._end_ns = 0, -1
 
@@ -96,7 +100,14 @@ class Pseudonymizer:
         value = self._cache_old.get(mac)
         if value is None:
             assert self._epoch is not None
-            value = hmac.digest(self._epoch.salt, mac, sha256).hex()[: self._hex_chars]
+            if self._keyed is None:
+                digest = hmac.digest(self._epoch.salt, mac, sha256)
+            else:  # HMAC from the epoch's keyed states: a third of hmac.digest's time
+                inner, outer = self._keyed[0].copy(), self._keyed[1].copy()
+                inner.update(mac)
+                outer.update(inner.digest())
+                digest = outer.digest()
+            value = digest.hex()[: self._hex_chars]
         if len(self._cache) >= self._CACHE_LIMIT:
             self._cache_old = self._cache
             self._cache = {}
@@ -109,5 +120,30 @@ class Pseudonymizer:
             self._cache.clear()
             self._cache_old.clear()
         self._epoch = epoch
+        self._keyed = _keyed_states(epoch.salt)
         self.epoch = epoch.id
         self._start_ns, self._end_ns = epoch.start_ns, epoch.end_ns
+
+
+def _keyed_states(salt: bytes | bytearray) -> tuple[Any, Any] | None:
+    """SHA-256 after absorbing salt ^ ipad and salt ^ opad (RFC 2104), for a salt of one block at most.
+
+    HMAC(salt, m) is then outer.update(inner.update(m).digest()).digest(), two hash blocks instead
+    of the four (and an OpenSSL context set-up) of each `hmac.digest`. The padded salt lives in
+    bytearrays zeroed at once, as sensor.keys does with salts; the states live in OpenSSL, which
+    clears them when they are freed (with the epoch). A longer salt (never one of ours) keeps the
+    plain `hmac.digest`.
+    """
+    if len(salt) > _BLOCK:
+        return None
+    inner_pad, outer_pad = bytearray(_BLOCK), bytearray(_BLOCK)
+    try:
+        inner_pad[: len(salt)] = salt
+        outer_pad[: len(salt)] = salt
+        for i in range(_BLOCK):
+            inner_pad[i] ^= 0x36
+            outer_pad[i] ^= 0x5C
+        return sha256(inner_pad), sha256(outer_pad)
+    finally:
+        inner_pad[:] = bytes(_BLOCK)
+        outer_pad[:] = bytes(_BLOCK)

@@ -12,6 +12,14 @@ from sensor.keys import StoreSeed
 from sensor.pseudonym import Epoch
 
 
+class SeedTooLate(ValueError):
+    """The capture is older than the seed: its epochs lie before the ratchet's anchor.
+
+    Deliberately not a LookupError (which the pipeline counts and skips per frame): a replay with the
+    wrong seed must stop with one clear line rather than drop every frame.
+    """
+
+
 class SeedSalts:
     """A `SaltSource` over a `StoreSeed`; ratchets forward from the last epoch it served."""
 
@@ -24,7 +32,10 @@ class SeedSalts:
         index = self._seed.schedule.index_at(ts_ns)
         if index != self._index:
             old = self._salt
-            self._salt = self._seed.salt_for(index)
+            try:
+                self._salt = self._seed.salt_for(index)
+            except ValueError as exc:
+                raise SeedTooLate(str(exc)) from None
             old[:] = bytes(len(old))
             self._index = index
         span = self._seed.schedule.span(index)

@@ -130,46 +130,48 @@ class PresenceModel:
         self._epoch = ""
         self._interval: _Interval | None = None
         self._next_expiry_ns = 0
+        # The first frame time at which an interval ends or the expiry tick is due (-inf: no
+        # interval yet), so a frame costs one comparison for both.
+        self._due_ns: float = float("-inf")
         self.visits_emitted = 0
         self.counts_emitted = 0
 
     # -- input -----------------------------------------------------------------------------------------
     def observe(self, s: Sighting, device: str) -> None:
         ts = s.ts_ns
-        interval = self._interval
-        if interval is None or ts >= interval.end_ns:
-            interval = self._roll(ts)
-        elif ts >= self._next_expiry_ns:
-            self._expire(ts)
+        if ts >= self._due_ns:
+            self._tick(ts)
         if s.epoch != self._epoch:
             self._new_epoch(s.epoch)
+        interval: _Interval = self._interval  # type: ignore[assignment]  # set by _tick
 
-        visit = self._open.get(device)
+        open_visits = self._open
+        visit = open_visits.get(device)
         if visit is None:
-            n = self._visits_in_epoch.get(device, 0) + 1
-            self._visits_in_epoch[device] = n
-            visit = _Visit(device, s.epoch, ts, ts, n, consent=self._consent_of(device))
-            self._open[device] = visit
+            visit = self._open_visit(s.epoch, device, ts)
         else:
-            self._open.move_to_end(device)
+            open_visits.move_to_end(device)
         visit.last_ns = ts
         visit.frames += 1
-        visit.addresses.add(s.address)
+        address = s.address
+        visit.addresses.add(address)
         rssi = s.rssi_dbm
         if rssi is not None:
-            visit.rssi_hist[rssi] = visit.rssi_hist.get(rssi, 0) + 1
-            if visit.rssi_max is None or rssi > visit.rssi_max:
+            hist = visit.rssi_hist
+            hist[rssi] = hist.get(rssi, 0) + 1
+            peak = visit.rssi_max
+            if peak is None or rssi > peak:
                 visit.rssi_max = rssi
                 if rssi >= self._visitor_rssi:
                     visit.inside = True
         if s.randomized:
             visit.randomized = True
             interval.frames_randomized += 1
-            interval.addresses_randomized.add(s.address)
-        if not visit.visitor and visit.inside and ts - visit.start_ns >= self._min_dwell_ns:
+            interval.addresses_randomized.add(address)
+        if visit.inside and not visit.visitor and ts - visit.start_ns >= self._min_dwell_ns:
             self._qualify(visit, interval)
         interval.frames += 1
-        interval.addresses.add(s.address)
+        interval.addresses.add(address)
         interval.devices.add(device)
 
     def advance(self, now_ns: int) -> None:
@@ -190,12 +192,28 @@ class PresenceModel:
         self._open.clear()
         self._emit_count(self._interval)
         self._interval = None
+        self._due_ns = float("-inf")
 
     @property
     def open_visits(self) -> int:
         return len(self._open)
 
     # -- internals -------------------------------------------------------------------------------------
+    def _tick(self, ts: int) -> None:
+        """`ts` reached `_due_ns`: roll the interval over, or check open visits for their timeout."""
+        interval = self._interval
+        if interval is None or ts >= interval.end_ns:
+            self._roll(ts)
+        else:
+            self._expire(ts)
+
+    def _open_visit(self, epoch: str, device: str, ts: int) -> _Visit:
+        n = self._visits_in_epoch.get(device, 0) + 1
+        self._visits_in_epoch[device] = n
+        visit = _Visit(device, epoch, ts, ts, n, consent=self._consent_of(device))
+        self._open[device] = visit
+        return visit
+
     def _roll(self, ts: int) -> _Interval:
         """Emit every interval that ended at or before `ts` (zeros for silent ones) and open the next."""
         current = self._interval
@@ -208,12 +226,14 @@ class PresenceModel:
             self._emit_count(current)
             current = self._interval = _Interval(current.end_ns, current.end_ns + self._interval_ns)
         self._next_expiry_ns = ts + EXPIRY_TICK_NS
+        self._due_ns = min(current.end_ns, self._next_expiry_ns)
         return current
 
     def _expire(self, now: int) -> None:
         self._next_expiry_ns = now + EXPIRY_TICK_NS
         interval = self._interval
         assert interval is not None
+        self._due_ns = min(interval.end_ns, self._next_expiry_ns)
         limit = now - self._timeout_ns
         open_visits = self._open
         while open_visits:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -86,7 +87,9 @@ def make_broker(directory: Path, extra_conf: str = "") -> Broker:
         "persistence true\n"
         f"persistence_location {directory}/\n"
         "max_queued_messages 0\n"
-        "log_dest stderr\n" + extra_conf
+        "log_dest stderr\n" + ("user root\n" if os.geteuid() == 0 else "") + extra_conf
+        # As root, Mosquitto drops to the `mosquitto` user, which cannot write pytest's 0700 temp dirs:
+        # persistence (what the restart tests rely on) would silently fail.
     )
     return Broker("127.0.0.1", port, conf, directory / "mosquitto.log")
 

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -25,10 +26,14 @@ PG_BIN_DIRS = tuple(sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=Tr
 _names = itertools.count(1)
 
 
+class PostgresUnavailable(Exception):
+    """PostgreSQL cannot be started here; the message says why (tests skip with it)."""
+
+
 def _tool(name: str) -> str:
     found = next((str(d / name) for d in PG_BIN_DIRS if (d / name).exists()), None) or shutil.which(name)
     if found is None:
-        pytest.skip(f"PostgreSQL's {name} is not installed (apt-get install postgresql)")
+        raise PostgresUnavailable(f"PostgreSQL's {name} is not installed (apt-get install postgresql)")
     return found
 
 
@@ -38,46 +43,72 @@ def _as_server_user(command: list[str]) -> list[str]:
     try:
         pwd.getpwnam("postgres")
     except KeyError:
-        pytest.skip("running as root and there is no postgres user to run PostgreSQL as")
+        raise PostgresUnavailable(
+            "running as root and there is no postgres user to run PostgreSQL as"
+        ) from None
     return ["runuser", "-u", "postgres", "--", *command]
+
+
+@contextmanager
+def running_postgres(fsync: bool = False) -> Iterator[str]:
+    """Start a throw-away server (initdb + pg_ctl, loopback, a free port); yields the DSN of `postgres`.
+
+    Raises PostgresUnavailable when it cannot; stops the server and removes its files on exit. Also used
+    by bench/ingest.py, hence no pytest here.
+    """
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        raise PostgresUnavailable("psycopg is not installed (pip install psycopg)") from None
+    initdb, pg_ctl = _tool("initdb"), _tool("pg_ctl")
+    directory = Path(tempfile.mkdtemp(prefix="footfall-pg-"))
+    try:
+        if os.geteuid() == 0:
+            shutil.chown(directory, "postgres", "postgres")
+        data, port = directory / "data", free_port()
+        setup = subprocess.run(
+            _as_server_user(
+                [initdb, "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8"]
+            ),
+            capture_output=True,
+            check=False,
+        )
+        if setup.returncode:
+            raise PostgresUnavailable(f"initdb failed ({setup.returncode}): {setup.stderr.decode()[-300:]}")
+        options = (
+            f"-p {port} -k {directory} -c listen_addresses=127.0.0.1 -c fsync={'on' if fsync else 'off'}"
+        )
+        log = directory / "server.log"
+        started = subprocess.run(
+            _as_server_user(
+                [pg_ctl, "-D", str(data), "-o", options, "-l", str(log), "-w", "-t", "30", "start"]
+            ),
+            capture_output=True,
+            check=False,
+        )
+        if started.returncode:
+            raise PostgresUnavailable(f"PostgreSQL did not start: {started.stderr.decode()[-300:]}")
+        try:
+            yield f"host=127.0.0.1 port={port} user=postgres dbname=postgres"
+        finally:
+            subprocess.run(
+                _as_server_user([pg_ctl, "-D", str(data), "-m", "immediate", "stop"]),
+                capture_output=True,
+                check=False,
+            )
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[str]:
     """A running server; yields the DSN of its `postgres` database (user postgres, no password)."""
-    pytest.importorskip("psycopg", reason="psycopg is not installed (pip install psycopg)")
-    initdb, pg_ctl = _tool("initdb"), _tool("pg_ctl")
-    directory = Path(tempfile.mkdtemp(prefix="footfall-pg-"))
-    if os.geteuid() == 0:
-        shutil.chown(directory, "postgres", "postgres")
-    data, port = directory / "data", free_port()
-    setup = subprocess.run(
-        _as_server_user(
-            [initdb, "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8"]
-        ),
-        capture_output=True,
-        check=False,
-    )
-    if setup.returncode:
-        pytest.skip(f"initdb failed ({setup.returncode}): {setup.stderr.decode()[-300:]}")
-    options = f"-p {port} -k {directory} -c listen_addresses=127.0.0.1 -c fsync=off"
-    log = directory / "server.log"
-    started = subprocess.run(
-        _as_server_user([pg_ctl, "-D", str(data), "-o", options, "-l", str(log), "-w", "-t", "30", "start"]),
-        capture_output=True,
-        check=False,
-    )
-    if started.returncode:
-        pytest.skip(f"PostgreSQL did not start: {started.stderr.decode()[-300:]}")
-    try:
-        yield f"host=127.0.0.1 port={port} user=postgres dbname=postgres"
-    finally:
-        subprocess.run(
-            _as_server_user([pg_ctl, "-D", str(data), "-m", "immediate", "stop"]),
-            capture_output=True,
-            check=False,
-        )
-        shutil.rmtree(directory, ignore_errors=True)
+    with ExitStack() as stack:
+        try:
+            dsn = stack.enter_context(running_postgres())
+        except PostgresUnavailable as exc:
+            pytest.skip(str(exc))
+        yield dsn
 
 
 @pytest.fixture

@@ -26,7 +26,11 @@ def test_a_new_database_gets_every_migration_once_and_records_it(tmp_path: Path)
     with sqlite3.connect(path) as db:
         rows = db.execute("SELECT version, name FROM schema_migrations").fetchall()
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert rows == [(m.version, m.name) for m in migrations()] == [(1, "init"), (2, "privacy"), (3, "people"), (4, "profiles")]
+    assert (
+        rows
+        == [(m.version, m.name) for m in migrations()]
+        == [(1, "init"), (2, "privacy"), (3, "people"), (4, "profiles")]
+    )
     assert {"visits", "counts", "statuses", "dead_letters", "rejections"} <= tables
 
 

@@ -125,3 +125,12 @@ def test_unreachable_broker_is_one_clear_line(tmp_path: Path) -> None:
     result = cli(BIN / "footfall-sensor", "replay", DEMO, "--config", sensor, check=False)
     assert result.returncode == 1
     assert "Error: no connection to mqtt://127.0.0.1:9" in result.stderr
+
+
+def test_a_seed_newer_than_the_capture_is_one_clear_line(tmp_path: Path) -> None:
+    seed = tmp_path / "late.seed"
+    cli(BIN / "footfall-sensor", "keys", "seed", "--store", "demo", "--out", seed, "--at", "2025-01-01T00:00")
+    result = cli(BIN / "footfall-sensor", "replay", DEMO, "--seed", seed, "--to", "jsonl", check=False)
+    assert result.returncode == 1
+    assert "is before the seed's anchor epoch" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -299,7 +299,7 @@ class FakeClock:
 
 class FakeSource:
     def __init__(self, interface: str, frames: list[tuple[int, bytes]] | None = None) -> None:
-        self.interface, self.linktype, self.truncated, self.outgoing = interface, 127, 0, 0
+        self.interface, self.linktype, self.truncated, self.outgoing, self.capacity = interface, 127, 0, 0, 100
         self.frames = frames or []
         self.closed = False
         self.fail: OSError | None = None

@@ -10,7 +10,7 @@ The day is 2024-05-01 in Europe/Paris (UTC+2). Visits, local start times and dwe
     G passerby s1 e1 d5  10:05
     D visitor  s1 e2 d1  10:30 (same pseudonym, other epoch: another device)   65 min
     B visitor  s1 e1 d1  11:00 (d1's second visit: a repeat visitor)           20 min
-    H passerby s1 e1 d6  11:30,  P passerby s2 e1 d1 11:10 (other sensor)
+    H passerby s1 e1 d6  11:30,  P passerby s2 e1 da 11:10 (other sensor; d1 there would merge into B)
     J fixed    s1 e1 d7  13:00
     left out: M visitor 2024-05-02 00:30 local (still 05-01 in UTC), N of another store
 
@@ -133,7 +133,7 @@ def the_day() -> list[Event]:
         visit(local(DAY, 10, 30), 3900, device="d1", epoch="e2"),  # D
         visit(local(DAY, 11), 1200, device="d1"),  # B
         visit(local(DAY, 11, 30), 45, "passerby", device="d6"),  # H
-        visit(local(DAY, 11, 10), 20, "passerby", device="d1", sensor="s2"),  # P
+        visit(local(DAY, 11, 10), 20, "passerby", device="da", sensor="s2"),  # P
         visit(local(DAY, 13), 3600, "fixed", device="d7"),  # J
         visit(local(nxt, 0, 30), 600, device="d9"),  # M: next local day
         visit(local(DAY, 12), 600, device="d1", store="lyon-02"),  # N: another store

@@ -370,3 +370,30 @@ def test_a_sink_that_cannot_reach_the_broker_keeps_the_events_and_says_so(tmp_pa
     with pytest.raises(MqttError, match=r"1 events were not acknowledged .* stay in the spool .*spool\.db"):
         sink.close()
     assert Spool(tmp_path / "spool.db").pending_count == 1
+
+
+@pytest.mark.parametrize(
+    ("yaml", "message"),
+    [
+        ("spool:\n  max_events: 5\n", "spool.max_events = 5: Input should be greater than or equal to 100"),
+        (
+            "spool:\n  on_full: drop_counts\n",
+            "spool.on_full = 'drop_counts': Input should be 'drop_visits_first'",
+        ),
+        ("spool:\n  sync: off\n", "spool.sync = False: Input should be 'full' or 'normal'"),
+        ("spool:\n  max_age: 3600\n", "unknown key 'spool.max_age'"),
+    ],
+)
+def test_a_bad_spool_setting_is_one_clear_line_naming_file_line_and_key(
+    tmp_path: Path, yaml: str, message: str
+) -> None:
+    from footfall.configfile import ConfigError
+    from sensor.config import load
+
+    path = tmp_path / "sensor.yaml"
+    path.write_text(yaml)
+    with pytest.raises(ConfigError) as caught:
+        load(path)
+    assert str(caught.value).startswith(f"{path}:2: "), str(caught.value)
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)

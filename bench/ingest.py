@@ -1,0 +1,258 @@
+"""Collector ingest: sustained events/s and latency publish → stored, over a real Mosquitto at QoS 1.
+
+    .venv/bin/python bench/ingest.py [--events 100000] [--rate 0] [--backend sqlite postgresql]
+
+A Mosquitto is started on a free loopback port (no persistence, no queue bound); the collector runs
+in this process (`collector.service.Collector`, manual acknowledgements after each committed batch,
+as in production) and stores into SQLite (WAL, in a temporary directory) and, when a throw-away
+PostgreSQL can be started (initdb + pg_ctl, as tests/pgserver.py does, fsync on), into PostgreSQL.
+A publisher process (this script, `publish`) sends the events, half visits and half counts of 20
+sensors, at QoS 1 (1000 in flight) either as fast as it can (`--rate 0`) or paced at `--rate`
+events/s, and writes each event's publish time; the store is wrapped so that each event id gets the
+time its batch committed. Figures:
+
+- sustained: events / (last commit - first publish): what the collector kept up with end to end;
+- publish: the rate the publisher achieved (when it is the bottleneck, sustained is bounded by it);
+- latency p50/p99/max: commit time - publish time, per event. Unpaced, the publisher runs ahead of the
+  collector and the latency is mostly queueing; paced below the capacity it is the batching delay.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, cast
+
+REPO = Path(__file__).resolve().parents[1]
+MOSQUITTO = next((p for p in ("/usr/sbin/mosquitto", "/usr/bin/mosquitto") if Path(p).exists()), "mosquitto")
+PREFIX = "footfall/v1"
+SENSORS = 20
+T0 = datetime(2024, 5, 1, 7, tzinfo=UTC)
+
+
+# -- the events -------------------------------------------------------------------------------------------
+def payloads(n: int) -> Iterator[tuple[str, str, bytes]]:
+    """(event id, topic, payload) for n events: visits and counts alternating, over SENSORS sensors."""
+    from footfall.events import CountEvent, VisitEvent, event_id
+
+    for i in range(n):
+        sensor, start = f"s{i % SENSORS:02d}", T0 + timedelta(seconds=i)
+        if i % 2:
+            eid = event_id("count", "bench", sensor, start)
+            event: VisitEvent | CountEvent = CountEvent.model_validate(
+                {"event_id": eid, "store": "bench", "sensor": sensor, "epoch": "e1", "start": start,
+                 "end": start + timedelta(minutes=5), "present": 3.0, "visitors": 1, "passersby": 2,
+                 "visitors_present": 1}
+            )  # fmt: skip
+        else:
+            device = f"{i:08x}"
+            eid = event_id("visit", "bench", sensor, "e1", device, start)
+            event = VisitEvent.model_validate(
+                {"event_id": eid, "store": "bench", "sensor": sensor, "epoch": "e1", "device": device,
+                 "start": start, "end": start + timedelta(seconds=300), "dwell_s": 300.0, "kind": "visitor",
+                 "frames": 12, "addresses": 1, "randomized": True, "rssi_max": -60, "visit_no": 1}
+            )  # fmt: skip
+        kind = "count" if i % 2 else "visit"
+        yield eid, f"{PREFIX}/bench/{sensor}/{kind}", event.to_json()
+
+
+def publish(port: int, events: int, rate: float, out: Path) -> None:
+    """The publisher process: send every event at QoS 1 and write `<event id> <publish time>` lines."""
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    ready = list(payloads(events))  # made before the clock starts
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-publisher", protocol=paho.MQTTv5)
+    client.max_inflight_messages_set(1000)
+    acked = threading.Semaphore(0)
+    client.on_publish = lambda *args: acked.release()
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    stamps: list[float] = []
+    start = time.time()
+    for i, (_, topic, body) in enumerate(ready):
+        if rate > 0 and i % 50 == 0 and (ahead := start + i / rate - time.time()) > 0:
+            time.sleep(ahead)
+        stamps.append(time.time())
+        client.publish(topic, body, qos=1)
+    for _ in ready:
+        acked.acquire(timeout=120)
+    client.disconnect()
+    client.loop_stop()
+    out.write_text("".join(f"{eid} {t:.6f}\n" for (eid, _, _), t in zip(ready, stamps, strict=True)))
+
+
+# -- the collector side -----------------------------------------------------------------------------------
+class TimedStore:
+    """A store that notes when each event id's batch committed (the first time: a repeat is not new)."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+        self.stored_at: dict[str, float] = {}
+
+    def add(self, events: Sequence[Any]) -> int:
+        inserted = int(self._store.add(events))
+        now = time.time()
+        for e in events:
+            self.stored_at.setdefault(e.event_id, now)
+        return inserted
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+@contextmanager
+def mosquitto(work: Path) -> Iterator[int]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    conf = work / "mosquitto.conf"
+    conf.write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 0\n"
+    )
+    process = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"mosquitto did not listen on port {port} within 10 s") from None
+                time.sleep(0.05)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@dataclass(frozen=True)
+class Figures:
+    backend: str
+    events: int
+    stored: int
+    sustained: float
+    published: float
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+
+    def line(self) -> str:
+        return (
+            f"{self.backend:<10} events {self.events:>7}  stored {self.stored:>7}  sustained {self.sustained:>8,.0f}/s"
+            f"  publish {self.published:>8,.0f}/s  latency p50 {self.p50_ms:>6.0f} ms  p99 {self.p99_ms:>6.0f} ms"
+            f"  max {self.max_ms:>6.0f} ms"
+        )
+
+
+def run_one(backend: str, store_options: dict[str, Any], work: Path, args: argparse.Namespace) -> Figures:
+    from collector.config import CollectorConfig
+    from collector.service import Collector
+    from collector.store import Store, open_store
+
+    with mosquitto(work) as port:
+        config = CollectorConfig.model_validate(
+            {
+                "mqtt": {"port": port, "client_id": f"bench-{backend}", "session_expiry_s": 0},
+                "store": {"backend": backend, **store_options},
+                "ingest": {
+                    "batch_size": args.batch,
+                    "flush_interval_s": args.flush,
+                    "stats_log_interval_s": 3600,
+                },
+                "retention": {"enabled": False},
+            }
+        )
+        real = open_store(config.store)
+        timed = TimedStore(real)
+        collector = Collector(config, store=cast("Store", timed))
+        collector.start()
+        time.sleep(0.3)  # the SUBACK
+        stamps = work / f"published-{backend}.txt"
+        publisher = subprocess.Popen(
+            [sys.executable, __file__, "publish", "--port", str(port), "--events", str(args.events),
+             "--rate", str(args.rate), "--out", str(stamps)]
+        )  # fmt: skip
+        deadline = time.monotonic() + args.timeout
+        while len(timed.stored_at) < args.events and time.monotonic() < deadline:
+            time.sleep(0.1)
+        publisher.wait(timeout=120)
+        collector.stop()
+        real.close()
+    published = dict((eid, float(t)) for eid, t in (line.split() for line in stamps.read_text().splitlines()))
+    latencies = sorted(timed.stored_at[e] - published[e] for e in published if e in timed.stored_at)
+    first, last_pub = min(published.values()), max(published.values())
+    last_stored = max(timed.stored_at.values(), default=first)
+    q = statistics.quantiles(latencies, n=100, method="inclusive") if len(latencies) > 1 else [0.0] * 99
+    return Figures(
+        backend=backend,
+        events=args.events,
+        stored=len(timed.stored_at),
+        sustained=len(timed.stored_at) / max(last_stored - first, 1e-9),
+        published=len(published) / max(last_pub - first, 1e-9),
+        p50_ms=1000 * q[49],
+        p99_ms=1000 * q[98],
+        max_ms=1000 * (latencies[-1] if latencies else 0.0),
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    sub = parser.add_subparsers(dest="command")
+    pub = sub.add_parser("publish", help="(internal) the publisher process")
+    pub.add_argument("--port", type=int, required=True)
+    pub.add_argument("--events", type=int, required=True)
+    pub.add_argument("--rate", type=float, default=0)
+    pub.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--events", type=int, default=100_000, help="events to publish (default 100000)")
+    parser.add_argument(
+        "--rate", type=float, default=0, help="events/s to publish at; 0 = as fast as possible"
+    )
+    parser.add_argument("--batch", type=int, default=1000, help="ingest.batch_size (default 1000)")
+    parser.add_argument("--flush", type=float, default=1.0, help="ingest.flush_interval_s (default 1.0)")
+    parser.add_argument("--timeout", type=float, default=300, help="give up waiting after this many s")
+    parser.add_argument(
+        "--backend", nargs="+", choices=["sqlite", "postgresql"], default=["sqlite", "postgresql"]
+    )
+    args = parser.parse_args(argv)
+    if args.command == "publish":
+        publish(args.port, args.events, args.rate, args.out)
+        return 0
+    print(f"# bench/ingest.py --events {args.events} --rate {args.rate:g} --batch {args.batch} "
+          f"--flush {args.flush:g}; {os.cpu_count()} CPUs; QoS 1, collector in-process, publisher a process")  # fmt: skip
+    work = Path(tempfile.mkdtemp(prefix="footfall-bench-"))
+    try:
+        if "sqlite" in args.backend:
+            print(run_one("sqlite", {"path": str(work / "bench.db")}, work, args).line(), flush=True)
+        if "postgresql" in args.backend:
+            sys.path.insert(0, str(REPO))  # tests/pgserver.py starts the throw-away server
+            from tests.pgserver import PostgresUnavailable, running_postgres
+
+            try:
+                with running_postgres(fsync=True) as dsn:
+                    (work / "pg.dsn").write_text(dsn)
+                    options = {"dsn_file": str(work / "pg.dsn")}
+                    print(run_one("postgresql", options, work, args).line(), flush=True)
+            except PostgresUnavailable as exc:
+                print(f"postgresql skipped: {exc}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""Multi-sensor merge: one device heard by two sensors of a store at once is one visit.
+
+Hand-worked cases (times on 2024-05-01, UTC; `s1`/`s2`/`s3` sensors, `e1`/`e2` epochs):
+
+    overlap     s1 e1 d1 10:00-10:20 rssi -70 visitor  +  s2 e1 d1 10:15-10:40 rssi -50 passerby
+                → one visit 10:00-10:40 (2400 s), s2's kind and rssi (the stronger signal)
+    no overlap  s1 e1 d1 10:00-10:20  +  s2 e1 d1 10:30-10:40  → two visits, unchanged
+    epochs      s1 e1 d1 10:00-10:20  +  s2 e2 d1 10:05-10:15  → two (other epoch: another device)
+    one sensor  s1 e1 d1 10:00-10:20  +  s1 e1 d1 10:10-10:30  → two (the sensor sessionised them)
+    chain       s1 10:00-10:10 + s2 10:05-10:30 + s3 10:25-10:50 → one visit 10:00-10:50
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
+
+from collector import omnichannel
+from collector import report as reports
+from collector.config import ReportConfig
+from collector.merge import merge_overlapping, merge_recognised, merge_sensors
+from collector.store import SqliteStore, VisitRow
+from collector.store_privacy import ConsentedVisit
+from tests.test_report import visit
+
+UTC_DAY = date(2024, 5, 1)
+
+
+def t(hh: int, mm: int = 0) -> datetime:
+    return datetime(2024, 5, 1, hh, mm, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Heard:
+    """A visit row with its strongest signal, as the store keeps it."""
+
+    sensor: str
+    epoch: str
+    device: str
+    start: datetime
+    end: datetime
+    dwell_s: float
+    kind: str
+    rssi_max: int | None
+
+
+def heard(sensor: str, start: datetime, end: datetime, rssi: int | None = None, **more: str) -> Heard:
+    fields = {"epoch": "e1", "device": "d1", "kind": "visitor", **more}
+    return Heard(sensor, start=start, end=end, dwell_s=(end - start).total_seconds(), rssi_max=rssi, **fields)
+
+
+def by_device(v: Heard) -> tuple[str, str]:
+    return (v.epoch, v.device)
+
+
+def test_overlapping_visits_of_two_sensors_become_one_and_the_strongest_signal_wins() -> None:
+    near = heard("s2", t(10, 15), t(10, 40), -50, kind="passerby")
+    merged = merge_overlapping([heard("s1", t(10), t(10, 20), -70), near], by_device)
+    assert merged == [
+        Heard("s2", "e1", "d1", t(10), t(10, 40), 2400.0, "passerby", -50),
+    ]
+
+
+def test_visits_that_do_not_overlap_stay_apart() -> None:
+    visits = [heard("s1", t(10), t(10, 20), -70), heard("s2", t(10, 30), t(10, 40), -50)]
+    assert merge_overlapping(visits, by_device) == visits
+
+
+def test_the_same_pseudonym_in_another_epoch_is_another_device_and_never_merges() -> None:
+    visits = [heard("s1", t(10), t(10, 20)), heard("s2", t(10, 5), t(10, 15), epoch="e2")]
+    assert merge_overlapping(visits, by_device) == visits
+
+
+def test_two_overlapping_visits_of_one_sensor_are_left_as_that_sensor_made_them() -> None:
+    visits = [heard("s1", t(10), t(10, 20)), heard("s1", t(10, 10), t(10, 30))]
+    assert merge_overlapping(visits, by_device) == visits
+
+
+def test_a_chain_of_overlaps_across_three_sensors_is_one_visit_from_first_start_to_last_end() -> None:
+    visits = [
+        heard("s1", t(10), t(10, 10)),
+        heard("s2", t(10, 5), t(10, 30)),
+        heard("s3", t(10, 25), t(10, 50)),
+    ]
+    [one] = merge_overlapping(visits, by_device)
+    assert (one.start, one.end, one.dwell_s) == (t(10), t(10, 50), 3000.0)
+    assert one.sensor == "s2"  # no signal known: the longest dwell (25 min) wins
+
+
+def test_stored_rows_merge_by_epoch_and_device_keeping_the_winner_row_shape() -> None:
+    rows = [
+        VisitRow("s1", "e1", "d1", t(9), t(9, 10), 600.0, "visitor", 1),
+        VisitRow("s2", "e1", "d1", t(9, 5), t(9, 20), 900.0, "visitor", 1),
+    ]
+    assert merge_sensors(rows) == [VisitRow("s2", "e1", "d1", t(9), t(9, 20), 1200.0, "visitor", 1)]
+
+
+def test_recognised_visits_merge_by_profile() -> None:
+    rows = [
+        ConsentedVisit("bob", "s1", t(9), t(9, 10), 600.0, "visitor"),
+        ConsentedVisit("bob", "s2", t(9, 5), t(9, 20), 900.0, "visitor"),
+        ConsentedVisit("alice", "s2", t(9, 5), t(9, 20), 900.0, "visitor"),
+    ]
+    assert merge_recognised(rows) == [
+        ConsentedVisit("bob", "s2", t(9), t(9, 20), 1200.0, "visitor"),
+        ConsentedVisit("alice", "s2", t(9, 5), t(9, 20), 900.0, "visitor"),
+    ]
+
+
+def test_the_report_counts_a_visit_heard_by_two_sensors_once() -> None:
+    # A s1 e1 d1 09:00 10 min + B s2 e1 d1 09:05 15 min → one visit 09:00-09:20 (1200 s);
+    # C s2 e1 d1 11:00 5 min: d1's second visit (a repeat); D s2 e2 d1 09:02 passerby: another device.
+    db = SqliteStore(":memory:")
+    try:
+        db.add(
+            [
+                visit(t(9), 600, sensor="s1"),
+                visit(t(9, 5), 900, sensor="s2"),
+                visit(t(11), 300, sensor="s2"),
+                visit(t(9, 2), 240, "passerby", sensor="s2", epoch="e2"),
+            ]
+        )
+        config = ReportConfig(timezone="UTC")
+        r = reports.for_store(db, "paris-01", UTC_DAY, UTC_DAY, config)
+    finally:
+        db.close()
+    assert (r.visitors, r.passersby, r.unique_visitors, r.repeat_visitors) == (2, 1, 1, 1)
+    assert r.median_dwell_s == 750.0  # of 1200 and 300 s
+
+
+def test_the_omnichannel_kpis_count_a_visit_heard_by_two_sensors_once() -> None:
+    rows = [
+        VisitRow("s1", "e1", "d1", t(9), t(9, 10), 600.0, "visitor", 1),
+        VisitRow("s2", "e1", "d1", t(9, 5), t(9, 20), 900.0, "visitor", 1),
+    ]
+    recognised = [
+        ConsentedVisit("bob", "s1", t(9), t(9, 10), 600.0, "visitor"),
+        ConsentedVisit("bob", "s2", t(9, 5), t(9, 20), 900.0, "visitor"),
+    ]
+    k = omnichannel.build(
+        "paris-01",
+        UTC_DAY,
+        UTC_DAY,
+        ZoneInfo("UTC"),
+        7,
+        visits=rows,
+        recognised=recognised,
+        online=[],
+        sensors=2,
+    )
+    assert (k.visitor_visits, k.recognised_visits, k.recognised_profiles) == (1, 1, 1)
+    assert k.daily[0].visitors == 1 and k.recognised_share == 1.0
