@@ -123,10 +123,14 @@ def run_one(rate: int, seconds: float, frames: list[bytes], work: Path, mosquitt
             f"health: {{metrics_port: {metrics_port}}}\nspool: {{path: {work / f'spool-{rate}.db'}}}\n"
         )
         code = "import sys; from sensor.cli_live import run; run(sys.argv[1:])"
-        child = subprocess.Popen([sys.executable, "-c", code, "--config", str(config)], stderr=(work / "sensor.log").open("ab"))
+        child = subprocess.Popen(
+            [sys.executable, "-c", code, "--config", str(config)], stderr=(work / "sensor.log").open("ab")
+        )
         try:
             if not wait_for(lambda: metric(metrics_port, "footfall_sensor_capture_up") == 1, 30):
-                raise SystemExit("the sensor did not start capturing within 30 s:\n" + (work / "sensor.log").read_text())
+                raise SystemExit(
+                    "the sensor did not start capturing within 30 s:\n" + (work / "sensor.log").read_text()
+                )
             cpu0, t0 = cpu_s(child.pid), time.monotonic()
             threads0 = thread_cpu(child.pid)
             injected = inject(tap, frames, rate, seconds)
@@ -152,7 +156,9 @@ def run_one(rate: int, seconds: float, frames: list[bytes], work: Path, mosquitt
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rates", default="200,5000", help="probe requests per second, comma-separated")
     parser.add_argument("--seconds", type=float, default=20.0, help="injection time per rate")
     args = parser.parse_args()
@@ -168,8 +174,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="ffbench-") as tmp:
         for rate in (int(r) for r in args.rates.split(",")):
             results.append(run_one(rate, args.seconds, frames, Path(tmp), mosquitto))
-    print(f"live sensor, {len(frames)} real probe requests (fryza-lab 2022-11-22) cycled, {args.seconds:g} s per rate")
-    print("| rate (/s) | injected | received | kernel drops | app drops | CPU (% of one core) | peak RSS (MB) |")
+    print(
+        f"live sensor, {len(frames)} real probe requests (fryza-lab 2022-11-22) cycled, {args.seconds:g} s per rate"
+    )
+    print(
+        "| rate (/s) | injected | received | kernel drops | app drops | CPU (% of one core) | peak RSS (MB) |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         print(

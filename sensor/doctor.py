@@ -51,6 +51,18 @@ def ok(name: str, detail: str) -> Check:
     return Check(name, Status.OK, detail)
 
 
+def warn(name: str, detail: str, fix: str = "") -> Check:
+    return Check(name, Status.WARN, detail, fix)
+
+
+def fail(name: str, detail: str, fix: str = "") -> Check:
+    return Check(name, Status.FAIL, detail, fix)
+
+
+def skip(name: str, detail: str) -> Check:
+    return Check(name, Status.SKIP, detail)
+
+
 # -- facts the probes gather ---------------------------------------------------------------------------------
 
 
@@ -93,28 +105,26 @@ def check_interface(capture: CaptureConfig, state: IfaceState) -> Check:
         fix = "footfall-sensor iface setup --config FILE (or: systemctl start footfall-iface)"
         if capture.phy is None:
             fix = "set capture.phy to the radio to create it on (`iw phy` lists them), then " + fix
-        return Check(name, Status.FAIL, "does not exist", fix)
+        return fail(name, "does not exist", fix)
     if not state.up:
-        return Check(name, Status.FAIL, "exists but is down", f"ip link set {capture.interface} up")
+        return fail(name, "exists but is down", f"ip link set {capture.interface} up")
     return ok(name, f"exists and is up ({state.operstate or 'operstate unknown'})")
 
 
 def check_monitor(state: IfaceState) -> Check:
     name = "monitor mode"
     if not state.exists:
-        return Check(name, Status.SKIP, "no interface")
+        return skip(name, "no interface")
     if state.linktype == 127:
         return ok(name, "link type radiotap (802.11 frames with signal strength)")
     if state.monitor:
-        return Check(
+        return warn(
             name,
-            Status.WARN,
             f"link type {state.linktype}: 802.11 frames without radiotap, so no or Prism signal strength",
             "prefer a driver that gives radiotap (most mac80211 drivers do)",
         )
-    return Check(
+    return fail(
         name,
-        Status.FAIL,
         f"{state.describe()}: not a monitor interface",
         "footfall-sensor iface setup --config FILE; if it says 'not supported', the driver has no monitor "
         "mode (Pi built-in Wi-Fi: install nexmon; or use a USB adapter: ath9k_htc, mt76, rt2800usb)",
@@ -128,9 +138,8 @@ def check_channel(plan: ChannelPlan, tuned: int | None, sample: FrameSample | No
         heard = sorted(sample.channels) if sample else []
         if heard and set(heard) <= set(plan.channels):
             return ok(name, f"frames carry channel(s) {', '.join(map(str, heard))} ({plan.describe()})")
-        return Check(
+        return warn(
             name,
-            Status.WARN,
             f"cannot tell the tuned channel (expected {expected})"
             + (f"; frames say {heard}" if heard else ""),
             "install iw (apt-get install iw) so `iw dev IFACE info` can show it",
@@ -138,15 +147,13 @@ def check_channel(plan: ChannelPlan, tuned: int | None, sample: FrameSample | No
     if tuned in plan.channels:
         return ok(name, f"on channel {tuned} ({plan.describe()})")
     if plan.fixed:
-        return Check(
+        return fail(
             name,
-            Status.FAIL,
             f"on channel {tuned}, config says {expected}",
             "restart footfall-iface (or: iw dev IFACE set channel N)",
         )
-    return Check(
+    return warn(
         name,
-        Status.WARN,
         f"on channel {tuned}, not in the hopping plan {expected}",
         "is another program tuning the radio?",
     )
@@ -155,11 +162,10 @@ def check_channel(plan: ChannelPlan, tuned: int | None, sample: FrameSample | No
 def check_frames(sample: FrameSample) -> Check:
     name = "frames"
     if sample.error:
-        return Check(name, Status.FAIL, sample.error, "fix the capture error above (capabilities, interface)")
+        return fail(name, sample.error, "fix the capture error above (capabilities, interface)")
     if sample.frames == 0:
-        return Check(
+        return fail(
             name,
-            Status.FAIL,
             f"no management frame in {sample.seconds:g} s",
             "check the channel and the antenna; a quiet channel still has beacons from nearby access points",
         )
@@ -170,9 +176,8 @@ def check_frames(sample: FrameSample) -> Check:
         f"{share:.0%} with a dBm signal; channels {heard}"
     )
     if share < 0.5:
-        return Check(
+        return warn(
             name,
-            Status.WARN,
             detail,
             "without radiotap signal, visits cannot be told inside from passing by: check the driver",
         )
@@ -206,18 +211,16 @@ def check_capabilities(capture: CaptureConfig, cap_eff: int, uid: int) -> Check:
 def check_key(key_file: Path | None, inspect: Callable[[Path], str]) -> Check:
     name = "sensor key"
     if key_file is None:
-        return Check(
+        return fail(
             name,
-            Status.FAIL,
             "privacy.key_file is not set",
             "footfall-sensor keys provision, then set privacy.key_file",
         )
     try:
         detail = inspect(key_file)
     except Exception as exc:  # KeyFileError and OSError both carry the file and the reason
-        return Check(
+        return fail(
             name,
-            Status.FAIL,
             str(exc),
             "re-provision: footfall-sensor keys provision --force (0600, owner footfall)",
         )
@@ -237,30 +240,27 @@ def check_broker(where: str, error: str | None) -> Check:
         ("within", "no answer: firewall, wrong host or port, or TLS to a plain port"),
     )
     fix = next((h for needle, h in hints if needle in error.lower()), "check the mqtt section of the config")
-    return Check(name, Status.FAIL, error, fix)
+    return fail(name, error, fix)
 
 
 def check_clock(clock: ClockState) -> Check:
     name = "clock"
     year = time.gmtime(clock.now_ns // 1_000_000_000).tm_year
     if year < MIN_YEAR:
-        return Check(
+        return fail(
             name,
-            Status.FAIL,
             f"the clock says {year}",
             "set up time sync (timedatectl set-ntp true) before starting the sensor: salt epochs and visits follow the clock",
         )
     if clock.synchronized is None:
-        return Check(
+        return warn(
             name,
-            Status.WARN,
             f"cannot tell whether the clock is synchronised ({clock.how})",
             "timedatectl status",
         )
     if not clock.synchronized:
-        return Check(
+        return fail(
             name,
-            Status.FAIL,
             f"not synchronised ({clock.how})",
             "timedatectl set-ntp true; check that NTP (udp/123) reaches a server",
         )
@@ -270,9 +270,8 @@ def check_clock(clock: ClockState) -> Check:
 def check_disk(path: Path, free_bytes: int | None, need_bytes: int = MIN_FREE_BYTES) -> Check:
     name = "spool disk"
     if free_bytes is None:
-        return Check(
+        return fail(
             name,
-            Status.FAIL,
             f"{path} does not exist",
             "install with scripts/install (systemd creates it as StateDirectory)",
         )
@@ -434,12 +433,10 @@ def run_checks(
     checks.append(
         check_channel(ChannelPlan.from_config(capture), tuned, sample)
         if state.exists
-        else Check("channel", Status.SKIP, "no interface")
+        else skip("channel", "no interface")
     )
     checks.append(
-        check_frames(sample)
-        if sample is not None
-        else Check("frames", Status.SKIP, "no monitor interface to listen on")
+        check_frames(sample) if sample is not None else skip("frames", "no monitor interface to listen on")
     )
     checks += [caps, check_key(config.privacy.key_file, probes.key)]
     where, error = probes.broker(config)

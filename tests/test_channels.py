@@ -96,7 +96,9 @@ def test_plan_from_config_and_its_description() -> None:
         ({"interface": "a/b"}, "should match pattern"),
     ],
 )
-def test_config_rejects_a_bad_channel_plan_with_the_key_named(capture: dict[str, object], message: str) -> None:
+def test_config_rejects_a_bad_channel_plan_with_the_key_named(
+    capture: dict[str, object], message: str
+) -> None:
     with pytest.raises(ConfigError) as err:
         validate_model(SensorConfig, {"capture": capture})
     assert message in str(err.value) and "capture." in str(err.value)

@@ -116,7 +116,9 @@ def test_an_unreachable_broker_fails_with_a_hint() -> None:
 
 
 def test_an_unreadable_password_file_is_named(tmp_path: Path) -> None:
-    config = SensorConfig.model_validate({"mqtt": {"password_file": str(tmp_path / "missing"), "username": "u"}})
+    config = SensorConfig.model_validate(
+        {"mqtt": {"password_file": str(tmp_path / "missing"), "username": "u"}}
+    )
     _, error = d.broker_error(config)
     assert error is not None and "missing" in error
 
@@ -165,14 +167,24 @@ def test_a_healthy_sensor_passes_every_check() -> None:
     config = SensorConfig.model_validate({"privacy": {"key_file": "/var/lib/footfall/sensor.key"}})
     checks = d.run_checks(config, fake_probes(MONITOR), sample_s=1, state_dir=Path("/var/lib/footfall"))
     assert [c.name for c in checks] == [
-        "interface mon0", "monitor mode", "channel", "frames", "capabilities", "sensor key", "broker", "clock", "spool disk",
+        "interface mon0",
+        "monitor mode",
+        "channel",
+        "frames",
+        "capabilities",
+        "sensor key",
+        "broker",
+        "clock",
+        "spool disk",
     ]
     assert all(c.status is d.Status.OK for c in checks), [c.lines() for c in checks]
     assert not d.failed(checks)
 
 
 def test_without_an_interface_the_radio_checks_are_skipped_not_crashed() -> None:
-    checks = d.run_checks(SensorConfig(), fake_probes(IfaceState("mon0", False)), sample_s=1, state_dir=Path("/"))
+    checks = d.run_checks(
+        SensorConfig(), fake_probes(IfaceState("mon0", False)), sample_s=1, state_dir=Path("/")
+    )
     status = {c.name: c.status for c in checks}
     assert status["interface mon0"] is d.Status.FAIL
     assert status["channel"] is status["frames"] is status["monitor mode"] is d.Status.SKIP

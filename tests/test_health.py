@@ -22,7 +22,12 @@ T0 = 1_790_000_000 * S
 
 
 def snap(at_s: float = 0, **fields: object) -> Snapshot:
-    values: dict[str, object] = {"at_ns": T0 + int(at_s * S), "uptime_s": at_s, "interface": "mon0", "capture_up": True}
+    values: dict[str, object] = {
+        "at_ns": T0 + int(at_s * S),
+        "uptime_s": at_s,
+        "interface": "mon0",
+        "capture_up": True,
+    }
     values.update(fields)
     return Snapshot(**values)  # type: ignore[arg-type]
 
@@ -41,7 +46,12 @@ def test_status_goes_out_at_start_then_once_per_interval() -> None:
 
 @pytest.mark.parametrize(
     "change",
-    [{"capture_up": False, "down_reason": "gone"}, {"channel": 11}, {"epoch": "20261125T0400Z"}, {"interface": "mon1"}],
+    [
+        {"capture_up": False, "down_reason": "gone"},
+        {"channel": 11},
+        {"epoch": "20261125T0400Z"},
+        {"interface": "mon1"},
+    ],
 )
 def test_status_goes_out_at_once_when_something_watched_changes(change: dict[str, object]) -> None:
     status, sent = reporter(60)
@@ -62,7 +72,9 @@ def test_a_hopping_channel_does_not_trigger_a_status_every_dwell() -> None:
 def test_status_carries_interface_channel_rate_drops_spool_and_the_epoch_id_only() -> None:
     status, sent = reporter(60)
     status.tick(snap(0, frames=0, channel=6, epoch="20261124T0400Z"))
-    status.tick(snap(60, frames=1200, channel=6, epoch="20261124T0400Z", kernel_drops=3, app_drops=2, spool_depth=7))
+    status.tick(
+        snap(60, frames=1200, channel=6, epoch="20261124T0400Z", kernel_drops=3, app_drops=2, spool_depth=7)
+    )
     event = sent[-1]
     assert isinstance(event, StatusEvent)
     payload = json.loads(event.to_json())
@@ -76,7 +88,7 @@ def test_status_carries_interface_channel_rate_drops_spool_and_the_epoch_id_only
 
 
 def test_a_down_capture_says_why_in_the_status_source() -> None:
-    status, sent = reporter(60)
+    status, _sent = reporter(60)
     event = status.tick(snap(0, capture_up=False, down_reason="cannot capture on mon0: no such interface"))
     assert event is not None and event.source == "live:mon0 (down: cannot capture on mon0: no such interface)"
 
@@ -98,7 +110,9 @@ def test_sensor_metrics_are_served_from_the_latest_snapshot() -> None:
     server = serve_metrics(metrics, "127.0.0.1", 0)
     try:
         assert 'footfall_sensor_build_info{version="1.2.3"} 1.0' in scrape(server.port)
-        metrics.update(snap(5, frames=42, kernel_drops=1, channel=11, decode_errors={"bad_fcs": 3}, spool_depth=2))
+        metrics.update(
+            snap(5, frames=42, kernel_drops=1, channel=11, decode_errors={"bad_fcs": 3}, spool_depth=2)
+        )
         text = scrape(server.port)
     finally:
         server.close()
@@ -114,7 +128,9 @@ def test_sensor_metrics_are_served_from_the_latest_snapshot() -> None:
 
 
 def test_collector_metrics_count_received_stored_duplicates_and_rejections_by_reason() -> None:
-    stats = IngestStats(received=10, accepted=7, stored=6, duplicates=1, rejected={"not_json": 2, "invalid": 1})
+    stats = IngestStats(
+        received=10, accepted=7, stored=6, duplicates=1, rejected={"not_json": 2, "invalid": 1}
+    )
     server = collector_metrics.serve(lambda: stats, lambda: True, port=0)
     try:
         text = scrape(server.port)

@@ -16,7 +16,10 @@ INSTALL = REPO / "scripts" / "install"
 
 def install(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["bash", str(INSTALL), "--root", str(root), "--skip-venv", *args], capture_output=True, text=True, check=False
+        ["bash", str(INSTALL), "--root", str(root), "--skip-venv", *args],
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
 
@@ -113,7 +116,11 @@ def test_uninstall_removes_units_and_software_but_keeps_config_and_keys_unless_p
 
 @pytest.mark.parametrize(
     ("args", "message"),
-    [(["--purge"], "--purge goes with --uninstall"), (["--no-sensor"], "nothing to install"), (["--bogus"], "unknown option")],
+    [
+        (["--purge"], "--purge goes with --uninstall"),
+        (["--no-sensor"], "nothing to install"),
+        (["--bogus"], "unknown option"),
+    ],
 )
 def test_bad_options_fail_with_a_clear_message(tmp_path: Path, args: list[str], message: str) -> None:
     result = install(tmp_path / "root", *args)
@@ -128,7 +135,10 @@ def test_the_virtual_environment_step_installs_the_console_scripts(tmp_path: Pat
     env = {**os.environ, "PIP_NO_DEPS": "1"}
     result = subprocess.run(
         ["bash", str(INSTALL), "--root", str(root), "--python", str(Path(os.sys.executable))],
-        capture_output=True, text=True, check=False, env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
     )
     log = root / "opt/footfall/install.log"
     assert result.returncode == 0, result.stderr + (log.read_text() if log.exists() else "")

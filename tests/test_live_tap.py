@@ -105,7 +105,9 @@ class Running:
 
 
 @pytest.mark.realdata
-@pytest.mark.parametrize(("kind", "fc_ok"), [("management", lambda fc: fc & 0x0C == 0), ("probe_requests", lambda fc: fc == 0x40)])
+@pytest.mark.parametrize(
+    ("kind", "fc_ok"), [("management", lambda fc: fc & 0x0C == 0), ("probe_requests", lambda fc: fc == 0x40)]
+)
 def test_kernel_filter_lets_through_only_the_configured_frames(
     tap: RadiotapTap, shared_data: Path, kind: str, fc_ok: Callable[[int], bool]
 ) -> None:
@@ -150,7 +152,9 @@ def test_live_capture_decodes_the_same_probe_requests_as_replay(tap: RadiotapTap
 def test_capture_recovers_from_the_interface_vanishing_without_losing_open_visits(shared_data: Path) -> None:
     name = tap_name()
     frames = frames_of(shared_data / "captures" / "baccichet_S21Ultra-M_anonymized.pcap")
-    cfg = config(name, estimator={"enabled": False})  # every address its own device: the same frames, the same visits
+    cfg = config(
+        name, estimator={"enabled": False}
+    )  # every address its own device: the same frames, the same visits
     pipeline = Pipeline(cfg, FixedSalt(b"k" * 32, epoch="e"), ListSink())
     tap = open_tap(name)
     with Running(LiveCapture(cfg.capture, pipeline)) as capture:
@@ -299,7 +303,13 @@ class FakeClock:
 
 class FakeSource:
     def __init__(self, interface: str, frames: list[tuple[int, bytes]] | None = None) -> None:
-        self.interface, self.linktype, self.truncated, self.outgoing, self.capacity = interface, 127, 0, 0, 100
+        self.interface, self.linktype, self.truncated, self.outgoing, self.capacity = (
+            interface,
+            127,
+            0,
+            0,
+            100,
+        )
         self.frames = frames or []
         self.closed = False
         self.fail: OSError | None = None
@@ -343,7 +353,9 @@ def fake_capture(**capture: object) -> tuple[LiveCapture, FakeClock, list[FakeSo
         present["up"] = True
 
     pipeline = Pipeline(cfg, FixedSalt(b"k" * 32, epoch="e"), ListSink())
-    capture_ = LiveCapture(cfg.capture, pipeline, clock=clock, open_source=opener, state_of=state_of, setup_iface=setup)
+    capture_ = LiveCapture(
+        cfg.capture, pipeline, clock=clock, open_source=opener, state_of=state_of, setup_iface=setup
+    )
     capture_.present = present  # type: ignore[attr-defined]
     return capture_, clock, sources, setups
 
@@ -377,7 +389,7 @@ def test_a_socket_error_closes_the_capture_and_it_reopens_with_backoff() -> None
 
 
 def test_a_vanished_interface_is_set_up_again_when_recreate_is_on() -> None:
-    capture, clock, sources, setups = fake_capture(recreate=True)
+    capture, _clock, sources, setups = fake_capture(recreate=True)
     capture.present["up"] = False  # type: ignore[attr-defined]
     capture.step(0)
     assert setups == ["setup"] and capture.source is sources[0]
@@ -410,7 +422,7 @@ def test_time_passes_in_the_pipeline_while_no_frame_arrives() -> None:
 
 
 def test_a_frame_the_pipeline_fails_on_is_counted_as_an_app_drop() -> None:
-    capture, clock, sources, _ = fake_capture()
+    capture, _clock, sources, _ = fake_capture()
     capture.step(0)
 
     def boom(ts: int, linktype: int, data: bytes) -> None:

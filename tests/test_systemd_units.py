@@ -63,7 +63,9 @@ def test_units_verify_as_shipped(tmp_path: Path) -> None:
     for name in UNITS:
         text = (REPO / "systemd" / name).read_text().replace(VENV_BIN, f"{tmp_path}/bin/")
         (tmp_path / name).write_text(text)
-    result = subprocess.run([tool, "verify", *(str(tmp_path / n) for n in UNITS)], capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [tool, "verify", *(str(tmp_path / n) for n in UNITS)], capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0 and not our_warnings(result.stdout + result.stderr), result.stderr
 
 
@@ -74,12 +76,16 @@ def test_installed_units_verify_under_the_install_root(tmp_path: Path) -> None:
     root = tmp_path / "root"
     done = subprocess.run(
         ["bash", str(REPO / "scripts" / "install"), "--root", str(root), "--skip-venv", "--collector"],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     stub_bin(root / VENV_BIN.strip("/"))
     shutil.copytree(HOST_UNITS, root / "usr/lib/systemd/system", symlinks=True)
-    result = subprocess.run([tool, "verify", f"--root={root}", *UNITS], capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [tool, "verify", f"--root={root}", *UNITS], capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0 and not our_warnings(result.stdout + result.stderr), result.stderr
 
 
@@ -88,7 +94,10 @@ def test_every_unit_runs_unprivileged_and_hardened(name: str) -> None:
     service = unit(name)["Service"]
     assert service["User"] == ["footfall"] and service["Group"] == ["footfall"]
     for key, value in (
-        ("ProtectSystem", "strict"), ("NoNewPrivileges", "yes"), ("ProtectHome", "yes"), ("PrivateTmp", "yes"),
+        ("ProtectSystem", "strict"),
+        ("NoNewPrivileges", "yes"),
+        ("ProtectHome", "yes"),
+        ("PrivateTmp", "yes"),
         ("SystemCallFilter", "@system-service"),
     ):
         assert service[key] == [value], key
@@ -130,7 +139,9 @@ def test_the_sensor_wants_the_interface_step_before_it() -> None:
     assert "footfall-iface.service" in sensor["Unit"]["Wants"][0].split()
     assert "footfall-iface.service" in sensor["Unit"]["After"][0].split()
     assert iface["Service"]["Type"] == ["oneshot"] and iface["Service"]["RemainAfterExit"] == ["yes"]
-    assert iface["Service"]["ExecStart"][0].endswith("footfall-sensor iface setup --config /etc/footfall/sensor.yaml")
+    assert iface["Service"]["ExecStart"][0].endswith(
+        "footfall-sensor iface setup --config /etc/footfall/sensor.yaml"
+    )
 
 
 def test_units_parse_as_ini() -> None:
