@@ -55,7 +55,8 @@ def payloads(n: int) -> Iterator[tuple[str, str, bytes]]:
             event: VisitEvent | CountEvent = CountEvent.model_validate(
                 {"event_id": eid, "store": "bench", "sensor": sensor, "epoch": "e1", "start": start,
                  "end": start + timedelta(minutes=5), "present": 3.0, "visitors": 1, "passersby": 2,
-                 "visitors_present": 1}
+                 "visitors_present": 1, "new_visitors": 1, "returning_visitors": 0, "frames": 40,
+                 "frames_randomized": 30, "addresses": 6, "addresses_randomized": 4, "devices": 3}
             )  # fmt: skip
         else:
             device = f"{i:08x}"

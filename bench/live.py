@@ -28,6 +28,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from footfall.mqtt import BrokerSettings, MqttClient
 from sensor.capture import read_capture
 from sensor.iface import RadiotapTap
 from sensor.keys import KeyStore, StoreSeed
@@ -54,6 +55,11 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def listening(port: int) -> bool:
+    with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+        return True
 
 
 def cpu_s(pid: int) -> float:
@@ -109,6 +115,11 @@ def run_one(rate: int, seconds: float, frames: list[bytes], work: Path, mosquitt
     broker_port, metrics_port = free_port(), free_port()
     (work / "mosquitto.conf").write_text(f"listener {broker_port} 127.0.0.1\nallow_anonymous true\n")
     broker = subprocess.Popen([mosquitto, "-c", str(work / "mosquitto.conf")], stderr=subprocess.DEVNULL)
+    # A collector stand-in, so the broker passes events on (the sensor keeps refused ones and retries).
+    collector = MqttClient(BrokerSettings("127.0.0.1", broker_port, client_id=f"bench-collector-{rate}"))
+    wait_for(lambda: listening(broker_port), 10)
+    collector.connect()
+    collector.subscribe("footfall/v1/#", lambda message: None, wait_s=5)
     now = time.time_ns()
     seed = StoreSeed.create("bench", SaltSchedule.parse(DEFAULT_SPEC, "UTC"), now)
     key = work / f"sensor-{rate}.key"
@@ -150,6 +161,7 @@ def run_one(rate: int, seconds: float, frames: list[bytes], work: Path, mosquitt
                 child.wait(60)
             except subprocess.TimeoutExpired:
                 child.kill()
+            collector.close()
             broker.terminate()
             broker.wait(10)
     return Result(rate, seconds, injected, received, kernel, app, 100 * (cpu1 - cpu0) / (t1 - t0), rss)

@@ -111,14 +111,32 @@ def opened(config: CollectorConfig, *, create: bool) -> Iterator[Store]:
     metavar="SECONDS",
     help="Exit once this many seconds pass without a message (counted from the connection).",
 )
-def run(config_path: Path | None, until_idle: float | None) -> None:
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    envvar="FOOTFALL_COLLECTOR_METRICS_PORT",
+    help="Serve Prometheus metrics on 127.0.0.1:PORT/metrics (0: any free port; default: off).",
+)
+def run(config_path: Path | None, until_idle: float | None, metrics_port: int | None) -> None:
     """Subscribe to the broker and store events until SIGTERM/SIGINT (or --until-idle)."""
     config = load_config(config_path)
     try:
         collector = Collector(config)
-        collector.run(until_idle)
+        metrics = None
+        if metrics_port is not None:
+            from collector import metrics as collector_metrics
+
+            metrics = collector_metrics.serve(lambda: collector.stats, port=metrics_port)
+        try:
+            collector.run(until_idle)
+        finally:
+            if metrics is not None:
+                metrics.close()
     except (ConfigError, MqttError, StoreError) as exc:
         raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot serve metrics on port {metrics_port}: {exc.strerror}") from None
 
 
 @main.command()

@@ -4,11 +4,12 @@ A custom collector reads `IngestStats` (and the MQTT connection state) at scrape
 are the Ingestor's own and nothing is counted twice. The endpoint is the same small prometheus_client
 server the sensor uses, on 127.0.0.1 by default.
 
-Wiring (one line, after `collector.start()` in the CLI's `run`, or in `Collector.start`):
+Wiring (one line in the CLI's `run` around `collector.run()`, or in `Collector.start`/`stop`):
 
-    server = metrics.serve(collector.stats_now, lambda: collector.connected, port=9892)   # ... server.close()
+    server = metrics.serve(lambda: collector.stats, port=9892)     # ... and server.close() at the end
 
-where `stats_now` is any callable returning the current `IngestStats` (e.g. `lambda: collector.stats`).
+`connected` (optional) is a callable saying whether the MQTT client is connected, e.g. a
+`Collector.connected` property returning `self._client.connected`.
 """
 
 from __future__ import annotations

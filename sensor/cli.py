@@ -252,8 +252,9 @@ def check_config(path: Path) -> None:
 def _register() -> None:
     from sensor.cli_calibrate import calibrate
     from sensor.cli_keys import keys
+    from sensor.cli_live import COMMANDS as LIVE
 
-    for command in (keys, calibrate):
+    for command in (keys, calibrate, *LIVE):
         main.add_command(command)
 
 

@@ -27,7 +27,7 @@ from sensor import config as sensor_config
 from sensor import doctor as doc
 from sensor import iface
 from sensor.channels import ChannelHopper, ChannelPlan, Runner, run_command
-from sensor.health import MetricsServer, SensorMetrics, StatusReporter, sd_notify, serve_metrics
+from sensor.health import MetricsServer, SensorMetrics, Snapshot, StatusReporter, sd_notify, serve_metrics
 from sensor.homeassistant import HomeAssistantLink
 from sensor.live import Clock, LiveCapture, Opener, PacketSocket
 from sensor.pipeline import Pipeline, Sink
@@ -102,7 +102,7 @@ class LiveSensor:
         )
 
     def _tick(self, capture: LiveCapture) -> None:
-        snap = capture.snapshot(spool_depth=_spool_depth(self.sink), events_sent=self.events.sent)
+        snap = snapshot(capture, spool_depth=_spool_depth(self.sink), events_sent=self.events.sent)
         self.metrics.update(snap)
         try:
             self.status.tick(snap)
@@ -130,7 +130,7 @@ class LiveSensor:
         sd_notify("STOPPING=1")
         self.pipeline.presence.flush()  # open visits close now and are published, not lost
         self.status.final(
-            self.capture.snapshot(spool_depth=_spool_depth(self.sink), events_sent=self.events.sent)
+            snapshot(self.capture, spool_depth=_spool_depth(self.sink), events_sent=self.events.sent)
         )
         try:
             self.sink.close()
@@ -144,9 +144,43 @@ class LiveSensor:
                 close()
 
 
+def snapshot(capture: LiveCapture, *, spool_depth: int | None = None, events_sent: int = 0) -> Snapshot:
+    """The capture's and the pipeline's figures now, for status and metrics."""
+    p, c, stats = capture.pipeline, capture.counters, capture.pipeline.decoder.stats
+    hopper = capture.hopper
+    truncated = capture.source.truncated if capture.source is not None else 0
+    return Snapshot(
+        at_ns=capture.clock.wall_ns(),
+        uptime_s=capture.clock.monotonic() - capture.started,
+        interface=capture.capture.interface,
+        capture_up=capture.source is not None,
+        down_reason=capture.down_reason,
+        channel=hopper.current if hopper is not None else None,
+        hopping=len(capture.capture.channels) > 1,
+        frames=c.frames,
+        probe_requests=stats.probe_requests,
+        decode_errors=dict(stats.errors),
+        kernel_drops=c.kernel_drops,
+        app_drops=c.app_drops + truncated,
+        stalls=c.stalls,
+        opens=c.opens,
+        failures=c.failures,
+        hops=hopper.hops if hopper is not None else 0,
+        hop_failures=hopper.failures if hopper is not None else 0,
+        open_visits=p.presence.open_visits,
+        visits_emitted=p.presence.visits_emitted,
+        counts_emitted=p.presence.counts_emitted,
+        events_sent=events_sent,
+        spool_depth=spool_depth,
+        epoch=p.pseudonyms.epoch,
+        dropped_optout=p.dropped_optout,
+        dropped_epoch_gone=p.dropped_epoch_gone,
+    )
+
+
 def _spool_depth(sink: Sink) -> int | None:
-    """Events waiting in the MqttSink's spool, if it has one (the spool exposes `spool_depth`)."""
-    depth = getattr(sink, "spool_depth", None)
+    """Events waiting in the MqttSink's spool (`sink.spool.pending_count`); None for a sink without one."""
+    depth = getattr(getattr(sink, "spool", None), "pending_count", None)
     return depth if isinstance(depth, int) else None
 
 

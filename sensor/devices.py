@@ -155,6 +155,7 @@ class DeviceResolver:
         self._forget_ns = int(p.forget_s * NS)
         self._new_burst_ns = min(self._burst_ns, self._fixed_gap_ns)  # a gap that may change a run or beat
         self._weak_live_ns = min(self._link_ns, self._weak_link_ns)
+        self._weak_rssi = p.weak_rssi_dbm
         self._decay = p.rssi_decay_db
         self._epoch = ""
         self.stats = ResolverStats()
@@ -225,7 +226,7 @@ class DeviceResolver:
                 span[1] = high if high > rssi else rssi
         if not dev.fixed:
             # `_live` as a deadline, so a candidate scan tests one number (fixed devices keep _NEVER)
-            weak = dev.peak_rssi < self.params.weak_rssi_dbm
+            weak = dev.peak_rssi < self._weak_rssi
             dev.live_until_ns = ts + (self._weak_live_ns if weak else self._link_ns)
             if ts - dev.run_start_ns >= self._fixed_min_ns and dev.addresses == 1:
                 self._flag(dev)

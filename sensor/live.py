@@ -36,7 +36,6 @@ from typing import Protocol
 
 from sensor.channels import ChannelHopper
 from sensor.config import CaptureConfig
-from sensor.health import Snapshot
 from sensor.iface import IfaceError, IfaceState, StateReader, read_state
 from sensor.pipeline import Pipeline
 
@@ -413,36 +412,3 @@ class LiveCapture:
         self._kernel_stats(source)
         self.counters.app_drops += source.truncated
         source.close()
-
-    # -- what health reports ----------------------------------------------------------------------------
-    def snapshot(self, *, spool_depth: int | None = None, events_sent: int = 0) -> Snapshot:
-        p, c, stats = self.pipeline, self.counters, self.pipeline.decoder.stats
-        hopper = self.hopper
-        truncated = self.source.truncated if self.source is not None else 0
-        return Snapshot(
-            at_ns=self.clock.wall_ns(),
-            uptime_s=self.clock.monotonic() - self.started,
-            interface=self.capture.interface,
-            capture_up=self.source is not None,
-            down_reason=self.down_reason,
-            channel=hopper.current if hopper is not None else None,
-            hopping=len(self.capture.channels) > 1,
-            frames=c.frames,
-            probe_requests=stats.probe_requests,
-            decode_errors=dict(stats.errors),
-            kernel_drops=c.kernel_drops,
-            app_drops=c.app_drops + truncated,
-            stalls=c.stalls,
-            opens=c.opens,
-            failures=c.failures,
-            hops=hopper.hops if hopper is not None else 0,
-            hop_failures=hopper.failures if hopper is not None else 0,
-            open_visits=p.presence.open_visits,
-            visits_emitted=p.presence.visits_emitted,
-            counts_emitted=p.presence.counts_emitted,
-            events_sent=events_sent,
-            spool_depth=spool_depth,
-            epoch=p.pseudonyms.epoch,
-            dropped_optout=p.dropped_optout,
-            dropped_epoch_gone=p.dropped_epoch_gone,
-        )

@@ -20,6 +20,7 @@ object. `fit_site` fits the site's numbers against a ground-truth series.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -71,6 +72,7 @@ class _Open:
     start_ns: int
     end_ns: int  # last inside frame + holdover, or the burst it was heard leaving in
     inside_ns: int  # last inside frame
+    queued_ns: int  # its entry in the expiry heap (<= end_ns; see OccupancyEstimator._prune)
 
 
 class OccupancyEstimator:
@@ -99,6 +101,7 @@ class OccupancyEstimator:
         self._exit = p.inside_rssi_dbm - p.exit_margin_db
         self._global: set[str] = set()  # devices heard only with a global address so far
         self._open: dict[str, _Open] = {}
+        self._expiry: list[tuple[int, str]] = []  # heap of (queued_ns, device), see _prune
         self._closed: list[tuple[str, int, int]] = []
         self._prune_limit = 0  # the last prune's limit, and how many closed segments it covers
         self._prune_covers = 0
@@ -115,15 +118,21 @@ class OccupancyEstimator:
                 # a radio hears on a neighbouring channel are 20-40 dB weaker) and still held over.
                 if seg is not None and seg.inside_ns + _BURST_NS < ts < seg.end_ns:
                     seg.end_ns = ts
+                    if ts < seg.queued_ns:
+                        self._queue(device, seg)
             return
         seg = self._open.get(device)
         if seg is None:
-            self._open[device] = _Open(ts, ts + self._hold_ns, ts)
+            end = ts + self._hold_ns
+            self._open[device] = seg = _Open(ts, end, ts, end)
+            heapq.heappush(self._expiry, (end, device))
             if not s.randomized:
                 self._global.add(device)
         elif ts <= seg.end_ns:
-            seg.end_ns = ts + self._hold_ns
+            seg.end_ns = end = ts + self._hold_ns
             seg.inside_ns = ts
+            if end < seg.queued_ns:  # only when a frame goes back in time
+                self._queue(device, seg)
         else:
             self._closed.append((device, seg.start_ns, seg.end_ns))
             seg.start_ns, seg.end_ns, seg.inside_ns = ts, ts + self._hold_ns, ts
@@ -170,9 +179,24 @@ class OccupancyEstimator:
         self._prunes += 1
         if self._prunes % self._SETTLE_EVERY == 0:
             self._settle()
-        for device in [d for d, seg in self._open.items() if seg.end_ns < limit]:
-            del self._open[device]
-            self._global.discard(device)
+        # Open segments that ended before the limit, from the expiry heap: each holds one live entry
+        # at most its end (a later end leaves the entry as it is, an earlier one queues a new entry);
+        # an entry that is not its segment's live one is stale and skipped.
+        expiry, open_segments = self._expiry, self._open
+        while expiry and expiry[0][0] < limit:
+            queued, device = heapq.heappop(expiry)
+            seg = open_segments.get(device)
+            if seg is None or seg.queued_ns != queued:
+                continue
+            if seg.end_ns < limit:
+                del open_segments[device]
+                self._global.discard(device)
+            else:
+                self._queue(device, seg)
+
+    def _queue(self, device: str, seg: _Open) -> None:
+        seg.queued_ns = seg.end_ns
+        heapq.heappush(self._expiry, (seg.end_ns, device))
 
     def _settle(self) -> None:
         """Apply the last prune to the closed segments it covers (order kept: it is summed in)."""

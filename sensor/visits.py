@@ -12,6 +12,7 @@ same events.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -26,6 +27,7 @@ NS = 1_000_000_000
 EXPIRY_TICK_NS = 5 * NS  # how often (frame time) open visits are checked for their timeout
 
 Emit = Callable[[VisitEvent | CountEvent], None]
+_new = object.__new__
 
 
 class PeopleEstimate(Protocol):
@@ -58,8 +60,39 @@ class InsideVisits:
         covered = 0
         for v in visits:
             if v.inside and not v.fixed:
-                covered += max(0, min(v.last_ns, end_ns) - max(v.start_ns, start_ns))
+                # max(0, min(last, end) - max(start, start_ns)), written out: every visit of the
+                # interval passes here
+                a = v.start_ns if v.start_ns > start_ns else start_ns
+                b = v.last_ns if v.last_ns < end_ns else end_ns
+                if b > a:
+                    covered += b - a
         return covered / (end_ns - start_ns)
+
+
+class _SpanDraft:
+    """VisitSpan's slots, writable: see sensor.decode._ProbeDraft for the trick and its check."""
+
+    __slots__ = ("device", "fixed", "inside", "last_ns", "start_ns")  # sorted, as CPython lays them out
+    device: str
+    start_ns: int
+    last_ns: int
+    inside: bool
+    fixed: bool
+
+
+def _check_span_draft() -> None:
+    """Fail at import, not with corrupt values, if VisitSpan and its draft drift apart."""
+    names = [f.name for f in dataclasses.fields(VisitSpan)]
+    if sorted(names) != list(_SpanDraft.__slots__) or hasattr(VisitSpan, "__post_init__"):
+        raise TypeError("VisitSpan changed: update sensor.visits._SpanDraft")
+    draft = object.__new__(_SpanDraft)
+    draft.device, draft.start_ns, draft.last_ns, draft.inside, draft.fixed = "d", 1, 2, True, False
+    draft.__class__ = VisitSpan  # type: ignore[assignment]  # raises if the layouts differ
+    if draft != VisitSpan("d", 1, 2, True, False):  # type: ignore[comparison-overlap]
+        raise TypeError("sensor.visits._SpanDraft does not build an equal VisitSpan")
+
+
+_check_span_draft()
 
 
 @dataclass(slots=True)
@@ -79,7 +112,14 @@ class _Visit:
     consent: str | None = None
 
     def span(self, fixed: bool) -> VisitSpan:
-        return VisitSpan(self.device, self.start_ns, self.last_ns, self.inside, fixed)
+        span = _new(_SpanDraft)
+        span.device = self.device
+        span.start_ns = self.start_ns
+        span.last_ns = self.last_ns
+        span.inside = self.inside
+        span.fixed = fixed
+        span.__class__ = VisitSpan  # type: ignore[assignment]
+        return span  # type: ignore[return-value]
 
 
 @dataclass(slots=True)
@@ -95,7 +135,9 @@ class _Interval:
     visitors: int = 0
     new_visitors: int = 0
     passersby: int = 0
-    closed: list[VisitSpan] = field(default_factory=list)
+    # Visits closed in the interval, with their fixed flag; spans are made only if the estimate
+    # iterates them (a closed _Visit never changes again).
+    closed: list[tuple[_Visit, bool]] = field(default_factory=list)
 
 
 class PresenceModel:
@@ -256,7 +298,7 @@ class PresenceModel:
         kind: VisitKind = "fixed" if fixed else "visitor" if visit.visitor else "passerby"
         if kind == "passerby":
             interval.passersby += 1
-        interval.closed.append(visit.span(fixed))
+        interval.closed.append((visit, fixed))
         self.visits_emitted += 1
         self._emit(
             VisitEvent(
@@ -283,7 +325,8 @@ class PresenceModel:
 
     def _emit_count(self, interval: _Interval) -> None:
         spans = itertools.chain(
-            interval.closed, (v.span(self._is_fixed(v.device)) for v in self._open.values())
+            (v.span(fixed) for v, fixed in interval.closed),
+            (v.span(self._is_fixed(v.device)) for v in self._open.values()),
         )
         fixed = {d for d in interval.devices if self._is_fixed(d)}
         open_visitors = sum(1 for v in self._open.values() if v.visitor)

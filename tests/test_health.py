@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import queue
 import socket
+import time
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,9 +15,11 @@ import pytest
 from collector import metrics as collector_metrics
 from collector.ingest import IngestStats
 from footfall.events import CountEvent, Event, StatusEvent, event_id
+from footfall.mqtt import BrokerSettings, Message, MqttClient
 from sensor.config import SensorConfig
 from sensor.health import SensorMetrics, Snapshot, StatusReporter, sd_notify, serve_metrics
-from sensor.homeassistant import HomeAssistant
+from sensor.homeassistant import HomeAssistant, HomeAssistantLink
+from tests.conftest import Broker
 
 S = 1_000_000_000
 T0 = 1_790_000_000 * S
@@ -229,3 +233,31 @@ def test_todays_total_is_restored_from_the_retained_state_but_not_yesterdays() -
     home.observe(count(datetime(2026, 11, 24, 12, 0, tzinfo=UTC), 2, 1.0))
     assert home.visitors_today == 42
     assert not home.restore(b'{"day": "2026-11-24", "visitors_today": 99}', now)  # too late: counting began
+
+
+@pytest.mark.mqtt
+def test_home_assistant_link_announces_publishes_state_and_restores_it_after_a_restart(
+    broker: Broker,
+) -> None:
+    config = SensorConfig.model_validate(
+        {"site": {"store": "Shop-1", "sensor": "door", "timezone": "UTC"}, "mqtt": {"port": broker.port}}
+    )
+    today = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+    watcher = MqttClient(BrokerSettings(broker.host, broker.port, client_id="ha-watcher"))
+    watcher.connect()
+    got: queue.Queue[Message] = queue.Queue()
+    assert watcher.subscribe("homeassistant/#", got.put, wait_s=5)
+    link = HomeAssistantLink(config, "1.2.3", lambda: today)
+    link.start()
+    configs = [got.get(timeout=10), got.get(timeout=10)]
+    assert {m.topic.rsplit("/", 2)[1] for m in configs} == {"people_present", "visitors_today"}
+    link.observe(count(datetime(2026, 11, 24, 11, 0, tzinfo=UTC), 5, 3.0))
+    link.close()
+    again = HomeAssistantLink(config, "1.2.3", lambda: today)
+    again.start()
+    deadline = time.monotonic() + 10
+    while again.ha.visitors_today != 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    again.close()
+    watcher.close()
+    assert again.ha.visitors_today == 5  # today's total came back from the retained state

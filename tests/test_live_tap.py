@@ -25,7 +25,7 @@ import pytest
 
 from footfall.mqtt import BrokerSettings, Message, MqttClient
 from sensor.capture import read_capture
-from sensor.cli_live import LiveSensor
+from sensor.cli_live import LiveSensor, snapshot
 from sensor.config import SensorConfig
 from sensor.iface import IfaceState, RadiotapTap
 from sensor.keys import KeyStore, StoreSeed
@@ -237,6 +237,7 @@ def test_live_sensor_publishes_visits_counts_and_status_to_mosquitto(
     final = by_kind["status"][-1]
     assert final["state"] == "offline" and final["interface"] == tap.name
     assert final["frames"] == len(frames) and final["drops"] == 0 and final["epoch"]
+    assert final["spool_depth"] >= 0  # read from the MqttSink's spool
     raw = b"".join(m.payload for m in messages)
     for _, data in frames[:50]:  # no transmitter address, in any spelling, reached the broker
         mac = data[data[2] + 10 : data[2] + 16]
@@ -432,4 +433,4 @@ def test_a_frame_the_pipeline_fails_on_is_counted_as_an_app_drop() -> None:
     sources[0].frames = [(1, b"x"), (2, b"y")]
     capture.step(0)
     assert capture.counters.app_drops == 2 and capture.counters.frames == 2
-    assert capture.snapshot().drops == 2
+    assert snapshot(capture).drops == 2
