@@ -89,8 +89,11 @@ def publish(port: int, events: int, rate: float, out: Path) -> None:
             time.sleep(ahead)
         stamps.append(time.time())
         client.publish(topic, body, qos=1)
-    for _ in ready:
-        acked.acquire(timeout=120)
+    deadline = time.monotonic() + 300
+    for n in range(len(ready)):
+        if not acked.acquire(timeout=max(deadline - time.monotonic(), 0.001)):
+            print(f"publisher: {n} of {len(ready)} PUBACKs came within 300 s", file=sys.stderr)
+            break
     client.disconnect()
     client.loop_stop()
     out.write_text("".join(f"{eid} {t:.6f}\n" for (eid, _, _), t in zip(ready, stamps, strict=True)))
@@ -123,8 +126,10 @@ def mosquitto(work: Path) -> Iterator[int]:
     conf = work / "mosquitto.conf"
     conf.write_text(
         f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 0\n"
+        "log_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\n"
     )
-    process = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stderr=subprocess.DEVNULL)
+    with (work / "mosquitto.log").open("ab") as log:
+        process = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stderr=log)
     try:
         deadline = time.monotonic() + 10
         while True:
@@ -189,9 +194,18 @@ def run_one(backend: str, store_options: dict[str, Any], work: Path, args: argpa
              "--rate", str(args.rate), "--out", str(stamps)]
         )  # fmt: skip
         deadline = time.monotonic() + args.timeout
+        next_note = time.monotonic() + 10
         while len(timed.stored_at) < args.events and time.monotonic() < deadline:
             time.sleep(0.1)
-        publisher.wait(timeout=120)
+            if time.monotonic() > next_note:
+                next_note += 10
+                print(
+                    f"  {backend}: {len(timed.stored_at)} stored; {collector.stats.line()}", file=sys.stderr
+                )
+        publisher.wait(timeout=330)
+        if len(timed.stored_at) < args.events:
+            tail = (work / "mosquitto.log").read_text(errors="replace").splitlines()[-5:]
+            print(f"  {backend}: only {len(timed.stored_at)} stored; mosquitto said: {tail}", file=sys.stderr)
         collector.stop()
         real.close()
     published = dict((eid, float(t)) for eid, t in (line.split() for line in stamps.read_text().splitlines()))

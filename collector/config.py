@@ -140,6 +140,9 @@ class RetentionConfig(Section):
         396, gt=0, le=3660, description="visits ended this long ago lose their consent token"
     )
     visits_days: float = Field(396, gt=0, le=3660, description="visits ended this long ago are deleted")
+    online_days: float | None = Field(
+        None, gt=0, le=3660, description="online events this old are deleted; unset: visits_days"
+    )
 
     @model_validator(mode="after")
     def _pseudonyms_before_visits(self) -> RetentionConfig:

@@ -49,6 +49,11 @@ _MAC_INSIDE = re.compile(
 _SEPARATORS = re.compile(r"[:.-]")
 
 
+def mac_inside(text: str) -> bool:
+    """Whether `text` holds something shaped like a MAC address (aa:bb.., aa-bb.., aabb.ccdd.eeff, 12 hex)."""
+    return _MAC_INSIDE.search(text) is not None
+
+
 class PrivacyError(ValueError):
     """A value the registry cannot take; the message never repeats a MAC-like input."""
 
@@ -90,7 +95,7 @@ def _text(name: str, value: str, *, required: bool) -> str:
         raise PrivacyError(f"{name} is {len(value)} characters, at most {MAX_TEXT}")
     if any(not ch.isprintable() for ch in value):
         raise PrivacyError(f"{name} has control characters")
-    if _MAC_INSIDE.search(value):
+    if mac_inside(value):
         raise PrivacyError(f"{name} holds something shaped like a MAC address (columns swapped?); not stored")
     return value
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal, Protocol, TypeVar
+from typing import Annotated, Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from pydantic import (
     AwareDatetime,
@@ -31,7 +31,7 @@ from pydantic import (
     field_validator,
 )
 
-from collector.privacy import _MAC_INSIDE, BadRow
+from collector.privacy import BadRow, mac_inside
 from collector.store import SqliteStore, Store
 
 ProfileId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")]
@@ -51,7 +51,7 @@ _US = timedelta(microseconds=1)
 
 def _no_mac(text: str, what: str) -> str:
     # The privacy rule: a MAC (in a profile id or attribute by mistake) must not reach the database.
-    if _MAC_INSIDE.search(text):
+    if mac_inside(text):
         raise ValueError(f"{what} holds something shaped like a MAC address; not stored")
     return text
 
@@ -198,6 +198,15 @@ class ProfileStore(Protocol):
         ...
 
 
+@runtime_checkable
+class OnlineRetention(Protocol):
+    """Profile storage that can apply retention to online events (SQLite now; PostgreSQL to follow)."""
+
+    def delete_online_events(self, before: datetime, *, dry_run: bool) -> int:
+        """Delete online events that happened before `before` (with `dry_run`, only count them)."""
+        ...
+
+
 def _us(value: datetime) -> int:
     if value.utcoffset() is None:
         raise ValueError(f"naive timestamp {value.isoformat()}: aware UTC times only")
@@ -326,6 +335,18 @@ class SqliteProfiles:
             wanted,
         )
         return {str(t): str(p) for t, p in rows}
+
+    def delete_online_events(self, before: datetime, *, dry_run: bool) -> int:
+        if dry_run:
+            return int(
+                self._query(
+                    "count old online events",
+                    "SELECT count(*) FROM online_events WHERE at_us < ?",
+                    (_us(before),),
+                )[0][0]
+            )
+        with self._lock, self._errors("delete old online events"), self._store._transaction():
+            return int(self._db.execute("DELETE FROM online_events WHERE at_us < ?", (_us(before),)).rowcount)
 
     def erase(self, profile_id: str) -> tuple[int, int]:
         with self._lock, self._errors(f"erase profile {profile_id}"), self._store._transaction():

@@ -9,6 +9,8 @@ Per the `retention:` config section, against visit end times:
   at the same moment unless the device's consent still stands. Rejected payload samples go too;
 - after `consent_days` (396) consent tokens are cleared even where consent stands;
 - after `visits_days` (396, 13 months) visits are deleted;
+- online events (from the marketing tool) older than `online_days`, or `visits_days` when unset, are
+  deleted, when `run` is given the profile storage (the service does);
 - count intervals (the aggregates) and sensor statuses are kept.
 A withdrawn consent or a new opt-out clears the device's token from stored visits at once (store_privacy).
 
@@ -21,11 +23,12 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from collector.config import RetentionConfig
+from collector.profiles import OnlineRetention, ProfileStore
 from collector.store_privacy import PrivacyStore, RetentionCounts, RetentionCutoffs
 
 log = logging.getLogger(__name__)
@@ -55,12 +58,20 @@ def cutoffs(config: RetentionConfig, now: datetime) -> RetentionCutoffs:
     )
 
 
+def online_cutoff(config: RetentionConfig, now: datetime) -> datetime:
+    """Online events that happened before this are deleted."""
+    days = config.online_days if config.online_days is not None else config.visits_days
+    return now - timedelta(days=days)
+
+
 @dataclass(frozen=True, slots=True)
 class RetentionReport:
     at: datetime
     dry_run: bool
     cutoffs: RetentionCutoffs
     counts: RetentionCounts
+    online_before: datetime | None = None  # None: online events were not part of this run
+    online_events_deleted: int = 0
 
     def line(self) -> str:
         when = {
@@ -68,11 +79,14 @@ class RetentionReport:
             for name in ("pseudonyms", "consents", "visits")
         }
         done = "; ".join(f"{n} {_WHAT[name].format(**when)}" for name, n in self.counts.items())
+        if self.online_before is not None:
+            before = self.online_before.astimezone(UTC).isoformat(timespec="seconds")
+            done += f"; {self.online_events_deleted} online events deleted (before {before})"
         head = "retention dry run, nothing changed" if self.dry_run else "retention"
         return f"{head} at {self.at.astimezone(UTC).isoformat(timespec='seconds')}: {done}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "at": self.at.astimezone(UTC).isoformat(),
             "dry_run": self.dry_run,
             "cutoffs": {
@@ -81,6 +95,10 @@ class RetentionReport:
             },
             "counts": dict(self.counts.items()),
         }
+        if self.online_before is not None:
+            out["cutoffs"]["online_events"] = self.online_before.astimezone(UTC).isoformat()
+            out["counts"]["online_events_deleted"] = self.online_events_deleted
+        return out
 
 
 def run(
@@ -90,10 +108,21 @@ def run(
     *,
     dry_run: bool = False,
     label: Callable[[int], str] = random_label,
+    profiles: ProfileStore | None = None,
 ) -> RetentionReport:
-    """Apply retention as of `now` (or, with `dry_run`, say what it would do) and log the account."""
+    """Apply retention as of `now` (or, with `dry_run`, say what it would do) and log the account.
+
+    With `profiles`, online events older than the online cutoff go too.
+    """
     limits = cutoffs(config, now)
     counts = store.apply_retention(limits, dry_run=dry_run, label=label)
     report = RetentionReport(now, dry_run, limits, counts)
+    if profiles is not None:
+        if isinstance(profiles, OnlineRetention):
+            before = online_cutoff(config, now)
+            deleted = profiles.delete_online_events(before, dry_run=dry_run)
+            report = replace(report, online_before=before, online_events_deleted=deleted)
+        else:
+            log.warning("%s cannot delete old online events yet: kept", type(profiles).__name__)
     log.info("%s", report.line())
     return report

@@ -38,7 +38,7 @@ from collector import retention
 from collector.config import CollectorConfig, MqttConfig
 from collector.ingest import Ingestor, IngestStats
 from collector.privacy import PrivacyError, control_messages, control_stores, load_token_key, publish_control
-from collector.profiles import open_profiles
+from collector.profiles import ProfileStore, open_profiles
 from collector.store import Store, StoreError, open_store
 from collector.triggers import Triggers, Webhook, webhook_from_config
 from footfall.configfile import ConfigError
@@ -89,6 +89,13 @@ def broker_settings(mqtt: MqttConfig) -> BrokerSettings:
     )
 
 
+def _profiles_of(store: Store) -> ProfileStore | None:
+    try:
+        return open_profiles(store)
+    except TypeError:  # a store without profile storage (a test double): no triggers, no online retention
+        return None
+
+
 class _StoreThenTrigger:
     """The store as the Ingestor sees it: each batch, once stored, goes on to the triggers.
 
@@ -133,11 +140,14 @@ class Collector:
             self._webhook = webhook_from_config(config.triggers)  # may raise ConfigError
         self._store = store if store is not None else open_store(config.store)
         self._client = MqttClient(settings)
+        self._profiles = _profiles_of(self._store)
         self.triggers: Triggers | None = None
         ingest_store = self._store
         if config.triggers.enabled:
+            if self._profiles is None:
+                raise StoreError("triggers.enabled needs a store with profile storage (SQLite or PostgreSQL)")
             self.triggers = Triggers(
-                open_profiles(self._store),
+                self._profiles,
                 self._client.publish,
                 config.mqtt.topic_prefix,
                 webhook=self._webhook,
@@ -309,7 +319,9 @@ class Collector:
     def run_retention(self, *, dry_run: bool = False) -> retention.RetentionReport | None:
         now = datetime.fromtimestamp(self._clock(), UTC)
         try:
-            self.last_retention = retention.run(self._store, self.config.retention, now, dry_run=dry_run)
+            self.last_retention = retention.run(
+                self._store, self.config.retention, now, dry_run=dry_run, profiles=self._profiles
+            )
         except StoreError as exc:
             log.error("retention failed, will retry in %g h: %s", self.config.retention.interval_h, exc)
             return None

@@ -87,7 +87,9 @@ def make_broker(directory: Path, extra_conf: str = "") -> Broker:
         "persistence true\n"
         f"persistence_location {directory}/\n"
         "max_queued_messages 0\n"
-        "log_dest stderr\n" + ("user root\n" if os.geteuid() == 0 else "") + extra_conf
+        "log_dest stderr\n"
+        + ("user root\n" if os.geteuid() == 0 and "\nuser " not in "\n" + extra_conf else "")
+        + extra_conf
         # As root, Mosquitto drops to the `mosquitto` user, which cannot write pytest's 0700 temp dirs:
         # persistence (what the restart tests rely on) would silently fail.
     )
