@@ -35,7 +35,7 @@ from pydantic import BaseModel, ValidationError
 
 from collector.config import IngestConfig
 from collector.store import DeadLetter, Store, StoreError
-from footfall.events import EVENT_KINDS, Event
+from footfall.events import EVENT_KINDS, Event, VisitOpenEvent
 
 log = logging.getLogger(__name__)
 
@@ -303,7 +303,9 @@ class Ingestor:
                     return 0
                 self._batch = []
                 self._stored += inserted
-                self._duplicates += len(batch) - inserted
+                # visit_open events feed the trigger only and are never stored: not duplicates.
+                storable = sum(1 for e in batch if not isinstance(e, VisitOpenEvent))
+                self._duplicates += storable - inserted
             if self._new_rejections:
                 try:
                     self._store.dead_letter(

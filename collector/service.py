@@ -145,6 +145,8 @@ class Collector:
         ingest_store = self._store
         if config.triggers.enabled:
             if self._profiles is None:
+                if self._own_store:
+                    self._store.close()
                 raise StoreError("triggers.enabled needs a store with profile storage (SQLite or PostgreSQL)")
             self.triggers = Triggers(
                 self._profiles,

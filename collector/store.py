@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from collector.config import StoreConfig
 from collector.store_privacy import PrivacyStore, SqlitePrivacy
-from footfall.events import CountEvent, Event, StatusEvent, VisitEvent
+from footfall.events import CountEvent, Event, StatusEvent, VisitEvent, VisitOpenEvent
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
@@ -285,6 +285,8 @@ class SqliteStore(SqlitePrivacy):
     def add(self, events: Sequence[Event]) -> int:
         by_table: dict[str, list[tuple[Any, ...]]] = {}
         for event in events:
+            if isinstance(event, VisitOpenEvent):
+                continue  # feeds the real-time trigger only; the closing visit event is the record
             sql, row = _INSERTS[type(event)]
             by_table.setdefault(sql, []).append(row(event))
         with self._lock, self._errors(f"store {len(events)} events"), self._transaction():

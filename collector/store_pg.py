@@ -38,7 +38,7 @@ from collector.store import (
     _visit_row,
 )
 from collector.store_pg_privacy import PostgresPrivacy
-from footfall.events import CountEvent, Event, StatusEvent, VisitEvent
+from footfall.events import CountEvent, Event, StatusEvent, VisitEvent, VisitOpenEvent
 
 MIGRATION_LOCK = 0x466F6F7466616C6C  # "Footfall": pg_advisory_xact_lock key for migrations
 
@@ -127,6 +127,8 @@ class PostgresStore(PostgresPrivacy):
     def add(self, events: Sequence[Event]) -> int:
         by_table: dict[str, list[tuple[Any, ...]]] = {}
         for event in events:
+            if isinstance(event, VisitOpenEvent):
+                continue  # feeds the real-time trigger only; the closing visit event is the record
             sql, row = _INSERTS[type(event)]
             by_table.setdefault(sql, []).append(row(event))
         new = 0

@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from collector.config import TriggersConfig
 from collector.profiles import ProfileStore
 from footfall.configfile import ConfigError
-from footfall.events import Event, VisitEvent
+from footfall.events import Event, VisitEvent, VisitOpenEvent
 
 log = logging.getLogger("footfall.collector.triggers")
 
@@ -218,22 +218,27 @@ class Triggers:
         self.sent = 0
 
     def handle(self, events: Sequence[Event]) -> list[Trigger]:
-        """Publish a trigger for each new consented visitor visit among `events`; returns them."""
-        unique = {  # by event id: a batch may hold one visit twice (re-sent before it was stored)
-            e.event_id: e
-            for e in events
-            if isinstance(e, VisitEvent)
-            and e.consent
-            and e.kind in TRIGGER_KINDS
-            and e.event_id not in self._seen
-        }
-        visits = list(unique.values())
-        if not visits:
+        """Publish a trigger for each new consented visit among `events`; returns them.
+
+        A visit triggers once: at its `visit_open` event (the person was just heard inside), or, from a
+        sensor that sent none, when its closed `visitor` visit arrives. Re-deliveries and the closing
+        event of a visit already triggered at its opening are recognised by the visit's identity.
+        """
+        fresh: dict[str, VisitEvent | VisitOpenEvent] = {}
+        for e in events:
+            if not isinstance(e, VisitEvent | VisitOpenEvent) or not e.consent:
+                continue
+            if isinstance(e, VisitEvent) and e.kind not in TRIGGER_KINDS:
+                continue
+            key = _visit_key(e)
+            if key not in self._seen and key not in fresh:
+                fresh[key] = e
+        if not fresh:
             return []
-        profiles = self._profiles.consent_profiles([v.consent for v in visits if v.consent])
+        profiles = self._profiles.consent_profiles([v.consent for v in fresh.values() if v.consent])
         out = []
-        for v in visits:
-            self._remember(v.event_id)
+        for key, v in fresh.items():
+            self._remember(key)
             profile = profiles.get(v.consent or "")
             if profile is None:  # token not (or no longer) registered: the device is not joined
                 continue
@@ -241,7 +246,7 @@ class Triggers:
                 profile_id=profile,
                 store=v.store,
                 sensor=v.sensor,
-                at=v.start,
+                at=v.at if isinstance(v, VisitOpenEvent) else v.start,
                 sent=self._clock(),
                 visit=v.event_id,
             )
@@ -253,7 +258,12 @@ class Triggers:
         self.sent += len(out)
         return out
 
-    def _remember(self, event_id: str) -> None:
-        self._seen[event_id] = None
+    def _remember(self, key: str) -> None:
+        self._seen[key] = None
         while len(self._seen) > SEEN_MAX:
             self._seen.popitem(last=False)
+
+
+def _visit_key(e: VisitEvent | VisitOpenEvent) -> str:
+    """What identifies a visit across its opening and closing events (and re-deliveries)."""
+    return f"{e.store}/{e.sensor}/{e.epoch}/{e.device}/{e.start.isoformat()}"

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapte
 SCHEMA_VISIT: Final = "footfall.visit/1"
 SCHEMA_COUNT: Final = "footfall.count/1"
 SCHEMA_STATUS: Final = "footfall.status/1"
+SCHEMA_VISIT_OPEN: Final = "footfall.visit_open/1"
 
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
 """Store and sensor names: they become MQTT topic levels, so no '/', '+', '#' or spaces."""
@@ -64,6 +65,25 @@ class VisitEvent(_Event):
     rssi_median: int | None = Field(None, ge=-127, le=20, description="median signal, dBm")
     visit_no: int = Field(ge=1, description="1 for the device's first visit in this epoch, 2 for the next...")
     consent: HexId | None = Field(None, description="stable consent token, only for consented devices")
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class VisitOpenEvent(_Event):
+    """A consented device was just heard inside: the person is in the store now (consent mode only).
+
+    Published once per visit, at the first frame at or above `presence.visitor_rssi`, so the
+    collector's real-time trigger can act while the person is still there. The collector does not
+    store it (the closing `footfall.visit/1` is the record); it only feeds the trigger.
+    """
+
+    schema_: Literal["footfall.visit_open/1"] = Field(
+        SCHEMA_VISIT_OPEN, alias="schema", description="schema name and version"
+    )
+    device: HexId = Field(description="pseudonym of the (estimated) device within the epoch")
+    start: Timestamp = Field(description="first frame of the visit, UTC")
+    at: Timestamp = Field(description="first frame at the inside signal level, UTC")
+    consent: HexId = Field(description="the device's stable consent token")
 
     model_config = ConfigDict(populate_by_name=True)
 
@@ -127,14 +147,20 @@ class StatusEvent(_Event):
     model_config = ConfigDict(populate_by_name=True)
 
 
-Event = VisitEvent | CountEvent | StatusEvent
-EVENT_KINDS: dict[str, type[_Event]] = {"visit": VisitEvent, "count": CountEvent, "status": StatusEvent}
+Event = VisitEvent | CountEvent | StatusEvent | VisitOpenEvent
+EVENT_KINDS: dict[str, type[_Event]] = {
+    "visit": VisitEvent,
+    "count": CountEvent,
+    "status": StatusEvent,
+    "visit_open": VisitOpenEvent,
+}
 """Topic suffix → model: the one table that ties topics to schemas."""
 
 _BY_SCHEMA: dict[str, type[_Event]] = {
     SCHEMA_VISIT: VisitEvent,
     SCHEMA_COUNT: CountEvent,
     SCHEMA_STATUS: StatusEvent,
+    SCHEMA_VISIT_OPEN: VisitOpenEvent,
 }
 
 

@@ -40,6 +40,10 @@ staff phone with a stable address). Flags are sticky for the epoch.
 
 Nothing here sees a raw MAC. All state is dropped when the pseudonym epoch changes: linking devices
 across a salt rotation would undo what the rotation is for.
+
+The candidate scoring (rules 1 to 4) is in sensor/candidates.py, the clock-like probing detector in
+sensor/fixed.py; this module keeps the resolver's state: which address is which device, the candidate
+lists and their housekeeping.
 """
 
 from __future__ import annotations
@@ -48,20 +52,13 @@ from dataclasses import dataclass
 from hashlib import blake2b
 from typing import TypeVar
 
+from sensor.candidates import NEVER, NS, Device, Linker, family
+from sensor.fixed import ClockDetector
 from sensor.frames import Sighting
 
-NS = 1_000_000_000
-_SEQ_MOD = 4096
-_NEVER = -(2**63)  # the `live_until_ns` of a device that can never take a new address
-# Elements a phone adds or drops between its kinds of probe: SSID and DS parameter set (vary per
-# probe), vendor-specific (221), interworking (107) and every extension element (255 * 256 + id).
-_OPTIONAL_IDS = frozenset({0, 3, 107, 221})
+__all__ = ["DeviceResolver", "ResolverParams", "ResolverStats", "family"]
+
 _K = TypeVar("_K", str, tuple[int, ...])
-
-
-def family(ie_ids: tuple[int, ...]) -> tuple[int, ...]:
-    """The mandatory elements of a probe, sorted: what two probe kinds of one phone share."""
-    return tuple(sorted({i for i in ie_ids if i < 256 and i not in _OPTIONAL_IDS}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,31 +87,8 @@ class ResolverParams:
             raise ValueError(f"max_candidates must be >= 1, got {self.max_candidates}")
         if not -120 <= self.weak_rssi_dbm <= 0:
             raise ValueError(f"weak_rssi_dbm must be in -120..0 dBm, got {self.weak_rssi_dbm}")
-        if self.rssi_tolerance_db < 0:  # _best_candidate's bound relies on it
+        if self.rssi_tolerance_db < 0:  # Linker.best's bound relies on it
             raise ValueError(f"rssi_tolerance_db must be >= 0 dB, got {self.rssi_tolerance_db}")
-
-
-@dataclass(slots=True, eq=False)
-class _Device:
-    id: str
-    keys: list[str]  # fingerprints it has probed with
-    family: tuple[int, ...]
-    address: str  # the address it uses now
-    global_address: bool  # its (only) address is globally administered
-    addresses: int
-    first_ns: int
-    last_ns: int
-    last_seq: int
-    peak_rssi: int  # strongest frame so far (-128: none with a signal)
-    rssi: dict[int | None, list[float]]  # [low, high] recent RSSI range per sensor channel
-    run_start_ns: int  # start of the current presence run (no gap > fixed_gap_s)
-    period_ns: int = 0  # clock period learnt from scan starts (0: none yet)
-    anchor_ns: int = 0
-    on_beat: int = 0
-    off_beat: int = 0
-    fixed: bool = False
-    indexed: bool = True  # in the candidate lists (randomized devices that may take a new address)
-    live_until_ns: int = _NEVER  # it can take a new address until then (`_live`, kept per frame)
 
 
 @dataclass(slots=True)
@@ -148,8 +122,6 @@ class DeviceResolver:
         self._weak_link_ns = int(p.weak_link_s * NS)
         self._seq_link_ns = int(p.seq_link_s * NS)
         self._burst_ns = int(p.burst_gap_s * NS)
-        self._min_period_ns = int(p.fixed_min_period_s * NS)
-        self._jitter_ns = int(p.fixed_jitter_s * NS)
         self._fixed_min_ns = int(p.fixed_min_s * NS)
         self._fixed_gap_ns = int(p.fixed_gap_s * NS)
         self._forget_ns = int(p.forget_s * NS)
@@ -157,20 +129,36 @@ class DeviceResolver:
         self._weak_live_ns = min(self._link_ns, self._weak_link_ns)
         self._weak_rssi = p.weak_rssi_dbm
         self._decay = p.rssi_decay_db
+        self._linker = Linker(
+            link_ns=self._link_ns,
+            weak_link_ns=self._weak_link_ns,
+            seq_link_ns=self._seq_link_ns,
+            per_ns=1.0 / (NS * p.link_window_s),
+            weak_rssi_dbm=p.weak_rssi_dbm,
+            rssi_tolerance_db=p.rssi_tolerance_db,
+            seq_window=p.seq_window,
+            family_tolerance_db=p.family_tolerance_db,
+            max_candidates=p.max_candidates,
+        )
+        self._clock_detector = ClockDetector(
+            min_period_ns=int(p.fixed_min_period_s * NS),
+            jitter_ns=int(p.fixed_jitter_s * NS),
+            regular_bursts=p.fixed_regular_bursts,
+        )
         self._epoch = ""
         self.stats = ResolverStats()
         self._reset()
 
     def _reset(self) -> None:
-        self._by_address: dict[str, _Device] = {}
+        self._by_address: dict[str, Device] = {}
         # When each address was last heard, in the order heard (see _housekeeping); an address last
         # heard in a frame older than the last housekeeping sits in _stragglers instead.
         self._address_last: dict[str, int] = {}
         self._stragglers: dict[str, int] = {}
         self._housekeeping_ns = 0  # frame time of the last housekeeping
-        self._by_key: dict[str, list[_Device]] = {}
-        self._by_family: dict[tuple[int, ...], list[_Device]] = {}
-        self._by_id: dict[str, _Device] = {}
+        self._by_key: dict[str, list[Device]] = {}
+        self._by_family: dict[tuple[int, ...], list[Device]] = {}
+        self._by_id: dict[str, Device] = {}
         self._fixed_ids: set[str] = set()
         self._next_housekeeping_ns = 0
 
@@ -225,7 +213,7 @@ class DeviceResolver:
                 span[0] = low if low < rssi else rssi
                 span[1] = high if high > rssi else rssi
         if not dev.fixed:
-            # `_live` as a deadline, so a candidate scan tests one number (fixed devices keep _NEVER)
+            # `Linker.live` as a deadline, so a candidate scan tests one number (fixed devices keep NEVER)
             weak = dev.peak_rssi < self._weak_rssi
             dev.live_until_ns = ts + (self._weak_live_ns if weak else self._link_ns)
             if ts - dev.run_start_ns >= self._fixed_min_ns and dev.addresses == 1:
@@ -245,14 +233,19 @@ class DeviceResolver:
         return len(self._by_id)
 
     # -- linking ---------------------------------------------------------------------------------------
-    def _new_address(self, s: Sighting) -> _Device:
+    def _new_address(self, s: Sighting) -> Device:
         self.stats.addresses += 1
         if not s.randomized:
             return self._make(s)  # a factory address is its own device
-        best = self._best_candidate(s, self._by_key.get(s.fingerprint))
-        if best is None:
+        best, by_seq = self._linker.best(s, self._by_key.get(s.fingerprint))
+        if best is not None:
+            if by_seq:
+                self.stats.links_by_seq += 1
+            else:
+                self.stats.links_by_rssi += 1
+        else:
             fam = family(s.ie_ids)
-            best = self._family_candidate(s, self._by_family.get(fam))
+            best = self._linker.sibling(s, self._by_family.get(fam))
             if best is None:
                 return self._make(s, fam)
             self.stats.links_by_family += 1
@@ -263,101 +256,7 @@ class DeviceResolver:
         best.addresses += 1
         return best
 
-    def _live(self, dev: _Device, ts: int) -> bool:
-        """Can `dev` take a new address at `ts`?"""
-        gap = ts - dev.last_ns
-        if gap > self._link_ns or dev.fixed or dev.global_address:
-            return False
-        # A device only ever heard on the street has walked on after weak_link_s: not it.
-        return gap <= self._weak_link_ns or dev.peak_rssi >= self.params.weak_rssi_dbm
-
-    @staticmethod
-    def _distance(s: Sighting, dev: _Device) -> float | None:
-        """dB from the device's recent RSSI range on the sighting's channel (None: cannot tell)."""
-        rssi = s.rssi_dbm
-        span = dev.rssi.get(s.channel)
-        if rssi is None or span is None:
-            return None
-        return max(span[0] - rssi, rssi - span[1], 0.0)
-
-    def _best_candidate(self, s: Sighting, candidates: list[_Device] | None) -> _Device | None:
-        """The device of the same fingerprint this new address continues, if any.
-
-        The hot loop of the resolver (once per candidate per new address), with `_live` and
-        `_distance` inlined: `_live` is `live_until_ns` (only randomized devices are candidates).
-        The best is the lowest score, the oldest on a tie. Candidates are looked at newest first
-        (hence `<=` to keep the oldest of equal scores), because a score without a sequence match
-        is at least `gap * per_ns`: once a close match is found, an older candidate whose gap alone
-        exceeds it is passed over without looking at its signal.
-        """
-        if not candidates:
-            return None
-        ts, rssi, channel, seq0 = s.ts_ns, s.rssi_dbm, s.channel, s.seq
-        p = self.params
-        tolerance, window = p.rssi_tolerance_db, p.seq_window
-        twice = 2 * tolerance
-        seq_ns = self._seq_link_ns
-        per_ns = 1.0 / (NS * p.link_window_s)
-        best: _Device | None = None
-        best_score = float("inf")
-        by_seq = False
-        for dev in reversed(candidates[-p.max_candidates :]):
-            if ts > dev.live_until_ns:
-                continue
-            gap = ts - dev.last_ns
-            seq_near = 0 < (seq0 - dev.last_seq) % _SEQ_MOD <= window and gap <= seq_ns
-            if not seq_near and gap * per_ns > best_score:
-                continue  # its score is at least gap * per_ns (tolerance >= 0): cannot win
-            span = dev.rssi.get(channel) if rssi is not None else None
-            if span is None:
-                diff = None
-            else:  # max(low - rssi, rssi - high, 0.0) with max's ties
-                low, high = span
-                diff = low - rssi if low - rssi > rssi - high else rssi - high  # type: ignore[operator]
-                if not diff > 0.0:
-                    diff = 0.0
-            if seq_near and (diff is None or diff <= twice):  # 64 in 4096: chance matches do happen
-                score = -1.0 / (1 + gap)  # any sequence match beats every RSSI match
-                seq = True
-            elif diff is None:
-                score = tolerance + gap * per_ns  # after every RSSI match
-                seq = False
-            elif diff > tolerance:
-                continue
-            else:
-                score = diff + gap * per_ns
-                seq = False
-            if score <= best_score:
-                best, best_score, by_seq = dev, score, seq
-        if best is not None:
-            if by_seq:
-                self.stats.links_by_seq += 1
-            else:
-                self.stats.links_by_rssi += 1
-        return best
-
-    def _family_candidate(self, s: Sighting, candidates: list[_Device] | None) -> _Device | None:
-        """The one live device of the new address's family, if it is alone and close in signal.
-
-        With two or more live phones of the family in range, a new probe kind could be any of
-        them (or a newcomer): no guess. A device borrows at most one probe kind, so a stranger
-        that joined by mistake cannot pull in a third phone.
-        """
-        if not candidates:
-            return None
-        ts = s.ts_ns
-        found: _Device | None = None
-        for dev in reversed(candidates[-self.params.max_candidates :]):
-            if self._live(dev, ts):
-                if found is not None:
-                    return None
-                found = dev
-        if found is None or len(found.keys) > 1:
-            return None
-        diff = self._distance(s, found)
-        return found if diff is not None and diff <= self.params.family_tolerance_db else None
-
-    def _returning(self, dev: _Device, s: Sighting) -> _Device:
+    def _returning(self, dev: Device, s: Sighting) -> Device:
         """An earlier address of `dev` speaks again after `dev` moved on to a newer one.
 
         Phones do not go back to a random address they dropped (none of the single-phone captures
@@ -368,10 +267,10 @@ class DeviceResolver:
         dev.addresses = max(1, dev.addresses - 1)
         return self._make(s)
 
-    def _make(self, s: Sighting, fam: tuple[int, ...] | None = None) -> _Device:
+    def _make(self, s: Sighting, fam: tuple[int, ...] | None = None) -> Device:
         ts = s.ts_ns
         ident = blake2b(f"{s.address}/{ts}".encode(), digest_size=8).hexdigest()
-        dev = _Device(
+        dev = Device(
             id=ident,
             keys=[s.fingerprint],
             family=family(s.ie_ids) if fam is None else fam,
@@ -396,38 +295,16 @@ class DeviceResolver:
         return dev
 
     # -- fixed devices ---------------------------------------------------------------------------------
-    def _beat(self, dev: _Device, ts: int) -> None:
-        """A scan burst starts at `ts`: does the device keep time like a machine?"""
+    def _beat(self, dev: Device, ts: int) -> None:
+        """A scan burst starts at `ts`: does the device keep time like a machine (sensor/fixed.py)?"""
         if dev.addresses > 1 or dev.fixed:
             return
-        if dev.period_ns == 0:
-            gap = ts - dev.anchor_ns
-            if dev.anchor_ns and gap >= self._min_period_ns:
-                dev.period_ns, dev.on_beat, dev.off_beat = gap, 1, 0
-                dev.anchor_ns = ts
-            elif not dev.anchor_ns or gap >= self._min_period_ns // 2:
-                dev.anchor_ns = ts
-            return
-        since = ts - dev.anchor_ns
-        k = (since + dev.period_ns // 2) // dev.period_ns
-        if k == 0:
-            return  # a second burst of the same scan (the lab PCs send a straggler 2-6 s later)
-        if k <= 4 and abs(since - k * dev.period_ns) <= self._jitter_ns:
-            if k == 1:  # refine the period on single steps only
-                dev.period_ns += (since - dev.period_ns) // 4
-            dev.on_beat += 1
-            dev.anchor_ns = ts
-        else:
-            dev.off_beat += 1
-            if dev.on_beat <= 1 or dev.off_beat > dev.on_beat + 2 or k > 4:
-                dev.period_ns = 0  # lost the beat: learn it again from the next scans
-                dev.anchor_ns = ts
-        if dev.on_beat >= self.params.fixed_regular_bursts and dev.on_beat >= 3 * dev.off_beat:
+        if self._clock_detector.beat(dev, ts):
             self._flag(dev)
 
-    def _flag(self, dev: _Device) -> None:
+    def _flag(self, dev: Device) -> None:
         dev.fixed = True
-        dev.live_until_ns = _NEVER
+        dev.live_until_ns = NEVER
         self._fixed_ids.add(dev.id)
         self.stats.fixed += 1
 
@@ -476,11 +353,11 @@ class DeviceResolver:
         self._prune(self._by_key, now)
         self._prune(self._by_family, now)
 
-    def _prune(self, index: dict[_K, list[_Device]], now: int) -> None:
+    def _prune(self, index: dict[_K, list[Device]], now: int) -> None:
         for key in list(index):
             kept = []
             for dev in index[key]:
-                if self._live(dev, now):
+                if self._linker.live(dev, now):
                     kept.append(dev)
                 else:
                     dev.indexed = False
@@ -489,7 +366,7 @@ class DeviceResolver:
             else:
                 del index[key]
 
-    def _index(self, dev: _Device) -> None:
+    def _index(self, dev: Device) -> None:
         """(Back) into the candidate lists: a device pruned as gone spoke again with a known address."""
         dev.indexed = True
         for key in dev.keys:

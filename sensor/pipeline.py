@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from footfall.events import Event, VisitEvent
+from footfall.events import Event, VisitEvent, VisitOpenEvent
 from sensor.config import SensorConfig
 from sensor.decode import FrameDecoder
 from sensor.devices import DeviceResolver
@@ -216,7 +216,7 @@ def _counts_only(sink: Sink) -> Callable[[Event], None]:
     """Aggregate mode: per-device (visit) events never leave the sensor."""
 
     def send(event: Event) -> None:
-        if not isinstance(event, VisitEvent):
+        if not isinstance(event, VisitEvent | VisitOpenEvent):
             sink.send(event)
 
     return send

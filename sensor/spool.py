@@ -43,8 +43,8 @@ Sync = Literal["full", "normal"]
 
 # Kind → order in which pending events are given up when the spool is full (lowest first).
 DROP_RANK: Mapping[str, Mapping[str, int]] = {
-    "drop_visits_first": {"visit": 0, "status": 1, "count": 2},
-    "drop_oldest": {"visit": 0, "status": 0, "count": 0},
+    "drop_visits_first": {"visit_open": 0, "visit": 0, "status": 1, "count": 2},
+    "drop_oldest": {"visit_open": 0, "visit": 0, "status": 0, "count": 0},
 }
 
 _SCHEMA = """

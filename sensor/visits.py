@@ -19,14 +19,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from footfall.events import CountEvent, VisitEvent, VisitKind, event_id, utc
+from footfall.events import CountEvent, VisitEvent, VisitKind, VisitOpenEvent, event_id, utc
 from sensor.config import PresenceConfig
 from sensor.frames import Sighting
 
 NS = 1_000_000_000
 EXPIRY_TICK_NS = 5 * NS  # how often (frame time) open visits are checked for their timeout
 
-Emit = Callable[[VisitEvent | CountEvent], None]
+Emit = Callable[[VisitEvent | CountEvent | VisitOpenEvent], None]
 _new = object.__new__
 
 
@@ -204,8 +204,10 @@ class PresenceModel:
             peak = visit.rssi_max
             if peak is None or rssi > peak:
                 visit.rssi_max = rssi
-                if rssi >= self._visitor_rssi:
+                if rssi >= self._visitor_rssi and not visit.inside:
                     visit.inside = True
+                    if visit.consent is not None:
+                        self._announce(visit, ts)
         if s.randomized:
             visit.randomized = True
             interval.frames_randomized += 1
@@ -292,6 +294,25 @@ class PresenceModel:
         interval.visitors += 1
         if visit.visit_no == 1:
             interval.new_visitors += 1
+
+    def _announce(self, visit: _Visit, ts: int) -> None:
+        """A consented device is inside now: tell the collector at once (its real-time trigger)."""
+        if visit.consent is None or self._is_fixed(visit.device):
+            return
+        self._emit(
+            VisitOpenEvent(
+                event_id=event_id(
+                    self._store, self._sensor, "visit_open", visit.epoch, visit.device, visit.start_ns
+                ),
+                store=self._store,
+                sensor=self._sensor,
+                epoch=visit.epoch,
+                device=visit.device,
+                start=utc(visit.start_ns),
+                at=utc(ts),
+                consent=visit.consent,
+            )
+        )
 
     def _close(self, visit: _Visit, interval: _Interval) -> None:
         fixed = self._is_fixed(visit.device)

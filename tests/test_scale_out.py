@@ -1,6 +1,7 @@
 """Scale-out: two `footfall-collector run` processes share one Mosquitto's events through an MQTT 5
 shared subscription and write to one real PostgreSQL; every event is stored exactly once, including
-the ones the sensors sent twice, and each collector takes a share."""
+the ones the sensors sent twice, and each collector takes a share. Mosquitto 2.0 goes on handing a
+stopped member (persistent session) its turn: that share waits in its session, stored when it returns."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import pytest
 
 from tests.conftest import REPO, Broker
 from tests.pgserver import postgres_dsn, postgres_server  # noqa: F401
-from tests.test_collector_service import publisher, wait_for  # noqa: F401
+from tests.test_collector_service import publisher, serve, wait_for  # noqa: F401
 from tests.test_report import visit
 
 pytestmark = pytest.mark.mqtt
@@ -105,4 +106,49 @@ def test_two_collectors_in_a_share_group_store_every_event_once_and_both_take_a_
         stored = db.visits("paris-01", T0 - timedelta(days=1), T0 + timedelta(days=1))
     finally:
         db.close()
+    assert sorted(v.device for v in stored) == sorted(e.device for e in events)
+
+
+def test_a_stopped_collectors_share_waits_in_its_session_and_is_stored_when_it_returns(
+    broker: Broker,
+    postgres_dsn: Callable[[], str],  # noqa: F811
+    publisher: Callable[[str, bytes], None],  # noqa: F811
+) -> None:
+    from collector.config import CollectorConfig
+    from collector.service import Collector
+    from collector.store_pg import PostgresStore
+
+    dsn = postgres_dsn()
+    stores: list[PostgresStore] = []
+    running: list[Collector] = []
+
+    def member(n: int) -> Collector:
+        config = CollectorConfig.model_validate(
+            {
+                "mqtt": {"port": broker.port, "client_id": f"member-{n}", "share_group": "footfall"},
+                "store": {"backend": "postgresql", "dsn_file": "/unused: the store is given"},
+                "ingest": {"flush_interval_s": 0.2},
+                "retention": {"enabled": False},
+            }
+        )
+        stores.append(PostgresStore(dsn))
+        running.append(Collector(config, store=stores[-1]))
+        serve(running[-1])
+        return running[-1]
+
+    events = [visit(T0 + timedelta(seconds=n), 60, device=f"{n:08x}") for n in range(20)]
+    try:
+        first = member(1)
+        member(2).stop()  # its persistent session stays at the broker, in the share group
+        for event in events:
+            publisher(f"footfall/v1/{event.store}/{event.sensor}/visit", event.to_json())
+        wait_for(lambda: first.stats.stored > 0, "the running member to store its share")
+        returned = member(2)
+        wait_for(lambda: first.stats.stored + returned.stats.stored == len(events), "every event stored")
+        stored = stores[0].visits("paris-01", T0 - timedelta(days=1), T0 + timedelta(days=1))
+    finally:
+        for collector in running:
+            collector.stop()
+        for store in stores:
+            store.close()
     assert sorted(v.device for v in stored) == sorted(e.device for e in events)

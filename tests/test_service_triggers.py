@@ -19,6 +19,7 @@ from collector.profiles import Profile, open_profiles
 from collector.service import Collector
 from collector.store import SqliteStore
 from collector.store_privacy import RegistryEntry
+from footfall.configfile import ConfigError
 from footfall.mqtt import BrokerSettings, Message, MqttClient
 from tests.conftest import Broker
 from tests.test_collector_service import publisher, serve, wait_for  # noqa: F401
@@ -150,3 +151,19 @@ def test_without_the_triggers_section_a_consented_visit_fires_nothing(
 def test_a_webhook_secret_without_a_url_is_a_config_error() -> None:
     with pytest.raises(ValueError, match="webhook_url is not"):
         CollectorConfig.model_validate({"triggers": {"webhook_secret_file": "/run/secret"}})
+
+
+def test_an_unreadable_webhook_secret_stops_the_collector_before_it_connects(tmp_path: Path) -> None:
+    config = CollectorConfig.model_validate(
+        {
+            "store": {"path": str(tmp_path / "f.db")},
+            "triggers": {
+                "enabled": True,
+                "webhook_url": "http://127.0.0.1:9/hook",
+                "webhook_secret_file": str(tmp_path / "missing.secret"),
+            },
+        }
+    )
+    with pytest.raises(ConfigError, match=r"triggers\.webhook_secret_file: cannot read"):
+        Collector(config)
+    assert not (tmp_path / "f.db").exists()  # nothing was opened

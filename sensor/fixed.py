@@ -1,0 +1,48 @@
+"""Fixed devices that keep time like a machine: the clock-like probing detector.
+
+A device that keeps one address and starts its scans on a steady period (the Fryza lab PCs probe
+every 60.0 s) is a machine, not a visitor. The detector learns the period from two scan starts,
+then counts scans on the beat and off it; a second scan a few seconds after a beat is the same scan,
+not a missed beat. Its state lives on the `Device` (period, anchor, on and off counts); the resolver
+calls `beat` at the start of each scan burst of a device that still has one address and is not
+flagged yet, and flags it when `beat` says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sensor.candidates import Device
+
+
+@dataclass(frozen=True, slots=True)
+class ClockDetector:
+    min_period_ns: int  # shortest period that counts as clock-like
+    jitter_ns: int  # how far a scan may stray from the period and still count
+    regular_bursts: int  # scans on the beat that make a device fixed
+
+    def beat(self, dev: Device, ts: int) -> bool:
+        """A scan burst of `dev` starts at `ts`: True once the device keeps time like a machine."""
+        if dev.period_ns == 0:
+            gap = ts - dev.anchor_ns
+            if dev.anchor_ns and gap >= self.min_period_ns:
+                dev.period_ns, dev.on_beat, dev.off_beat = gap, 1, 0
+                dev.anchor_ns = ts
+            elif not dev.anchor_ns or gap >= self.min_period_ns // 2:
+                dev.anchor_ns = ts
+            return False
+        since = ts - dev.anchor_ns
+        k = (since + dev.period_ns // 2) // dev.period_ns
+        if k == 0:
+            return False  # a second burst of the same scan (the lab PCs send a straggler 2-6 s later)
+        if k <= 4 and abs(since - k * dev.period_ns) <= self.jitter_ns:
+            if k == 1:  # refine the period on single steps only
+                dev.period_ns += (since - dev.period_ns) // 4
+            dev.on_beat += 1
+            dev.anchor_ns = ts
+        else:
+            dev.off_beat += 1
+            if dev.on_beat <= 1 or dev.off_beat > dev.on_beat + 2 or k > 4:
+                dev.period_ns = 0  # lost the beat: learn it again from the next scans
+                dev.anchor_ns = ts
+        return dev.on_beat >= self.regular_bursts and dev.on_beat >= 3 * dev.off_beat

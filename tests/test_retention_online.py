@@ -1,0 +1,74 @@
+"""Retention of online events: older than `online_days` (or `visits_days` when unset) they are deleted,
+counted in the account, and a dry run only counts them; `mac_inside` is the public MAC check."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from collector import retention
+from collector.config import RetentionConfig
+from collector.privacy import mac_inside
+from collector.profiles import OnlineEvent, Profile, open_profiles
+from collector.store import SqliteStore
+
+NOW = datetime(2025, 6, 1, tzinfo=UTC)
+
+
+def online(n: int, when: datetime) -> OnlineEvent:
+    return OnlineEvent.model_validate(
+        {"id": f"ev-{n}", "profile_id": "bob", "at": when, "channel": "web", "type": "page_view"}
+    )
+
+
+@pytest.fixture
+def db() -> SqliteStore:
+    store = SqliteStore(":memory:")
+    profiles = open_profiles(store)
+    profiles.put_profiles([Profile(id="bob")], NOW)
+    # 400 days ago, 100 days ago, yesterday
+    days = (400, 100, 1)
+    profiles.add_online_events([online(n, NOW - timedelta(days=d)) for n, d in enumerate(days)])
+    return store
+
+
+def ids(db: SqliteStore) -> list[str]:
+    return [e.id for e in open_profiles(db).online_events("bob")]
+
+
+def test_online_events_older_than_visits_days_go_by_default(db: SqliteStore) -> None:
+    done = retention.run(db, RetentionConfig(), NOW, profiles=open_profiles(db))  # visits_days 396
+    assert done.online_events_deleted == 1 and ids(db) == ["ev-1", "ev-2"]
+    assert done.online_before == NOW - timedelta(days=396)
+    assert done.to_dict()["counts"]["online_events_deleted"] == 1
+    assert done.line().endswith("; 1 online events deleted (before 2024-05-01T00:00:00+00:00)")
+
+
+def test_online_days_sets_its_own_cutoff_and_a_dry_run_only_counts(db: SqliteStore) -> None:
+    config = RetentionConfig(online_days=30)
+    dry = retention.run(db, config, NOW, dry_run=True, profiles=open_profiles(db))
+    assert dry.online_events_deleted == 2 and ids(db) == ["ev-0", "ev-1", "ev-2"]
+    done = retention.run(db, config, NOW, profiles=open_profiles(db))
+    assert done.online_events_deleted == 2 and ids(db) == ["ev-2"]
+
+
+def test_without_the_profile_storage_online_events_are_not_part_of_the_run(db: SqliteStore) -> None:
+    done = retention.run(db, RetentionConfig(online_days=1), NOW)
+    assert done.online_before is None and "online" not in done.line()
+    assert "online_events_deleted" not in done.to_dict()["counts"] and len(ids(db)) == 3
+
+
+@pytest.mark.parametrize(
+    ("text", "inside"),
+    [
+        ("crm-1234", False),
+        ("id-aa:bb:cc:dd:ee:ff", True),
+        ("AA-BB-CC-DD-EE-FF", True),
+        ("aabb.ccdd.eeff", True),
+        ("x112233445566y", True),
+        ("1122334455667", False),  # 13 hex digits: a longer number, not a MAC
+    ],
+)
+def test_mac_inside_finds_every_common_spelling_within_a_text(text: str, inside: bool) -> None:
+    assert mac_inside(text) is inside
