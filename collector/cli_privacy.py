@@ -326,7 +326,9 @@ def retention_run(ctx: _Ctx, dry_run: bool, at_text: str | None, fmt: str) -> No
             raise click.BadParameter(f"{at_text!r} is not an ISO 8601 time", param_hint="--at") from None
         now = now if now.tzinfo else now.replace(tzinfo=UTC)
     with ctx.store(create=False) as db:
-        report = retention_.run(db, ctx.config.retention, now, dry_run=dry_run)
+        from collector.profiles import open_profiles
+
+        report = retention_.run(db, ctx.config.retention, now, dry_run=dry_run, profiles=open_profiles(db))
     click.echo(json.dumps(report.to_dict(), indent=2) if fmt == "json" else report.line())
 
 

@@ -3,7 +3,7 @@
 Per the `retention:` config section, against visit end times:
 - after `pseudonyms_h` (24 h) a visit's device pseudonym is replaced by a random label, drawn fresh from
   the OS and kept nowhere else, so not even the store seed can tie the row to a device again. The label
-  is one per (sensor, epoch, device) group and the group's younger visits get it at the same time, so
+  is one per (store, epoch, device) group and the group's younger visits get it at the same time, so
   the report's repeat-visitor figure (visits per device within an epoch, which `visit_no` shows anyway)
   stays right, while nothing links the group to any other epoch or to a MAC. A consent token is cleared
   at the same moment unless the device's consent still stands. Rejected payload samples go too;

@@ -48,6 +48,7 @@ class VisitRow:
     dwell_s: float
     kind: str  # visitor | passerby | fixed
     visit_no: int
+    rssi_max: int | None = None  # decides which sensor's copy wins when sensors' visits merge
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,11 +345,11 @@ class SqliteStore(SqlitePrivacy):
     def visits(self, store: str, start: datetime, end: datetime) -> list[VisitRow]:
         rows = self._query(
             f"read visits of {store}",
-            "SELECT sensor, epoch, device, start_us, end_us, dwell_s, kind, visit_no FROM visits"
+            "SELECT sensor, epoch, device, start_us, end_us, dwell_s, kind, visit_no, rssi_max FROM visits"
             " WHERE store = ? AND start_us >= ? AND start_us < ? ORDER BY start_us, event_id",
             (store, _us(start), _us(end)),
         )
-        return [VisitRow(r[0], r[1], r[2], _dt(r[3]), _dt(r[4]), r[5], r[6], r[7]) for r in rows]
+        return [VisitRow(r[0], r[1], r[2], _dt(r[3]), _dt(r[4]), r[5], r[6], r[7], r[8]) for r in rows]
 
     def counts(self, store: str, start: datetime, end: datetime) -> list[CountRow]:
         rows = self._query(

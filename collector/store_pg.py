@@ -199,11 +199,11 @@ class PostgresStore(PostgresPrivacy):
     def visits(self, store: str, start: datetime, end: datetime) -> list[VisitRow]:
         rows = self._query(
             f"read visits of {store}",
-            "SELECT sensor, epoch, device, start_us, end_us, dwell_s, kind, visit_no FROM visits"
+            "SELECT sensor, epoch, device, start_us, end_us, dwell_s, kind, visit_no, rssi_max FROM visits"
             " WHERE store = %s AND start_us >= %s AND start_us < %s ORDER BY start_us, event_id",
             (store, _us(start), _us(end)),
         )
-        return [VisitRow(r[0], r[1], r[2], _dt(r[3]), _dt(r[4]), r[5], r[6], r[7]) for r in rows]
+        return [VisitRow(r[0], r[1], r[2], _dt(r[3]), _dt(r[4]), r[5], r[6], r[7], r[8]) for r in rows]
 
     def counts(self, store: str, start: datetime, end: datetime) -> list[CountRow]:
         rows = self._query(

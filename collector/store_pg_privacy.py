@@ -169,16 +169,16 @@ def _retention(
     db: psycopg.Connection[Any], cutoffs: RetentionCutoffs, label: Callable[[int], str]
 ) -> RetentionCounts:
     deleted = db.execute("DELETE FROM visits WHERE end_us < %s", (_us(cutoffs.visits),)).rowcount
-    # A whole (store, sensor, epoch, device) group gets one label at once, as in SQLite (store_privacy.py).
+    # A whole (store, epoch, device) group gets one label at once, as in SQLite (store_privacy.py).
     due = db.execute(
-        "SELECT DISTINCT store, sensor, epoch, device FROM visits WHERE pseudonym_dropped = 0 AND end_us < %s",
+        "SELECT DISTINCT store, epoch, device FROM visits WHERE pseudonym_dropped = 0 AND end_us < %s",
         (_us(cutoffs.pseudonyms),),
     ).fetchall()
-    labels = {tuple(g): label(len(g[3]) // 2) for g in due}
+    labels = {tuple(g): label(len(g[2]) // 2) for g in due}
     updates = []
     if labels:
         for event_id, *group in db.execute(
-            "SELECT event_id, store, sensor, epoch, device FROM visits WHERE pseudonym_dropped = 0"
+            "SELECT event_id, store, epoch, device FROM visits WHERE pseudonym_dropped = 0"
         ).fetchall():
             new = labels.get(tuple(group))
             if new is not None:

@@ -97,7 +97,7 @@ class RetentionCutoffs:
 class RetentionCounts:
     visits_deleted: int = 0
     pseudonyms_dropped: int = 0  # visits whose device pseudonym became a random label
-    devices_relabelled: int = 0  # (sensor, epoch, device) groups: one fresh label each
+    devices_relabelled: int = 0  # (store, epoch, device) groups: one fresh label each
     consent_tokens_cleared: int = 0
     dead_letters_deleted: int = 0
 
@@ -301,17 +301,17 @@ def _retention(
     db: sqlite3.Connection, cutoffs: RetentionCutoffs, label: Callable[[int], str]
 ) -> RetentionCounts:
     deleted = db.execute("DELETE FROM visits WHERE end_us < ?", (_us(cutoffs.visits),)).rowcount
-    # A whole (sensor, epoch, device) group gets one label at once, its younger visits too (earlier is
-    # only safer): the report's repeat-visitor figure, which counts visits per group, stays right.
+    # A whole (store, epoch, device) group gets one label at once — all sensors of a store share the
+    # epoch's pseudonyms, so their visits keep merging — its younger visits too (earlier is only safer): the report's repeat-visitor figure, which counts visits per group, stays right.
     due = db.execute(
-        "SELECT DISTINCT store, sensor, epoch, device FROM visits WHERE pseudonym_dropped = 0 AND end_us < ?",
+        "SELECT DISTINCT store, epoch, device FROM visits WHERE pseudonym_dropped = 0 AND end_us < ?",
         (_us(cutoffs.pseudonyms),),
     ).fetchall()
-    labels = {tuple(g): label(len(g[3]) // 2) for g in due}
+    labels = {tuple(g): label(len(g[2]) // 2) for g in due}
     updates = []
     if labels:
         for rowid, *group in db.execute(
-            "SELECT rowid, store, sensor, epoch, device FROM visits WHERE pseudonym_dropped = 0"
+            "SELECT rowid, store, epoch, device FROM visits WHERE pseudonym_dropped = 0"
         ):
             new = labels.get(tuple(group))
             if new is not None:

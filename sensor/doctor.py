@@ -1,25 +1,72 @@
 """`footfall-sensor doctor`: every check says OK, or what is wrong and what to do about it.
 
-Each check is a pure function from facts to a `Check`; the facts come from probes (`Probes`), which
-are the only part that touches the system, so tests feed the checks made-up facts. The CLI runs all of
+Each check is a pure function from facts to a `Check`; the facts come from probes (`Probes`, in
+sensor/probes.py), which are the only part that touches the system, so tests feed the checks made-up facts. The CLI runs all of
 them, prints one line per check (and the fix under it) and exits 1 if any failed.
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import re
-import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from sensor.channels import ChannelPlan, Runner, run_command
+from sensor.channels import ChannelPlan
 from sensor.config import CaptureConfig, SensorConfig
-from sensor.iface import IfaceState, read_state
+from sensor.iface import IfaceState
+from sensor.probes import (
+    ClockState,
+    FrameSample,
+    Probes,
+    broker_error,
+    capabilities,
+    clock_state,
+    default_state_dir,
+    free_space,
+    key_summary,
+    sample_frames,
+    tuned_channel,
+)
+
+# The probes and the facts they gather live in sensor/probes.py; they are named here too, so the CLI
+# and tests reach the whole doctor through this module.
+__all__ = [
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "MIN_FREE_BYTES",
+    "MIN_YEAR",
+    "Check",
+    "ClockState",
+    "FrameSample",
+    "Probes",
+    "Status",
+    "broker_error",
+    "capabilities",
+    "check_broker",
+    "check_capabilities",
+    "check_channel",
+    "check_clock",
+    "check_config",
+    "check_disk",
+    "check_frames",
+    "check_interface",
+    "check_key",
+    "check_monitor",
+    "clock_state",
+    "default_state_dir",
+    "fail",
+    "failed",
+    "free_space",
+    "key_summary",
+    "ok",
+    "run_checks",
+    "sample_frames",
+    "skip",
+    "tuned_channel",
+    "warn",
+]
 
 CAP_NET_ADMIN, CAP_NET_RAW = 12, 13
 MIN_FREE_BYTES = 100 << 20  # the spool's room for a few days offline
@@ -61,27 +108,6 @@ def fail(name: str, detail: str, fix: str = "") -> Check:
 
 def skip(name: str, detail: str) -> Check:
     return Check(name, Status.SKIP, detail)
-
-
-# -- facts the probes gather ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class FrameSample:
-    """What a few seconds of capture showed: totals, how many carried a dBm signal, channels heard."""
-
-    seconds: float
-    frames: int = 0
-    with_signal: int = 0
-    channels: dict[int, int] = field(default_factory=dict)
-    error: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class ClockState:
-    synchronized: bool | None  # None: cannot tell
-    now_ns: int
-    how: str  # where the answer came from
 
 
 # -- the checks ---------------------------------------------------------------------------------------------
@@ -284,138 +310,6 @@ def check_disk(path: Path, free_bytes: int | None, need_bytes: int = MIN_FREE_BY
             "free space or move the state directory",
         )
     return ok(name, f"{mib} MiB free on {path}")
-
-
-# -- the probes (the only part that touches the system) -----------------------------------------------------
-
-_IW_CHANNEL = re.compile(r"^\s*channel (\d+) \(")
-
-
-def tuned_channel(interface: str, runner: Runner = run_command) -> int | None:
-    result = runner(("iw", "dev", interface, "info"))
-    if not result.ok:
-        return None
-    for line in result.stdout.splitlines():
-        m = _IW_CHANNEL.match(line)
-        if m:
-            return int(m[1])
-    return None
-
-
-def capabilities() -> tuple[int, int]:
-    """(effective capability bits, uid) of this process."""
-    import os
-
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("CapEff:"):
-            return int(line.split()[1], 16), os.getuid()
-    return 0, os.getuid()
-
-
-def clock_state(now_ns: int | None = None) -> ClockState:
-    """The kernel's view (adjtimex: TIME_ERROR = not synchronised), which NTP daemons keep up to date."""
-    now = time.time_ns() if now_ns is None else now_ns
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return ClockState(None, now, "no libc")
-    buf = ctypes.create_string_buffer(512)  # struct timex, modes = 0: read only
-    state = ctypes.CDLL(name, use_errno=True).adjtimex(buf)
-    if state < 0:
-        return ClockState(None, now, "adjtimex failed")
-    return ClockState(state != 5, now, f"kernel time state {state}")
-
-
-def free_space(path: Path) -> int | None:
-    try:
-        return shutil.disk_usage(path).free
-    except OSError:
-        return None
-
-
-def key_summary(path: Path) -> str:
-    from sensor.keys import KeyStore
-
-    info = KeyStore.inspect(path)
-    return f"{path}: store {info.store}, epoch {info.current.id} ({info.schedule.spec})"
-
-
-def broker_error(config: SensorConfig, timeout_s: float = 5.0) -> tuple[str, str | None]:
-    """(where, None) if the broker accepted a connection with the configured TLS/credentials, else the error."""
-    from footfall.mqtt import MqttClient, MqttError
-    from sensor.publisher import broker_settings
-
-    m = config.mqtt
-    where = f"mqtt{'s' if m.tls else ''}://{m.host}:{m.port}" + (f" as {m.username}" if m.username else "")
-    try:
-        # Its own client id: reusing the sensor's would disconnect the running sensor.
-        settings = broker_settings(config, f"footfall-doctor-{config.site.store}-{config.site.sensor}")
-        client = MqttClient(settings)
-        client.connect(timeout_s)
-    except OSError as exc:
-        return where, f"cannot read {exc.filename}: {exc.strerror}"
-    except (MqttError, ValueError) as exc:
-        return where, str(exc)
-    client.close()
-    return where, None
-
-
-def default_state_dir(config: SensorConfig) -> Path:
-    import os
-
-    env = os.environ.get("STATE_DIRECTORY")
-    if env:
-        return Path(env.split(":")[0])
-    if config.privacy.key_file is not None:
-        return config.privacy.key_file.parent
-    return Path("/var/lib/footfall")
-
-
-def sample_frames(capture: CaptureConfig, seconds: float) -> FrameSample:
-    """Capture for `seconds` and tally signal and channels from the radiotap headers."""
-    from sensor import dot11, radiotap
-    from sensor.errors import DecodeError
-    from sensor.live import CaptureError, PacketSocket
-
-    try:
-        source = PacketSocket.open(capture)
-    except CaptureError as exc:
-        return FrameSample(seconds, error=str(exc))
-    frames = with_signal = 0
-    channels: dict[int, int] = {}
-    deadline = time.monotonic() + seconds
-    try:
-        while (left := deadline - time.monotonic()) > 0:
-            if not source.wait(left):
-                continue
-            for _, data in source.read(512):
-                frames += 1
-                if source.linktype != 127:
-                    continue
-                try:
-                    header = radiotap.parse(data)
-                except DecodeError:
-                    continue
-                with_signal += header.dbm_signal is not None
-                channel = dot11.freq_to_channel(header.freq_mhz) if header.freq_mhz else None
-                if channel is not None:
-                    channels[channel] = channels.get(channel, 0) + 1
-    finally:
-        source.close()
-    return FrameSample(seconds, frames, with_signal, channels)
-
-
-@dataclass
-class Probes:
-    """Where the facts come from; replace any of them in a test."""
-
-    iface_state: Callable[[str], IfaceState] = read_state
-    tuned_channel: Callable[[str], int | None] = tuned_channel
-    sample: Callable[[CaptureConfig, float], FrameSample] = sample_frames
-    capabilities: Callable[[], tuple[int, int]] = capabilities
-    key: Callable[[Path], str] = key_summary
-    broker: Callable[[SensorConfig], tuple[str, str | None]] = broker_error
-    clock: Callable[[], ClockState] = clock_state
-    free_space: Callable[[Path], int | None] = free_space
 
 
 def run_checks(
