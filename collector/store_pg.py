@@ -373,3 +373,18 @@ class PostgresProfiles:
                 "DELETE FROM online_events WHERE profile_id = %s", (profile_id,)
             ).rowcount
         return profiles, events
+
+    def delete_online_events(self, before: datetime, *, dry_run: bool) -> int:
+        """Delete online events that happened before `before` (with `dry_run`, only count them)."""
+        if dry_run:
+            return int(
+                self._query(
+                    "count old online events",
+                    "SELECT count(*) FROM online_events WHERE at_us < %s",
+                    (_us(before),),
+                )[0][0]
+            )
+        with self._lock, self._errors("delete old online events"), self._db.transaction():
+            return int(
+                self._db.execute("DELETE FROM online_events WHERE at_us < %s", (_us(before),)).rowcount
+            )

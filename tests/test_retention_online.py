@@ -3,7 +3,9 @@ counted in the account, and a dry run only counts them; `mac_inside` is the publ
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -11,7 +13,8 @@ from collector import retention
 from collector.config import RetentionConfig
 from collector.privacy import mac_inside
 from collector.profiles import OnlineEvent, Profile, open_profiles
-from collector.store import SqliteStore
+from collector.store import Store
+from tests.pgserver import BACKENDS, open_backend, postgres_dsn, postgres_server  # noqa: F401
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
 
@@ -22,22 +25,23 @@ def online(n: int, when: datetime) -> OnlineEvent:
     )
 
 
-@pytest.fixture
-def db() -> SqliteStore:
-    store = SqliteStore(":memory:")
+@pytest.fixture(params=BACKENDS)
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    store = open_backend(request, tmp_path)()
     profiles = open_profiles(store)
     profiles.put_profiles([Profile(id="bob")], NOW)
     # 400 days ago, 100 days ago, yesterday
     days = (400, 100, 1)
     profiles.add_online_events([online(n, NOW - timedelta(days=d)) for n, d in enumerate(days)])
-    return store
+    yield store
+    store.close()
 
 
-def ids(db: SqliteStore) -> list[str]:
+def ids(db: Store) -> list[str]:
     return [e.id for e in open_profiles(db).online_events("bob")]
 
 
-def test_online_events_older_than_visits_days_go_by_default(db: SqliteStore) -> None:
+def test_online_events_older_than_visits_days_go_by_default(db: Store) -> None:
     done = retention.run(db, RetentionConfig(), NOW, profiles=open_profiles(db))  # visits_days 396
     assert done.online_events_deleted == 1 and ids(db) == ["ev-1", "ev-2"]
     assert done.online_before == NOW - timedelta(days=396)
@@ -45,7 +49,7 @@ def test_online_events_older_than_visits_days_go_by_default(db: SqliteStore) -> 
     assert done.line().endswith("; 1 online events deleted (before 2024-05-01T00:00:00+00:00)")
 
 
-def test_online_days_sets_its_own_cutoff_and_a_dry_run_only_counts(db: SqliteStore) -> None:
+def test_online_days_sets_its_own_cutoff_and_a_dry_run_only_counts(db: Store) -> None:
     config = RetentionConfig(online_days=30)
     dry = retention.run(db, config, NOW, dry_run=True, profiles=open_profiles(db))
     assert dry.online_events_deleted == 2 and ids(db) == ["ev-0", "ev-1", "ev-2"]
@@ -53,7 +57,7 @@ def test_online_days_sets_its_own_cutoff_and_a_dry_run_only_counts(db: SqliteSto
     assert done.online_events_deleted == 2 and ids(db) == ["ev-2"]
 
 
-def test_without_the_profile_storage_online_events_are_not_part_of_the_run(db: SqliteStore) -> None:
+def test_without_the_profile_storage_online_events_are_not_part_of_the_run(db: Store) -> None:
     done = retention.run(db, RetentionConfig(online_days=1), NOW)
     assert done.online_before is None and "online" not in done.line()
     assert "online_events_deleted" not in done.to_dict()["counts"] and len(ids(db)) == 3
