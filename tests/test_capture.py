@@ -275,3 +275,41 @@ def test_real_lab_days_read_whole(shared_data: Path) -> None:
         assert records and not reader.truncated_tail, path
         assert {r.linktype for r in records} == {127}
         assert all(a.ts_ns <= b.ts_ns for a, b in itertools.pairwise(records)), path
+
+
+def _resident_bytes() -> int:
+    """This process's resident set (file-backed pages of a mapping included), from /proc/self/statm."""
+    import mmap
+
+    return int(Path("/proc/self/statm").read_text().split()[1]) * mmap.PAGESIZE
+
+
+def test_reading_a_large_capture_hands_back_the_pages_it_has_read(tmp_path: Path) -> None:
+    # A day's capture can be larger than a Pi's free memory: the mapped file's pages must not pile
+    # up in the process as the reader walks it. Freshly written, the file is in the page cache, so
+    # every page the reader touches (and keeps mapped) counts in the resident set at once.
+    import mmap
+
+    statm = Path("/proc/self/statm")
+    if not statm.exists() or not hasattr(mmap, "MADV_DONTNEED"):
+        pytest.skip("needs Linux: /proc/self/statm and madvise(MADV_DONTNEED)")
+    path = tmp_path / "large.pcap"
+    payload = bytes(range(256)) * 4  # 1 KiB a record
+    records = 30_000
+    with PcapWriter(path, 127) as writer:
+        for i in range(records):
+            writer.write(1_700_000_000_000_000_000 + i * 1_000_000, payload)
+    size = path.stat().st_size
+    assert size > 30_000_000
+
+    reader = read_capture(path)
+    before = _resident_bytes()
+    peak = before
+    seen = 0
+    for record in reader:
+        seen += 1
+        if seen % 500 == 0:
+            peak = max(peak, _resident_bytes())
+    assert seen == records and not reader.truncated_tail
+    growth = peak - before
+    assert growth < size // 4, f"resident set grew {growth} bytes reading a {size}-byte capture"

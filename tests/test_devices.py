@@ -244,10 +244,47 @@ def test_a_pc_sending_a_straggler_scan_after_each_beat_is_still_flagged_fixed() 
     assert resolver.is_fixed(ids[-1])
 
 
-@pytest.mark.parametrize(("field", "value"), [("max_candidates", 0), ("weak_rssi_dbm", 5)])
+@pytest.mark.parametrize(
+    ("field", "value"), [("max_candidates", 0), ("weak_rssi_dbm", 5), ("rssi_tolerance_db", -1)]
+)
 def test_resolver_parameters_out_of_range_are_refused_with_the_value(field: str, value: int) -> None:
     with pytest.raises(ValueError, match=f"got {value}"):
         ResolverParams(**{field: value})  # type: ignore[arg-type]
+
+
+def test_resolver_forgets_the_same_addresses_when_frames_go_back_in_time() -> None:
+    # A frame older than the last minute's housekeeping (a second radio's frames merged late) puts
+    # its address among the stragglers, outside the order heard: it must still be forgotten when it
+    # would have been had the frames come in order. One global address beats every 10 s, so the
+    # housekeeping falls on each whole minute in both orders.
+    beats = [sighting(t, "c1" * 8, t // 10, -50, PC, randomized=False) for t in range(0, 1500, 10)]
+    late = [  # visitor k heard once at 60k + 25 s, delivered after the beat at 60k + 90 s
+        sighting(60 * k + 25, f"{k:02x}" * 8, k, -60, f"{k:016x}", randomized=False) for k in range(1, 21)
+    ]
+    in_order = sorted(beats + late, key=lambda s: s.ts_ns)
+    delivered = sorted(
+        [(s.ts_ns, 0, s) for s in beats] + [(s.ts_ns + 65 * S, 1, s) for s in late],
+        key=lambda item: item[:2],
+    )
+    ticks = [sighting(t, "c1" * 8, t // 10, -50, PC, randomized=False) for t in range(1500, 2200, 10)]
+    again = [dataclasses.replace(s, ts_ns=2200 * S) for s in late]
+
+    def run(frames: list[Sighting]) -> tuple[list[str], list[int], list[str], int]:
+        resolver = DeviceResolver(ResolverParams(forget_s=600))
+        ids = {(s.address, s.ts_ns): resolver.resolve(s) for s in frames}
+        live = []
+        for s in ticks:  # the visitors fall silent for forget_s one after the other
+            resolver.resolve(s)
+            live.append(resolver.live_devices)
+        addresses = resolver.stats.addresses
+        rehead = [resolver.resolve(s) for s in again]  # forgotten: new addresses, new devices
+        return [ids[s.address, s.ts_ns] for s in in_order], live, rehead, resolver.stats.addresses - addresses
+
+    expected = run(in_order)
+    assert run([s for *_, s in delivered]) == expected
+    _, live, _, new_addresses = expected
+    assert live[0] > live[-1] == 1  # forgetting did happen during the ticks, down to the beating PC
+    assert new_addresses == len(late)
 
 
 # -- real single-phone captures (Baccichet: one phone in a Faraday bag, three radios) ----------------
