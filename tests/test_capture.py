@@ -306,7 +306,7 @@ def test_reading_a_large_capture_hands_back_the_pages_it_has_read(tmp_path: Path
     before = _resident_bytes()
     peak = before
     seen = 0
-    for record in reader:
+    for _ in reader:
         seen += 1
         if seen % 500 == 0:
             peak = max(peak, _resident_bytes())

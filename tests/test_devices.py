@@ -249,7 +249,7 @@ def test_a_pc_sending_a_straggler_scan_after_each_beat_is_still_flagged_fixed() 
 )
 def test_resolver_parameters_out_of_range_are_refused_with_the_value(field: str, value: int) -> None:
     with pytest.raises(ValueError, match=f"got {value}"):
-        ResolverParams(**{field: value})  # type: ignore[arg-type]
+        ResolverParams(**{field: value})
 
 
 def test_resolver_forgets_the_same_addresses_when_frames_go_back_in_time() -> None:
@@ -277,8 +277,13 @@ def test_resolver_forgets_the_same_addresses_when_frames_go_back_in_time() -> No
             resolver.resolve(s)
             live.append(resolver.live_devices)
         addresses = resolver.stats.addresses
-        rehead = [resolver.resolve(s) for s in again]  # forgotten: new addresses, new devices
-        return [ids[s.address, s.ts_ns] for s in in_order], live, rehead, resolver.stats.addresses - addresses
+        reheard = [resolver.resolve(s) for s in again]  # forgotten: new addresses, new devices
+        return (
+            [ids[s.address, s.ts_ns] for s in in_order],
+            live,
+            reheard,
+            resolver.stats.addresses - addresses,
+        )
 
     expected = run(in_order)
     assert run([s for *_, s in delivered]) == expected
