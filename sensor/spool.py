@@ -30,11 +30,14 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from footfall.events import Event, StatusEvent, topic_for, topic_kind
+from sensor.spoolstats import SpoolStats, Warner
+
+__all__ = ["DROP_RANK", "Entry", "FullPolicy", "Spool", "SpoolError", "SpoolStats", "Sync"]
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +67,6 @@ CREATE INDEX IF NOT EXISTS pending_by_age ON events (queued_at) WHERE acked_at I
 CREATE INDEX IF NOT EXISTS acked_by_age ON events (acked_at) WHERE acked_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
-_WARN_EVERY_S = 60.0
 _DISK_FULL_SLACK = (None, 0.01, 0.10)  # a first try, then two after SQLITE_FULL freeing 1% and 10% more
 
 
@@ -80,46 +82,6 @@ class Entry:
     topic: str
     payload: bytes
     retain: bool
-
-
-@dataclass(frozen=True, slots=True)
-class SpoolStats:
-    """The spool's figures: what is waiting now, and running totals since the file was created."""
-
-    pending: int = 0  # queued, not acknowledged by the broker yet
-    pending_bytes: int = 0
-    kept_acked: int = 0  # acknowledged, kept for a re-send after a reconnection
-    oldest_pending_age_s: float = 0.0
-    totals: Mapping[str, int] = field(default_factory=dict)  # queued, acked, already_queued, dropped_*
-
-    @property
-    def dropped(self) -> dict[str, int]:
-        """Dropped events by `<cause>_<kind>` (cause: full, expired, unwritable)."""
-        return {k.removeprefix("dropped_"): v for k, v in self.totals.items() if k.startswith("dropped_")}
-
-    def line(self) -> str:
-        drops = ", ".join(f"{k} {v}" for k, v in sorted(self.dropped.items())) or "none"
-        return (
-            f"spool: {self.pending} pending ({self.pending_bytes} bytes, oldest {self.oldest_pending_age_s:.0f} s), "
-            f"queued {self.totals.get('queued', 0)}, acked {self.totals.get('acked', 0)}, dropped {drops}"
-        )
-
-
-class _Warner:
-    """One WARNING per cause per interval, saying how many happened since the last one."""
-
-    def __init__(self, clock: Callable[[], float]) -> None:
-        self._clock = clock
-        self._last: dict[str, float] = {}
-        self._since: dict[str, int] = {}
-
-    def warn(self, cause: str, n: int, message: str, *args: object) -> None:
-        self._since[cause] = self._since.get(cause, 0) + n
-        now = self._clock()
-        if now - self._last.get(cause, -_WARN_EVERY_S) < _WARN_EVERY_S:
-            return
-        self._last[cause] = now
-        log.warning(message + " (%d such drops since the last warning)", *args, self._since.pop(cause))
 
 
 class Spool:
@@ -144,7 +106,7 @@ class Spool:
         self._policy = on_full
         self._clock = clock
         self._lock = threading.RLock()
-        self._warn = _Warner(clock)
+        self._warn = Warner(log, clock)
         self._rows = self._bytes = self._pending = self._pending_bytes = 0
         self._totals: dict[str, int] = {}
         try:
