@@ -20,6 +20,7 @@ survive restarts), logged at WARNING (once a minute per cause, with how many sin
 `stats()`. An event the policy values more than the new one is never dropped for it: the new one is
 refused instead (and counted). A disk that is really full (SQLITE_FULL) is met the same way: drop by
 the policy, try again twice freeing more, and count the event as `unwritable` if it still does not fit.
+The figures and the rate-limited warnings are in sensor/spoolstats.py.
 """
 
 from __future__ import annotations
