@@ -4,22 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
-import re
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date, datetime
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import click
 
 from collector import report as reports
-from collector.config import CollectorConfig, load
+from collector.cli_common import CONFIG_OPTION, DB_OPTION, day_option, load_config, opened
 from collector.ingest import Ingestor
 from collector.service import Collector
-from collector.store import Store, StoreError, open_store
+from collector.store import StoreError
+from footfall.cli import tool_group
 from footfall.configfile import ConfigError
 from footfall.events import json_schemas
 from footfall.mqtt import MqttError
@@ -27,80 +23,9 @@ from footfall.mqtt import MqttError
 log = logging.getLogger("footfall.collector")
 
 
-def package_version() -> str:
-    try:
-        return version("footfall")
-    except PackageNotFoundError:  # running from a source tree that was not installed
-        return "0+unknown"
-
-
-def _date(ctx: click.Context, param: click.Parameter, value: str | None) -> date | None:
-    """Option callback: YYYY-MM-DD only (fromisoformat alone would also take 20240501 or 2024-W18)."""
-    if value is None:
-        return None
-    try:
-        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-            raise ValueError
-        return date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date of the form YYYY-MM-DD") from None
-
-
-CONFIG_OPTION = click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    envvar="FOOTFALL_COLLECTOR_CONFIG",
-    help="Collector config YAML (default: the built-in defaults).",
-)
-DB_OPTION = click.option(
-    "--db",
-    "db_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="SQLite database to use instead of the config's store.path.",
-)
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--log-level",
-    default="info",
-    show_default=True,
-    envvar="FOOTFALL_LOG_LEVEL",
-    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
-    help="Logging verbosity (logs go to stderr and never contain a MAC address).",
-)
-@click.version_option(package_version(), prog_name="footfall-collector")
-def main(log_level: str) -> None:
+@tool_group("footfall-collector")
+def main() -> None:
     """footfall collector: stores the sensors' events and reports footfall per store."""
-    logging.basicConfig(
-        level=log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-
-
-def load_config(path: Path | None, db_path: Path | None = None) -> CollectorConfig:
-    """The config file (or defaults), with `--db` replacing store.path."""
-    try:
-        config = load(path)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
-    if db_path is not None:
-        config = config.model_copy(update={"store": config.store.model_copy(update={"path": db_path})})
-    return config
-
-
-@contextmanager
-def opened(config: CollectorConfig, *, create: bool) -> Iterator[Store]:
-    try:
-        db = open_store(config.store, create=create)
-    except StoreError as exc:
-        raise click.ClickException(str(exc)) from None
-    try:
-        yield db
-    except StoreError as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        db.close()
 
 
 @main.command()
@@ -146,14 +71,14 @@ def run(config_path: Path | None, until_idle: float | None, metrics_port: int | 
 @click.option(
     "--from",
     "first",
-    callback=_date,
+    callback=day_option,
     metavar="DATE",
     help="First day, YYYY-MM-DD, local (default: the first day with data).",
 )
 @click.option(
     "--to",
     "last",
-    callback=_date,
+    callback=day_option,
     metavar="DATE",
     help="Last day, inclusive (default: the last day with data).",
 )

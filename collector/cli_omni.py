@@ -7,7 +7,6 @@ nothing is stored, so a fixed file can simply be imported again.
 from __future__ import annotations
 
 import os
-import re
 import signal
 import sys
 import threading
@@ -21,11 +20,12 @@ import click
 
 from collector import journeys as journeys_
 from collector import omnichannel
-from collector.config import CollectorConfig, load
+from collector.cli_common import CONFIG_OPTION, DB_OPTION, day_option, load_config
+from collector.cli_common import opened as opened_store
+from collector.config import CollectorConfig
 from collector.profile_files import Parsed, read_records
 from collector.profiles import OnlineEvent, Profile, ProfileStore, Record, open_profiles
-from collector.store import Store, StoreError, open_store
-from footfall.configfile import ConfigError
+from collector.store import Store
 
 MAX_LISTED = 50
 _FORMATS: dict[str, Literal["csv", "jsonl"]] = {
@@ -35,19 +35,6 @@ _FORMATS: dict[str, Literal["csv", "jsonl"]] = {
     ".json": "jsonl",
 }
 
-_CONFIG = click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    envvar="FOOTFALL_COLLECTOR_CONFIG",
-    help="Collector config YAML (default: the built-in defaults).",
-)
-_DB = click.option(
-    "--db",
-    "db_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="SQLite database to use instead of the config's store.path.",
-)
 _FILE_FORMAT = click.option(
     "--format",
     "fmt",
@@ -61,38 +48,13 @@ _FILE_FORMAT = click.option(
 def config_for(config_path: Path | None, db_path: Path | None) -> CollectorConfig:
     if db_path is not None and config_path is not None:
         raise click.UsageError("give --db or --config, not both")
-    try:
-        config = load(config_path)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
-    if db_path is not None:
-        config = config.model_copy(update={"store": config.store.model_copy(update={"path": db_path})})
-    return config
+    return load_config(config_path, db_path)
 
 
 @contextmanager
 def opened(config: CollectorConfig, *, create: bool) -> Iterator[tuple[Store, ProfileStore]]:
-    try:
-        db = open_store(config.store, create=create)
-    except StoreError as exc:
-        raise click.ClickException(str(exc)) from None
-    try:
+    with opened_store(config, create=create) as db:
         yield db, open_profiles(db)
-    except StoreError as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        db.close()
-
-
-def _day(ctx: click.Context, param: click.Parameter, value: str | None) -> date | None:
-    if value is None:
-        return None
-    try:
-        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-            raise ValueError
-        return date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date of the form YYYY-MM-DD") from None
 
 
 def _file_format(path: str, fmt: str) -> Literal["csv", "jsonl"]:
@@ -135,8 +97,8 @@ def profiles_group() -> None:
 @profiles_group.command("import")
 @click.argument("file")
 @_FILE_FORMAT
-@_DB
-@_CONFIG
+@DB_OPTION
+@CONFIG_OPTION
 def profiles_import(file: str, fmt: str, db_path: Path | None, config_path: Path | None) -> None:
     """Store the profiles of FILE ('-' for stdin): CSV with columns id, segments (';'-separated) and any
     attribute columns, or JSON lines {"id", "attributes", "segments"}. A profile sent again is replaced."""
@@ -153,8 +115,8 @@ def profiles_import(file: str, fmt: str, db_path: Path | None, config_path: Path
 
 @profiles_group.command("erase")
 @click.argument("profile")
-@_DB
-@_CONFIG
+@DB_OPTION
+@CONFIG_OPTION
 def profiles_erase(profile: str, db_path: Path | None, config_path: Path | None) -> None:
     """Delete PROFILE and its online events (the right to erasure). Its consents stay in the registry
     until withdrawn (`consent remove`)."""
@@ -173,8 +135,8 @@ def events_group() -> None:
 @events_group.command("import")
 @click.argument("file")
 @_FILE_FORMAT
-@_DB
-@_CONFIG
+@DB_OPTION
+@CONFIG_OPTION
 def events_import(file: str, fmt: str, db_path: Path | None, config_path: Path | None) -> None:
     """Store the online events of FILE ('-' for stdin): CSV or JSON lines with id, profile_id, at (ISO
     8601 with an offset), channel (web|app|email), type (page_view|product_view|add_to_cart|purchase),
@@ -193,8 +155,8 @@ def events_import(file: str, fmt: str, db_path: Path | None, config_path: Path |
 @click.option(
     "--format", "fmt", type=click.Choice(sorted(journeys_.RENDERERS)), default="table", show_default=True
 )
-@_DB
-@_CONFIG
+@DB_OPTION
+@CONFIG_OPTION
 def journeys(profile: str, fmt: str, db_path: Path | None, config_path: Path | None) -> None:
     """The merged timeline of a consented profile's online events and store visits."""
     config = config_for(config_path, db_path)
@@ -208,8 +170,8 @@ def journeys(profile: str, fmt: str, db_path: Path | None, config_path: Path | N
 
 @click.command("kpis")
 @click.option("--store", "store_name", required=True, metavar="STORE", help="Store to report on.")
-@click.option("--from", "first", callback=_day, metavar="DATE", help="First day, YYYY-MM-DD, local.")
-@click.option("--to", "last", callback=_day, metavar="DATE", help="Last day, inclusive.")
+@click.option("--from", "first", callback=day_option, metavar="DATE", help="First day, YYYY-MM-DD, local.")
+@click.option("--to", "last", callback=day_option, metavar="DATE", help="Last day, inclusive.")
 @click.option(
     "--days",
     type=click.IntRange(1, 365),
@@ -220,8 +182,8 @@ def journeys(profile: str, fmt: str, db_path: Path | None, config_path: Path | N
 @click.option(
     "--format", "fmt", type=click.Choice(sorted(omnichannel.RENDERERS)), default="table", show_default=True
 )
-@_DB
-@_CONFIG
+@DB_OPTION
+@CONFIG_OPTION
 def kpis(
     store_name: str,
     first: date | None,
@@ -254,8 +216,8 @@ def _default_token_file() -> str | None:
 
 
 @click.command("api")
-@_CONFIG
-@_DB
+@CONFIG_OPTION
+@DB_OPTION
 @click.option(
     "--host", default="127.0.0.1", show_default=True, help="Address to listen on (put TLS in front)."
 )

@@ -22,7 +22,8 @@ from typing import Any
 import click
 
 from collector import retention as retention_
-from collector.config import CollectorConfig, load
+from collector.cli_common import load_config, opened
+from collector.config import CollectorConfig
 from collector.privacy import (
     PrivacyError,
     control_messages,
@@ -35,7 +36,7 @@ from collector.privacy import (
     publish_now,
     read_csv,
 )
-from collector.store import Store, StoreError, open_store
+from collector.store import Store
 from collector.store_privacy import ListName, PutOutcome, PutResult, RegistryEntry
 from footfall.configfile import ConfigError
 from footfall.mqtt import MqttError
@@ -49,12 +50,7 @@ class _Ctx:
     """What every registry command needs: the config, with --db and --token-key applied."""
 
     def __init__(self, config_path: Path | None, db_path: Path | None, key_path: Path | None) -> None:
-        try:
-            config = load(config_path)
-        except ConfigError as exc:
-            raise click.ClickException(str(exc)) from None
-        if db_path is not None:
-            config = config.model_copy(update={"store": config.store.model_copy(update={"path": db_path})})
+        config = load_config(config_path, db_path)
         if key_path is not None:
             privacy = config.privacy.model_copy(update={"token_key_file": key_path})
             config = config.model_copy(update={"privacy": privacy})
@@ -69,16 +65,8 @@ class _Ctx:
 
     @contextmanager
     def store(self, *, create: bool = True) -> Iterator[Store]:
-        try:
-            db = open_store(self.config.store, create=create)
-        except StoreError as exc:
-            raise click.ClickException(str(exc)) from None
-        try:
+        with opened(self.config, create=create) as db:
             yield db
-        except StoreError as exc:
-            raise click.ClickException(str(exc)) from None
-        finally:
-            db.close()
 
 
 def _with_ctx(f: Callable[..., None]) -> Callable[..., None]:

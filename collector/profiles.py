@@ -33,6 +33,8 @@ from pydantic import (
 
 from collector.privacy import BadRow, mac_inside
 from collector.store import SqliteStore, Store
+from collector.store_privacy import _dt, _us
+from collector.store_sql import Db
 
 ProfileId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")]
 """Pseudonymous ids from the marketing tool: no spaces, no '/', at most 128 characters."""
@@ -44,9 +46,6 @@ OnlineEventType = Literal["page_view", "product_view", "add_to_cart", "purchase"
 CHANNELS: tuple[Channel, ...] = ("web", "app", "email")
 EVENT_TYPES: tuple[OnlineEventType, ...] = ("page_view", "product_view", "add_to_cart", "purchase")
 MAX_FUTURE = timedelta(days=1)  # an event further ahead of the collector's clock is a clock or column mix-up
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_US = timedelta(microseconds=1)
 
 
 def _no_mac(text: str, what: str) -> str:
@@ -207,16 +206,6 @@ class OnlineRetention(Protocol):
         ...
 
 
-def _us(value: datetime) -> int:
-    if value.utcoffset() is None:
-        raise ValueError(f"naive timestamp {value.isoformat()}: aware UTC times only")
-    return (value - _EPOCH) // _US
-
-
-def _dt(us: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=us)
-
-
 _EVENT_COLUMNS = "id, profile_id, at_us, channel, type, product, value"
 
 
@@ -232,50 +221,45 @@ def _event(row: Sequence[Any]) -> OnlineEvent:
     )
 
 
-class SqliteProfiles:
-    """The SQLite side of `ProfileStore`, on the connection (and lock) of an open `SqliteStore`."""
+ADD_ONLINE_EVENTS = (
+    f"INSERT INTO online_events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING"
+)
+DELETE_ONLINE_EVENTS = "DELETE FROM online_events WHERE at_us < ?"
 
-    def __init__(self, store: SqliteStore) -> None:
-        self._store = store
-        self._db: sqlite3.Connection = store._db
-        self._lock = store._lock
 
-    def _errors(self, doing: str) -> AbstractContextManager[None]:
-        return self._store._errors(doing)
+def upsert_profiles(db: Db, profiles: Sequence[Profile], now_us: int, *, lock: str) -> PutCounts:
+    """`put_profiles` inside the caller's transaction; `lock` is PostgreSQL's " FOR UPDATE" (or nothing)."""
+    added = updated = unchanged = 0
+    for p in profiles:
+        new = (json.dumps(p.attributes, sort_keys=True), json.dumps(list(p.segments)))
+        old = db.execute(f"SELECT attributes, segments FROM profiles WHERE id = ?{lock}", (p.id,)).fetchone()
+        if old is not None and tuple(old) == new:
+            unchanged += 1
+            continue
+        db.execute(
+            "INSERT INTO profiles VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+            " attributes = excluded.attributes, segments = excluded.segments, updated_us = excluded.updated_us",
+            (p.id, *new, now_us),
+        )
+        added, updated = (added + 1, updated) if old is None else (added, updated + 1)
+    return PutCounts(added, updated, unchanged)
+
+
+def erase_profile(db: Db, profile_id: str) -> tuple[int, int]:
+    """`erase` inside the caller's transaction."""
+    profiles = db.execute("DELETE FROM profiles WHERE id = ?", (profile_id,)).rowcount
+    events = db.execute("DELETE FROM online_events WHERE profile_id = ?", (profile_id,)).rowcount
+    return int(profiles), int(events)
+
+
+class ProfileReads:
+    """The reading part of `ProfileStore` both backends share: each gives `_query` for its connection."""
 
     def _query(self, doing: str, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._lock, self._errors(doing):
-            return self._db.execute(sql, params).fetchall()
+        raise NotImplementedError
 
-    def put_profiles(self, profiles: Sequence[Profile], now: datetime) -> PutCounts:
-        added = updated = unchanged = 0
-        with self._lock, self._errors(f"store {len(profiles)} profiles"), self._store._transaction():
-            for p in profiles:
-                new = (json.dumps(p.attributes, sort_keys=True), json.dumps(list(p.segments)))
-                old = self._db.execute(
-                    "SELECT attributes, segments FROM profiles WHERE id = ?", (p.id,)
-                ).fetchone()
-                if old is not None and tuple(old) == new:
-                    unchanged += 1
-                    continue
-                self._db.execute(
-                    "INSERT INTO profiles VALUES (?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET"
-                    " attributes = excluded.attributes, segments = excluded.segments, updated_us = excluded.updated_us",
-                    (p.id, *new, _us(now)),
-                )
-                added, updated = (added + 1, updated) if old is None else (added, updated + 1)
-        return PutCounts(added, updated, unchanged)
-
-    def add_online_events(self, events: Sequence[OnlineEvent]) -> int:
-        rows = [(e.id, e.profile_id, _us(e.at), e.channel, e.type, e.product, e.value) for e in events]
-        with self._lock, self._errors(f"store {len(events)} online events"), self._store._transaction():
-            before = self._db.total_changes
-            self._db.executemany(
-                f"INSERT INTO online_events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT(id) DO NOTHING",
-                rows,
-            )
-            return self._db.total_changes - before
+    # Each backend's datetime -> microseconds (they differ only in the exception a naive time raises).
+    _time: Callable[[datetime], int] = staticmethod(_us)
 
     def profile(self, profile_id: str) -> Profile | None:
         rows = self._query(
@@ -310,7 +294,7 @@ class SqliteProfiles:
             "read the online events of consented profiles",
             f"SELECT {_EVENT_COLUMNS} FROM online_events WHERE at_us >= ? AND at_us < ? AND profile_id IN"
             " (SELECT profile FROM privacy_registry WHERE list = 'consent') ORDER BY at_us, id",
-            (_us(start), _us(end)),
+            (self._time(start), self._time(end)),
         )
         return [_event(r) for r in rows]
 
@@ -323,6 +307,41 @@ class SqliteProfiles:
             (profile_id,),
         )
         return [StoreVisit(r[0], r[1], _dt(r[2]), _dt(r[3]), r[4], r[5]) for r in rows]
+
+    def _count_online_events(self, before: datetime) -> int:
+        rows = self._query(
+            "count old online events",
+            "SELECT count(*) FROM online_events WHERE at_us < ?",
+            (self._time(before),),
+        )
+        return int(rows[0][0])
+
+
+class SqliteProfiles(ProfileReads):
+    """The SQLite side of `ProfileStore`, on the connection (and lock) of an open `SqliteStore`."""
+
+    def __init__(self, store: SqliteStore) -> None:
+        self._store = store
+        self._db: sqlite3.Connection = store._db
+        self._lock = store._lock
+
+    def _errors(self, doing: str) -> AbstractContextManager[None]:
+        return self._store._errors(doing)
+
+    def _query(self, doing: str, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock, self._errors(doing):
+            return self._db.execute(sql, params).fetchall()
+
+    def put_profiles(self, profiles: Sequence[Profile], now: datetime) -> PutCounts:
+        with self._lock, self._errors(f"store {len(profiles)} profiles"), self._store._transaction():
+            return upsert_profiles(self._db, profiles, self._time(now), lock="")
+
+    def add_online_events(self, events: Sequence[OnlineEvent]) -> int:
+        rows = [(e.id, e.profile_id, _us(e.at), e.channel, e.type, e.product, e.value) for e in events]
+        with self._lock, self._errors(f"store {len(events)} online events"), self._store._transaction():
+            before = self._db.total_changes
+            self._db.executemany(ADD_ONLINE_EVENTS, rows)
+            return self._db.total_changes - before
 
     def consent_profiles(self, tokens: Sequence[str]) -> dict[str, str]:
         wanted = sorted(set(tokens))
@@ -338,23 +357,13 @@ class SqliteProfiles:
 
     def delete_online_events(self, before: datetime, *, dry_run: bool) -> int:
         if dry_run:
-            return int(
-                self._query(
-                    "count old online events",
-                    "SELECT count(*) FROM online_events WHERE at_us < ?",
-                    (_us(before),),
-                )[0][0]
-            )
+            return self._count_online_events(before)
         with self._lock, self._errors("delete old online events"), self._store._transaction():
-            return int(self._db.execute("DELETE FROM online_events WHERE at_us < ?", (_us(before),)).rowcount)
+            return int(self._db.execute(DELETE_ONLINE_EVENTS, (_us(before),)).rowcount)
 
     def erase(self, profile_id: str) -> tuple[int, int]:
         with self._lock, self._errors(f"erase profile {profile_id}"), self._store._transaction():
-            profiles = self._db.execute("DELETE FROM profiles WHERE id = ?", (profile_id,)).rowcount
-            events = self._db.execute(
-                "DELETE FROM online_events WHERE profile_id = ?", (profile_id,)
-            ).rowcount
-        return profiles, events
+            return erase_profile(self._db, profile_id)
 
 
 def open_profiles(db: Store) -> ProfileStore:

@@ -1,6 +1,6 @@
 """Where accepted events live: a small storage interface and its SQLite implementation.
 
-`Store` is the seam a PostgreSQL backend will implement later; nothing above it knows SQL. Events are
+`Store` is the seam both backends implement (SQLite here, PostgreSQL in store_pg.py); nothing above it knows SQL. Events are
 keyed by their deterministic `event_id`, so `add` is idempotent: a re-sent or replayed event is
 counted as a duplicate, never stored twice. Times cross this interface as aware UTC datetimes; SQLite
 keeps them as integer microseconds so period scans are numeric range scans on an index.
@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from collector.config import StoreConfig
-from collector.store_privacy import PrivacyStore, SqlitePrivacy
-from footfall.events import CountEvent, Event, StatusEvent, VisitEvent, VisitOpenEvent
+from collector.store_privacy import PrivacyReads, PrivacyStore, SqlitePrivacy
+from collector.store_sql import DEAD_LETTER_SQL, Insert, insert_rows
+from footfall.events import CountEvent, Event, StatusEvent, VisitEvent
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
@@ -76,7 +77,7 @@ class DeadLetter:
 
 
 class Store(PrivacyStore, Protocol):
-    """The storage the collector and the report need; SqliteStore now, PostgreSQL later.
+    """The storage the collector and the report need: SqliteStore, PostgresStore.
 
     The privacy registry and retention (collector/store_privacy.py) are part of it.
     """
@@ -198,7 +199,7 @@ _COLUMNS = {
 
 
 # Event model → (insert statement, row builder): the one place that maps the wire schema to tables.
-_INSERTS: dict[type[Any], tuple[str, Callable[[Any], tuple[Any, ...]]]] = {
+_INSERTS: dict[type[Any], Insert] = {
     VisitEvent: (_insert("visits", 16), _visit_row),
     CountEvent: (_insert("counts", 20), _count_row),
     StatusEvent: (_insert("statuses", 12), _status_row),
@@ -212,10 +213,11 @@ class Migration:
     sql: str
 
 
-def migrations() -> list[Migration]:
-    """The numbered migrations shipped with the package, in order."""
+def migrations(dialect: str = "") -> list[Migration]:
+    """The numbered migrations shipped with the package, in order (SQLite's, or those in `dialect`/)."""
     found = []
-    for entry in (resources.files("collector") / "migrations").iterdir():
+    folder = resources.files("collector") / "migrations"
+    for entry in (folder / dialect if dialect else folder).iterdir():
         match = _MIGRATION_NAME.match(entry.name)
         if match:
             found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))
@@ -226,7 +228,70 @@ def migrations() -> list[Migration]:
     return found
 
 
-class SqliteStore(SqlitePrivacy):
+class StoreReads(PrivacyReads):
+    """The reading half of `Store`, shared by both backends: each gives `_query` for its connection."""
+
+    # -- reading (one SQL text for both backends; `_query` adapts it) -------------------------------------
+    def rejections(self) -> dict[str, int]:
+        rows = self._query("read rejection totals", "SELECT reason, count FROM rejections ORDER BY reason")
+        return {str(reason): int(n) for reason, n in rows}
+
+    def dead_letters(self) -> list[DeadLetter]:
+        rows = self._query(
+            "read dead letters",
+            "SELECT at_us, reason, topic, detail, size, payload FROM dead_letters ORDER BY id",
+        )
+        return [DeadLetter(_dt(r[0]), r[1], r[2], r[3], r[4], bytes(r[5])) for r in rows]
+
+    def stores(self) -> list[str]:
+        rows = self._query(
+            "list stores",
+            "SELECT store FROM visits UNION SELECT store FROM counts UNION SELECT store FROM statuses ORDER BY 1",
+        )
+        return [str(r[0]) for r in rows]
+
+    def extent(self, store: str) -> tuple[datetime, datetime] | None:
+        rows = self._query(
+            f"find the period of {store}",
+            "SELECT MIN(lo), MAX(hi) FROM ("
+            " SELECT MIN(start_us) AS lo, MAX(start_us) AS hi FROM visits WHERE store = ?"
+            " UNION ALL SELECT MIN(start_us), MAX(start_us) FROM counts WHERE store = ?) AS both_kinds",
+            (store, store),
+        )
+        lo, hi = rows[0]
+        return None if lo is None else (_dt(lo), _dt(hi))
+
+    def visits(self, store: str, start: datetime, end: datetime) -> list[VisitRow]:
+        rows = self._query(
+            f"read visits of {store}",
+            "SELECT sensor, epoch, device, start_us, end_us, dwell_s, kind, visit_no, rssi_max FROM visits"
+            " WHERE store = ? AND start_us >= ? AND start_us < ? ORDER BY start_us, event_id",
+            (store, _us(start), _us(end)),
+        )
+        return [VisitRow(r[0], r[1], r[2], _dt(r[3]), _dt(r[4]), r[5], r[6], r[7], r[8]) for r in rows]
+
+    def counts(self, store: str, start: datetime, end: datetime) -> list[CountRow]:
+        rows = self._query(
+            f"read counts of {store}",
+            "SELECT sensor, start_us, end_us, present, visitors_est, passersby_est FROM counts"
+            " WHERE store = ? AND start_us >= ? AND start_us < ? ORDER BY start_us, sensor",
+            (store, _us(start), _us(end)),
+        )
+        return [CountRow(r[0], _dt(r[1]), _dt(r[2]), r[3], r[4], r[5]) for r in rows]
+
+    def sensors(self, store: str, start: datetime, end: datetime) -> list[str]:
+        span = (store, _us(start), _us(end))
+        rows = self._query(
+            f"list sensors of {store}",
+            "SELECT sensor FROM visits WHERE store = ? AND start_us >= ? AND start_us < ?"
+            " UNION SELECT sensor FROM counts WHERE store = ? AND start_us >= ? AND start_us < ?"
+            " UNION SELECT sensor FROM statuses WHERE store = ? AND at_us >= ? AND at_us < ? ORDER BY 1",
+            span * 3,
+        )
+        return [str(r[0]) for r in rows]
+
+
+class SqliteStore(SqlitePrivacy, StoreReads):
     """SQLite in WAL mode: one writer (the collector) and any number of readers (reports) at once.
 
     `synchronous=NORMAL` in WAL mode can lose the last transactions on power loss but never corrupts
@@ -284,12 +349,7 @@ class SqliteStore(SqlitePrivacy):
 
     # -- writing ------------------------------------------------------------------------------------------
     def add(self, events: Sequence[Event]) -> int:
-        by_table: dict[str, list[tuple[Any, ...]]] = {}
-        for event in events:
-            if isinstance(event, VisitOpenEvent):
-                continue  # feeds the real-time trigger only; the closing visit event is the record
-            sql, row = _INSERTS[type(event)]
-            by_table.setdefault(sql, []).append(row(event))
+        by_table = insert_rows(events, _INSERTS)
         with self._lock, self._errors(f"store {len(events)} events"), self._transaction():
             before = self._db.total_changes
             for sql, rows in by_table.items():
@@ -299,77 +359,9 @@ class SqliteStore(SqlitePrivacy):
     def dead_letter(self, letters: Sequence[DeadLetter], rejected: Mapping[str, int], keep: int) -> None:
         rows = [(_us(d.at), d.reason, d.topic, d.detail, d.size, d.payload) for d in letters[-keep:] if keep]
         with self._lock, self._errors(f"record {len(letters)} rejected payloads"), self._transaction():
-            self._db.executemany(
-                "INSERT INTO dead_letters (at_us, reason, topic, detail, size, payload) VALUES (?, ?, ?, ?, ?, ?)",
-                rows,
-            )
-            self._db.execute(
-                "DELETE FROM dead_letters WHERE id <= (SELECT COALESCE(MAX(id), 0) FROM dead_letters) - ?",
-                (keep,),
-            )
-            self._db.executemany(
-                "INSERT INTO rejections VALUES (?, ?) ON CONFLICT(reason) DO UPDATE SET count = count + excluded.count",
-                [(reason, n) for reason, n in rejected.items() if n],
-            )
-
-    # -- reading ------------------------------------------------------------------------------------------
-    def rejections(self) -> dict[str, int]:
-        rows = self._query("read rejection totals", "SELECT reason, count FROM rejections ORDER BY reason")
-        return {str(reason): int(n) for reason, n in rows}
-
-    def dead_letters(self) -> list[DeadLetter]:
-        rows = self._query(
-            "read dead letters",
-            "SELECT at_us, reason, topic, detail, size, payload FROM dead_letters ORDER BY id",
-        )
-        return [DeadLetter(_dt(r[0]), r[1], r[2], r[3], r[4], bytes(r[5])) for r in rows]
-
-    def stores(self) -> list[str]:
-        rows = self._query(
-            "list stores",
-            "SELECT store FROM visits UNION SELECT store FROM counts UNION SELECT store FROM statuses ORDER BY 1",
-        )
-        return [str(r[0]) for r in rows]
-
-    def extent(self, store: str) -> tuple[datetime, datetime] | None:
-        rows = self._query(
-            f"find the period of {store}",
-            "SELECT MIN(lo), MAX(hi) FROM ("
-            " SELECT MIN(start_us) AS lo, MAX(start_us) AS hi FROM visits WHERE store = ?"
-            " UNION ALL SELECT MIN(start_us), MAX(start_us) FROM counts WHERE store = ?)",
-            (store, store),
-        )
-        lo, hi = rows[0]
-        return None if lo is None else (_dt(lo), _dt(hi))
-
-    def visits(self, store: str, start: datetime, end: datetime) -> list[VisitRow]:
-        rows = self._query(
-            f"read visits of {store}",
-            "SELECT sensor, epoch, device, start_us, end_us, dwell_s, kind, visit_no, rssi_max FROM visits"
-            " WHERE store = ? AND start_us >= ? AND start_us < ? ORDER BY start_us, event_id",
-            (store, _us(start), _us(end)),
-        )
-        return [VisitRow(r[0], r[1], r[2], _dt(r[3]), _dt(r[4]), r[5], r[6], r[7], r[8]) for r in rows]
-
-    def counts(self, store: str, start: datetime, end: datetime) -> list[CountRow]:
-        rows = self._query(
-            f"read counts of {store}",
-            "SELECT sensor, start_us, end_us, present, visitors_est, passersby_est FROM counts"
-            " WHERE store = ? AND start_us >= ? AND start_us < ? ORDER BY start_us, sensor",
-            (store, _us(start), _us(end)),
-        )
-        return [CountRow(r[0], _dt(r[1]), _dt(r[2]), r[3], r[4], r[5]) for r in rows]
-
-    def sensors(self, store: str, start: datetime, end: datetime) -> list[str]:
-        span = (store, _us(start), _us(end))
-        rows = self._query(
-            f"list sensors of {store}",
-            "SELECT sensor FROM visits WHERE store = ? AND start_us >= ? AND start_us < ?"
-            " UNION SELECT sensor FROM counts WHERE store = ? AND start_us >= ? AND start_us < ?"
-            " UNION SELECT sensor FROM statuses WHERE store = ? AND at_us >= ? AND at_us < ? ORDER BY 1",
-            span * 3,
-        )
-        return [str(r[0]) for r in rows]
+            self._db.executemany(DEAD_LETTER_SQL[0], rows)
+            self._db.execute(DEAD_LETTER_SQL[1], (keep,))
+            self._db.executemany(DEAD_LETTER_SQL[2], [(reason, n) for reason, n in rejected.items() if n])
 
     def close(self) -> None:
         with self._lock:

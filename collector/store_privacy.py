@@ -19,7 +19,9 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Literal, Protocol, cast
+from typing import Any, Literal, Protocol, cast
+
+from collector.store_sql import Db
 
 ListName = Literal["optout", "consent"]
 LISTS: tuple[ListName, ...] = ("optout", "consent")
@@ -170,13 +172,15 @@ def _dt(us: int) -> datetime:
     return _EPOCH + timedelta(microseconds=us)
 
 
-def _revision(db: sqlite3.Connection, bump: bool) -> int:
+def _revision(db: Db, bump: bool) -> int:
     if bump:
         db.execute("UPDATE privacy_revision SET revision = revision + 1 WHERE id = 1")
-    return int(db.execute("SELECT revision FROM privacy_revision WHERE id = 1").fetchone()[0])
+    row = db.execute("SELECT revision FROM privacy_revision WHERE id = 1").fetchone()
+    assert row is not None  # migration 0002 inserts it
+    return int(row[0])
 
 
-def _put(db: sqlite3.Connection, e: RegistryEntry, added_us: int) -> PutOutcome:
+def _put(db: Db, e: RegistryEntry, added_us: int, lock: str) -> PutOutcome:
     if (
         e.list == "consent"
         and db.execute(
@@ -186,7 +190,8 @@ def _put(db: sqlite3.Connection, e: RegistryEntry, added_us: int) -> PutOutcome:
         return PutOutcome.OPTED_OUT
     new = (e.profile, _us(e.at), e.source)
     old = db.execute(
-        "SELECT profile, at_us, source FROM privacy_registry WHERE list = ? AND token = ?", (e.list, e.token)
+        f"SELECT profile, at_us, source FROM privacy_registry WHERE list = ? AND token = ?{lock}",
+        (e.list, e.token),
     ).fetchone()
     if old is None:
         db.execute(
@@ -202,6 +207,74 @@ def _put(db: sqlite3.Connection, e: RegistryEntry, added_us: int) -> PutOutcome:
     return PutOutcome.UPDATED
 
 
+def put_entries(
+    db: Db, entries: Sequence[RegistryEntry], added_us: int, *, strict: bool, lock: str
+) -> PutResult:
+    """`registry_put` inside the caller's transaction; not `applied`: the caller rolls it back."""
+    before = _revision(db, False)
+    outcomes = [_put(db, e, added_us, lock) for e in entries]
+    if strict and PutOutcome.OPTED_OUT in outcomes:
+        return PutResult(tuple(outcomes), False, 0, 0, before)
+    withdrawn = cleared = 0
+    for token in sorted({e.token for e in entries if e.list == "optout"}):
+        withdrawn += db.execute(
+            "DELETE FROM privacy_registry WHERE list = 'consent' AND token = ?", (token,)
+        ).rowcount
+        cleared += db.execute("UPDATE visits SET consent = NULL WHERE consent = ?", (token,)).rowcount
+    changed = withdrawn + cleared > 0 or any(o in (PutOutcome.ADDED, PutOutcome.UPDATED) for o in outcomes)
+    return PutResult(tuple(outcomes), True, withdrawn, cleared, _revision(db, changed))
+
+
+def read_sets(db: Db) -> PrivacySets:
+    """`registry_sets` (in the caller's transaction, where the backend wants one)."""
+    rows = db.execute("SELECT list, token FROM privacy_registry ORDER BY token").fetchall()
+    revision = _revision(db, False)
+    return PrivacySets(
+        revision,
+        tuple(t for list_, t in rows if list_ == "optout"),
+        tuple(t for list_, t in rows if list_ == "consent"),
+    )
+
+
+def remove_entries(db: Db, list_: ListName, tokens: Sequence[str]) -> RemoveResult:
+    """`registry_remove` inside the caller's transaction."""
+    removed = cleared = 0
+    for token in tokens:
+        removed += db.execute(
+            "DELETE FROM privacy_registry WHERE list = ? AND token = ?", (list_, token)
+        ).rowcount
+        if list_ == "consent":
+            cleared += db.execute("UPDATE visits SET consent = NULL WHERE consent = ?", (token,)).rowcount
+    revision = _revision(db, removed + cleared > 0)
+    return RemoveResult(removed, len(set(tokens)) - removed, cleared, revision)
+
+
+class PrivacyReads:
+    """The reading part of `PrivacyStore` both backends share: each gives `_query` for its connection."""
+
+    def _query(self, doing: str, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
+    def registry_entries(self, list_: ListName) -> list[RegistryEntry]:
+        rows = self._query(
+            f"list the {list_} registry",
+            "SELECT token, profile, at_us, source FROM privacy_registry WHERE list = ?"
+            " ORDER BY added_us, at_us, token",
+            (list_,),
+        )
+        return [RegistryEntry(list_, r[0], r[1], _dt(r[2]), r[3]) for r in rows]
+
+    def consented_visits(self, store: str, start: datetime, end: datetime) -> list[ConsentedVisit]:
+        rows = self._query(
+            f"join the visits of {store} to consents",
+            "SELECT r.profile, v.sensor, v.start_us, v.end_us, v.dwell_s, v.kind FROM visits v"
+            " JOIN privacy_registry r ON r.list = 'consent' AND r.token = v.consent"
+            " WHERE v.store = ? AND v.start_us >= ? AND v.start_us < ? ORDER BY v.start_us, r.profile",
+            (store, _us(start), _us(end)),
+        )
+        return [ConsentedVisit(r[0], r[1], _dt(r[2]), _dt(r[3]), r[4], r[5]) for r in rows]
+
+
 class SqlitePrivacy:
     """The SQLite side of `PrivacyStore`, mixed into SqliteStore."""
 
@@ -209,75 +282,26 @@ class SqlitePrivacy:
     def registry_put(
         self: _Sqlite, entries: Sequence[RegistryEntry], now: datetime, *, strict: bool = False
     ) -> PutResult:
-        added_us = _us(now)
         try:
             with self._lock, self._errors(f"record {len(entries)} registry entries"), self._transaction():
-                db = self._db
-                before = _revision(db, False)
-                outcomes = [_put(db, e, added_us) for e in entries]
-                if strict and PutOutcome.OPTED_OUT in outcomes:
-                    raise _Abort(PutResult(tuple(outcomes), False, 0, 0, before))
-                withdrawn = cleared = 0
-                for token in sorted({e.token for e in entries if e.list == "optout"}):
-                    withdrawn += db.execute(
-                        "DELETE FROM privacy_registry WHERE list = 'consent' AND token = ?", (token,)
-                    ).rowcount
-                    cleared += db.execute(
-                        "UPDATE visits SET consent = NULL WHERE consent = ?", (token,)
-                    ).rowcount
-                changed = withdrawn + cleared > 0 or any(
-                    o in (PutOutcome.ADDED, PutOutcome.UPDATED) for o in outcomes
-                )
-                return PutResult(tuple(outcomes), True, withdrawn, cleared, _revision(db, changed))
+                result = put_entries(self._db, entries, _us(now), strict=strict, lock="")
+                if not result.applied:
+                    raise _Abort(result)
+                return result
         except _Abort as abort:
             return cast("PutResult", abort.result)
 
     def registry_remove(self: _Sqlite, list_: ListName, tokens: Sequence[str]) -> RemoveResult:
         with self._lock, self._errors(f"remove {len(tokens)} {list_} entries"), self._transaction():
-            db = self._db
-            removed = db.executemany(
-                "DELETE FROM privacy_registry WHERE list = ? AND token = ?", [(list_, t) for t in tokens]
-            ).rowcount
-            cleared = 0
-            if list_ == "consent":
-                cleared = db.executemany(
-                    "UPDATE visits SET consent = NULL WHERE consent = ?", [(t,) for t in tokens]
-                ).rowcount
-            revision = _revision(db, removed + cleared > 0)
-        return RemoveResult(removed, len(set(tokens)) - removed, cleared, revision)
-
-    def registry_entries(self: _Sqlite, list_: ListName) -> list[RegistryEntry]:
-        with self._lock, self._errors(f"list the {list_} registry"):
-            rows = self._db.execute(
-                "SELECT token, profile, at_us, source FROM privacy_registry WHERE list = ?"
-                " ORDER BY added_us, at_us, token",
-                (list_,),
-            ).fetchall()
-        return [RegistryEntry(list_, r[0], r[1], _dt(r[2]), r[3]) for r in rows]
+            return remove_entries(self._db, list_, tokens)
 
     def registry_sets(self: _Sqlite) -> PrivacySets:
         with self._lock, self._errors("read the privacy registry"):
-            rows = self._db.execute("SELECT list, token FROM privacy_registry ORDER BY token").fetchall()
-            revision = _revision(self._db, False)
-        return PrivacySets(
-            revision,
-            tuple(t for list_, t in rows if list_ == "optout"),
-            tuple(t for list_, t in rows if list_ == "consent"),
-        )
+            return read_sets(self._db)
 
     def registry_revision(self: _Sqlite) -> int:
         with self._lock, self._errors("read the privacy registry revision"):
             return _revision(self._db, False)
-
-    def consented_visits(self: _Sqlite, store: str, start: datetime, end: datetime) -> list[ConsentedVisit]:
-        with self._lock, self._errors(f"join the visits of {store} to consents"):
-            rows = self._db.execute(
-                "SELECT r.profile, v.sensor, v.start_us, v.end_us, v.dwell_s, v.kind FROM visits v"
-                " JOIN privacy_registry r ON r.list = 'consent' AND r.token = v.consent"
-                " WHERE v.store = ? AND v.start_us >= ? AND v.start_us < ? ORDER BY v.start_us, r.profile",
-                (store, _us(start), _us(end)),
-            ).fetchall()
-        return [ConsentedVisit(r[0], r[1], _dt(r[2]), _dt(r[3]), r[4], r[5]) for r in rows]
 
     # -- retention --------------------------------------------------------------------------------------------
     def apply_retention(
@@ -285,7 +309,7 @@ class SqlitePrivacy:
     ) -> RetentionCounts:
         try:
             with self._lock, self._errors("apply retention"), self._transaction():
-                counts = _retention(self._db, cutoffs, label)
+                counts = retention(self._db, cutoffs, label, "rowid")
                 if dry_run:
                     raise _Abort(counts)  # the exact figures, then nothing kept
         except _Abort as abort:
@@ -297,12 +321,12 @@ class SqlitePrivacy:
         return counts
 
 
-def _retention(
-    db: sqlite3.Connection, cutoffs: RetentionCutoffs, label: Callable[[int], str]
-) -> RetentionCounts:
+def retention(db: Db, cutoffs: RetentionCutoffs, label: Callable[[int], str], key: str) -> RetentionCounts:
+    """Retention inside the caller's transaction; `key` names a visit row (rowid, or PostgreSQL's event_id)."""
     deleted = db.execute("DELETE FROM visits WHERE end_us < ?", (_us(cutoffs.visits),)).rowcount
     # A whole (store, epoch, device) group gets one label at once — all sensors of a store share the
-    # epoch's pseudonyms, so their visits keep merging — its younger visits too (earlier is only safer): the report's repeat-visitor figure, which counts visits per group, stays right.
+    # epoch's pseudonyms, so their visits keep merging — its younger visits too (earlier is only safer):
+    # the report's repeat-visitor figure, which counts visits per group, stays right.
     due = db.execute(
         "SELECT DISTINCT store, epoch, device FROM visits WHERE pseudonym_dropped = 0 AND end_us < ?",
         (_us(cutoffs.pseudonyms),),
@@ -310,13 +334,13 @@ def _retention(
     labels = {tuple(g): label(len(g[2]) // 2) for g in due}
     updates = []
     if labels:
-        for rowid, *group in db.execute(
-            "SELECT rowid, store, epoch, device FROM visits WHERE pseudonym_dropped = 0"
-        ):
+        for row_key, *group in db.execute(
+            f"SELECT {key}, store, epoch, device FROM visits WHERE pseudonym_dropped = 0"
+        ).fetchall():
             new = labels.get(tuple(group))
             if new is not None:
-                updates.append((new, rowid))
-    db.executemany("UPDATE visits SET device = ?, pseudonym_dropped = 1 WHERE rowid = ?", updates)
+                updates.append((new, row_key))
+    db.executemany(f"UPDATE visits SET device = ?, pseudonym_dropped = 1 WHERE {key} = ?", updates)
     # Consent tokens stay (by consent) on visits whose device still consents, until cutoffs.consents.
     cleared = db.execute(
         "UPDATE visits SET consent = NULL WHERE consent IS NOT NULL AND (end_us < ? OR (pseudonym_dropped = 1"

@@ -7,13 +7,13 @@ import os
 import sys
 import time
 from collections.abc import Iterator
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import BinaryIO
 
 import click
 
-from footfall.configfile import ConfigError
+from footfall.cli import load_or_fail, tool_group
+from footfall.cli import package_version
 from footfall.mqtt import Message, MqttClient, MqttError
 from sensor import config as sensor_config
 from sensor.capture import CaptureError, merge_captures
@@ -28,35 +28,13 @@ from sensor.seedsalts import SeedTooLate
 log = logging.getLogger("footfall.sensor")
 
 
-def package_version() -> str:
-    try:
-        return version("footfall")
-    except PackageNotFoundError:  # running from a source tree that was not installed
-        return "0+unknown"
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--log-level",
-    default="info",
-    show_default=True,
-    envvar="FOOTFALL_LOG_LEVEL",
-    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
-    help="Logging verbosity (logs go to stderr and never contain a MAC address).",
-)
-@click.version_option(package_version(), prog_name="footfall-sensor")
-def main(log_level: str) -> None:
+@tool_group("footfall-sensor")
+def main() -> None:
     """footfall sensor: turns Wi-Fi probe requests into anonymous footfall events."""
-    logging.basicConfig(
-        level=log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
 
 
 def load_config(path: Path | None) -> sensor_config.SensorConfig:
-    try:
-        return sensor_config.load(path)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+    return load_or_fail(sensor_config.load, path)
 
 
 def salt_source(config: sensor_config.SensorConfig, seed: Path | None = None) -> SaltSource:

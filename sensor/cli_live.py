@@ -207,7 +207,8 @@ def _on_signals(stop: Callable[[], None]) -> None:
 @_CONFIG
 def run(config_path: Path | None) -> None:
     """Capture live on the configured monitor interface and publish events (until SIGTERM)."""
-    from sensor.cli import key_salt_source, package_version, privacy_filter
+    from footfall.cli import package_version
+    from sensor.cli import key_salt_source, privacy_filter
     from sensor.publisher import MqttSink
 
     config = _load(config_path)

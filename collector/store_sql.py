@@ -1,0 +1,72 @@
+"""What lets both store backends share one text of every query: SQL is written once, with `?` placeholders.
+
+SQLite takes it as written; `pg` turns it into psycopg's `%s` form and `Placeholders` wraps a psycopg
+connection so that code written against `Db` runs on either backend unchanged. The shared SQL holds no
+`?` or `%` inside a string literal, so the plain replacement is safe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Protocol
+
+from footfall.events import Event, VisitOpenEvent
+
+Rows = list[tuple[Any, ...]]
+Insert = tuple[str, Callable[[Any], tuple[Any, ...]]]  # statement, row builder
+
+
+class Db(Protocol):
+    """The part of a DB-API connection the shared statements use (sqlite3's, or `Placeholders`)."""
+
+    def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Any: ...
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]], /) -> Any: ...
+
+
+@lru_cache(maxsize=256)
+def pg(sql: str) -> str:
+    """`sql` with psycopg's placeholders instead of `?`."""
+    return sql.replace("?", "%s")
+
+
+@dataclass(frozen=True, slots=True)
+class Rowcount:
+    rowcount: int
+
+
+class Placeholders:
+    """A psycopg connection that takes the shared `?` SQL (the caller holds its lock and transaction)."""
+
+    def __init__(self, db: Any) -> None:
+        self._db = db
+
+    def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Any:
+        return self._db.execute(pg(sql).encode(), parameters)
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]], /) -> Rowcount:
+        with self._db.cursor() as cursor:
+            cursor.executemany(pg(sql).encode(), rows)
+            return Rowcount(max(cursor.rowcount, 0))
+
+
+# Recording rejected payloads: add the sample, trim it to the newest `keep`, add to the totals.
+DEAD_LETTER_SQL = (
+    "INSERT INTO dead_letters (at_us, reason, topic, detail, size, payload) VALUES (?, ?, ?, ?, ?, ?)",
+    "DELETE FROM dead_letters WHERE id <= (SELECT COALESCE(MAX(id), 0) FROM dead_letters) - ?",
+    "INSERT INTO rejections VALUES (?, ?)"
+    " ON CONFLICT (reason) DO UPDATE SET count = rejections.count + excluded.count",
+)
+
+
+def insert_rows(events: Sequence[Event], inserts: Mapping[type[Any], Insert]) -> dict[str, Rows]:
+    """The rows to insert, by statement of `inserts` (a backend's event model -> statement, row builder)."""
+    by_table: dict[str, Rows] = {}
+    for event in events:
+        if isinstance(event, VisitOpenEvent):
+            continue  # feeds the real-time trigger only; the closing visit event is the record
+        sql, row = inserts[type(event)]
+        by_table.setdefault(sql, []).append(row(event))
+    return by_table

@@ -1,0 +1,64 @@
+"""What both command-line tools (`footfall-sensor`, `footfall-collector`) start the same way.
+
+The top-level group of each takes `--log-level` (logs to stderr, never a MAC address) and `--version`;
+a config file that does not load becomes a click error (its message, no traceback).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import TypeVar
+
+import click
+
+from footfall.configfile import ConfigError
+
+T = TypeVar("T")
+
+
+def package_version() -> str:
+    try:
+        return version("footfall")
+    except PackageNotFoundError:  # running from a source tree that was not installed
+        return "0+unknown"
+
+
+def tool_group(prog_name: str) -> Callable[[Callable[[], None]], click.Group]:
+    """Decorator: the tool's top-level click group, its help the function's docstring."""
+
+    def decorate(f: Callable[[], None]) -> click.Group:
+        @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+        @click.option(
+            "--log-level",
+            default="info",
+            show_default=True,
+            envvar="FOOTFALL_LOG_LEVEL",
+            type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+            help="Logging verbosity (logs go to stderr and never contain a MAC address).",
+        )
+        @click.version_option(package_version(), prog_name=prog_name)
+        @functools.wraps(f)
+        def group(log_level: str) -> None:
+            logging.basicConfig(
+                level=log_level.upper(),
+                stream=sys.stderr,
+                format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            )
+            f()
+
+        return group
+
+    return decorate
+
+
+def load_or_fail(load: Callable[[Path | None], T], path: Path | None) -> T:
+    """`load(path)`, a `ConfigError` turned into a click error."""
+    try:
+        return load(path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
