@@ -12,8 +12,7 @@ from typing import BinaryIO
 
 import click
 
-from footfall.cli import load_or_fail, tool_group
-from footfall.cli import package_version
+from footfall.cli import load_or_fail, package_version, tool_group
 from footfall.mqtt import Message, MqttClient, MqttError
 from sensor import config as sensor_config
 from sensor.capture import CaptureError, merge_captures
