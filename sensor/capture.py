@@ -9,7 +9,6 @@ there and `CaptureReader.truncated_tail` says so, so the caller can count it.
 
 from __future__ import annotations
 
-import dataclasses
 import heapq
 import mmap
 import struct
@@ -19,7 +18,7 @@ from types import TracebackType
 from typing import BinaryIO
 
 from sensor.errors import CaptureError
-from sensor.frames import CaptureRecord
+from sensor.frames import CaptureRecord, check_draft
 
 __all__ = [
     "CaptureError",
@@ -75,17 +74,8 @@ def _record(ts_ns: int, linktype: int, data: Buffer, orig_len: int) -> CaptureRe
     return record  # type: ignore[return-value]
 
 
-def _check_draft() -> None:
-    """Fail at import, not with corrupt values, if CaptureRecord and its draft drift apart."""
-    names = [f.name for f in dataclasses.fields(CaptureRecord)]
-    if sorted(names) != list(_RecordDraft.__slots__) or hasattr(CaptureRecord, "__post_init__"):
-        raise TypeError("sensor.frames.CaptureRecord changed: update sensor.capture._RecordDraft")
-    if _record(1, 2, b"3", 4) != CaptureRecord(1, 2, b"3", 4):
-        raise TypeError("sensor.capture._RecordDraft does not build an equal CaptureRecord")
-
-
 _new = object.__new__
-_check_draft()
+check_draft(CaptureRecord, _RecordDraft)
 
 
 class CaptureReader(Iterator[CaptureRecord]):

@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 from sensor import dot11, prism, radiotap
 from sensor.dot11 import FC_FLAG_ORDER, FC_PROBE_REQUEST, FRAME_KIND, HEADER_LEN
 from sensor.errors import DecodeError, Malformed, Truncated
-from sensor.frames import ProbeRequest
+from sensor.frames import ProbeRequest, check_draft
 from sensor.radiotap import ABSENT
 
 LINKTYPE_IEEE802_11 = 105
@@ -85,7 +85,7 @@ class _ProbeDraft:
     microsecond for ProbeRequest's ten fields, more than half of the decoder's budget per frame.
     Writing the same slots on this twin and then assigning `__class__` (Python allows it between
     classes of identical slot layout) yields a genuine, equal, frozen ProbeRequest in a quarter of
-    the time. ProbeRequest has no __post_init__, so no validation is skipped; `_check_draft` fails
+    the time. ProbeRequest has no __post_init__, so no validation is skipped; `check_draft` fails
     at import if the two classes ever drift apart.
     """
 
@@ -113,20 +113,7 @@ class _ProbeDraft:
     randomized: bool
 
 
-def _check_draft() -> None:
-    """Fail at import, not with corrupt values, if ProbeRequest and its draft drift apart."""
-    names = tuple(f.name for f in dataclasses.fields(ProbeRequest))
-    if sorted(_ProbeDraft.__slots__) != sorted(names) or hasattr(ProbeRequest, "__post_init__"):
-        raise TypeError("sensor.frames.ProbeRequest changed: update sensor.decode._ProbeDraft")
-    draft = _new(_ProbeDraft)
-    for i, name in enumerate(names):
-        setattr(draft, name, i)
-    draft.__class__ = ProbeRequest  # type: ignore[assignment]  # raises if the layouts differ
-    if draft != ProbeRequest(*range(len(names))):  # type: ignore[comparison-overlap]
-        raise TypeError("sensor.decode._ProbeDraft does not build an equal ProbeRequest")
-
-
-_check_draft()
+check_draft(ProbeRequest, _ProbeDraft)
 
 
 class FrameDecoder:

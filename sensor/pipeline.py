@@ -7,7 +7,6 @@ The raw transmitter address exists only between `decode` and `pseudonym` inside 
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -16,7 +15,7 @@ from footfall.events import Event, VisitEvent, VisitOpenEvent
 from sensor.config import SensorConfig
 from sensor.decode import FrameDecoder
 from sensor.devices import DeviceResolver
-from sensor.frames import CaptureRecord, Sighting
+from sensor.frames import CaptureRecord, Sighting, check_draft
 from sensor.occupancy import OccupancyEstimator
 from sensor.pseudonym import Pseudonymizer, SaltSource
 from sensor.visits import PeopleEstimate, PresenceModel
@@ -66,7 +65,7 @@ class _SightingDraft:
 
     A frozen dataclass's __init__ sets each field through object.__setattr__: about a microsecond
     for Sighting's ten fields, as much as the rest of a frame's way through the presence model.
-    See sensor.decode._ProbeDraft for the same trick on ProbeRequest; `_check_draft` fails at
+    See sensor.decode._ProbeDraft for the same trick on ProbeRequest; `check_draft` fails at
     import if the two classes drift apart.
     """
 
@@ -97,20 +96,7 @@ class _SightingDraft:
 _new = object.__new__
 
 
-def _check_draft() -> None:
-    """Fail at import, not with corrupt values, if Sighting and its draft drift apart."""
-    names = tuple(f.name for f in dataclasses.fields(Sighting))
-    if sorted(names) != list(_SightingDraft.__slots__) or hasattr(Sighting, "__post_init__"):
-        raise TypeError("sensor.frames.Sighting changed: update sensor.pipeline._SightingDraft")
-    draft = _new(_SightingDraft)
-    for i, name in enumerate(names):
-        setattr(draft, name, i)
-    draft.__class__ = Sighting  # type: ignore[assignment]  # raises if the layouts differ
-    if draft != Sighting(*range(len(names))):  # type: ignore[comparison-overlap]
-        raise TypeError("sensor.pipeline._SightingDraft does not build an equal Sighting")
-
-
-_check_draft()
+check_draft(Sighting, _SightingDraft)
 
 
 class Pipeline:
