@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from footfall.events import Event, VisitEvent, VisitOpenEvent
+from footfall.events import Event
 from sensor.config import SensorConfig
 from sensor.decode import FrameDecoder
 from sensor.devices import DeviceResolver
@@ -131,17 +131,17 @@ class Pipeline:
         mode = config.privacy.mode
         self._consent_of_mac = consent_of_mac if mode == "consent" else None
         self._device_consent: dict[str, str] = {}
-        emit = sink.send if mode != "aggregate" else _counts_only(sink)
         self.dropped_optout = 0
         self.dropped_epoch_gone = 0
         self.presence = PresenceModel(
             config.presence,
             config.site.store,
             config.site.sensor,
-            emit,
+            sink.send,
             is_fixed=self.resolver.is_fixed,
             people=people,
             consent_of=self._device_consent.get,
+            per_visit=mode != "aggregate",
         )
         self.last_ts_ns = 0
 
@@ -196,13 +196,3 @@ class Pipeline:
         """End of input: close open visits, emit the last interval, close the sink."""
         self.presence.flush()
         self.sink.close()
-
-
-def _counts_only(sink: Sink) -> Callable[[Event], None]:
-    """Aggregate mode: per-device (visit) events never leave the sensor."""
-
-    def send(event: Event) -> None:
-        if not isinstance(event, VisitEvent | VisitOpenEvent):
-            sink.send(event)
-
-    return send

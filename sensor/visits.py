@@ -153,7 +153,11 @@ class PresenceModel:
         is_fixed: Callable[[str], bool] = lambda device: False,
         people: PeopleEstimate | None = None,
         consent_of: Callable[[str], str | None] = lambda device: None,
+        per_visit: bool = True,
     ) -> None:
+        # per_visit=False (privacy mode `aggregate`): visits are still tracked for the counts, but no
+        # per-device event is ever built, so none can leave the sensor.
+        self._per_visit = per_visit
         self._timeout_ns = int(config.visit_timeout_s * NS)
         self._min_dwell_ns = int(config.min_dwell_s * NS)
         self._visitor_rssi = config.visitor_rssi
@@ -297,7 +301,7 @@ class PresenceModel:
 
     def _announce(self, visit: _Visit, ts: int) -> None:
         """A consented device is inside now: tell the collector at once (its real-time trigger)."""
-        if visit.consent is None or self._is_fixed(visit.device):
+        if not self._per_visit or visit.consent is None or self._is_fixed(visit.device):
             return
         self._emit(
             VisitOpenEvent(
@@ -320,6 +324,8 @@ class PresenceModel:
         if kind == "passerby":
             interval.passersby += 1
         interval.closed.append((visit, fixed))
+        if not self._per_visit:
+            return
         self.visits_emitted += 1
         self._emit(
             VisitEvent(

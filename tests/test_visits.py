@@ -139,3 +139,16 @@ def test_advance_closes_visits_without_new_frames() -> None:
     model.advance(T0 + 200 * NS)
     assert len(visits(events)) == 1
     assert model.open_visits == 0
+
+
+def test_aggregate_mode_builds_no_visit_event_but_the_same_counts() -> None:
+    ss = [sight(t, f"d{t % 5}", rssi=-50 - t % 30) for t in range(0, 2000, 11)]
+    full = run(ss)
+    events: list[Event] = []
+    model = PresenceModel(CFG, "shop", "door", events.append, per_visit=False)
+    for s in ss:
+        model.observe(s, s.address)
+    model.flush()
+    assert all(isinstance(e, CountEvent) for e in events)
+    assert [e.to_json() for e in events] == [e.to_json() for e in counts(full)]
+    assert model.visits_emitted == 0
