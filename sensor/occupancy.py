@@ -42,8 +42,8 @@ class EstimatorParams:
     """
 
     inside_rssi_dbm: int = -67  # a frame this strong (dBm) says the device is inside, not passing by
-    holdover_s: float = 450.0  # a device stays counted this long after its last inside frame
-    site_factor: float = 1.11  # people per counted device
+    holdover_s: float = 300.0  # a device stays counted this long after its last inside frame
+    site_factor: float = 1.34  # people per counted device
     # Weight of a device that probes with its global (factory) address. Phones have randomized
     # their probes by default since 2020 (iOS 14, Android 10); what still probes with a global
     # address is mostly laptops (a second device of a person already counted), older phones and
