@@ -16,7 +16,7 @@ import re
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib import resources
@@ -27,6 +27,7 @@ from collector.config import StoreConfig
 from collector.store_privacy import PrivacyReads, PrivacyStore, SqlitePrivacy
 from collector.store_sql import DEAD_LETTER_SQL, Insert, insert_rows
 from footfall.events import CountEvent, Event, StatusEvent, VisitEvent
+from footfall.sqlite import immediate_transaction
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
@@ -372,15 +373,9 @@ class SqliteStore(SqlitePrivacy, StoreReads):
         with self._lock, self._errors(doing):
             return self._db.execute(sql, params).fetchall()
 
-    @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+    def _transaction(self) -> AbstractContextManager[None]:
+        # The privacy and profile mixins write through this too.
+        return immediate_transaction(self._db)
 
     @contextmanager
     def _errors(self, doing: str) -> Iterator[None]:

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Literal
 
 from footfall.events import Event, StatusEvent, topic_for, topic_kind
+from footfall.sqlite import immediate_transaction
 from sensor.spoolstats import SpoolStats, Warner
 
 __all__ = ["DROP_RANK", "Entry", "FullPolicy", "Spool", "SpoolError", "SpoolStats", "Sync"]
@@ -135,7 +136,9 @@ class Spool:
             # After SQLITE_FULL, free what the event needs plus some slack, then try again.
             for slack in _DISK_FULL_SLACK:
                 try:
-                    with self._transaction():  # one commit (one fsync) for the drops and the event
+                    with immediate_transaction(
+                        self._db
+                    ):  # one commit (one fsync) for the drops and the event
                         if self._db.execute(
                             "SELECT 1 FROM events WHERE event_id = ?", (event_id,)
                         ).fetchone():
@@ -182,7 +185,7 @@ class Spool:
             tuple(k for k, r in self._rank.items() if r <= self._rank.get(kind, 0)), excess_rows, excess_bytes
         )
         fits = victims is not None
-        with self._transaction():
+        with immediate_transaction(self._db):
             for seq, vkind, vsize in victims or []:
                 dropped[vkind] = dropped.get(vkind, 0) + 1
                 self._rows, self._bytes = self._rows - 1, self._bytes - vsize
@@ -244,7 +247,7 @@ class Spool:
             excess_rows, excess_bytes = excess_rows - 1, excess_bytes - size
             self._rows, self._bytes = self._rows - 1, self._bytes - size
         if chosen:
-            with self._transaction():
+            with immediate_transaction(self._db):
                 self._db.executemany("DELETE FROM events WHERE seq = ?", chosen)
         return excess_rows, excess_bytes
 
@@ -268,7 +271,7 @@ class Spool:
         keys = [(s,) for s in seqs]
         if not keys:
             return 0
-        with self._lock, self._errors("mark events acknowledged"), self._transaction():
+        with self._lock, self._errors("mark events acknowledged"), immediate_transaction(self._db):
             self._db.execute("CREATE TEMP TABLE IF NOT EXISTS acked (seq INTEGER PRIMARY KEY)")
             self._db.execute("DELETE FROM temp.acked")
             self._db.executemany("INSERT OR IGNORE INTO temp.acked VALUES (?)", keys)
@@ -293,7 +296,7 @@ class Spool:
             ("acked_at IS NULL AND queued_at < ?", now - self.max_age_s),
         )
         total = 0
-        with self._lock, self._errors("expire old events"), self._transaction():
+        with self._lock, self._errors("expire old events"), immediate_transaction(self._db):
             for i, (where, cutoff) in enumerate(gone):
                 sql = f"SELECT kind, COUNT(*), SUM(size) FROM events WHERE {where} GROUP BY kind"
                 for kind, n, size in self._db.execute(sql, (cutoff,)).fetchall():
@@ -361,25 +364,10 @@ class Spool:
     def _count_outside(self, name: str, n: int) -> None:
         """A running total when the write itself failed: best effort on disk, always in memory."""
         try:
-            with self._transaction():
+            with immediate_transaction(self._db):
                 self._count(name, n)
         except sqlite3.Error:
             self._totals[name] = self._totals.get(name, 0) + n
-
-    @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on error; inside an open transaction, just that one."""
-        if self._db.in_transaction:
-            yield
-            return
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
 
     @contextmanager
     def _errors(self, doing: str) -> Iterator[None]:
