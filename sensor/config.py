@@ -122,6 +122,11 @@ class ResolverConfig(Section):
         _R.fixed_min_s, gt=0, description="heard this long without a long gap: fixed/staff"
     )
     fixed_gap_s: float = Field(_R.fixed_gap_s, gt=0)
+    resident_rssi_dbm: Rssi | None = Field(
+        _R.resident_rssi_dbm,
+        description="a fingerprint heard this strong for fixed_min_s has a resident (a staff phone that "
+        "randomizes): devices born inside with it are staff; null: off",
+    )
     forget_s: float = Field(_R.forget_s, gt=0)
     weak_rssi_dbm: Rssi = Field(
         _R.weak_rssi_dbm, description="a device never heard stronger is on the street"

@@ -32,17 +32,17 @@ alternately stay two devices; an old phone probing with its factory address is o
 random address that speaks again after its device moved on to a newer one was another phone
 linked by mistake (phones do not go back to a dropped random address): it is split off.
 
-Fixed devices are flagged two ways, both about the device rather than the person: a device that
-keeps one address and probes like a clock (a steady period, e.g. the lab PCs' 60.0 s; a second
-scan a few seconds after a beat is the same scan, not a missed beat) for `fixed_regular_bursts`
-scans, and a device heard without a gap longer than `fixed_gap_s` for `fixed_min_s` (a till, a
-staff phone with a stable address). Flags are sticky for the epoch.
+Fixed devices are flagged three ways: a device that keeps one address and probes like a clock (a
+steady period, e.g. the lab PCs' 60.0 s; a second scan a few seconds after a beat is the same
+scan) for `fixed_regular_bursts` scans; a device heard without a gap longer than `fixed_gap_s` for
+`fixed_min_s` (a till, a staff phone with a stable address); and a new device born inside whose
+fingerprint has been heard inside that long (a staff phone that randomizes). Flags are sticky.
 
 Nothing here sees a raw MAC. All state is dropped when the pseudonym epoch changes: linking devices
 across a salt rotation would undo what the rotation is for.
 
-The candidate scoring (rules 1 to 4) is in sensor/candidates.py, the clock-like probing detector in
-sensor/fixed.py; this module keeps the resolver's state: which address is which device, the candidate
+The candidate scoring (rules 1 to 4) is in sensor/candidates.py, the clock and resident-fingerprint
+detectors in sensor/fixed.py; this module keeps the resolver's state: which address is which device, the candidate
 lists and their housekeeping.
 """
 
@@ -53,7 +53,7 @@ from hashlib import blake2b
 from typing import TypeVar
 
 from sensor.candidates import NEVER, NS, Device, Linker, family
-from sensor.fixed import ClockDetector
+from sensor.fixed import ClockDetector, ResidentFingerprints
 from sensor.frames import Sighting
 
 __all__ = ["DeviceResolver", "ResolverParams", "ResolverStats", "family"]
@@ -83,6 +83,10 @@ class ResolverParams:
     fixed_jitter_s: float = 0.6  # how far a scan may stray from the period and still count
     fixed_min_s: float = 4 * 3600.0  # heard this long without a long gap: fixed or staff
     fixed_gap_s: float = 900.0  # a silence longer than this restarts the presence run
+    # A fingerprint heard this strong (dBm) from randomized addresses for fixed_min_s without a
+    # fixed_gap_s silence has a resident (a staff phone that randomizes): a new device born inside
+    # with it is flagged too (sensor/fixed.py, ResidentFingerprints). None: off.
+    resident_rssi_dbm: int | None = -70
     forget_s: float = 3600.0  # devices silent this long are dropped (bounded memory)
 
     def __post_init__(self) -> None:
@@ -148,6 +152,11 @@ class DeviceResolver:
             jitter_ns=int(p.fixed_jitter_s * NS),
             regular_bursts=p.fixed_regular_bursts,
         )
+        self._residents = (
+            None
+            if p.resident_rssi_dbm is None
+            else ResidentFingerprints(self._fixed_min_ns, self._fixed_gap_ns, p.resident_rssi_dbm)
+        )
         self._epoch = ""
         self.stats = ResolverStats()
         self._reset()
@@ -163,6 +172,8 @@ class DeviceResolver:
         self._by_family: dict[tuple[int, ...], list[Device]] = {}
         self._by_id: dict[str, Device] = {}
         self._fixed_ids: set[str] = set()
+        if self._residents is not None:
+            self._residents.clear()
         self._next_housekeeping_ns = 0
 
     # -- the hot path ----------------------------------------------------------------------------------
@@ -196,6 +207,8 @@ class DeviceResolver:
                 dev.run_start_ns = ts
             if gap > self._burst_ns:
                 self._beat(dev, ts)
+                if self._residents is not None and s.randomized:
+                    self._residents.heard(s.fingerprint, ts, s.rssi_dbm)
         dev.last_ns = ts
         dev.last_seq = s.seq
         rssi = s.rssi_dbm
@@ -292,6 +305,9 @@ class DeviceResolver:
         self._by_id[ident] = dev
         if s.randomized:  # only randomized devices are ever candidates for a new address
             self._index(dev)
+            if self._residents is not None and self._residents.born(s.fingerprint, ts, s.rssi_dbm):
+                self._flag(dev)  # born inside with a resident's fingerprint: its next piece
+                return dev
         else:
             dev.indexed = False
         self._beat(dev, ts)
@@ -355,6 +371,8 @@ class DeviceResolver:
             self._fixed_ids.discard(dev.id)
         self._prune(self._by_key, now)
         self._prune(self._by_family, now)
+        if self._residents is not None:
+            self._residents.forget(limit)
 
     def _prune(self, index: dict[_K, list[Device]], now: int) -> None:
         for key in list(index):

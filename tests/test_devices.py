@@ -321,3 +321,57 @@ def test_one_real_phone_with_many_random_addresses_is_at_most_two_devices(
     devices = set(resolve_all(DeviceResolver(), sightings))
     assert len({s.address for s in sightings}) >= 15
     assert len(devices) <= 2
+
+
+STAFF = "5f" * 8
+
+
+def scans(
+    start_s: float, every_s: float, until_s: float, rssi: int, fingerprint: str, tag: str
+) -> list[Sighting]:
+    """A phone with a new random address and unrelated sequence numbers for every scan (three frames)."""
+    out = []
+    t, n = start_s, 0
+    while t < until_s:
+        address = f"{tag}{n:06x}".ljust(16, "0")
+        out += [sighting(t + f * 0.02, address, (n * 977 + f) % 4096, rssi, fingerprint) for f in range(3)]
+        t, n = t + every_s, n + 1
+    return out
+
+
+def fixed_by_scan_time(resolver: DeviceResolver, sightings: list[Sighting]) -> dict[float, bool]:
+    ordered = sorted(sightings, key=lambda s: s.ts_ns)
+    ids = resolve_all(resolver, ordered)
+    return {s.ts_ns / S: resolver.is_fixed(d) for s, d in zip(ordered, ids, strict=True)}
+
+
+def test_a_staff_phone_that_randomizes_is_flagged_once_its_fingerprint_has_been_inside_for_hours() -> None:
+    # Every scan 400 s apart (past the link window): each is a new device, none lives for hours.
+    staff = scans(0, 400, 5 * 3600, -60, STAFF, "st")
+    visitor = scans(4.5 * 3600, 60, 4.5 * 3600 + 600, -50, PHONE, "vi")  # 10 dB off: no family link
+    resolver = DeviceResolver()
+    fixed = fixed_by_scan_time(resolver, staff + visitor)
+    staff_times = sorted({round(s.ts_ns / S) for s in staff})
+    assert len(staff_times) == 45
+    assert not any(fixed[s.ts_ns / S] for s in staff if s.ts_ns < 4 * 3600 * S)
+    assert all(fixed[s.ts_ns / S] for s in staff if s.ts_ns > 4 * 3600 * S)
+    assert not any(fixed[s.ts_ns / S] for s in visitor)  # another fingerprint: a visitor
+
+
+def test_a_silence_longer_than_the_gap_restarts_the_fingerprints_run() -> None:
+    before = scans(0, 400, 3 * 3600, -60, STAFF, "aa")
+    after = scans(3 * 3600 + 1200, 400, 5.5 * 3600, -60, STAFF, "bb")  # 20 minutes unheard
+    fixed = fixed_by_scan_time(DeviceResolver(), before + after)
+    assert not any(fixed.values())
+
+
+def test_a_fingerprint_heard_only_weak_all_day_has_no_resident() -> None:
+    street = scans(0, 200, 6 * 3600, -80, STAFF, "pb")  # the same model passing by, all day
+    fixed = fixed_by_scan_time(DeviceResolver(), street)
+    assert not any(fixed.values())
+
+
+def test_resident_fingerprints_can_be_turned_off() -> None:
+    staff = scans(0, 400, 5 * 3600, -60, STAFF, "st")
+    fixed = fixed_by_scan_time(DeviceResolver(ResolverParams(resident_rssi_dbm=None)), staff)
+    assert not any(fixed.values())
