@@ -29,7 +29,8 @@ from sensor import iface
 from sensor.channels import ChannelHopper, ChannelPlan, Runner, run_command
 from sensor.health import MetricsServer, SensorMetrics, Snapshot, StatusReporter, sd_notify, serve_metrics
 from sensor.homeassistant import HomeAssistantLink
-from sensor.live import Clock, LiveCapture, Opener, PacketSocket
+from sensor.live import Clock, LiveCapture, Opener
+from sensor.packetsocket import PacketSocket
 from sensor.pipeline import Pipeline, Sink
 from sensor.pseudonym import SaltSource
 

@@ -15,7 +15,7 @@ does ~8 M blocks/s (`openssl speed sha256`, 16-byte blocks, on the dev box), so 
 The store seed recomputes every salt of every epoch: it is made offline, used only to provision, and never
 written to a sensor or into a key file. A key file holds the current salt only.
 
-Files: versioned binary records (layout in `_encode`) with a CRC32, refused if truncated or damaged, with
+Files: versioned binary records with a CRC32 (sensor/keyfile.py), refused if truncated or damaged, with
 the file named; footfall/secretfile.py keeps them owner-only (0600, no symlinks), rotates them so a
 complete state is on disk at every instant (`open` finishes an interrupted rotation) and locks them against
 a second process. A timestamp before the current epoch (late frame, clock stepped back) raises `EpochGone`
@@ -49,8 +49,6 @@ import contextlib
 import logging
 import os
 import re
-import struct
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,6 +57,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from footfall import secretfile
 from footfall.secretfile import KeyFileBusy, KeyFileCorrupt, KeyFileError, KeyPermissionError
+from sensor import keyfile
+from sensor.keyfile import FORMAT_VERSION, SECRET_BYTES
 from sensor.pseudonym import Epoch
 from sensor.salts import EpochSpan, SaltSchedule
 
@@ -81,19 +81,9 @@ __all__ = [  # the errors live in footfall/secretfile.py and are re-exported for
 
 log = logging.getLogger(__name__)
 
-SECRET_BYTES = 32
-FORMAT_VERSION = 1
 RATCHET_INFO = b"footfall/v1/ratchet"
 EPOCH0_INFO = b"footfall/v1/epoch0"
 STORE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-
-_KEY_MAGIC, _SEED_MAGIC = b"FFKY", b"FFSD"
-_KIND = {_KEY_MAGIC: "key", _SEED_MAGIC: "seed"}
-_ALLOW_LONG = 0x01  # flags bit: the schedule was accepted with allow_long
-_HEAD = struct.Struct("<4sHB")  # magic, version, flags
-_NUMS = struct.Struct("<qq")  # seed: created_ns, anchor; key: anchor, current index
-_CRC = struct.Struct("<I")  # zlib.crc32 of everything before it
-_MIN_SIZE = _HEAD.size + 3 + _NUMS.size + SECRET_BYTES + _CRC.size
 
 
 class EpochGone(LookupError):
@@ -144,8 +134,8 @@ class StoreSeed:
 
     @classmethod
     def load(cls, path: Path) -> StoreSeed:
-        flags, (store, zone, spec), (created_ns, anchor), secret = _load(path, _SEED_MAGIC)
-        schedule = _schedule(path, spec, zone, flags)
+        flags, (store, zone, spec), (created_ns, anchor), secret = keyfile.load(path, keyfile.SEED_MAGIC)
+        schedule = keyfile.schedule_of(path, spec, zone, flags)
         if schedule.index_at(created_ns) != anchor:
             secretfile.zero(secret)
             raise KeyFileCorrupt(
@@ -155,7 +145,9 @@ class StoreSeed:
 
     def save(self, path: Path) -> None:
         """Write the seed 0600; never overwrites an existing file (that would orphan a store's keys)."""
-        buf = _encode(_SEED_MAGIC, self.schedule, self.store, (self.created_ns, self.anchor), self.secret)
+        buf = keyfile.encode(
+            keyfile.SEED_MAGIC, self.schedule, self.store, (self.created_ns, self.anchor), self.secret
+        )
         secretfile.create_private(path, buf, "a store seed")
 
     def salt_for(self, index: int) -> bytearray:
@@ -223,7 +215,7 @@ class KeyStore:
         salt = seed.salt_for(index)
         info = KeyInfo(seed.store, seed.schedule, seed.anchor, seed.schedule.span(index))
         lock_fd = secretfile.lock(path)
-        buf = _encode(_KEY_MAGIC, info.schedule, info.store, (info.anchor, index), salt)
+        buf = keyfile.encode(keyfile.KEY_MAGIC, info.schedule, info.store, (info.anchor, index), salt)
         try:
             secretfile.replace_private(path, buf)
         except BaseException as exc:
@@ -268,7 +260,7 @@ class KeyStore:
             return 0
         salt = ratchet(self._salt, steps)
         info = KeyInfo(old.store, old.schedule, old.anchor, old.schedule.span(target))
-        buf = _encode(_KEY_MAGIC, info.schedule, info.store, (info.anchor, target), salt)
+        buf = keyfile.encode(keyfile.KEY_MAGIC, info.schedule, info.store, (info.anchor, target), salt)
         try:
             secretfile.replace_private(self.path, buf)
         except OSError as exc:
@@ -323,83 +315,10 @@ def _hkdf(info: bytes) -> HKDF:
     return HKDF(algorithm=SHA256(), length=SECRET_BYTES, salt=None, info=info)
 
 
-def _encode(
-    magic: bytes, schedule: SaltSchedule, store: str, nums: tuple[int, int], secret: bytearray
-) -> bytearray:
-    """magic, version, flags | 3 x (u8 length, UTF-8): store, zone, spec | 2 x i64 | secret | crc32."""
-    texts = [t.encode() for t in (store, schedule.zone, schedule.spec)]
-    size = _HEAD.size + sum(1 + len(t) for t in texts) + _NUMS.size + SECRET_BYTES + _CRC.size
-    buf = bytearray(size)
-    _HEAD.pack_into(buf, 0, magic, FORMAT_VERSION, _ALLOW_LONG * schedule.allow_long)
-    off = _HEAD.size
-    for text in texts:
-        buf[off] = len(text)
-        buf[off + 1 : off + 1 + len(text)] = text
-        off += 1 + len(text)
-    _NUMS.pack_into(buf, off, *nums)
-    off += _NUMS.size
-    buf[off : off + SECRET_BYTES] = secret
-    off += SECRET_BYTES
-    with memoryview(buf) as view:
-        _CRC.pack_into(buf, off, zlib.crc32(view[:off]))
-    return buf
-
-
-def _decode(path: Path, buf: bytearray, magic: bytes) -> tuple[int, list[str], tuple[int, int], bytearray]:
-    kind, size = _KIND[magic], len(buf)
-    if size and not any(buf):
-        raise KeyFileCorrupt(path, f"all {size} bytes are zero (an interrupted rotation?); re-provision it")
-    if size < _MIN_SIZE:
-        raise KeyFileCorrupt(path, f"truncated {kind} file: {size} bytes, at least {_MIN_SIZE} needed")
-    got_magic, version, flags = _HEAD.unpack_from(buf)
-    if got_magic != magic:
-        raise KeyFileCorrupt(path, f"not a footfall {kind} file (starts {got_magic!r}, expected {magic!r})")
-    if version != FORMAT_VERSION:
-        raise KeyFileCorrupt(
-            path, f"{kind} file format version {version}; this footfall reads {FORMAT_VERSION}"
-        )
-    with memoryview(buf) as view:
-        (stored,), computed = _CRC.unpack_from(buf, size - _CRC.size), zlib.crc32(view[: size - _CRC.size])
-        if stored != computed:
-            raise KeyFileCorrupt(
-                path, f"checksum {stored:08x} != {computed:08x}: damaged or truncated {kind} file"
-            )
-        off, texts = _HEAD.size, []
-        for _ in range(3):
-            end = off + 1 + buf[off]
-            if end > size - _NUMS.size - SECRET_BYTES - _CRC.size:
-                raise KeyFileCorrupt(path, f"field at byte {off} runs past the end ({size} bytes)")
-            texts.append(bytes(view[off + 1 : end]).decode("utf-8", "replace"))
-            off = end
-        if off + _NUMS.size + SECRET_BYTES + _CRC.size != size:
-            raise KeyFileCorrupt(
-                path, f"{size} bytes, but the layout needs {off + _NUMS.size + SECRET_BYTES + 4}"
-            )
-        nums = _NUMS.unpack_from(buf, off)
-        secret = bytearray(SECRET_BYTES)
-        secret[:] = view[off + _NUMS.size : off + _NUMS.size + SECRET_BYTES]
-    return flags, texts, nums, secret
-
-
-def _schedule(path: Path, spec: str, zone: str, flags: int) -> SaltSchedule:
-    try:
-        return SaltSchedule.parse(spec, zone, allow_long=bool(flags & _ALLOW_LONG))
-    except ValueError as exc:
-        raise KeyFileCorrupt(path, f"schedule {spec!r} in {zone!r}: {exc}") from None
-
-
-def _load(path: Path, magic: bytes) -> tuple[int, list[str], tuple[int, int], bytearray]:
-    buf = secretfile.read_private(path)
-    try:
-        return _decode(path, buf, magic)
-    finally:
-        secretfile.zero(buf)
-
-
 def _load_key(path: Path) -> tuple[KeyInfo, bytearray]:
-    flags, (store, zone, spec), (anchor, index), salt = _load(path, _KEY_MAGIC)
+    flags, (store, zone, spec), (anchor, index), salt = keyfile.load(path, keyfile.KEY_MAGIC)
     try:
-        schedule = _schedule(path, spec, zone, flags)
+        schedule = keyfile.schedule_of(path, spec, zone, flags)
     except KeyFileError:
         secretfile.zero(salt)
         raise

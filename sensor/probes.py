@@ -129,7 +129,7 @@ def sample_frames(capture: CaptureConfig, seconds: float) -> FrameSample:
     """Capture for `seconds` and tally signal and channels from the radiotap headers."""
     from sensor import dot11, radiotap
     from sensor.errors import DecodeError
-    from sensor.live import CaptureError, PacketSocket
+    from sensor.packetsocket import CaptureError, PacketSocket
 
     try:
         source = PacketSocket.open(capture)

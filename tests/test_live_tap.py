@@ -29,7 +29,8 @@ from sensor.cli_live import LiveSensor, snapshot
 from sensor.config import SensorConfig
 from sensor.iface import IfaceState, RadiotapTap
 from sensor.keys import KeyStore, StoreSeed
-from sensor.live import CaptureError, LiveCapture
+from sensor.live import LiveCapture
+from sensor.packetsocket import CaptureError
 from sensor.pipeline import ListSink, Pipeline
 from sensor.pseudonym import FixedSalt
 from sensor.publisher import MqttSink
