@@ -68,7 +68,7 @@ def check_draft(frozen: type[Any], draft: type[Any]) -> None:
     names = tuple(f.name for f in dataclasses.fields(frozen))
     where = f"{draft.__module__}.{draft.__qualname__}"
     if sorted(draft.__slots__) != sorted(names) or hasattr(frozen, "__post_init__"):
-        raise TypeError(f"sensor.frames.{frozen.__qualname__} changed: update {where}")
+        raise TypeError(f"{frozen.__module__}.{frozen.__qualname__} changed: update {where}")
     value = object.__new__(draft)
     for i, name in enumerate(names):
         setattr(value, name, i)

@@ -12,7 +12,6 @@ same events.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -21,7 +20,7 @@ from typing import Protocol
 
 from footfall.events import CountEvent, VisitEvent, VisitKind, VisitOpenEvent, event_id, utc
 from sensor.config import PresenceConfig
-from sensor.frames import Sighting
+from sensor.frames import Sighting, check_draft
 
 NS = 1_000_000_000
 EXPIRY_TICK_NS = 5 * NS  # how often (frame time) open visits are checked for their timeout
@@ -70,7 +69,7 @@ class InsideVisits:
 
 
 class _SpanDraft:
-    """VisitSpan's slots, writable: see sensor.decode._ProbeDraft for the trick and its check."""
+    """VisitSpan's slots, writable: the fast construction of sensor.frames.check_draft, checked below."""
 
     __slots__ = ("device", "fixed", "inside", "last_ns", "start_ns")  # sorted, as CPython lays them out
     device: str
@@ -80,19 +79,7 @@ class _SpanDraft:
     fixed: bool
 
 
-def _check_span_draft() -> None:
-    """Fail at import, not with corrupt values, if VisitSpan and its draft drift apart."""
-    names = [f.name for f in dataclasses.fields(VisitSpan)]
-    if sorted(names) != list(_SpanDraft.__slots__) or hasattr(VisitSpan, "__post_init__"):
-        raise TypeError("VisitSpan changed: update sensor.visits._SpanDraft")
-    draft = object.__new__(_SpanDraft)
-    draft.device, draft.start_ns, draft.last_ns, draft.inside, draft.fixed = "d", 1, 2, True, False
-    draft.__class__ = VisitSpan  # type: ignore[assignment]  # raises if the layouts differ
-    if draft != VisitSpan("d", 1, 2, True, False):  # type: ignore[comparison-overlap]
-        raise TypeError("sensor.visits._SpanDraft does not build an equal VisitSpan")
-
-
-_check_span_draft()
+check_draft(VisitSpan, _SpanDraft)
 
 
 @dataclass(slots=True)
