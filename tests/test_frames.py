@@ -33,5 +33,5 @@ def test_a_draft_with_the_same_slots_passes() -> None:
 
 @pytest.mark.parametrize("draft", [MissingField, ExtraField])
 def test_a_draft_whose_slots_drifted_from_the_dataclass_is_refused(draft: type) -> None:
-    with pytest.raises(TypeError, match=r"sensor.frames.Point changed: update .*Field"):
+    with pytest.raises(TypeError, match=r"tests\.test_frames\.Point changed: update .*Field"):
         check_draft(Point, draft)
