@@ -1,8 +1,8 @@
 """Prometheus metrics for the collector: what came in, what was stored, what was rejected and why.
 
 A custom collector reads `IngestStats` (and the MQTT connection state) at scrape time, so the counts
-are the Ingestor's own and nothing is counted twice. The endpoint is the same small prometheus_client
-server the sensor uses, on 127.0.0.1 by default.
+are the Ingestor's own and nothing is counted twice. The endpoint is footfall/metrics.py's, the one
+the sensor serves too, on 127.0.0.1 by default.
 
 Wiring (one line in the CLI's `run` around `collector.run()`, or in `Collector.start`/`stop`):
 
@@ -14,17 +14,13 @@ Wiring (one line in the CLI's `run` around `collector.run()`, or in `Collector.s
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
-from prometheus_client import start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.registry import Collector, CollectorRegistry
+from prometheus_client.registry import Collector
 
 from collector.ingest import IngestStats, Reason
-
-log = logging.getLogger(__name__)
+from footfall.metrics import MetricsServer, serve_metrics
 
 DEFAULT_PORT = 9892
 PREFIX = "footfall_collector"
@@ -64,27 +60,6 @@ class CollectorMetrics(Collector):
             yield up
 
 
-@dataclass
-class MetricsServer:
-    """A running metrics endpoint; `close()` stops it."""
-
-    host: str
-    port: int
-    _stop: Callable[[], None]
-
-    def close(self) -> None:
-        self._stop()
-
-
-def registry_for(
-    stats: Callable[[], IngestStats], connected: Callable[[], bool] | None = None
-) -> CollectorRegistry:
-    """A registry holding only the collector's metrics."""
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(CollectorMetrics(stats, connected))
-    return registry
-
-
 def serve(
     stats: Callable[[], IngestStats],
     connected: Callable[[], bool] | None = None,
@@ -93,13 +68,4 @@ def serve(
     port: int = DEFAULT_PORT,
 ) -> MetricsServer:
     """Serve the collector's metrics at http://host:port/metrics in a daemon thread (port 0: any free port)."""
-    server, thread = start_http_server(port, addr=host, registry=registry_for(stats, connected))
-
-    def stop() -> None:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-
-    bound = int(server.server_address[1])
-    log.info("metrics on http://%s:%d/metrics", host, bound)
-    return MetricsServer(host, bound, stop)
+    return serve_metrics(CollectorMetrics(stats, connected), host, port)

@@ -22,12 +22,13 @@ import click
 
 from footfall.configfile import ConfigError
 from footfall.events import Event
+from footfall.metrics import MetricsServer, serve_metrics
 from footfall.mqtt import MqttError
 from sensor import config as sensor_config
 from sensor import doctor as doc
 from sensor import iface
 from sensor.channels import ChannelHopper, ChannelPlan, Runner, run_command
-from sensor.health import MetricsServer, SensorMetrics, Snapshot, StatusReporter, sd_notify, serve_metrics
+from sensor.health import SensorMetrics, Snapshot, StatusReporter, sd_notify
 from sensor.homeassistant import HomeAssistantLink
 from sensor.live import Clock, LiveCapture, Opener
 from sensor.packetsocket import PacketSocket

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
-from prometheus_client.registry import Collector, CollectorRegistry
+from prometheus_client.registry import Collector
 
 from footfall.events import Event, StatusEvent
 from sensor.config import SensorConfig
@@ -196,36 +196,6 @@ class SensorMetrics(Collector):
             yield GaugeMetricFamily(
                 f"{p}_spool_depth", "Events waiting in the spool", value=float(snap.spool_depth)
             )
-
-
-@dataclass
-class MetricsServer:
-    """A running metrics endpoint; `close()` stops it."""
-
-    host: str
-    port: int
-    _stop: Callable[[], None]
-
-    def close(self) -> None:
-        self._stop()
-
-
-def serve_metrics(collector: Collector, host: str, port: int) -> MetricsServer:
-    """Serve `collector` at http://host:port/metrics in a daemon thread (port 0: any free port)."""
-    from prometheus_client import start_http_server
-
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(collector)
-    server, thread = start_http_server(port, addr=host, registry=registry)
-    bound = int(server.server_address[1])
-
-    def stop() -> None:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-
-    log.info("metrics on http://%s:%d/metrics", host, bound)
-    return MetricsServer(host, bound, stop)
 
 
 # -- systemd ------------------------------------------------------------------------------------------------

@@ -15,9 +15,10 @@ import pytest
 from collector import metrics as collector_metrics
 from collector.ingest import IngestStats
 from footfall.events import CountEvent, Event, StatusEvent, event_id
+from footfall.metrics import serve_metrics
 from footfall.mqtt import BrokerSettings, Message, MqttClient
 from sensor.config import SensorConfig
-from sensor.health import SensorMetrics, Snapshot, StatusReporter, sd_notify, serve_metrics
+from sensor.health import SensorMetrics, Snapshot, StatusReporter, sd_notify
 from sensor.homeassistant import HomeAssistant, HomeAssistantLink
 from tests.conftest import Broker
 
