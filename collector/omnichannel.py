@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 from collector.config import ReportConfig
 from collector.merge import merge_recognised, merge_sensors
 from collector.profiles import OnlineEvent, ProfileStore
-from collector.report import period
+from collector.report import day_span, pct, period
 from collector.store import Store, VisitRow
 from collector.store_privacy import ConsentedVisit
 
@@ -196,26 +196,22 @@ def for_store(
 
 
 # -- rendering ----------------------------------------------------------------------------------------------
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}%"
-
-
 def _hours(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds / 3600:.1f} h"
 
 
 def render_table(k: Kpis) -> str:
-    days = f"{k.first}" if k.first == k.last else f"{k.first} to {k.last}"
+    days = day_span(k.first, k.last)
     out = [
         f"Omnichannel KPIs: store {k.store}, {days} ({k.timezone}), window {k.days} days",
         "",
-        f"Web-to-store     {_pct(k.web_to_store_rate)}: {k.web_to_store_profiles} of {k.online_profiles} "
+        f"Web-to-store     {pct(k.web_to_store_rate)}: {k.web_to_store_profiles} of {k.online_profiles} "
         f"consented profiles active online visited within {k.days} days",
-        f"Store-to-web     {_pct(k.store_to_web_rate)}: {k.store_to_web_visits} of {k.recognised_visits} "
+        f"Store-to-web     {pct(k.store_to_web_rate)}: {k.store_to_web_visits} of {k.recognised_visits} "
         f"recognised visits followed by an online purchase within {k.days} days",
         f"Median lag       {_hours(k.median_lag_s)} from the last online event to the visit "
         f"({k.lag_visits} visits)",
-        f"Recognised       {_pct(k.recognised_share)}: {k.recognised_visits} of {k.visitor_visits} visitor "
+        f"Recognised       {pct(k.recognised_share)}: {k.recognised_visits} of {k.visitor_visits} visitor "
         f"visits, by {k.recognised_profiles} profiles",
         "",
         f"{'Date':<10}  {'Visitors':>8}  {'Recognised':>10}  {'Profiles':>8}",

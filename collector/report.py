@@ -225,8 +225,14 @@ def for_store(db: Store, store: str, first: date, last: date, config: ReportConf
 
 
 # -- rendering ----------------------------------------------------------------------------------------------
-def _pct(value: float | None) -> str:
+def pct(value: float | None) -> str:
+    """A share as a percentage with one decimal; "-" when there is none (nothing to divide by)."""
     return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def day_span(first: date, last: date) -> str:
+    """The days a report covers, for its title: 2024-03-14, or 2024-03-14 to 2024-03-20."""
+    return f"{first}" if first == last else f"{first} to {last}"
 
 
 def _num(value: float | None, digits: int = 1) -> str:
@@ -239,7 +245,7 @@ def _minutes(seconds: float | None) -> str:
 
 def render_table(report: Report) -> str:
     """Aligned text for a person: the hours, then the totals, then what the figures mean."""
-    days = f"{report.first}" if report.first == report.last else f"{report.first} to {report.last}"
+    days = day_span(report.first, report.last)
     out = [
         f"Footfall report: store {report.store}, {days} ({report.timezone})",
         f"Sensors: {', '.join(report.sensors) or 'none'}",
@@ -249,16 +255,16 @@ def render_table(report: Report) -> str:
     for h in report.hours:
         out.append(
             f"{h.start:%Y-%m-%d}  {h.start:%H:%M}  {h.passersby:>9}  {h.visitors:>8}  "
-            f"{_pct(h.capture_rate):>7}  {_num(h.present_mean):>7}"
+            f"{pct(h.capture_rate):>7}  {_num(h.present_mean):>7}"
         )
     if not report.hours:
         out.append("(no activity)")
     out += [
-        f"{'Total':<17}  {report.passersby:>9}  {report.visitors:>8}  {_pct(report.capture_rate):>7}",
+        f"{'Total':<17}  {report.passersby:>9}  {report.visitors:>8}  {pct(report.capture_rate):>7}",
         "",
         f"Visitors         {report.visitors} visits by {report.unique_visitors} devices, "
         f"{report.repeat_visitors} of them repeat visitors",
-        f"Capture rate     {_pct(report.capture_rate)} of the people who passed by came in",
+        f"Capture rate     {pct(report.capture_rate)} of the people who passed by came in",
         f"Median dwell     {_minutes(report.median_dwell_s)}",
     ]
     if report.visitors_people is not None or report.passersby_people is not None:
@@ -269,7 +275,7 @@ def render_table(report: Report) -> str:
     total = sum(b.visitors for b in report.dwell)
     width = max(len(b.label) for b in report.dwell)
     for i, bucket in enumerate(report.dwell):
-        share = _pct(bucket.visitors / total if total else None)
+        share = pct(bucket.visitors / total if total else None)
         out.append(
             f"{'Dwell time' if i == 0 else '':<17}{bucket.label:<{width}}  {bucket.visitors:>6}  {share:>6}"
         )
