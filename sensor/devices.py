@@ -94,6 +94,10 @@ class ResolverParams:
             raise ValueError(f"max_candidates must be >= 1, got {self.max_candidates}")
         if not -120 <= self.weak_rssi_dbm <= 0:
             raise ValueError(f"weak_rssi_dbm must be in -120..0 dBm, got {self.weak_rssi_dbm}")
+        if self.resident_rssi_dbm is not None and not -120 <= self.resident_rssi_dbm <= 0:
+            raise ValueError(
+                f"resident_rssi_dbm must be in -120..0 dBm or None, got {self.resident_rssi_dbm}"
+            )
         if self.rssi_tolerance_db < 0:  # Linker.best's bound relies on it
             raise ValueError(f"rssi_tolerance_db must be >= 0 dB, got {self.rssi_tolerance_db}")
 

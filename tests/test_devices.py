@@ -245,7 +245,8 @@ def test_a_pc_sending_a_straggler_scan_after_each_beat_is_still_flagged_fixed() 
 
 
 @pytest.mark.parametrize(
-    ("field", "value"), [("max_candidates", 0), ("weak_rssi_dbm", 5), ("rssi_tolerance_db", -1)]
+    ("field", "value"),
+    [("max_candidates", 0), ("weak_rssi_dbm", 5), ("rssi_tolerance_db", -1), ("resident_rssi_dbm", 3)],
 )
 def test_resolver_parameters_out_of_range_are_refused_with_the_value(field: str, value: int) -> None:
     with pytest.raises(ValueError, match=f"got {value}"):
