@@ -42,8 +42,8 @@ Nothing here sees a raw MAC. All state is dropped when the pseudonym epoch chang
 across a salt rotation would undo what the rotation is for.
 
 The candidate scoring (rules 1 to 4) is in sensor/candidates.py, the clock and resident-fingerprint
-detectors in sensor/fixed.py; this module keeps the resolver's state: which address is which device, the candidate
-lists and their housekeeping.
+detectors in sensor/fixed.py; this module keeps the resolver's state: which address is which device,
+the candidate lists and their housekeeping.
 """
 
 from __future__ import annotations
@@ -65,9 +65,8 @@ _K = TypeVar("_K", str, tuple[int, ...])
 class ResolverParams:
     """How addresses are grouped into devices; the defaults were chosen on the Fryza lab captures."""
 
-    # A device silent for longer cannot take a new address. Idle phones scan every 0.5-3 minutes;
-    # 300 s (was 600) links them as well on the lab days and merges fewer strangers of one model in a
-    # busy generated store (median visitor dwell +81 % -> +41 %, bench/accuracy.py).
+    # A device silent for longer cannot take a new address. 300 s (was 600) links idle phones as well on
+    # the lab days and merges fewer same-model strangers in a busy generated store (bench/accuracy.py).
     link_window_s: float = 300.0
     rssi_tolerance_db: float = 10.0  # dB a new address may lie outside the device's recent RSSI range
     seq_window: int = 64  # first seq of a new address 1..this after the device's last: same device
@@ -307,11 +306,13 @@ class DeviceResolver:
         self.stats.devices += 1
         self._by_address[s.address] = dev
         self._by_id[ident] = dev
+        residents = self._residents
+        if s.randomized and residents is not None and residents.born(s.fingerprint, ts, s.rssi_dbm):
+            dev.indexed = False  # born inside with a resident's fingerprint: its next piece
+            self._flag(dev)
+            return dev
         if s.randomized:  # only randomized devices are ever candidates for a new address
             self._index(dev)
-            if self._residents is not None and self._residents.born(s.fingerprint, ts, s.rssi_dbm):
-                self._flag(dev)  # born inside with a resident's fingerprint: its next piece
-                return dev
         else:
             dev.indexed = False
         self._beat(dev, ts)
