@@ -32,8 +32,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from footfall_dev.generator.day import LINKTYPE_RADIOTAP, generate
+from footfall_dev.generator.model import StoreModel
+
 from footfall.events import CountEvent, VisitEvent
-from sensor.calibrate import (
+from sensor.config import SensorConfig
+from sensor.decode.capture import read_capture
+from sensor.decode.frames import CaptureRecord
+from sensor.estimate.calibrate import (
     Score,
     Window,
     count_series,
@@ -44,14 +50,9 @@ from sensor.calibrate import (
     window_means,
     with_estimator,
 )
-from sensor.capture import read_capture
-from sensor.config import SensorConfig
-from sensor.frames import CaptureRecord
-from sensor.generator.day import LINKTYPE_RADIOTAP, generate
-from sensor.generator.model import StoreModel
-from sensor.occupancy import EstimatorParams
+from sensor.estimate.occupancy import EstimatorParams
+from sensor.keys.pseudonym import FixedSalt
 from sensor.pipeline import ListSink, Pipeline
-from sensor.pseudonym import FixedSalt
 
 NS = 1_000_000_000
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

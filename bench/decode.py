@@ -25,8 +25,8 @@ import time
 import tracemalloc
 from pathlib import Path
 
-from sensor.capture import read_capture
-from sensor.decode import FrameDecoder
+from sensor.decode.capture import read_capture
+from sensor.decode.decoder import FrameDecoder
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 Record = tuple[int, int, bytes]

@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.faults [--outage 60] [--rate 5] [--only broker_killed ...]
 
 Each scenario runs a real Mosquitto with config/mosquitto.conf (port and persistence directory
-replaced), the collector (`python -m collector.cli run`) and one sensor process (`python -m bench.faults
+replaced), the collector (`python -m collector.cli.main run`) and one sensor process (`python -m bench.faults
 sensor`: the demo capture's events, made once by `footfall-sensor replay --to jsonl`, sent through the
 real MqttSink and spool at a steady `--rate`, as a live sensor would). A sensor restarted after a kill
 reads the same events again: those its spool already holds go without delay (the spool keeps them
@@ -125,7 +125,7 @@ class Rig:
         self.broker = Process("broker", [MOSQUITTO, "-c", str(self._broker_conf())], work / "broker.log")
         self.collector = Process(
             "collector",
-            [sys.executable, "-m", "collector.cli", "run", "--config", str(self._collector_conf())],
+            [sys.executable, "-m", "collector.cli.main", "run", "--config", str(self._collector_conf())],
             work / "collector.log",
         )
         sensor_conf = self._sensor_conf(spool_events)
@@ -324,7 +324,7 @@ SCENARIOS: dict[str, Callable[[Rig], Figures]] = {
 def make_events(work: Path) -> Path:
     """The demo capture's events as JSON lines (the real sensor pipeline, one throwaway key)."""
     out = work / "events.jsonl"
-    main = "from sensor.cli import main; main()"
+    main = "from sensor.cli.main import main; main()"
     command = [sys.executable, "-c", main, "replay", str(DEMO), "--to", "jsonl", "--out", str(out)]
     command += ["--store", STORE, "--sensor", SENSOR]
     subprocess.run(command, cwd=REPO, check=True, capture_output=True)
@@ -354,7 +354,7 @@ def sensor_main(config_path: Path, events_path: Path, rate: float) -> None:
 
     from footfall.events import model_for_schema
     from sensor.config import load
-    from sensor.publisher import MqttSink
+    from sensor.publish.publisher import MqttSink
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     sink = MqttSink.connect(load(config_path), "bench", time.time_ns(), wait_s=None, ack_timeout_s=3600)

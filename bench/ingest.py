@@ -192,8 +192,8 @@ def run_one(backend: str, store_options: dict[str, Any], work: Path, args: argpa
     """`live`: the collector runs while the events are published. `backlog`: every event waits in the
     collector's session at the broker first, then the collector drains it (its capacity alone)."""
     from collector.config import CollectorConfig
-    from collector.service import Collector
-    from collector.store import Store, open_store
+    from collector.ingest.service import Collector
+    from collector.storage.store import Store, open_store
 
     with mosquitto(work) as port:
         config = CollectorConfig.model_validate(

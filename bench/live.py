@@ -29,10 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from footfall.mqtt import BrokerSettings, MqttClient
-from sensor.capture import read_capture
-from sensor.iface import RadiotapTap
-from sensor.keys import KeyStore, StoreSeed
-from sensor.salts import DEFAULT_SPEC, SaltSchedule
+from sensor.decode.capture import read_capture
+from sensor.keys.keystore import KeyStore, StoreSeed
+from sensor.keys.salts import DEFAULT_SPEC, SaltSchedule
+from sensor.live.iface import RadiotapTap
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "fryza-lab" / "2022-11-22.pcap"
@@ -133,7 +133,7 @@ def run_one(rate: int, seconds: float, frames: list[bytes], work: Path, mosquitt
             f"capture: {{interface: {name}, recreate: false}}\n"
             f"health: {{metrics_port: {metrics_port}}}\nspool: {{path: {work / f'spool-{rate}.db'}}}\n"
         )
-        code = "import sys; from sensor.cli_live import run; run(sys.argv[1:])"
+        code = "import sys; from sensor.cli.live import run; run(sys.argv[1:])"
         child = subprocess.Popen(
             [sys.executable, "-c", code, "--config", str(config)], stderr=(work / "sensor.log").open("ab")
         )

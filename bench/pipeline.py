@@ -29,7 +29,7 @@ CACHE = REPO / "bench" / ".cache"
 
 
 def ensure_capture(frames: int, path: Path | None) -> Path:
-    from sensor.generator import StoreModel, scale_to_frames, write_day
+    from footfall_dev.generator import StoreModel, scale_to_frames, write_day
 
     target = path or CACHE / f"bench-{frames}.pcap"
     if not target.exists():
@@ -52,11 +52,11 @@ class NullSink:
 
 def measure(mode: str, capture: Path, sample: int) -> dict[str, Any]:
     """Runs in a child process; returns the figures as a dict."""
-    from sensor.capture import read_capture
     from sensor.config import SensorConfig
-    from sensor.decode import FrameDecoder
+    from sensor.decode.capture import read_capture
+    from sensor.decode.decoder import FrameDecoder
+    from sensor.keys.pseudonym import FixedSalt
     from sensor.pipeline import Pipeline
-    from sensor.pseudonym import FixedSalt
 
     heap = mode.endswith("+heap")
     mode = mode.removesuffix("+heap")

@@ -117,7 +117,7 @@ class ReportConfig(Section):
 
 
 class PrivacyConfig(Section):
-    """Opt-outs and consents (collector/privacy.py): the token key and where the control message goes."""
+    """Opt-outs and consents (collector/privacy/registry.py): the token key and where the control message goes."""
 
     token_key_file: Path | None = Field(
         None,
@@ -129,7 +129,7 @@ class PrivacyConfig(Section):
 
 
 class RetentionConfig(Section):
-    """What the collector deletes or anonymises, and when (collector/retention.py)."""
+    """What the collector deletes or anonymises, and when (collector/privacy/retention.py)."""
 
     enabled: bool = Field(True, description="run every interval_h while the collector runs")
     interval_h: float = Field(1, gt=0, le=24)
@@ -154,7 +154,7 @@ class RetentionConfig(Section):
 
 
 class TriggersConfig(Section):
-    """Real-time triggers for consented visitors (collector/triggers.py): MQTT always, a webhook if set."""
+    """Real-time triggers for consented visitors (collector/online/triggers.py): MQTT always, a webhook if set."""
 
     enabled: bool = Field(False, description="publish <prefix>/<store>/trigger for consented visitor visits")
     webhook_url: str | None = Field(

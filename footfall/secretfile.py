@@ -12,7 +12,7 @@ the directory fsynced. `recover` finishes or discards such a replacement after a
 
 Limits: overwriting in place does not reach blocks an SD card's wear levelling or a journal kept, so
 encrypt the storage. Contents only ever live in bytearrays the caller owns and wipes with `zero`
-(sensor/keys.py says why: CPython never wipes freed objects).
+(sensor/keys/keystore.py says why: CPython never wipes freed objects).
 """
 
 from __future__ import annotations

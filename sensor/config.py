@@ -9,8 +9,8 @@ from pydantic import Field, field_validator, model_validator
 
 from footfall.configfile import Section, load_model, validate_model
 from footfall.events import Name
-from sensor.devices import ResolverParams
-from sensor.occupancy import EstimatorParams
+from sensor.estimate.devices import ResolverParams
+from sensor.estimate.occupancy import EstimatorParams
 
 Rssi = Annotated[int, Field(ge=-120, le=0)]
 
@@ -105,7 +105,7 @@ _E = EstimatorParams()
 
 
 class ResolverConfig(Section):
-    """Device resolution (sensor/devices.py): linking a phone's randomized addresses into one device."""
+    """Device resolution (sensor/estimate/devices.py): linking a phone's randomized addresses into one device."""
 
     link_window_s: float = Field(
         _R.link_window_s, gt=0, description="a device silent longer takes no new address"
@@ -146,7 +146,7 @@ class ResolverConfig(Section):
 
 
 class EstimatorConfig(Section):
-    """People estimation (sensor/occupancy.py); `footfall-sensor calibrate counts` fits these per site."""
+    """People estimation (sensor/estimate/occupancy.py); `footfall-sensor calibrate counts` fits these per site."""
 
     enabled: bool = Field(True, description="false: every address counts as a device (the naive count)")
     inside_rssi_dbm: int = Field(_E.inside_rssi_dbm, ge=-120, le=0)
@@ -231,7 +231,7 @@ class HealthConfig(Section):
 
 
 class SpoolConfig(Section):
-    """The store-and-forward spool (sensor/spool.py): every event is on disk before it is sent."""
+    """The store-and-forward spool (sensor/publish/spool.py): every event is on disk before it is sent."""
 
     path: Path | None = Field(
         None,

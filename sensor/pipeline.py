@@ -13,12 +13,12 @@ from typing import Protocol
 
 from footfall.events import Event
 from sensor.config import SensorConfig
-from sensor.decode import FrameDecoder
-from sensor.devices import DeviceResolver
-from sensor.frames import CaptureRecord, Sighting, check_draft
-from sensor.occupancy import OccupancyEstimator
-from sensor.pseudonym import Pseudonymizer, SaltSource
-from sensor.visits import PeopleEstimate, PresenceModel
+from sensor.decode.decoder import FrameDecoder
+from sensor.decode.frames import CaptureRecord, Sighting, check_draft
+from sensor.estimate.devices import DeviceResolver
+from sensor.estimate.occupancy import OccupancyEstimator
+from sensor.estimate.visits import PeopleEstimate, PresenceModel
+from sensor.keys.pseudonym import Pseudonymizer, SaltSource
 
 
 class Sink(Protocol):

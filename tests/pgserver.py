@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from collector.store import SqliteStore, Store
+from collector.storage.store import SqliteStore, Store
 from tests.conftest import free_port
 
 PG_BIN_DIRS = tuple(sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True))
@@ -136,7 +136,7 @@ def open_backend(request: pytest.FixtureRequest, directory: Path) -> Callable[[]
     """
     if request.param == "sqlite":
         return lambda: SqliteStore(directory / "f.db")
-    from collector.store_pg import PostgresStore
+    from collector.storage.postgres import PostgresStore
 
     dsn: str = request.getfixturevalue("postgres_dsn")()
     return lambda: PostgresStore(dsn)

@@ -22,11 +22,11 @@ import httpx
 import pytest
 import uvicorn
 
-from collector.api import ApiTokenError, create_app, load_api_token
+from collector.api.app import ApiTokenError, create_app, load_api_token
 from collector.config import CollectorConfig
-from collector.profiles import open_profiles
-from collector.store import SqliteStore, Store
-from sensor.consent import TokenKey
+from collector.online.profiles import open_profiles
+from collector.storage.store import SqliteStore, Store
+from sensor.keys.consent import TokenKey
 from tests.conftest import free_port
 from tests.pgserver import BACKENDS, open_backend, postgres_dsn, postgres_server  # noqa: F401
 from tests.test_omnichannel import NOW, populate
@@ -234,7 +234,7 @@ def test_the_api_command_serves_with_the_token_file(tmp_path: Path) -> None:
     token.write_bytes(TOKEN + b"\n")
     token.chmod(0o600)
     port = free_port()
-    command = [sys.executable, "-c", "from collector.cli_omni import api; api()", "--db", str(tmp_path / "f.db"),
+    command = [sys.executable, "-c", "from collector.cli.omni import api; api()", "--db", str(tmp_path / "f.db"),
                "--port", str(port), "--token-file", str(token)]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ})
     try:

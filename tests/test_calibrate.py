@@ -9,9 +9,20 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
+from footfall_dev.craft import (
+    EID_EXTENDED_RATES,
+    EID_HT_CAPABILITIES,
+    channel_frequency,
+    element,
+    ht_capabilities_element,
+    radiotap_probe_request,
+    rates_element,
+)
 
 from sensor import config as sensor_config
-from sensor.calibrate import (
+from sensor.cli.calibrate import calibrate, masked, parse_mac, write_config
+from sensor.decode.capture import PcapWriter
+from sensor.estimate.calibrate import (
     CalibrationError,
     Window,
     fit_counts,
@@ -22,18 +33,7 @@ from sensor.calibrate import (
     truth_windows,
     window_means,
 )
-from sensor.capture import PcapWriter
-from sensor.cli_calibrate import calibrate, masked, parse_mac, write_config
-from sensor.craft import (
-    EID_EXTENDED_RATES,
-    EID_HT_CAPABILITIES,
-    channel_frequency,
-    element,
-    ht_capabilities_element,
-    radiotap_probe_request,
-    rates_element,
-)
-from sensor.occupancy import EstimatorParams
+from sensor.estimate.occupancy import EstimatorParams
 
 S = 1_000_000_000
 T0 = 1_700_000_000 * S  # 2023-11-14 22:13:20 UTC

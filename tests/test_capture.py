@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from sensor.capture import CaptureError, PcapWriter, iter_capture_bytes, merge_captures, read_capture
-from sensor.frames import CaptureRecord
+from sensor.decode.capture import CaptureError, PcapWriter, iter_capture_bytes, merge_captures, read_capture
+from sensor.decode.frames import CaptureRecord
 
 FRAME_A = bytes.fromhex("40000000ffffffffffff")  # any payload: the reader does not look inside
 FRAME_B = bytes.fromhex("8000")

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 import pytest
 
 from footfall.configfile import ConfigError, validate_model
-from sensor.channels import ChannelHopper, ChannelPlan, CommandResult, run_command
 from sensor.config import CaptureConfig, SensorConfig
+from sensor.live.channels import ChannelHopper, ChannelPlan, CommandResult, run_command
 
 
 class Recorder:

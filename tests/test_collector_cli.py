@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from collector.cli import main
+from collector.cli.main import main
 from collector.config import CollectorConfig, load
-from collector.service import broker_settings
+from collector.ingest.service import broker_settings
 from footfall.events import json_schemas
 from tests.conftest import REPO
 from tests.test_report import DAY, the_day

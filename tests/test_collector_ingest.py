@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from collector.config import IngestConfig
-from collector.ingest import SAMPLE_BYTES, Ingestor, Reason, mask_macs
-from collector.store import SqliteStore, StoreError
+from collector.ingest.ingestor import SAMPLE_BYTES, Ingestor, Reason, mask_macs
+from collector.storage.store import SqliteStore, StoreError
 from footfall.events import Event
 from tests.test_report import count, status, visit
 
@@ -196,7 +196,7 @@ def test_each_rejection_is_logged_at_warning_with_its_reason_and_rate_limited(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     ingestor, _, clock = make(rejection_log_interval_s=10)
-    with caplog.at_level(logging.WARNING, logger="collector.ingest"):
+    with caplog.at_level(logging.WARNING, logger="collector.ingest.ingestor"):
         for _ in range(5):
             ingestor.handle(TOPIC, b"nope")
         ingestor.handle("bad/topic", good())

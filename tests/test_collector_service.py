@@ -17,8 +17,8 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from collector.config import CollectorConfig
-from collector.service import Collector
-from collector.store import SqliteStore
+from collector.ingest.service import Collector
+from collector.storage.store import SqliteStore
 from tests.conftest import REPO, Broker
 from tests.test_report import count, status, visit
 
@@ -182,7 +182,7 @@ def test_sigterm_stops_the_cli_gracefully_and_stores_the_batch_in_hand(
     log = tmp_path / "collector.log"
     with log.open("wb") as err:
         process = subprocess.Popen(
-            [sys.executable, "-m", "collector.cli", "run", "--config", str(cfg)],
+            [sys.executable, "-m", "collector.cli.main", "run", "--config", str(cfg)],
             cwd=REPO,
             stderr=err,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},

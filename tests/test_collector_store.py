@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from collector.store import DeadLetter, SqliteStore, StoreError, migrations
+from collector.storage.store import DeadLetter, SqliteStore, StoreError, migrations
 from footfall.events import Event
 from tests.test_report import count, status, visit
 

@@ -13,13 +13,14 @@ from pathlib import Path
 import paho.mqtt.client as paho
 import pytest
 from click.testing import CliRunner
+from footfall_dev.craft import radiotap_probe_request, rates_element
 from paho.mqtt.enums import CallbackAPIVersion
 
 from footfall.events import CountEvent, VisitEvent
-from sensor.capture import PcapWriter
-from sensor.cli import main as sensor_main
+from sensor.cli.main import main as sensor_main
 from sensor.config import SensorConfig
-from sensor.consent import (
+from sensor.decode.capture import PcapWriter
+from sensor.keys.consent import (
     MAX_CONTROL_BYTES,
     SCHEMA_CONTROL,
     ControlMessage,
@@ -27,10 +28,9 @@ from sensor.consent import (
     TokenKey,
     control_topic,
 )
-from sensor.craft import radiotap_probe_request, rates_element
-from sensor.keys import KeyFileCorrupt, KeyFileError, KeyPermissionError
+from sensor.keys.keystore import KeyFileCorrupt, KeyFileError, KeyPermissionError
+from sensor.keys.pseudonym import FixedSalt, Pseudonymizer
 from sensor.pipeline import ListSink, Pipeline
-from sensor.pseudonym import FixedSalt, Pseudonymizer
 from tests.conftest import Broker
 
 SECRET = bytes(range(32))

@@ -11,12 +11,12 @@ import statistics
 from dataclasses import replace
 
 import pytest
+from footfall_dev.generator import Kind, StoreModel, generate
 
 from footfall.events import CountEvent, VisitEvent
 from sensor.config import SensorConfig
-from sensor.generator import Kind, StoreModel, generate
+from sensor.keys.pseudonym import FixedSalt
 from sensor.pipeline import ListSink, Pipeline
-from sensor.pseudonym import FixedSalt
 
 
 def replay(model: StoreModel, estimator: bool) -> tuple[list[VisitEvent], list[CountEvent]]:

@@ -6,11 +6,7 @@ import struct
 import zlib
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-from scapy.layers.dot11 import Dot11, Dot11Beacon, Dot11Elt, Dot11FCS, Dot11ProbeReq, RadioTap
-
-from sensor.craft import (
+from footfall_dev.craft import (
     CraftError,
     channel_frequency,
     ds_parameter_element,
@@ -23,6 +19,9 @@ from sensor.craft import (
     rates_element,
     vendor_element,
 )
+from hypothesis import given
+from hypothesis import strategies as st
+from scapy.layers.dot11 import Dot11, Dot11Beacon, Dot11Elt, Dot11FCS, Dot11ProbeReq, RadioTap
 
 TX = bytes.fromhex("da a1 19 00 00 01")
 
@@ -157,7 +156,7 @@ def test_impossible_arguments_raise_errors_that_name_the_value(build: object, me
 
 
 def test_the_pipelines_decoder_reads_crafted_frames_like_scapy() -> None:
-    decode = pytest.importorskip("sensor.decode")
+    decode = pytest.importorskip("sensor.decode.decoder")
     elements = rates_element((2, 4, 11, 22)) + ds_parameter_element(11) + extension_element(35, b"\x01" * 8)
     for fcs in (False, True):
         frame = radiotap_probe_request(TX, 77, b"Livebox-1234", elements, -66, 2462, fcs=fcs)

@@ -12,9 +12,9 @@ import zlib
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sensor.capture import CaptureError, iter_capture_bytes
-from sensor.decode import FrameDecoder
-from sensor.frames import ProbeRequest
+from sensor.decode.capture import CaptureError, iter_capture_bytes
+from sensor.decode.decoder import FrameDecoder
+from sensor.decode.frames import ProbeRequest
 
 EXAMPLES = int(os.environ.get("FOOTFALL_FUZZ_EXAMPLES", "300"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])

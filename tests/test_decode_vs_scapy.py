@@ -25,10 +25,10 @@ from typing import Any
 
 import pytest
 
-from sensor import dot11
-from sensor.capture import read_capture
-from sensor.decode import FrameDecoder
-from sensor.frames import ProbeRequest
+from sensor.decode import dot11
+from sensor.decode.capture import read_capture
+from sensor.decode.decoder import FrameDecoder
+from sensor.decode.frames import ProbeRequest
 
 pytest.importorskip("scapy.layers.dot11")
 from scapy.layers.dot11 import Dot11, Dot11Elt, Dot11ProbeReq, PrismHeader, RadioTap

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from sensor.capture import read_capture
-from sensor.decode import FrameDecoder
-from sensor.devices import DeviceResolver, ResolverParams
-from sensor.frames import Sighting
-from sensor.pseudonym import FixedSalt, Pseudonymizer
+from sensor.decode.capture import read_capture
+from sensor.decode.decoder import FrameDecoder
+from sensor.decode.frames import Sighting
+from sensor.estimate.devices import DeviceResolver, ResolverParams
+from sensor.keys.pseudonym import FixedSalt, Pseudonymizer
 
 S = 1_000_000_000
 PHONE = "a1" * 8  # fingerprints

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from sensor import doctor as d
-from sensor.channels import ChannelPlan, CommandResult
-from sensor.cli_live import doctor as doctor_command
+from sensor.cli.live import doctor as doctor_command
 from sensor.config import CaptureConfig, SensorConfig
-from sensor.iface import IfaceState
-from sensor.keys import KeyStore, StoreSeed
-from sensor.salts import DEFAULT_SPEC, SaltSchedule
+from sensor.doctor import checks as d
+from sensor.keys.keystore import KeyStore, StoreSeed
+from sensor.keys.salts import DEFAULT_SPEC, SaltSchedule
+from sensor.live.channels import ChannelPlan, CommandResult
+from sensor.live.iface import IfaceState
 from tests.conftest import Broker, free_port
 
 MONITOR = IfaceState("mon0", True, True, 803, "unknown")

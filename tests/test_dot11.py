@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from sensor import dot11, prism
-from sensor.capture import read_capture
-from sensor.decode import FrameDecoder
-from sensor.errors import Malformed, Truncated
-from sensor.frames import ProbeRequest
+from sensor.decode import dot11, prism
+from sensor.decode.capture import read_capture
+from sensor.decode.decoder import FrameDecoder
+from sensor.decode.errors import Malformed, Truncated
+from sensor.decode.frames import ProbeRequest
 
 HEADER = bytes.fromhex(
     "40"  # frame control: version 0, type 0 (management), subtype 4 (probe request)

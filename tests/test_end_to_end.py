@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from footfall_dev.generator import Truth
 
-from sensor.generator import Truth
 from tests.conftest import REPO, Broker
 
 pytestmark = pytest.mark.mqtt

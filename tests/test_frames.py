@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from sensor.frames import check_draft
+from sensor.decode.frames import check_draft
 
 
 @dataclass(frozen=True, slots=True)

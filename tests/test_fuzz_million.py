@@ -22,11 +22,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from footfall_dev import craft
 
-from sensor import craft
-from sensor.capture import CaptureError, iter_capture_bytes, read_capture
-from sensor.decode import FrameDecoder
-from sensor.frames import ProbeRequest
+from sensor.decode.capture import CaptureError, iter_capture_bytes, read_capture
+from sensor.decode.decoder import FrameDecoder
+from sensor.decode.frames import ProbeRequest
 
 FRAMES = int(os.environ.get("FOOTFALL_FUZZ_FRAMES", "1000000"))
 SEED = 20_241_124

@@ -11,11 +11,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from scapy.layers.dot11 import Dot11, Dot11Beacon, Dot11Elt, Dot11ProbeReq, RadioTap
-
-from sensor.capture import read_capture
-from sensor.craft import channel_frequency
-from sensor.generator import (
+from footfall_dev.craft import channel_frequency
+from footfall_dev.generator import (
     CLASSES,
     GeneratedDay,
     Kind,
@@ -27,8 +24,11 @@ from sensor.generator import (
     truth_path,
     write_day,
 )
-from sensor.generator.__main__ import DEMO_CAPTURE, main
-from sensor.generator.radio import device_emissions
+from footfall_dev.generator.__main__ import DEMO_CAPTURE, main
+from footfall_dev.generator.radio import device_emissions
+from scapy.layers.dot11 import Dot11, Dot11Beacon, Dot11Elt, Dot11ProbeReq, RadioTap
+
+from sensor.decode.capture import read_capture
 
 NS = 1_000_000_000
 # a short morning keeps scapy's share of the run down; every kind of person and device is in it
@@ -160,7 +160,7 @@ def test_the_pcap_on_disk_holds_exactly_the_records(
 def test_the_pipelines_decoder_accepts_every_probe_and_skips_the_beacons(
     records: list[tuple[int, bytes]],
 ) -> None:
-    decode = pytest.importorskip("sensor.decode")
+    decode = pytest.importorskip("sensor.decode.decoder")
     decoder = decode.FrameDecoder()
     probes = [p for ts, data in records if (p := decoder.decode(ts, 127, data)) is not None]
     assert decoder.stats.errors == {}

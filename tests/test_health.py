@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from collector import metrics as collector_metrics
-from collector.ingest import IngestStats
+from collector.ingest import metrics as collector_metrics
+from collector.ingest.ingestor import IngestStats
 from footfall.events import CountEvent, Event, StatusEvent, event_id
 from footfall.metrics import serve_metrics
 from footfall.mqtt import BrokerSettings, Message, MqttClient
 from sensor.config import SensorConfig
-from sensor.health import SensorMetrics, Snapshot, StatusReporter, sd_notify
-from sensor.homeassistant import HomeAssistant, HomeAssistantLink
+from sensor.live.health import SensorMetrics, Snapshot, StatusReporter, sd_notify
+from sensor.publish.homeassistant import HomeAssistant, HomeAssistantLink
 from tests.conftest import Broker
 
 S = 1_000_000_000

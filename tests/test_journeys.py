@@ -10,11 +10,11 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from collector import journeys
-from collector.cli_omni import COMMANDS
-from collector.profiles import StoreVisit, open_profiles
-from collector.store import SqliteStore, Store
-from collector.store_privacy import RegistryEntry
+from collector.cli.omni import COMMANDS
+from collector.online import journeys
+from collector.online.profiles import StoreVisit, open_profiles
+from collector.storage.privacy import RegistryEntry
+from collector.storage.store import SqliteStore, Store
 from tests.pgserver import BACKENDS, open_backend, postgres_dsn, postgres_server  # noqa: F401
 from tests.test_omnichannel import NOW, TOKENS, at, online, populate
 from tests.test_report import PARIS

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from sensor.cli_keys import keys
-from sensor.keys import (
+from sensor.cli.keys import keys
+from sensor.keys.keystore import (
     EPOCH0_INFO,
     RATCHET_INFO,
     EpochGone,
@@ -30,8 +30,8 @@ from sensor.keys import (
     StoreSeed,
     ratchet,
 )
-from sensor.pseudonym import Pseudonymizer
-from sensor.salts import SaltSchedule
+from sensor.keys.pseudonym import Pseudonymizer
+from sensor.keys.salts import SaltSchedule
 
 MAC = bytes.fromhex("3c22fb123456")  # a burned-in (globally administered) address
 SECRET = bytes.fromhex("8f1e0c5a7b2d4e6f90a1b2c3d4e5f60718293a4b5c6d7e8f9001122334455667")
@@ -212,8 +212,8 @@ def test_the_key_file_never_holds_the_seed(tmp_path: Path, seed: StoreSeed) -> N
 CHILD = """
 import sys
 from pathlib import Path
-from sensor.keys import KeyStore
-from sensor.pseudonym import Pseudonymizer
+from sensor.keys.keystore import KeyStore
+from sensor.keys.pseudonym import Pseudonymizer
 store = KeyStore.open(Path(sys.argv[1]))
 names = Pseudonymizer(store)
 for ts in map(int, sys.argv[2:]):

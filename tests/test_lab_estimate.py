@@ -16,7 +16,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from footfall.events import CountEvent
-from sensor.calibrate import (
+from sensor.config import SensorConfig
+from sensor.decode.capture import read_capture
+from sensor.decode.frames import ProbeRequest, Sighting
+from sensor.estimate.calibrate import (
     count_series,
     fit_counts,
     read_truth,
@@ -25,12 +28,9 @@ from sensor.calibrate import (
     window_means,
     with_estimator,
 )
-from sensor.capture import read_capture
-from sensor.config import SensorConfig
-from sensor.frames import ProbeRequest, Sighting
-from sensor.occupancy import EstimatorParams
+from sensor.estimate.occupancy import EstimatorParams
+from sensor.keys.pseudonym import FixedSalt
 from sensor.pipeline import ListSink, Pipeline
-from sensor.pseudonym import FixedSalt
 
 pytestmark = pytest.mark.realdata
 

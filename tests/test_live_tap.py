@@ -24,17 +24,17 @@ from pathlib import Path
 import pytest
 
 from footfall.mqtt import BrokerSettings, Message, MqttClient
-from sensor.capture import read_capture
-from sensor.cli_live import LiveSensor, snapshot
+from sensor.cli.live import LiveSensor, snapshot
 from sensor.config import SensorConfig
-from sensor.iface import IfaceState, RadiotapTap
-from sensor.keys import KeyStore, StoreSeed
-from sensor.live import LiveCapture
-from sensor.packetsocket import CaptureError
+from sensor.decode.capture import read_capture
+from sensor.keys.keystore import KeyStore, StoreSeed
+from sensor.keys.pseudonym import FixedSalt
+from sensor.keys.salts import DEFAULT_SPEC, SaltSchedule
+from sensor.live.iface import IfaceState, RadiotapTap
+from sensor.live.loop import LiveCapture
+from sensor.live.packetsocket import CaptureError
 from sensor.pipeline import ListSink, Pipeline
-from sensor.pseudonym import FixedSalt
-from sensor.publisher import MqttSink
-from sensor.salts import DEFAULT_SPEC, SaltSchedule
+from sensor.publish.publisher import MqttSink
 from tests.conftest import Broker, free_port
 
 BARE_RADIOTAP = bytes([0, 0, 8, 0, 0, 0, 0, 0])  # version 0, length 8, no field: wraps a bare 802.11 frame
@@ -262,7 +262,7 @@ def test_run_command_captures_until_sigterm_and_then_publishes_open_visits(
         f"spool: {{path: {tmp_path / 'spool.db'}}}\n"
     )
     sub, got = subscriber(broker, "footfall/v1/#")
-    code = "import sys; from sensor.cli_live import run; run(sys.argv[1:])"
+    code = "import sys; from sensor.cli.live import run; run(sys.argv[1:])"
     proc = subprocess.Popen([sys.executable, "-c", code, "--config", str(cfg_file)], stderr=subprocess.PIPE)
     try:
         online = got.get(timeout=20)

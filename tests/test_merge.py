@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
-from collector import omnichannel
-from collector import report as reports
 from collector.config import ReportConfig
-from collector.merge import merge_overlapping, merge_recognised, merge_sensors
-from collector.store import SqliteStore, VisitRow
-from collector.store_privacy import ConsentedVisit
+from collector.online import kpis as omnichannel
+from collector.reports import report as reports
+from collector.reports.merge import merge_overlapping, merge_recognised, merge_sensors
+from collector.storage.privacy import ConsentedVisit
+from collector.storage.store import SqliteStore, VisitRow
 from tests.test_report import visit
 
 UTC_DAY = date(2024, 5, 1)

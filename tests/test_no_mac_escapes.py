@@ -31,18 +31,18 @@ from pathlib import Path
 
 import paho.mqtt.client as paho
 import pytest
+from footfall_dev.craft import radiotap_probe_request, rates_element, vendor_element
 from paho.mqtt.enums import CallbackAPIVersion
 
-from collector.store import SqliteStore
+from collector.storage.store import SqliteStore
 from footfall.events import VisitEvent
-from sensor.capture import PcapWriter
 from sensor.config import SensorConfig
-from sensor.consent import TokenKey
-from sensor.craft import radiotap_probe_request, rates_element, vendor_element
-from sensor.keys import StoreSeed
+from sensor.decode.capture import PcapWriter
+from sensor.keys.consent import TokenKey
+from sensor.keys.keystore import StoreSeed
+from sensor.keys.salts import SaltSchedule
+from sensor.keys.seedsalts import SeedSalts
 from sensor.pipeline import ListSink, Pipeline
-from sensor.salts import SaltSchedule
-from sensor.seedsalts import SeedSalts
 from tests.conftest import Broker, make_broker
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
@@ -55,7 +55,7 @@ GLOBAL_OUIS = [
 ]
 BIN = Path(sys.executable).parent
 REGISTRY_CLI = (
-    "import sys; from collector.cli import main; from collector.cli_privacy import COMMANDS\n"
+    "import sys; from collector.cli.main import main; from collector.cli.privacy import COMMANDS\n"
     "for g in COMMANDS:\n    main.commands.setdefault(g.name, g)\nmain()"
 )
 

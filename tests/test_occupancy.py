@@ -8,10 +8,10 @@ import pytest
 
 from footfall.events import CountEvent, VisitEvent
 from sensor.config import PresenceConfig
-from sensor.devices import DeviceResolver
-from sensor.frames import Sighting
-from sensor.occupancy import EstimatorParams, OccupancyEstimator, fit_site
-from sensor.visits import PresenceModel
+from sensor.decode.frames import Sighting
+from sensor.estimate.devices import DeviceResolver
+from sensor.estimate.occupancy import EstimatorParams, OccupancyEstimator, fit_site
+from sensor.estimate.visits import PresenceModel
 
 S = 1_000_000_000
 

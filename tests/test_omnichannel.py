@@ -36,12 +36,12 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from collector import omnichannel
-from collector.cli_omni import COMMANDS
+from collector.cli.omni import COMMANDS
 from collector.config import ReportConfig
-from collector.profiles import OnlineEvent, Profile, open_profiles
-from collector.store import SqliteStore, Store
-from collector.store_privacy import RegistryEntry
+from collector.online import kpis as omnichannel
+from collector.online.profiles import OnlineEvent, Profile, open_profiles
+from collector.storage.privacy import RegistryEntry
+from collector.storage.store import SqliteStore, Store
 from tests.pgserver import BACKENDS, open_backend, postgres_dsn, postgres_server  # noqa: F401
 from tests.test_report import PARIS, local, visit
 

@@ -21,14 +21,14 @@ import pytest
 from click.testing import CliRunner
 from cryptography import x509
 
-from collector.cli_pki import pki as pki_cli
+from collector.cli.pki import pki as pki_cli
 from collector.config import CollectorConfig
-from collector.pki import Pki, PkiError
-from collector.service import Collector
-from collector.store import SqliteStore
+from collector.ingest.service import Collector
+from collector.pki.ca import Pki, PkiError
+from collector.storage.store import SqliteStore
 from footfall.mqtt import BrokerSettings, Message, MqttClient, MqttError, TlsSettings
 from sensor.config import SensorConfig
-from sensor.publisher import MqttSink
+from sensor.publish.publisher import MqttSink
 from tests.conftest import REPO, Broker, free_port, mosquitto_binary
 from tests.test_report import visit
 

@@ -19,13 +19,13 @@ import pytest
 from click.testing import CliRunner
 from paho.mqtt.enums import CallbackAPIVersion
 
-from collector.cli_privacy import COMMANDS
+from collector.cli.privacy import COMMANDS
 from collector.config import CollectorConfig
-from collector.privacy import PrivacyError, entry, parse_mac, parse_time, read_csv
-from collector.service import Collector
-from collector.store import SqliteStore
-from collector.store_privacy import PutOutcome, RegistryEntry
-from sensor.consent import PrivacyFilter, TokenKey, control_topic
+from collector.ingest.service import Collector
+from collector.privacy.registry import PrivacyError, entry, parse_mac, parse_time, read_csv
+from collector.storage.privacy import PutOutcome, RegistryEntry
+from collector.storage.store import SqliteStore
+from sensor.keys.consent import PrivacyFilter, TokenKey, control_topic
 from tests.conftest import Broker
 from tests.test_report import visit
 
@@ -333,8 +333,8 @@ def test_a_change_with_config_is_published_retained_and_a_sensor_filter_accepts_
 def test_the_service_publishes_on_connect_republishes_on_a_change_and_ignores_its_own_message(
     broker: Broker, collector_yaml: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from collector import service
     from collector.config import load
+    from collector.ingest import service
 
     monkeypatch.setattr(service, "PRIVACY_POLL_S", 0.2)
     config: CollectorConfig = load(collector_yaml)

@@ -12,10 +12,10 @@ import pytest
 from click.testing import CliRunner
 from pydantic import ValidationError
 
-from collector.cli_omni import COMMANDS
-from collector.profile_files import read_records
-from collector.profiles import OnlineEvent, Profile, open_profiles, reason
-from collector.store import SqliteStore
+from collector.cli.omni import COMMANDS
+from collector.online.profile_files import read_records
+from collector.online.profiles import OnlineEvent, Profile, open_profiles, reason
+from collector.storage.store import SqliteStore
 
 NOW = datetime(2024, 5, 10, 12, tzinfo=UTC)
 cli = click.Group("footfall-collector", commands=list(COMMANDS))

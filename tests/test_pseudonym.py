@@ -7,7 +7,7 @@ from hashlib import sha256
 
 import pytest
 
-from sensor.pseudonym import Epoch, FixedSalt, Pseudonymizer
+from sensor.keys.pseudonym import Epoch, FixedSalt, Pseudonymizer
 
 MAC = bytes.fromhex("3c22fb123456")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from sensor import radiotap
-from sensor.decode import FrameDecoder
-from sensor.errors import Malformed, Truncated
+from sensor.decode import radiotap
+from sensor.decode.decoder import FrameDecoder
+from sensor.decode.errors import Malformed, Truncated
 
 # A probe request (see tests/test_dot11.py for the same frame commented field by field).
 PROBE = bytes.fromhex(

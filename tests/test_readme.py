@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from footfall.docs import README, render
+from footfall_dev.docs import README, render
+
 from tests.conftest import REPO
 
 
 def test_generated_sections_match_the_models() -> None:
     text = README.read_text()
-    assert render(text) == text, "README is stale: run `.venv/bin/python -m footfall.docs`"
+    assert render(text) == text, "README is stale: run `.venv/bin/python -m footfall_dev.docs`"
 
 
 def test_ci_runs_exactly_the_readme_test_command() -> None:
@@ -20,8 +21,8 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
 def test_every_console_script_command_in_the_readme_exists() -> None:
     from click.testing import CliRunner
 
-    from collector.cli import main as collector
-    from sensor.cli import main as sensor
+    from collector.cli.main import main as collector
+    from sensor.cli.main import main as sensor
 
     text = README.read_text()
     for name, group in (("footfall-sensor", sensor), ("footfall-collector", collector)):

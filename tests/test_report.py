@@ -33,9 +33,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from collector import report as reports
 from collector.config import ReportConfig
-from collector.store import SqliteStore, VisitRow
+from collector.reports import report as reports
+from collector.storage.store import SqliteStore, VisitRow
 from footfall.events import CountEvent, Event, StatusEvent, VisitEvent, event_id
 
 PARIS = ZoneInfo("Europe/Paris")

@@ -12,12 +12,12 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from collector import report as reports
-from collector import retention
-from collector.cli_privacy import COMMANDS
+from collector.cli.privacy import COMMANDS
 from collector.config import CollectorConfig, ReportConfig, RetentionConfig
-from collector.store import DeadLetter, SqliteStore
-from collector.store_privacy import RegistryEntry, RetentionCounts
+from collector.privacy import retention
+from collector.reports import report as reports
+from collector.storage.privacy import RegistryEntry, RetentionCounts
+from collector.storage.store import DeadLetter, SqliteStore
 from footfall.configfile import ConfigError, validate_model
 from tests.conftest import Broker
 from tests.test_report import DAY, count, h, the_day, visit
@@ -198,7 +198,7 @@ def test_pseudonyms_cannot_outlive_the_visits() -> None:
 def test_the_running_collector_applies_retention_on_its_schedule(
     broker: Broker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from collector import service
+    from collector.ingest import service
 
     monkeypatch.setattr(service, "FIRST_RETENTION_S", 0.0)
     path = tmp_path / "f.db"

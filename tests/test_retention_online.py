@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from collector import retention
 from collector.config import RetentionConfig
-from collector.privacy import mac_inside
-from collector.profiles import OnlineEvent, Profile, open_profiles
-from collector.store import Store
+from collector.online.profiles import OnlineEvent, Profile, open_profiles
+from collector.privacy import retention
+from collector.privacy.registry import mac_inside
+from collector.storage.store import Store
 from tests.pgserver import BACKENDS, open_backend, postgres_dsn, postgres_server  # noqa: F401
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC)

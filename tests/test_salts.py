@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sensor.salts import EpochSpan, SaltSchedule, ScheduleError, epoch_id
+from sensor.keys.salts import EpochSpan, SaltSchedule, ScheduleError, epoch_id
 
 H = 3600 * 10**9
 
@@ -108,7 +108,7 @@ def test_an_epoch_longer_than_24_hours_needs_allow_long() -> None:
 def test_allowed_long_epochs_log_a_warning_and_span_whole_local_days(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="sensor.salts"):
+    with caplog.at_level(logging.WARNING, logger="sensor.keys.salts"):
         two_days = SaltSchedule.parse("every:48h", "Europe/Paris", allow_long=True)
     assert "more than a day" in caplog.text
     span = two_days.span_at(ns("2026-11-24T12:00+01:00"))

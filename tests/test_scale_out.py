@@ -48,7 +48,7 @@ def test_two_collectors_in_a_share_group_store_every_event_once_and_both_take_a_
     postgres_dsn: Callable[[], str],  # noqa: F811
     publisher: Callable[[str, bytes], None],  # noqa: F811
 ) -> None:
-    from collector.store_pg import PostgresStore
+    from collector.storage.postgres import PostgresStore
 
     dsn = postgres_dsn()
     dsn_file = tmp_path / "pg.dsn"
@@ -115,8 +115,8 @@ def test_a_stopped_collectors_share_waits_in_its_session_and_is_stored_when_it_r
     publisher: Callable[[str, bytes], None],  # noqa: F811
 ) -> None:
     from collector.config import CollectorConfig
-    from collector.service import Collector
-    from collector.store_pg import PostgresStore
+    from collector.ingest.service import Collector
+    from collector.storage.postgres import PostgresStore
 
     dsn = postgres_dsn()
     stores: list[PostgresStore] = []

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from collector.config import CollectorConfig
-from collector.profiles import Profile, open_profiles
-from collector.service import Collector
-from collector.store import SqliteStore
-from collector.store_privacy import RegistryEntry
+from collector.ingest.service import Collector
+from collector.online.profiles import Profile, open_profiles
+from collector.storage.privacy import RegistryEntry
+from collector.storage.store import SqliteStore
 from footfall.configfile import ConfigError
 from footfall.mqtt import BrokerSettings, Message, MqttClient
 from tests.conftest import Broker

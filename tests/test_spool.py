@@ -20,8 +20,8 @@ import pytest
 
 from footfall.mqtt import BrokerSettings, Message, MqttClient, MqttError
 from sensor.config import SensorConfig
-from sensor.publisher import Forwarder, MqttSink
-from sensor.spool import Spool
+from sensor.publish.publisher import Forwarder, MqttSink
+from sensor.publish.spool import Spool
 from tests.conftest import REPO, Broker, make_broker
 from tests.test_report import count, visit
 
@@ -188,7 +188,7 @@ def test_a_full_disk_drops_by_the_policy_and_keeps_the_new_event(tmp_path: Path)
 def test_a_sigkilled_writer_loses_nothing_it_had_queued(tmp_path: Path) -> None:
     script = (
         "import os, signal, sys\n"
-        "from sensor.spool import Spool\n"
+        "from sensor.publish.spool import Spool\n"
         "s = Spool(sys.argv[1])\n"  # sync=full, the default
         "for i in range(200):\n"
         "    s.put(f'e{i:04d}', 'visit', 't', b'x' * 300)\n"

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from collector.profiles import OnlineEvent, Profile, open_profiles
-from collector.store import DeadLetter, Store, StoreError, migrations
-from collector.store_privacy import PutOutcome, RegistryEntry, RetentionCutoffs
+from collector.online.profiles import OnlineEvent, Profile, open_profiles
+from collector.storage.privacy import PutOutcome, RegistryEntry, RetentionCutoffs
+from collector.storage.store import DeadLetter, Store, StoreError, migrations
 from footfall.events import Event
 from tests.pgserver import BACKENDS, open_backend, postgres_dsn, postgres_server  # noqa: F401
 from tests.test_report import count, status, visit

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from collector.profiles import open_profiles
-from collector.store import SqliteStore
-from collector.triggers import Trigger, Triggers, Webhook, trigger_topic
+from collector.online.profiles import open_profiles
+from collector.online.triggers import Trigger, Triggers, Webhook, trigger_topic
+from collector.storage.store import SqliteStore
 from footfall.mqtt import BrokerSettings, Message, MqttClient
 from tests.conftest import Broker
 from tests.test_omnichannel import NOW, TOKENS, VISITS, at, consented_visit, populate

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from collector.profiles import open_profiles
-from collector.store import SqliteStore
-from collector.triggers import Triggers
+from collector.online.profiles import open_profiles
+from collector.online.triggers import Triggers
+from collector.storage.store import SqliteStore
 from footfall.events import Event, VisitEvent, VisitOpenEvent, event_id
 from sensor.config import PresenceConfig
-from sensor.visits import PresenceModel
+from sensor.estimate.visits import PresenceModel
 from tests.test_omnichannel import populate
 from tests.test_triggers import BOB
 from tests.test_visits import T0, h, sight
@@ -101,7 +101,7 @@ def test_the_store_keeps_the_closing_visit_and_not_the_opening(tmp_path: Path) -
 
 def test_the_collector_accepts_a_visit_open_payload_without_storing_or_counting_a_duplicate() -> None:
     from collector.config import IngestConfig
-    from collector.ingest import Ingestor
+    from collector.ingest.ingestor import Ingestor
 
     db = SqliteStore(":memory:")
     ingestor = Ingestor(db, IngestConfig(), "footfall/v1")

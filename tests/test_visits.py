@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 from footfall.events import CountEvent, Event, VisitEvent
 from sensor.config import PresenceConfig
-from sensor.frames import Sighting
-from sensor.visits import PresenceModel
+from sensor.decode.frames import Sighting
+from sensor.estimate.visits import PresenceModel
 
 NS = 1_000_000_000
 T0 = int(datetime(2026, 11, 24, 9, 0, tzinfo=UTC).timestamp()) * NS  # an interval boundary

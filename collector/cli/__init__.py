@@ -1,0 +1,1 @@
+"""`footfall-collector`: the command-line shell over the packages below it."""

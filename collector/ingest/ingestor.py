@@ -1,0 +1,361 @@
+"""From (topic, payload) to stored events: every payload is either accepted or rejected with a reason.
+
+The checks run in a fixed order, cheapest first, and the first that fails names the reason:
+topic shape and prefix → size → JSON → schema name for the topic's kind → the model (strict, extra
+keys forbidden, aware timestamps, end not before start) → the payload's store/sensor equal the topic's.
+A rejection is counted, sampled into the store's dead-letter table and logged (rate-limited per reason);
+`handle` never raises, so one bad sensor cannot stop the collector. Accepted events are batched and
+stored by size or by time; a re-sent event (same event_id) is counted as a duplicate, not stored again.
+
+Each payload may come with an `ack` callback (the MQTT acknowledgement). It is called, in arrival
+order, only once the payload's outcome is durable: the batch holding the event is committed (a
+rejection counts once the flush that records it has run). A collector killed before that never
+acknowledged, so the broker delivers the payload again; an event the store keeps refusing is never
+acknowledged either, which also stops the broker sending more than its window.
+
+Payloads are untrusted: before a sample or a topic reaches a log or the database, anything shaped like
+a MAC address is masked, so a buggy sensor cannot leak one through the dead letters.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, cast
+
+from pydantic import BaseModel, ValidationError
+
+from collector.config import IngestConfig
+from collector.storage.store import DeadLetter, Store, StoreError
+from footfall.events import EVENT_KINDS, Event, VisitOpenEvent
+
+log = logging.getLogger(__name__)
+
+SAMPLE_BYTES = 512
+# Every common spelling of a MAC: aa:bb:.., aa-bb-.., aa.bb.., "aa bb .." (or mixed), aabb.ccdd.eeff, bare hex
+# (any run of 12 or more hex digits, since a MAC may hide inside a longer run).
+_MAC = re.compile(
+    rb"(?i)(?<![0-9a-f])(?:[0-9a-f]{2}(?:[:\-. ][0-9a-f]{2}){5}"
+    rb"|[0-9a-f]{4}\.[0-9a-f]{4}\.[0-9a-f]{4}|[0-9a-f]{12,})(?![0-9a-f])"
+)
+_KIND_OF_SCHEMA = {model.model_fields["schema_"].default: kind for kind, model in EVENT_KINDS.items()}
+
+
+class Reason(StrEnum):
+    WRONG_TOPIC = "wrong_topic"
+    OVERSIZED = "oversized"
+    NOT_JSON = "not_json"
+    WRONG_SCHEMA = "wrong_schema"
+    INVALID = "invalid"
+    TOPIC_MISMATCH = "topic_mismatch"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one payload: accepted (queued for the store) or rejected with a reason."""
+
+    reason: Reason | None = None
+    detail: str = ""
+    event_id: str = ""
+
+    @property
+    def accepted(self) -> bool:
+        return self.reason is None
+
+
+@dataclass(frozen=True, slots=True)
+class IngestStats:
+    received: int = 0
+    accepted: int = 0
+    stored: int = 0
+    duplicates: int = 0  # accepted, but already stored: not a rejection
+    rejected: Mapping[str, int] = field(default_factory=dict)
+    pending: int = 0  # accepted, not stored yet
+    store_errors: int = 0
+    dropped: int = 0  # accepted but lost because the store kept failing
+
+    def line(self) -> str:
+        reasons = ", ".join(f"{r} {n}" for r, n in sorted(self.rejected.items()) if n) or "none"
+        extra = f"; store errors {self.store_errors}, dropped {self.dropped}" if self.store_errors else ""
+        return (
+            f"received {self.received}, stored {self.stored}, duplicates {self.duplicates}, "
+            f"pending {self.pending}, rejected {sum(self.rejected.values())} ({reasons}){extra}"
+        )
+
+
+class _Rejected(Exception):
+    def __init__(self, reason: Reason, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+def mask_macs(data: bytes) -> bytes:
+    """Replace anything shaped like a MAC address, in any spelling, by x's (separators and length kept)."""
+    return _MAC.sub(lambda m: re.sub(rb"(?i)[0-9a-f]", b"x", m[0]), data)
+
+
+def _masked(data: bytes, limit: int) -> bytes:
+    # Mask before cutting (masking keeps lengths), so a MAC straddling the cut cannot survive in part.
+    return mask_macs(data[: limit + 16])[:limit]
+
+
+def _safe_text(data: bytes, limit: int) -> str:
+    return _masked(data, limit).decode("utf-8", "replace")
+
+
+def _json_detail(exc: Exception) -> str:
+    return "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+
+
+def _validation_detail(exc: ValidationError) -> str:
+    # Locations and messages only: pydantic's default text repeats the input, which may be anything.
+    parts = [f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()[:3]]
+    more = exc.error_count() - len(parts)
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
+
+class _RateLimitedLog:
+    """One WARNING per reason per interval, saying how many were suppressed in between."""
+
+    def __init__(self, interval_s: float, clock: Callable[[], float]) -> None:
+        self._interval_s = interval_s
+        self._clock = clock
+        self._last: dict[str, float] = {}
+        self._suppressed: Counter[str] = Counter()
+
+    def warn(self, reason: str, message: str, *args: object) -> None:
+        now = self._clock()
+        last = self._last.get(reason)
+        if last is not None and now - last < self._interval_s:
+            self._suppressed[reason] += 1
+            return
+        self._last[reason] = now
+        suppressed = self._suppressed.pop(reason, 0)
+        tail = f" ({suppressed} more {reason} since the last warning)" if suppressed else ""
+        log.warning(message + tail, *args)
+
+
+class Ingestor:
+    """Validates payloads and stores accepted events in batches; thread-safe, never raises from `handle`."""
+
+    def __init__(
+        self, store: Store, config: IngestConfig, prefix: str, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._store = store
+        self._config = config
+        self._prefix = prefix.split("/")
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._batch: list[Event] = []
+        self._acks: list[Callable[[], object]] = []  # of the payloads handled since the last good flush
+        self._letters: list[DeadLetter] = []
+        self._new_rejections: Counter[str] = Counter()
+        self._rejected: Counter[str] = Counter()
+        self._received = self._accepted = self._stored = self._duplicates = 0
+        self._store_errors = self._dropped = 0
+        self._last_flush = clock()
+        self._warn = _RateLimitedLog(config.rejection_log_interval_s, clock)
+        # A store that keeps failing must not grow memory without bound.
+        self._max_pending = max(100 * config.batch_size, 10_000)
+
+    # -- intake -------------------------------------------------------------------------------------------
+    def handle(self, topic: str, payload: bytes, ack: Callable[[], object] | None = None) -> Outcome:
+        """Check one message; queue it if valid. Flushes when the batch is full or the interval is up.
+
+        `ack` is called once the outcome is stored (see the module's docstring).
+        """
+        try:
+            event = self._check(topic, payload)
+        except _Rejected as rejected:
+            self._reject(topic, payload, rejected.reason, rejected.detail, ack)
+            return Outcome(rejected.reason, rejected.detail)
+        except Exception as exc:  # a bug here must not lose the collector: count it as invalid
+            log.exception("unexpected error checking a payload on %s", _safe_text(topic.encode(), 200))
+            self._reject(topic, payload, Reason.INVALID, f"internal error: {type(exc).__name__}", ack)
+            return Outcome(Reason.INVALID, f"internal error: {type(exc).__name__}")
+        with self._lock:
+            self._received += 1
+            self._accepted += 1
+            self._batch.append(event)
+            if ack is not None:
+                self._acks.append(ack)
+            full = len(self._batch) >= self._config.batch_size
+        if full:
+            self.flush()
+        else:
+            self.flush_if_due()
+        return Outcome(event_id=event.event_id)
+
+    def handle_line(self, line: bytes, source: str = "<jsonl>") -> Outcome:
+        """A payload without a topic (a JSON-lines file): derive the topic from its store/sensor/schema."""
+        try:
+            data = json.loads(line)
+        except (ValueError, RecursionError) as exc:
+            return self._rejected_line(source, line, Reason.NOT_JSON, _json_detail(exc))
+        if not isinstance(data, dict):
+            return self._rejected_line(source, line, Reason.WRONG_SCHEMA, "not a JSON object")
+        schema = data.get("schema")
+        kind = _KIND_OF_SCHEMA.get(schema) if isinstance(schema, str) else None
+        if kind is None:
+            return self._rejected_line(source, line, Reason.WRONG_SCHEMA, f"unknown schema {schema!r}")
+        store, sensor = data.get("store"), data.get("sensor")
+        if not (isinstance(store, str) and isinstance(sensor, str)) or "/" in store + sensor:
+            return self._rejected_line(source, line, Reason.INVALID, "store and sensor must be names")
+        return self.handle("/".join([*self._prefix, store, sensor, kind]), line)
+
+    def _rejected_line(self, source: str, line: bytes, reason: Reason, detail: str) -> Outcome:
+        self._reject(source, line, reason, detail)
+        return Outcome(reason, detail)
+
+    def _check(self, topic: str, payload: bytes) -> Event:
+        levels = topic.split("/")
+        n = len(self._prefix)
+        if levels[:n] != self._prefix or len(levels) != n + 3:
+            raise _Rejected(Reason.WRONG_TOPIC, f"expected {'/'.join(self._prefix)}/<store>/<sensor>/<kind>")
+        store, sensor, kind = levels[n:]
+        model = EVENT_KINDS.get(kind)
+        if model is None:
+            raise _Rejected(
+                Reason.WRONG_TOPIC, f"unknown kind {kind!r}, expected one of {sorted(EVENT_KINDS)}"
+            )
+        if len(payload) > self._config.max_payload_bytes:
+            raise _Rejected(
+                Reason.OVERSIZED, f"{len(payload)} bytes, at most {self._config.max_payload_bytes} allowed"
+            )
+        try:
+            data = json.loads(payload)
+        except (ValueError, RecursionError) as exc:  # ValueError includes bad UTF-8
+            raise _Rejected(Reason.NOT_JSON, _json_detail(exc)) from None
+        expected = model.model_fields["schema_"].default
+        schema = data.get("schema") if isinstance(data, dict) else None
+        if schema != expected:
+            found = "no schema field" if schema is None else f"schema {schema!r}"
+            raise _Rejected(Reason.WRONG_SCHEMA, f"{found} on a {kind} topic, expected {expected!r}")
+        try:
+            event = model.model_validate_json(payload, strict=True)
+        except ValidationError as exc:
+            raise _Rejected(Reason.INVALID, _validation_detail(exc)) from None
+        _check_times(event)
+        if (event.store, event.sensor) != (store, sensor):
+            raise _Rejected(
+                Reason.TOPIC_MISMATCH,
+                f"payload is from {event.store}/{event.sensor}, topic says {store}/{sensor}",
+            )
+        return cast("Event", event)  # one of the three Event models, by EVENT_KINDS
+
+    def _reject(
+        self, topic: str, payload: bytes, reason: Reason, detail: str, ack: Callable[[], object] | None = None
+    ) -> None:
+        # Topic and detail may quote the payload (a topic level, a schema value): masked like it.
+        safe_topic = _safe_text(topic.encode("utf-8", "replace"), 256)
+        safe_detail = _safe_text(detail.encode("utf-8", "replace"), 512)
+        letter = DeadLetter(
+            at=datetime.fromtimestamp(self._clock(), UTC),
+            reason=reason.value,
+            topic=safe_topic,
+            detail=safe_detail,
+            size=len(payload),
+            payload=_masked(payload, SAMPLE_BYTES),
+        )
+        with self._lock:
+            self._received += 1
+            self._rejected[reason.value] += 1
+            self._new_rejections[reason.value] += 1
+            self._letters.append(letter)
+            del self._letters[: -self._config.dead_letter_keep or len(self._letters)]
+            if ack is not None:
+                self._acks.append(ack)
+        self._warn.warn(
+            reason.value,
+            "rejected payload on %s (%d bytes): %s: %s",
+            safe_topic,
+            len(payload),
+            reason.value,
+            safe_detail,
+        )
+
+    # -- output -------------------------------------------------------------------------------------------
+    def flush_if_due(self) -> int:
+        if self._clock() - self._last_flush >= self._config.flush_interval_s:
+            return self.flush()
+        return 0
+
+    def flush(self) -> int:
+        """Store the batch and the rejection sample now; returns how many events were new."""
+        with self._lock:
+            self._last_flush = self._clock()
+            inserted = 0
+            if self._batch:
+                batch = self._batch
+                try:
+                    inserted = self._store.add(batch)
+                except StoreError as exc:
+                    self._store_failed(exc, len(batch))
+                    return 0
+                self._batch = []
+                self._stored += inserted
+                # visit_open events feed the trigger only and are never stored: not duplicates.
+                storable = sum(1 for e in batch if not isinstance(e, VisitOpenEvent))
+                self._duplicates += storable - inserted
+            if self._new_rejections:
+                try:
+                    self._store.dead_letter(
+                        self._letters, self._new_rejections, self._config.dead_letter_keep
+                    )
+                except StoreError as exc:
+                    log.error("cannot record rejected payloads: %s", exc)
+                else:
+                    self._letters, self._new_rejections = [], Counter()
+            # Everything handled so far is stored: acknowledge it, still under the lock so that
+            # acknowledgements leave in arrival order even when two threads flush.
+            acks, self._acks = self._acks, []
+            for ack in acks:
+                try:
+                    ack()
+                except Exception:  # one failed acknowledgement must not withhold the others
+                    log.exception("acknowledging a stored message failed")
+            return inserted
+
+    def _store_failed(self, exc: StoreError, pending: int) -> None:
+        self._store_errors += 1
+        if pending > self._max_pending:
+            lost = pending - self._max_pending
+            del self._batch[:lost]
+            # (Over MQTT this cannot happen: unacknowledged events fill the broker's window first.)
+            self._dropped += lost
+            log.error("store failing (%s); dropped the %d oldest of %d pending events", exc, lost, pending)
+        else:
+            log.error("cannot store %d events, will retry: %s", pending, exc)
+
+    @property
+    def stats(self) -> IngestStats:
+        with self._lock:
+            return IngestStats(
+                received=self._received,
+                accepted=self._accepted,
+                stored=self._stored,
+                duplicates=self._duplicates,
+                rejected=dict(self._rejected),
+                pending=len(self._batch),
+                store_errors=self._store_errors,
+                dropped=self._dropped,
+            )
+
+
+def _check_times(event: BaseModel) -> None:
+    values: dict[str, Any] = {name: getattr(event, name) for name in type(event).model_fields}
+    for name, value in values.items():
+        if isinstance(value, datetime) and value.utcoffset() is None:
+            raise _Rejected(Reason.INVALID, f"{name}: timestamp has no time zone (UTC expected, e.g. ...Z)")
+    start, end = values.get("start"), values.get("end")
+    if isinstance(start, datetime) and isinstance(end, datetime) and end < start:
+        raise _Rejected(Reason.INVALID, f"end {end.isoformat()} is before start {start.isoformat()}")

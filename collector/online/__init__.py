@@ -1,0 +1,1 @@
+"""Omnichannel: online profiles and events, journeys, KPIs and real-time triggers."""

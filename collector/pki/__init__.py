@@ -1,0 +1,1 @@
+"""The deployment's certificate authority and the broker's ACL."""

@@ -1,0 +1,1 @@
+"""Opt-outs, consents and retention on the collector."""

@@ -1,0 +1,1 @@
+"""The footfall report and the merge of several sensors of one store."""

@@ -1,0 +1,368 @@
+"""The footfall report: pure functions from stored rows to a `Report`, and its three renderings.
+
+Events are in UTC; the report is in the store's time zone. The period is whole local days, from the
+first day's midnight to the midnight after the last day, and hours are the absolute hours counted from
+that midnight, so a daylight-saving day simply has 23 or 25 of them. A visit belongs to the hour its
+visit started; `fixed` devices (printers, tills, staff phones left on site) are reported apart and
+take no part in visitors, passersby or capture rate. Visits of one device heard by several sensors of the
+store at overlapping times count once (collector/reports/merge.py: the strongest signal wins).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import statistics
+import textwrap
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from collector.config import ReportConfig
+from collector.reports.merge import merge_sensors
+from collector.storage.store import CountRow, Store, VisitRow
+
+HOUR = timedelta(hours=1)
+REPEAT_NOTE = (
+    "Repeat visitors are devices seen on more than one visitor visit within one pseudonym epoch: "
+    "pseudonyms change when the salt rotates, so a return in a later epoch counts as a new device."
+)
+FIXED_NOTE = "Fixed devices (always there: printers, tills, staff phones) are left out of the figures above."
+
+
+@dataclass(frozen=True, slots=True)
+class HourRow:
+    start: datetime  # local, aware
+    passersby: int
+    visitors: int
+    present_mean: float | None  # mean over the count intervals that started in this hour
+
+    @property
+    def capture_rate(self) -> float | None:
+        return capture_rate(self.visitors, self.passersby)
+
+
+@dataclass(frozen=True, slots=True)
+class DwellBucket:
+    low_min: float | None  # inclusive; None = from 0
+    high_min: float | None  # exclusive; None = no upper bound
+    visitors: int
+
+    @property
+    def label(self) -> str:
+        if self.low_min is None:
+            return f"under {self.high_min:g} min"
+        if self.high_min is None:
+            return f"{self.low_min:g} min and more"
+        return f"{self.low_min:g}-{self.high_min:g} min"
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    store: str
+    first: date
+    last: date
+    timezone: str
+    sensors: tuple[str, ...]
+    hours: tuple[HourRow, ...]  # per day, from its first to its last hour with activity
+    passersby: int
+    visitors: int
+    capture_rate: float | None
+    unique_visitors: int  # distinct (sensor, epoch, device) with a visitor visit
+    repeat_visitors: int  # ...with more than one
+    median_dwell_s: float | None
+    dwell: tuple[DwellBucket, ...]
+    present_mean: float | None
+    present_peak: float | None
+    present_peak_at: datetime | None  # local start of the interval of the peak
+    fixed_visits: int
+    fixed_devices: int
+    notes: tuple[str, ...]
+    # People behind the device visits (sensor-side site factors); None when no sensor sent estimates.
+    visitors_people: float | None = None
+    passersby_people: float | None = None
+
+
+def capture_rate(visitors: int, passersby: int) -> float | None:
+    """Share of the people who came by that came in; None when nobody came by."""
+    total = visitors + passersby
+    return visitors / total if total else None
+
+
+def period(first: date, last: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """UTC bounds [start, end) of the local days `first`..`last` inclusive."""
+    start = datetime.combine(first, time(0), zone).astimezone(UTC)
+    end = datetime.combine(last + timedelta(days=1), time(0), zone).astimezone(UTC)
+    return start, end
+
+
+def build(
+    store: str,
+    first: date,
+    last: date,
+    zone: ZoneInfo,
+    *,
+    visits: Sequence[VisitRow],
+    counts: Sequence[CountRow],
+    sensors: Sequence[str],
+    dwell_edges_min: Sequence[float],
+) -> Report:
+    """The report over rows already restricted to the store and period (see `period`)."""
+    start, end = period(first, last, zone)
+    slots = int((end - start) / HOUR)
+    passersby, visitors = [0] * slots, [0] * slots
+    present_by_interval: dict[datetime, float] = defaultdict(float)
+    visits = [v for v in merge_sensors(visits) if start <= v.start < end]  # outside the period: no hour
+    counts = [c for c in counts if start <= c.start < end]
+    for v in visits:
+        slot = int((v.start - start) // HOUR)
+        if v.kind == "visitor":
+            visitors[slot] += 1
+        elif v.kind == "passerby":
+            passersby[slot] += 1
+    for c in counts:  # sensors of one store are summed interval by interval
+        present_by_interval[c.start] += c.present
+    present_in_slot: dict[int, list[float]] = defaultdict(list)
+    for at, present in present_by_interval.items():
+        present_in_slot[int((at - start) // HOUR)].append(present)
+
+    rows = [
+        HourRow(
+            (start + i * HOUR).astimezone(zone),
+            passersby[i],
+            visitors[i],
+            statistics.fmean(present_in_slot[i]) if present_in_slot.get(i) else None,
+        )
+        for i in range(slots)
+    ]
+    visitor_visits = [v for v in visits if v.kind == "visitor"]
+    per_device: dict[tuple[str, str], int] = defaultdict(int)  # one seed per store: same pseudonym on all
+    for v in visitor_visits:
+        per_device[(v.epoch, v.device)] += 1
+    fixed = [v for v in visits if v.kind == "fixed"]
+    peak_at = max(
+        present_by_interval, key=lambda at: (present_by_interval[at], -at.timestamp()), default=None
+    )
+
+    notes = [REPEAT_NOTE, FIXED_NOTE]
+    if len(sensors) > 1:
+        notes.append(
+            f"{len(sensors)} sensors: a device heard by several at overlapping times is one visit;"
+            " people present are summed over them."
+        )
+    if not visits and not counts:
+        notes.insert(0, f"No visits or counts for store {store!r} in this period.")
+    return Report(
+        store=store,
+        first=first,
+        last=last,
+        timezone=zone.key,
+        sensors=tuple(sorted(sensors)),
+        hours=tuple(_active_hours(rows)),
+        passersby=sum(passersby),
+        visitors=sum(visitors),
+        capture_rate=capture_rate(sum(visitors), sum(passersby)),
+        unique_visitors=len(per_device),
+        repeat_visitors=sum(1 for n in per_device.values() if n > 1),
+        median_dwell_s=statistics.median(v.dwell_s for v in visitor_visits) if visitor_visits else None,
+        dwell=dwell_buckets([v.dwell_s for v in visitor_visits], dwell_edges_min),
+        present_mean=statistics.fmean(present_by_interval.values()) if present_by_interval else None,
+        present_peak=present_by_interval[peak_at] if peak_at is not None else None,
+        present_peak_at=peak_at.astimezone(zone) if peak_at is not None else None,
+        fixed_visits=len(fixed),
+        fixed_devices=len({(v.epoch, v.device) for v in fixed}),
+        notes=tuple(notes),
+        visitors_people=_sum_known(c.visitors_est for c in counts),
+        passersby_people=_sum_known(c.passersby_est for c in counts),
+    )
+
+
+def _sum_known(values: Iterable[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return round(sum(known), 1) if known else None
+
+
+def dwell_buckets(dwells_s: Sequence[float], edges_min: Sequence[float]) -> tuple[DwellBucket, ...]:
+    """Counts per bucket: [0, e0), [e0, e1), ..., [e_last, ∞), edges in minutes."""
+    bounds: list[float | None] = [None, *edges_min, None]
+    counts = [0] * (len(edges_min) + 1)
+    for dwell in dwells_s:
+        counts[sum(1 for edge in edges_min if dwell >= edge * 60)] += 1
+    return tuple(DwellBucket(bounds[i], bounds[i + 1], n) for i, n in enumerate(counts))
+
+
+def _active_hours(rows: Sequence[HourRow]) -> list[HourRow]:
+    """Each day's hours from its first to its last active one, quiet hours in between kept."""
+    by_day: dict[date, list[HourRow]] = defaultdict(list)
+    for row in rows:
+        by_day[row.start.date()].append(row)
+    kept: list[HourRow] = []
+    for day_rows in by_day.values():
+        active = [i for i, r in enumerate(day_rows) if r.visitors or r.passersby or (r.present_mean or 0) > 0]
+        if active:
+            kept.extend(day_rows[active[0] : active[-1] + 1])
+    return kept
+
+
+def for_store(db: Store, store: str, first: date, last: date, config: ReportConfig) -> Report:
+    """Fetch the period's rows from the store and build the report."""
+    zone = config.zone
+    start, end = period(first, last, zone)
+    return build(
+        store,
+        first,
+        last,
+        zone,
+        visits=db.visits(store, start, end),
+        counts=db.counts(store, start, end),
+        sensors=db.sensors(store, start, end),
+        dwell_edges_min=config.dwell_edges_min,
+    )
+
+
+# -- rendering ----------------------------------------------------------------------------------------------
+def pct(value: float | None) -> str:
+    """A share as a percentage with one decimal; "-" when there is none (nothing to divide by)."""
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def day_span(first: date, last: date) -> str:
+    """The days a report covers, for its title: 2024-03-14, or 2024-03-14 to 2024-03-20."""
+    return f"{first}" if first == last else f"{first} to {last}"
+
+
+def _num(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _minutes(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds / 60:.1f} min"
+
+
+def render_table(report: Report) -> str:
+    """Aligned text for a person: the hours, then the totals, then what the figures mean."""
+    days = day_span(report.first, report.last)
+    out = [
+        f"Footfall report: store {report.store}, {days} ({report.timezone})",
+        f"Sensors: {', '.join(report.sensors) or 'none'}",
+        "",
+        f"{'Date':<10}  {'Hour':<5}  {'Passersby':>9}  {'Visitors':>8}  {'Capture':>7}  {'Present':>7}",
+    ]
+    for h in report.hours:
+        out.append(
+            f"{h.start:%Y-%m-%d}  {h.start:%H:%M}  {h.passersby:>9}  {h.visitors:>8}  "
+            f"{pct(h.capture_rate):>7}  {_num(h.present_mean):>7}"
+        )
+    if not report.hours:
+        out.append("(no activity)")
+    out += [
+        f"{'Total':<17}  {report.passersby:>9}  {report.visitors:>8}  {pct(report.capture_rate):>7}",
+        "",
+        f"Visitors         {report.visitors} visits by {report.unique_visitors} devices, "
+        f"{report.repeat_visitors} of them repeat visitors",
+        f"Capture rate     {pct(report.capture_rate)} of the people who passed by came in",
+        f"Median dwell     {_minutes(report.median_dwell_s)}",
+    ]
+    if report.visitors_people is not None or report.passersby_people is not None:
+        out.append(
+            f"People (est.)    {_num(report.visitors_people, 0)} visitors, {_num(report.passersby_people, 0)} "
+            "passersby (device visits x the site's calibrated factors)"
+        )
+    total = sum(b.visitors for b in report.dwell)
+    width = max(len(b.label) for b in report.dwell)
+    for i, bucket in enumerate(report.dwell):
+        share = pct(bucket.visitors / total if total else None)
+        out.append(
+            f"{'Dwell time' if i == 0 else '':<17}{bucket.label:<{width}}  {bucket.visitors:>6}  {share:>6}"
+        )
+    peak = ""
+    if report.present_peak_at is not None:
+        peak = f", peak {_num(report.present_peak)} at {report.present_peak_at:%Y-%m-%d %H:%M}"
+    out += [
+        f"People present   mean {_num(report.present_mean)}{peak}",
+        f"Fixed devices    {report.fixed_devices} ({report.fixed_visits} visits), not counted above",
+        "",
+        *(textwrap.fill(note, 100) for note in report.notes),
+    ]
+    return "\n".join(out) + "\n"
+
+
+def render_csv(report: Report) -> str:
+    """One row per hour and a total row, for a spreadsheet; the other figures are in table and json."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["store", "hour_start", "passersby", "visitors", "capture_rate", "present_mean"])
+    for h in report.hours:
+        writer.writerow(
+            [
+                report.store,
+                h.start.isoformat(),
+                h.passersby,
+                h.visitors,
+                _ratio(h.capture_rate),
+                _ratio(h.present_mean),
+            ]
+        )
+    writer.writerow(
+        [report.store, "total", report.passersby, report.visitors, _ratio(report.capture_rate), ""]
+    )
+    return buffer.getvalue()
+
+
+def _ratio(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"
+
+
+def to_dict(report: Report) -> dict[str, Any]:
+    return {
+        "store": report.store,
+        "from": report.first.isoformat(),
+        "to": report.last.isoformat(),
+        "timezone": report.timezone,
+        "sensors": list(report.sensors),
+        "hours": [
+            {
+                "start": h.start.isoformat(),
+                "passersby": h.passersby,
+                "visitors": h.visitors,
+                "capture_rate": h.capture_rate,
+                "present_mean": h.present_mean,
+            }
+            for h in report.hours
+        ],
+        "totals": {
+            "passersby": report.passersby,
+            "visitors": report.visitors,
+            "capture_rate": report.capture_rate,
+            "unique_visitors": report.unique_visitors,
+            "repeat_visitors": report.repeat_visitors,
+            "median_dwell_s": report.median_dwell_s,
+            "present_mean": report.present_mean,
+            "present_peak": report.present_peak,
+            "present_peak_at": report.present_peak_at.isoformat() if report.present_peak_at else None,
+            "fixed_visits": report.fixed_visits,
+            "fixed_devices": report.fixed_devices,
+            "visitors_people": report.visitors_people,
+            "passersby_people": report.passersby_people,
+        },
+        "dwell": [
+            {"label": b.label, "from_min": b.low_min, "to_min": b.high_min, "visitors": b.visitors}
+            for b in report.dwell
+        ],
+        "notes": list(report.notes),
+    }
+
+
+def render_json(report: Report) -> str:
+    return json.dumps(to_dict(report), indent=2) + "\n"
+
+
+RENDERERS: dict[str, Callable[[Report], str]] = {
+    "table": render_table,
+    "csv": render_csv,
+    "json": render_json,
+}

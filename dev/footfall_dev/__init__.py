@@ -1,0 +1,1 @@
+"""Development tooling that never ships to a Pi or a server: the generator, frame crafting, README tables."""

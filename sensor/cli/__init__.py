@@ -1,0 +1,1 @@
+"""`footfall-sensor`: the command-line shell over the packages below it."""

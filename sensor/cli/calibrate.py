@@ -1,0 +1,364 @@
+"""`footfall-sensor calibrate`: fit this site's numbers from captures (the fitting is sensor.calibrate).
+
+    footfall-sensor calibrate signal walk.pcap --device MAC --at 10:02=1 --at 10:04=3 --door-distance 4
+    footfall-sensor calibrate counts day.pcap --truth people.csv --config sensor.yaml --write
+
+`signal` reads the installer's own phone by its MAC, given on the command line: the MAC is compared
+with the raw transmitter bytes in memory only and is never stored, logged or printed whole (it is
+shown masked). `counts` replays captures through the real pipeline against a people count.
+`--write` edits the config file in place keeping its comments and layout (ruamel.yaml round trip),
+and only after the edited file passes the config checks.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import statistics
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import click
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.error import YAMLError
+
+from footfall.configfile import ConfigError
+from sensor import config as sensor_config
+from sensor.decode.capture import CaptureError, merge_captures, read_capture
+from sensor.decode.decoder import FrameDecoder
+from sensor.decode.frames import CaptureRecord
+from sensor.estimate.calibrate import (
+    CalibrationError,
+    DistanceSpan,
+    Score,
+    Window,
+    count_series,
+    fit_counts,
+    fit_log_distance,
+    label_frames,
+    parse_at,
+    parse_distance_csv,
+    read_truth,
+    score,
+    truth_format,
+    truth_windows,
+    window_means,
+    with_estimator,
+)
+from sensor.estimate.occupancy import EstimatorParams
+
+NS = 1_000_000_000
+_MAC = re.compile(r"^[0-9a-fA-F]{2}([:-]?)(?:[0-9a-fA-F]{2}\1){4}[0-9a-fA-F]{2}$")
+
+
+def parse_mac(text: str) -> bytes:
+    """aa:bb:cc:dd:ee:ff, aa-bb-..., or aabbccddeeff → 6 bytes (the text is never echoed whole)."""
+    text = text.strip()
+    if not _MAC.match(text):
+        raise click.BadParameter(f"not a MAC address ({len(text)} characters; expected aa:bb:cc:dd:ee:ff)")
+    return bytes.fromhex(re.sub(r"[:-]", "", text))
+
+
+def masked(mac: bytes) -> str:
+    """Enough to tell the installer which phone, not enough to identify it: first and last octet."""
+    return f"{mac[0]:02x}:**:**:**:**:{mac[-1]:02x}"
+
+
+def _records(captures: Sequence[Path]) -> list[CaptureRecord]:
+    try:
+        return list(merge_captures(captures))
+    except CaptureError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _config(path: Path | None) -> sensor_config.SensorConfig:
+    try:
+        return sensor_config.load(path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def write_config(path: Path, section: str, values: dict[str, Any]) -> None:
+    """Set `section.key` for each of `values` in the YAML file, keeping comments, order and layout.
+
+    The edited text is checked with the sensor's config loader before it replaces the file, so a
+    value the config refuses never lands.
+    """
+    yaml = YAML()
+    yaml.preserve_quotes = True
+    try:
+        doc = yaml.load(path.read_text(encoding="utf-8"))
+    except (OSError, YAMLError) as exc:
+        raise click.ClickException(f"{path}: cannot read it as YAML: {str(exc).splitlines()[0]}") from None
+    if doc is None:
+        doc = CommentedMap()
+    if not isinstance(doc, CommentedMap):
+        raise click.ClickException(f"{path}: the top level is not a mapping")
+    target = doc.get(section)
+    if target is None:
+        target = doc[section] = CommentedMap()
+    if not isinstance(target, CommentedMap):
+        raise click.ClickException(f"{path}: '{section}' is not a mapping")
+    for key, value in values.items():
+        target[key] = value
+    out = io.StringIO()
+    yaml.dump(doc, out)
+    tmp = path.with_name(f".{path.name}.calibrate-{os.getpid()}")
+    tmp.write_text(out.getvalue(), encoding="utf-8")
+    try:
+        sensor_config.load(tmp)
+    except ConfigError as exc:
+        tmp.unlink()
+        raise click.ClickException(f"not written, the result would not load: {exc}") from None
+    tmp.replace(path)
+
+
+@click.group("calibrate")
+def calibrate() -> None:
+    """Fit this site's numbers: the signal of a phone at the door, and the people estimate."""
+
+
+# -- signal --------------------------------------------------------------------------------------------
+
+
+@calibrate.command("signal")
+@click.argument(
+    "captures", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option(
+    "--device",
+    "devices",
+    multiple=True,
+    required=True,
+    metavar="MAC",
+    help="MAC of the phone walked to known distances; repeat it for every MAC a randomizing phone used.",
+)
+@click.option(
+    "--distances",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    metavar="FILE.csv",
+    help="CSV of start,end,meters (times: +SECONDS from the capture start, HH:MM[:SS] or ISO 8601).",
+)
+@click.option(
+    "--at", "marks", multiple=True, metavar="TIME=METERS", help="The phone is at METERS from TIME on."
+)
+@click.option(
+    "--door-distance", type=click.FloatRange(min=0, min_open=True), metavar="M", help="Sensor to door."
+)
+@click.option(
+    "--margin",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    help="Sigmas below the door mean.",
+)
+@click.option(
+    "--follow-fingerprint",
+    is_flag=True,
+    help="Also take frames whose fingerprint the MAC's frames had (its next random MACs; and any "
+    "phone of the same model nearby, so walk alone).",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Sensor config (time zone; the file --write edits).",
+)
+@click.option("--write", "write", is_flag=True, help="Write presence.visitor_rssi into --config.")
+def signal(
+    captures: tuple[Path, ...],
+    devices: tuple[str, ...],
+    distances: Path | None,
+    marks: tuple[str, ...],
+    door_distance: float | None,
+    margin: float,
+    follow_fingerprint: bool,
+    config_path: Path | None,
+    write: bool,
+) -> None:
+    """Fit rssi = P1m - 10 n log10(d) to a phone carried to known distances; suggest visitor_rssi."""
+    macs = [parse_mac(d) for d in devices]
+    if distances is None and not marks:
+        raise click.UsageError("give the distances: --distances FILE.csv or --at TIME=METERS (repeated)")
+    if write and (config_path is None or door_distance is None):
+        raise click.UsageError("--write needs --config FILE and --door-distance M")
+    config = _config(config_path)
+    tz = ZoneInfo(config.site.timezone)
+    records = _records(captures)
+    if not records:
+        raise click.ClickException("the capture has no records")
+    start, end = records[0].ts_ns, records[-1].ts_ns
+    decoder = FrameDecoder()
+    probes = [p for r in records if (p := decoder.decode(r.ts_ns, r.linktype, r.data)) is not None]
+    wanted = set(macs)
+    own = [p for p in probes if p.transmitter in wanted]
+    names = ", ".join(masked(m) for m in macs)
+    if not own:
+        others = len({p.transmitter for p in probes})
+        raise click.ClickException(
+            f"MAC {names} not found in the capture ({len(probes)} probe requests from {others} other "
+            "transmitters); a randomizing phone changes its MAC: give each with --device or add "
+            "--follow-fingerprint"
+        )
+    if any(m[0] & 0x02 for m in macs):
+        click.echo(
+            f"note: {names} is a randomized (locally administered) MAC; the phone may change it, and "
+            "frames after a change are missed unless every MAC is given or --follow-fingerprint is used"
+        )
+    if follow_fingerprint:
+        prints = {p.fingerprint for p in own}
+        own = [p for p in probes if p.transmitter in wanted or p.fingerprint in prints]
+    try:
+        spans: list[DistanceSpan] = (
+            parse_distance_csv(distances.read_text(encoding="utf-8"), start, tz) if distances else []
+        )
+        spans += parse_at(marks, start, end, tz)
+        samples = label_frames(((p.ts_ns, p.rssi_dbm) for p in own if p.rssi_dbm is not None), spans)
+        fit = fit_log_distance(samples)
+    except CalibrationError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"phone {names}: {len(own)} probe requests, {len(samples)} at a known distance")
+    click.echo(f"{'distance m':>10} {'frames':>7} {'mean dBm':>9} {'model dBm':>10}")
+    for d, frames, mean in fit.points:
+        click.echo(f"{d:>10g} {frames:>7} {mean:>9.1f} {fit.rssi_at(d):>10.1f}")
+    click.echo(
+        f"P1m {fit.p1m_dbm:.1f} dBm at 1 m, path-loss exponent n {fit.exponent:.2f}, "
+        f"residual sigma {fit.sigma_db:.1f} dB, R² {fit.r2:.2f}"
+    )
+    if fit.r2 < 0.5:
+        click.echo("warning: R² below 0.5, the signal hardly follows the distance (walls? body in between?)")
+    if door_distance is None:
+        return
+    try:
+        suggested = fit.visitor_rssi(door_distance, margin)
+    except CalibrationError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"door at {door_distance:g} m: mean {fit.rssi_at(door_distance):.1f} dBm; "
+        f"suggested presence.visitor_rssi: {suggested} (mean - {margin:g} sigma)"
+    )
+    if write:
+        assert config_path is not None
+        write_config(config_path, "presence", {"visitor_rssi": suggested})
+        click.echo(f"wrote presence.visitor_rssi: {suggested} to {config_path}")
+
+
+# -- counts --------------------------------------------------------------------------------------------
+
+
+@calibrate.command("counts")
+@click.argument(
+    "captures", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option(
+    "--truth",
+    "truth_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="People counts: a timestamp,count CSV, or a Fryza-lab CSV (';', idx and occupancy columns).",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Sensor config to start from (and the file --write edits).",
+)
+@click.option(
+    "--write", is_flag=True, help="Write the fitted numbers into the estimator section of --config."
+)
+@click.option("--factor-only", is_flag=True, help="Fit the site factor only, keep inside RSSI and holdover.")
+@click.option("--windows", "show_windows", is_flag=True, help="Also print every 15-minute window.")
+def counts(
+    captures: tuple[Path, ...],
+    truth_path: Path,
+    config_path: Path | None,
+    write: bool,
+    factor_only: bool,
+    show_windows: bool,
+) -> None:
+    """Fit inside RSSI, holdover (grid) and site factor (least squares) to a people count."""
+    if write and config_path is None:
+        raise click.UsageError("--write needs --config FILE (the file to update)")
+    config = _config(config_path)
+    text = truth_path.read_text(encoding="utf-8")
+    try:
+        kind = truth_format(text)
+        if kind == "fryza" and len(captures) != 1:
+            raise CalibrationError(
+                f"a Fryza-lab truth indexes the frames of one capture, got {len(captures)} captures"
+            )
+        records = _records(captures) if kind != "fryza" else list(_one(captures[0]))
+        if not records:
+            raise CalibrationError("the capture has no records")
+        steps = read_truth(text, [r.ts_ns for r in records], ZoneInfo(config.site.timezone))
+        span = (records[0].ts_ns, records[-1].ts_ns)
+        windows = [w for w in truth_windows(steps) if _covered(w, span)]
+        if not windows:
+            raise CalibrationError("no 15-minute window where the truth and the capture overlap")
+    except CalibrationError as exc:
+        raise click.ClickException(str(exc)) from None
+    truth = [w.truth for w in windows]
+
+    def replay(params: EstimatorParams) -> list[float]:
+        return window_means(count_series(with_estimator(config, params), records), windows, span)
+
+    base = config.estimator.params()
+    before = score(replay(base), truth)
+    fit = fit_counts(replay, truth, base, full_grid=not factor_only)
+    after_values = replay(fit.params)
+    after = score(after_values, truth)
+    click.echo(
+        f"{len(windows)} windows of 15 minutes ({before.busy_windows} with >= 3 people), "
+        f"mean truth {statistics.fmean(truth):.1f} people"
+    )
+    click.echo(f"{'':<10}{'inside_rssi_dbm':>16}{'holdover_s':>11}{'site_factor':>12}{'MAE':>7}{'MAPE %':>8}")
+    for label, p, s in (("before", base, before), ("fitted", fit.params, after)):
+        click.echo(
+            f"{label:<10}{p.inside_rssi_dbm:>16}{p.holdover_s:>11g}{p.site_factor:>12.3f}{s.mae:>7.2f}{_pct(s):>8}"
+        )
+    if show_windows:
+        before_values = replay(base)
+        click.echo(f"{'window (UTC)':<18}{'truth':>7}{'before':>8}{'fitted':>8}")
+        for w, b, a in zip(windows, before_values, after_values, strict=True):
+            stamp = _utc(w.start_ns)
+            click.echo(f"{stamp:<18}{w.truth:>7.1f}{b:>8.1f}{a:>8.1f}")
+    click.echo("fitted on this capture only: check it on another day before trusting it")
+    if write:
+        assert config_path is not None
+        p = fit.params
+        values = {
+            "inside_rssi_dbm": p.inside_rssi_dbm,
+            "holdover_s": _plain(p.holdover_s),
+            "site_factor": round(p.site_factor, 4),
+        }
+        write_config(config_path, "estimator", values)
+        click.echo(f"wrote estimator {', '.join(f'{k}: {v}' for k, v in values.items())} to {config_path}")
+
+
+def _one(path: Path) -> list[CaptureRecord]:
+    try:
+        return list(read_capture(path))
+    except CaptureError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _covered(w: Window, span: tuple[int, int]) -> bool:
+    return min(w.b_ns, span[1]) - max(w.a_ns, span[0]) >= (w.b_ns - w.a_ns) // 3
+
+
+def _pct(s: Score) -> str:
+    return "-" if s.mape is None else f"{s.mape:.1f}"
+
+
+def _plain(x: float) -> float | int:
+    return int(x) if float(x).is_integer() else x
+
+
+def _utc(ts_ns: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ts_ns / NS, UTC).strftime("%Y-%m-%d %H:%M")

@@ -1,0 +1,364 @@
+"""Capture files: pcap (both byte orders, µs and ns) and pcapng, read from a buffer or a file.
+
+The parsers work on a buffer (bytes or an mmap) so they stay pure; `read_capture` only maps the
+file. A file that is not a capture at all, or whose structure is broken in the middle, raises
+`CaptureError` naming the file and byte offset. A *last* record cut short (a capture copied while
+it was still being written, e.g. aircrack's pmkid-not-recognized.cap) is not fatal: iteration stops
+there and `CaptureReader.truncated_tail` says so, so the caller can count it.
+"""
+
+from __future__ import annotations
+
+import heapq
+import mmap
+import struct
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO
+
+from sensor.decode.errors import CaptureError
+from sensor.decode.frames import CaptureRecord, check_draft
+
+__all__ = [
+    "CaptureError",
+    "CaptureReader",
+    "PcapWriter",
+    "iter_capture_bytes",
+    "merge_captures",
+    "read_capture",
+]
+
+PCAP_MAGIC_US = 0xA1B2C3D4
+PCAP_MAGIC_NS = 0xA1B23C4D
+PCAPNG_SHB = 0x0A0D0D0A
+PCAPNG_BYTE_ORDER_MAGIC = 0x1A2B3C4D
+
+_PCAP_HEADER_LEN = 24
+_PCAP_RECORD_HEADER_LEN = 16
+# Wireshark's own ceiling for a standard record; a larger length means a corrupt header, not a big frame.
+_MAX_RECORD = 262_144
+_MAX_BLOCK = 16 * 1024 * 1024
+# A mapped file's pages count in the process's RSS once touched: the reader hands back the pages it
+# has read past every this many bytes, so memory stays flat for a capture of any size.
+_RELEASE_BYTES = 4 * 1024 * 1024
+
+# pcapng block types
+_IDB, _OPB, _SPB, _EPB = 1, 2, 3, 6
+_OPT_ENDOFOPT, _OPT_IF_TSRESOL, _OPT_IF_TSOFFSET = 0, 9, 14
+
+Buffer = bytes | mmap.mmap
+
+
+class _RecordDraft:
+    """CaptureRecord's slots, writable: filled in, then its `__class__` becomes CaptureRecord.
+
+    The frozen dataclass's __init__ (object.__setattr__ per field) would cost more than the
+    parsing itself; see sensor.decode._ProbeDraft for the same trick on ProbeRequest.
+    """
+
+    __slots__ = ("data", "linktype", "orig_len", "ts_ns")  # CPython lays slots out by sorted name
+    data: Buffer
+    linktype: int
+    orig_len: int
+    ts_ns: int
+
+
+def _record(ts_ns: int, linktype: int, data: Buffer, orig_len: int) -> CaptureRecord:
+    record = _new(_RecordDraft)
+    record.ts_ns = ts_ns
+    record.linktype = linktype
+    record.data = data
+    record.orig_len = orig_len
+    record.__class__ = CaptureRecord  # type: ignore[assignment]
+    return record  # type: ignore[return-value]
+
+
+_new = object.__new__
+check_draft(CaptureRecord, _RecordDraft)
+
+
+class CaptureReader(Iterator[CaptureRecord]):
+    """Iterates the records of one capture buffer; after the loop, says how it ended.
+
+    `truncated_tail` is True when the last record (or block) was cut short; `records` counts the
+    records yielded; `format` is "pcap" or "pcapng". The header is checked on construction, so a
+    file that is not a capture fails at once rather than at the first `next()`.
+    """
+
+    def __init__(self, buf: Buffer, source: str = "<bytes>") -> None:
+        self.source = source
+        self.truncated_tail = False
+        self.records = 0
+        self._buf = buf
+        if len(buf) < 4:
+            raise CaptureError(source, 0, f"truncated header: got {len(buf)} bytes, 24 needed")
+        magic_le = struct.unpack_from("<I", buf, 0)[0]
+        if magic_le == PCAPNG_SHB:
+            self.format = "pcapng"
+            if len(buf) < 28:
+                raise CaptureError(source, 0, f"truncated section header: got {len(buf)} bytes, 28 needed")
+            self._byte_order(0)
+            self._it: Iterator[CaptureRecord] = self._pcapng()
+        else:
+            self.format = "pcap"
+            self._it = self._pcap(magic_le)
+
+    def __iter__(self) -> Iterator[CaptureRecord]:
+        # The records' generator itself, so a for loop does not pay for __next__ on every record.
+        return self._it
+
+    def __next__(self) -> CaptureRecord:
+        return next(self._it)
+
+    def _fail(self, offset: int, message: str) -> CaptureError:
+        return CaptureError(self.source, offset, message)
+
+    # -- pcap ---------------------------------------------------------------------------------------
+
+    def _pcap(self, magic_le: int) -> Iterator[CaptureRecord]:
+        buf = self._buf
+        order = {PCAP_MAGIC_US: "<", PCAP_MAGIC_NS: "<"}.get(magic_le)
+        if order is None:
+            magic_be = struct.unpack_from(">I", buf, 0)[0]
+            order = {PCAP_MAGIC_US: ">", PCAP_MAGIC_NS: ">"}.get(magic_be)
+            if order is None:
+                raise self._fail(
+                    0,
+                    f"bad magic 0x{magic_be:08x}: not pcap (a1b2c3d4, a1b23c4d) nor pcapng (0a0d0d0a)",
+                )
+            magic_le = magic_be
+        if len(buf) < _PCAP_HEADER_LEN:
+            raise self._fail(0, f"truncated global header: got {len(buf)} bytes, 24 needed")
+        _, _, _, _, _, snaplen, network = struct.unpack_from(order + "IHHiIII", buf, 0)
+        frac_ns = 1 if magic_le == PCAP_MAGIC_NS else 1000
+        linktype = network & 0xFFFF  # the upper bits may carry FCS-length hints
+        limit = min(max(snaplen, _MAX_RECORD), _MAX_BLOCK)
+        return self._pcap_records(struct.Struct(order + "IIII").unpack_from, frac_ns, linktype, limit)
+
+    def _pcap_records(
+        self,
+        unpack: Callable[[Buffer, int], tuple[int, int, int, int]],
+        frac_ns: int,
+        linktype: int,
+        limit: int,
+    ) -> Iterator[CaptureRecord]:
+        buf = self._buf
+        end = len(buf)
+        off = _PCAP_HEADER_LEN
+        count = 0
+        release = _releaser(buf)
+        try:
+            # Record by record in windows of _RELEASE_BYTES: the pages of a window are handed back
+            # at its end, without a test per record.
+            while True:
+                stop = min(end, off + _RELEASE_BYTES)
+                while off + 16 <= stop:
+                    sec, frac, incl, orig = unpack(buf, off)
+                    if incl > limit:
+                        raise self._fail(off, f"record length {incl} exceeds the maximum {limit}")
+                    start = off + 16
+                    off = start + incl
+                    if off > end:
+                        self.truncated_tail = True
+                        return
+                    count += 1
+                    record = _new(_RecordDraft)
+                    record.ts_ns = sec * 1_000_000_000 + frac * frac_ns
+                    record.linktype = linktype
+                    record.data = buf[start:off]
+                    record.orig_len = orig
+                    record.__class__ = CaptureRecord  # type: ignore[assignment]
+                    yield record  # type: ignore[misc]
+                if stop == end:
+                    break
+                if release is not None:
+                    release(off)
+            if off < end:
+                self.truncated_tail = True
+        finally:
+            self.records = count
+
+    # -- pcapng -------------------------------------------------------------------------------------
+
+    def _pcapng(self) -> Iterator[CaptureRecord]:
+        buf = self._buf
+        end = len(buf)
+        off = 0
+        order = "<"
+        # per interface of the current section: (linktype, ts multiplier, ts divisor, offset ns, snaplen)
+        interfaces: list[tuple[int, int, int, int, int]] = []
+        last_ts = 0
+        count = 0
+        release = _releaser(buf)
+        release_at = _RELEASE_BYTES
+        try:
+            while off < end:
+                if off >= release_at and release is not None:
+                    release(off)
+                    release_at = off + _RELEASE_BYTES
+                if off + 12 > end:
+                    self.truncated_tail = True
+                    return
+                btype = struct.unpack_from(order + "I", buf, off)[0]
+                if btype == PCAPNG_SHB:
+                    if off + 28 > end:
+                        self.truncated_tail = True
+                        return
+                    order = self._byte_order(off)
+                    interfaces = []
+                blen = struct.unpack_from(order + "I", buf, off + 4)[0]
+                if blen < 12 or blen % 4 or blen > _MAX_BLOCK:
+                    raise self._fail(off, f"bad block length {blen} (block type 0x{btype:08x})")
+                if off + blen > end:
+                    self.truncated_tail = True
+                    return
+                if btype == _IDB:
+                    interfaces.append(self._interface(order, off, blen))
+                elif btype in (_EPB, _OPB):
+                    if btype == _EPB:
+                        if_id, ts_hi, ts_lo, cap, orig = struct.unpack_from(order + "5I", buf, off + 8)
+                    else:
+                        if_id, _, ts_hi, ts_lo, cap, orig = struct.unpack_from(order + "HH4I", buf, off + 8)
+                    if if_id >= len(interfaces):
+                        raise self._fail(
+                            off, f"packet names interface {if_id}, the section declared {len(interfaces)}"
+                        )
+                    if 28 + cap > blen - 4:
+                        raise self._fail(off, f"captured length {cap} overruns its block of {blen} bytes")
+                    linktype, mult, div, base, _ = interfaces[if_id]
+                    last_ts = ((ts_hi << 32 | ts_lo) * mult) // div + base
+                    count += 1
+                    yield _record(last_ts, linktype, buf[off + 28 : off + 28 + cap], orig)
+                elif btype == _SPB:
+                    if not interfaces:
+                        raise self._fail(off, "simple packet block before any interface description")
+                    linktype, _, _, _, snaplen = interfaces[0]
+                    orig = struct.unpack_from(order + "I", buf, off + 8)[0]
+                    cap = min(orig, blen - 16, snaplen or orig)
+                    count += 1
+                    # An SPB has no timestamp: it inherits the previous packet's, so order is kept.
+                    yield _record(last_ts, linktype, buf[off + 12 : off + 12 + cap], orig)
+                # every other block (name resolution, statistics, custom, ...) is skipped
+                off += blen
+        finally:
+            self.records = count
+
+    def _byte_order(self, off: int) -> str:
+        bom = struct.unpack_from("<I", self._buf, off + 8)[0]
+        if bom == PCAPNG_BYTE_ORDER_MAGIC:
+            return "<"
+        if bom == 0x4D3C2B1A:
+            return ">"
+        raise self._fail(off + 8, f"bad pcapng byte-order magic 0x{bom:08x}")
+
+    def _interface(self, order: str, off: int, blen: int) -> tuple[int, int, int, int, int]:
+        buf = self._buf
+        if blen < 20:
+            raise self._fail(off, f"interface block of {blen} bytes, 20 needed")
+        linktype, _, snaplen = struct.unpack_from(order + "HHI", buf, off + 8)
+        mult, div, base = 1000, 1, 0  # default resolution: microseconds
+        pos, stop = off + 16, off + blen - 4
+        while pos + 4 <= stop:
+            code, length = struct.unpack_from(order + "HH", buf, pos)
+            if code == _OPT_ENDOFOPT:
+                break
+            value = pos + 4
+            if value + length > stop:
+                raise self._fail(pos, f"option {code} of {length} bytes overruns its block")
+            if code == _OPT_IF_TSRESOL and length >= 1:
+                res = buf[value]
+                if res & 0x80:  # a negative power of two
+                    mult, div = 1_000_000_000, 1 << (res & 0x7F)
+                elif res <= 9:
+                    mult, div = 10 ** (9 - res), 1
+                else:
+                    mult, div = 1, 10 ** (res - 9)
+            elif code == _OPT_IF_TSOFFSET and length >= 8:
+                base = struct.unpack_from(order + "q", buf, value)[0] * 1_000_000_000
+            pos = value + ((length + 3) & ~3)
+        return linktype, mult, div, base, snaplen
+
+
+def _releaser(buf: Buffer) -> Callable[[int], None] | None:
+    """For a mapped file: a function that hands back the pages before an offset (None otherwise).
+
+    MADV_DONTNEED on a read-only file mapping only unmaps: the data stays in the file (and the page
+    cache), and a later read of those bytes maps them again.
+    """
+    advice = getattr(mmap, "MADV_DONTNEED", None)
+    if not isinstance(buf, mmap.mmap) or advice is None:
+        return None
+    page = mmap.PAGESIZE
+    done = 0
+
+    def release(offset: int) -> None:
+        nonlocal done
+        upto = offset - offset % page
+        if upto > done:
+            buf.madvise(advice, done, upto - done)
+            done = upto
+
+    return release
+
+
+def iter_capture_bytes(buf: bytes | bytearray | memoryview, source: str = "<bytes>") -> CaptureReader:
+    """Parse a capture held in memory (pcap or pcapng, sniffed from the magic)."""
+    return CaptureReader(buf if isinstance(buf, bytes) else bytes(buf), source)
+
+
+def read_capture(path: Path) -> CaptureReader:
+    """Iterate the records of a pcap or pcapng file (mapped, not read whole into memory)."""
+    with open(path, "rb") as fh:
+        try:
+            buf: Buffer = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        except ValueError:  # an empty file cannot be mapped
+            buf = b""
+    return CaptureReader(buf, str(path))
+
+
+def merge_captures(sources: Iterable[Path | CaptureReader]) -> Iterator[CaptureRecord]:
+    """Records of several captures in timestamp order (each capture is assumed in order itself).
+
+    Ties keep the order of `sources`. Pass `CaptureReader`s instead of paths to read their
+    `truncated_tail` afterwards.
+    """
+    readers = [s if isinstance(s, CaptureReader) else read_capture(s) for s in sources]
+    return heapq.merge(*readers, key=_ts_key)
+
+
+def _ts_key(record: CaptureRecord) -> int:
+    return record.ts_ns
+
+
+class PcapWriter:
+    """Writes a classic little-endian pcap (µs or ns timestamps); a context manager."""
+
+    def __init__(self, path: Path, linktype: int, nanosecond: bool = False, snaplen: int = _MAX_RECORD):
+        self._nanosecond = nanosecond
+        self._fh: BinaryIO = open(path, "wb")  # noqa: SIM115 - closed by close()/__exit__
+        magic = PCAP_MAGIC_NS if nanosecond else PCAP_MAGIC_US
+        self._fh.write(struct.pack("<IHHiIII", magic, 2, 4, 0, 0, snaplen, linktype))
+        self._record = struct.Struct("<IIII").pack
+
+    def write(self, ts_ns: int, data: bytes, orig_len: int | None = None) -> None:
+        sec, frac = divmod(ts_ns, 1_000_000_000)
+        if not self._nanosecond:
+            frac //= 1000
+        n = len(data)
+        self._fh.write(self._record(sec, frac, n, n if orig_len is None else orig_len))
+        self._fh.write(data)
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def __enter__(self) -> PcapWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

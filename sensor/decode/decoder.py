@@ -1,0 +1,283 @@
+"""From a captured record to a `ProbeRequest`, fast, counting everything it throws away.
+
+`FrameDecoder.decode` never raises on frame content: anything that is not a valid probe request
+returns None and is counted in `stats` (skipped by kind, or an error by reason). It is the
+sensor's hot loop, so it memoises what repeats: the radiotap layout per chain of present words,
+and the element walk (SSID, ids, fingerprint) per distinct frame body, since a phone sends the
+same body again and again. Bounded caches; nothing else is allocated per frame but the result.
+
+Policy for a probe request whose element walk does not end exactly at the end of the frame:
+1. Where the radio header did not say whether an FCS is present (link types 105 and 119, and
+   radiotap without the Flags field), the last 4 bytes may be an FCS: if they are the CRC-32 of the
+   frame, they are dropped and the frame is kept (anomaly "fcs_inferred"). The Prism capture in
+   shared/data is such a case: tshark calls its two probe requests malformed only because it reads
+   their FCS as an element.
+2. Otherwise, if the SSID element was read whole, the frame is kept with the elements before the
+   broken one (anomaly "ie_truncated"): its transmitter, signal and sequence number are sound.
+3. Otherwise it is dropped as error "ie_truncated".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import struct
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from sensor.decode import dot11, prism, radiotap
+from sensor.decode.dot11 import FC_FLAG_ORDER, FC_PROBE_REQUEST, FRAME_KIND, HEADER_LEN
+from sensor.decode.errors import DecodeError, Malformed, Truncated
+from sensor.decode.frames import ProbeRequest, check_draft
+from sensor.decode.radiotap import ABSENT
+
+LINKTYPE_IEEE802_11 = 105
+LINKTYPE_PRISM = 119
+LINKTYPE_RADIOTAP = 127
+
+_U64 = struct.Struct("<Q")  # radiotap version, pad, length and first present word, as one key
+_U32 = struct.Struct("<I")
+_MGMT = struct.Struct("<xB8x6s6xH")  # frame-control flags, addr2, seq_ctrl
+_unpack_u64, _unpack_mgmt = _U64.unpack_from, _MGMT.unpack_from  # bound once: the hot loop uses them
+_FCS_LEN = 4
+_FCS_FLAGS = radiotap.FLAG_FCS_AT_END | radiotap.FLAG_BAD_FCS
+_OVERRUN, _SHORT_TAIL = 1, 2  # why an element walk is suspicious
+_Walked = tuple[str, tuple[int, ...], str, int]  # ssid, ids, fingerprint, suspicious
+
+
+@dataclass(slots=True)
+class DecodeStats:
+    """What the decoder saw. frames == probe_requests + sum(skipped) + sum(errors).
+
+    `anomalies` counts frames that were kept all the same (see the module's policy).
+    """
+
+    probe_requests: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)  # valid frames of another kind
+    errors: dict[str, int] = field(default_factory=dict)  # dropped, by DecodeError.reason
+    anomalies: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def frames(self) -> int:
+        return self.probe_requests + sum(self.skipped.values()) + sum(self.errors.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"frames": self.frames, **dataclasses.asdict(self)}
+
+
+class _Radio(NamedTuple):
+    """What a radio header says, precompiled per distinct header layout."""
+
+    length: int  # bytes before the 802.11 frame
+    unpack: Callable[[bytes], tuple[int, int | bytes, int | bytes]]  # see RadiotapLayout
+    fcs_known: bool  # the radio header says whether an FCS ends the frame
+    ext_end: int  # > 0: more present words up to here; the full layout is looked up by them
+
+
+_new = object.__new__
+
+
+class _ProbeDraft:
+    """ProbeRequest's slots, writable: the decoder fills one in, then makes it a ProbeRequest.
+
+    A frozen dataclass's __init__ sets each field through object.__setattr__: about a
+    microsecond for ProbeRequest's ten fields, more than half of the decoder's budget per frame.
+    Writing the same slots on this twin and then assigning `__class__` (Python allows it between
+    classes of identical slot layout) yields a genuine, equal, frozen ProbeRequest in a quarter of
+    the time. ProbeRequest has no __post_init__, so no validation is skipped; `check_draft` fails
+    at import if the two classes ever drift apart.
+    """
+
+    __slots__ = (  # CPython lays slots out by sorted name, so this order need not match
+        "channel",
+        "fingerprint",
+        "freq_mhz",
+        "ie_ids",
+        "randomized",
+        "rssi_dbm",
+        "seq",
+        "ssid",
+        "transmitter",
+        "ts_ns",
+    )
+    ts_ns: int
+    transmitter: bytes
+    rssi_dbm: int | None
+    freq_mhz: int | None
+    channel: int | None
+    seq: int
+    ssid: str
+    ie_ids: tuple[int, ...]
+    fingerprint: str
+    randomized: bool
+
+
+check_draft(ProbeRequest, _ProbeDraft)
+
+
+class FrameDecoder:
+    """Decodes captured 802.11 records into probe requests; one instance per capture stream."""
+
+    def __init__(self, element_cache_size: int = 8192, layout_cache_size: int = 256) -> None:
+        self.stats = DecodeStats()
+        # element walk per distinct body: (ssid, ids, fingerprint, suspicious); see _walk
+        self._elements: dict[bytes, _Walked] = {}
+        self._elements_old: dict[bytes, _Walked] = {}
+        self._element_cache_size = element_cache_size
+        self._radios: dict[int, _Radio] = {}  # by the first 8 header bytes: version, length, present
+        self._ext_radios: dict[bytes, _Radio] = {}  # by the bytes up to the last present word
+        self._layout_cache_size = layout_cache_size
+        self._channels: dict[int | bytes, tuple[int | None, int | None]] = {ABSENT: (None, None)}
+
+    def decode(self, ts_ns: int, linktype: int, data: bytes) -> ProbeRequest | None:
+        """The probe request in `data`, or None (counted in `stats`) for anything else."""
+        try:
+            end = len(data)
+            if linktype == LINKTYPE_RADIOTAP:
+                if end < 8:
+                    raise Truncated("radiotap_truncated", 8, end)
+                radio = self._radios.get(_unpack_u64(data)[0])
+                if radio is None:
+                    radio = self._radio(data, None)
+                off, unpack, fcs_known, ext_end = radio
+                if ext_end:
+                    off, unpack, fcs_known, ext_end = self._radio(data, radio)
+                if end < off:
+                    raise Truncated("radiotap_truncated", off, end)
+                flags, freq_raw, rssi_raw = unpack(data)
+                if flags & _FCS_FLAGS:
+                    if flags & radiotap.FLAG_BAD_FCS:
+                        raise Malformed("bad_fcs", "radiotap flags say the FCS check failed")
+                    end -= _FCS_LEN
+                freq, channel = self._channels.get(freq_raw) or self._channel(freq_raw)
+                rssi = rssi_raw if isinstance(rssi_raw, int) else None
+            elif linktype == LINKTYPE_IEEE802_11:
+                off, rssi, freq, channel, fcs_known = 0, None, None, None, False
+            elif linktype == LINKTYPE_PRISM:
+                header = prism.parse(data)
+                off, rssi, fcs_known = header.length, header.rssi_dbm, False
+                freq = dot11.channel_to_freq(header.channel) if header.channel is not None else None
+                channel = header.channel if freq is not None else None
+            else:
+                raise Malformed("unsupported_linktype", f"link type {linktype}, 105/119/127 supported")
+
+            if end <= off:
+                raise Truncated("dot11_truncated", 1, 0)
+            fc = data[off]
+            if fc != FC_PROBE_REQUEST:
+                kind = FRAME_KIND[fc]
+                if kind == dot11.BAD_VERSION:
+                    raise Malformed("dot11_bad_version", f"protocol version {fc & 3}, 0 expected")
+                _bump(self.stats.skipped, kind)
+                return None
+            if end - off < HEADER_LEN:
+                raise Truncated("dot11_truncated", HEADER_LEN, end - off)
+            fc_flags, transmitter, seq_ctrl = _unpack_mgmt(data, off)
+            body = off + HEADER_LEN
+            if fc_flags & FC_FLAG_ORDER:  # +HTC: a 4-byte HT Control field precedes the body
+                body += 4
+                if end < body:
+                    raise Truncated("dot11_truncated", HEADER_LEN + 4, end - off)
+            blob = data[body:end]
+            walked = self._elements.get(blob)
+            if walked is None:
+                walked = self._walk(blob)
+            ssid, ids, fingerprint, suspicious = walked
+            if suspicious and (suspicious == _OVERRUN or not fcs_known):
+                ssid, ids, fingerprint, _ = self._repair(data, off, end, blob, walked, fcs_known=fcs_known)
+            self.stats.probe_requests += 1
+            probe = _new(_ProbeDraft)
+            probe.ts_ns = ts_ns
+            probe.transmitter = transmitter
+            probe.rssi_dbm = rssi
+            probe.freq_mhz = freq
+            probe.channel = channel
+            probe.seq = seq_ctrl >> 4
+            probe.ssid = ssid
+            probe.ie_ids = ids
+            probe.fingerprint = fingerprint
+            probe.randomized = transmitter[0] & 0x02 != 0
+            probe.__class__ = ProbeRequest  # type: ignore[assignment]
+            return probe  # type: ignore[return-value]
+        except DecodeError as exc:
+            _bump(self.stats.errors, exc.reason)
+            return None
+
+    def _radio(self, data: bytes, head: _Radio | None) -> _Radio:
+        """The slow path of radiotap: a new layout, or one behind extended present words."""
+        if head is not None:  # the first word announced more: look the whole chain up
+            radio = self._ext_radios.get(data[8 : head.ext_end])
+            if radio is not None:
+                return radio
+        lay = radiotap.layout(data)  # raises on a bad version, chain or length
+        if lay.incomplete:
+            _bump(self.stats.anomalies, "radiotap_unknown_field")
+        radio = _Radio(lay.length, lay.unpack, lay.has_flags, 0)
+        if not lay.cacheable or lay.incomplete:
+            return radio
+        chain_end = radiotap.present_words(data)[1]
+        if len(self._radios) + len(self._ext_radios) >= self._layout_cache_size:
+            self._radios.clear()
+            self._ext_radios.clear()
+        if chain_end == 8:
+            self._radios[_U64.unpack_from(data)[0]] = radio
+        else:
+            self._radios[_U64.unpack_from(data)[0]] = _Radio(lay.length, lay.unpack, lay.has_flags, chain_end)
+            self._ext_radios[data[8:chain_end]] = radio
+        return radio
+
+    def _channel(self, freq: int | bytes) -> tuple[int | None, int | None]:
+        known = (freq, dot11.freq_to_channel(freq)) if isinstance(freq, int) else (None, None)
+        self._channels[freq] = known
+        return known
+
+    def _walk(self, blob: bytes) -> _Walked:
+        """The element walk of a body not in the current cache generation.
+
+        Two generations approximate an LRU at dict speed: when the current one is full it becomes
+        the old one, and bodies still in use move back up on their next hit.
+        """
+        walked = self._elements_old.get(blob)
+        if walked is None:
+            el = dot11.parse_elements(blob)
+            suspicious = _OVERRUN if el.overrun else _SHORT_TAIL if el.short_tail else 0
+            walked = (el.ssid, el.ids, el.fingerprint, suspicious)
+        if len(self._elements) >= self._element_cache_size:
+            self._elements_old = self._elements
+            self._elements = {}
+        self._elements[blob] = walked
+        return walked
+
+    def _repair(
+        self,
+        data: bytes,
+        off: int,
+        end: int,
+        blob: bytes,
+        walked: _Walked,
+        *,
+        fcs_known: bool,
+    ) -> _Walked:
+        """Apply the module's policy to a walk that did not end cleanly (or may hide an FCS)."""
+        fcs_at = end - _FCS_LEN
+        if (
+            not fcs_known
+            and fcs_at - off >= HEADER_LEN
+            and zlib.crc32(data[off:fcs_at]) == _U32.unpack_from(data, fcs_at)[0]
+        ):
+            trimmed = self._walk(blob[:-_FCS_LEN])
+            if trimmed[3] != _OVERRUN:
+                _bump(self.stats.anomalies, "fcs_inferred")
+                return trimmed
+        if walked[3] != _OVERRUN:  # a short last element that is not an FCS after all
+            return walked
+        elements = dot11.parse_elements(blob)
+        if elements.has_ssid:
+            _bump(self.stats.anomalies, "ie_truncated")
+            return walked
+        raise Truncated("ie_truncated", len(blob) + elements.overrun, len(blob))
+
+
+def _bump(counter: dict[str, int], key: str) -> None:
+    counter[key] = counter.get(key, 0) + 1

@@ -1,0 +1,1 @@
+"""The people estimate: pseudonymised sightings to devices, fixed devices, people present, visits, calibration."""

@@ -1,0 +1,389 @@
+"""The presence model: device sightings → visits and per-interval counts.
+
+A visit opens at a device's first frame and closes once the device has been silent for
+`visit_timeout_s`. It is a *visitor* visit if its signal reached `visitor_rssi` and it lasted at least
+`min_dwell_s`, otherwise a *passerby* (the Meraki / Cloud4Wi definitions); a device the estimator
+flags as fixed or staff is reported as `fixed` and never counted as a visitor.
+
+Time comes only from the sightings (frame timestamps in replay, a clock in live capture via
+`advance`), so a day of traffic runs through here in milliseconds and the same input always gives the
+same events.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from footfall.events import CountEvent, VisitEvent, VisitKind, VisitOpenEvent, event_id, utc
+from sensor.config import PresenceConfig
+from sensor.decode.frames import Sighting, check_draft
+
+NS = 1_000_000_000
+EXPIRY_TICK_NS = 5 * NS  # how often (frame time) open visits are checked for their timeout
+
+Emit = Callable[[VisitEvent | CountEvent | VisitOpenEvent], None]
+_new = object.__new__
+
+
+class PeopleEstimate(Protocol):
+    """Turns what the sensor heard into people present; the estimation module plugs in here."""
+
+    def present(self, start_ns: int, end_ns: int, visits: Iterable[VisitSpan]) -> float:
+        """Estimated people inside, time-averaged over [start_ns, end_ns).
+
+        `visits` (those that overlapped the interval) is produced lazily: an estimate that keeps its own
+        state need not iterate it, and then costs nothing.
+        """
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class VisitSpan:
+    """What the people estimate needs of a visit that overlapped the interval."""
+
+    device: str
+    start_ns: int
+    last_ns: int
+    inside: bool  # reached the visitor signal level
+    fixed: bool
+
+
+class InsideVisits:
+    """The default estimate: time-averaged number of inside-signal, non-fixed visits."""
+
+    def present(self, start_ns: int, end_ns: int, visits: Iterable[VisitSpan]) -> float:
+        covered = 0
+        for v in visits:
+            if v.inside and not v.fixed:
+                # max(0, min(last, end) - max(start, start_ns)), written out: every visit of the
+                # interval passes here
+                a = v.start_ns if v.start_ns > start_ns else start_ns
+                b = v.last_ns if v.last_ns < end_ns else end_ns
+                if b > a:
+                    covered += b - a
+        return covered / (end_ns - start_ns)
+
+
+class _SpanDraft:
+    """VisitSpan's slots, writable: the fast construction of sensor.frames.check_draft, checked below."""
+
+    __slots__ = ("device", "fixed", "inside", "last_ns", "start_ns")  # sorted, as CPython lays them out
+    device: str
+    start_ns: int
+    last_ns: int
+    inside: bool
+    fixed: bool
+
+
+check_draft(VisitSpan, _SpanDraft)
+
+
+@dataclass(slots=True)
+class _Visit:
+    device: str
+    epoch: str
+    start_ns: int
+    last_ns: int
+    visit_no: int
+    frames: int = 0
+    addresses: set[str] = field(default_factory=set)
+    randomized: bool = False
+    rssi_max: int | None = None
+    rssi_hist: dict[int, int] = field(default_factory=dict)
+    inside: bool = False
+    visitor: bool = False
+    consent: str | None = None
+
+    def span(self, fixed: bool) -> VisitSpan:
+        span = _new(_SpanDraft)
+        span.device = self.device
+        span.start_ns = self.start_ns
+        span.last_ns = self.last_ns
+        span.inside = self.inside
+        span.fixed = fixed
+        span.__class__ = VisitSpan  # type: ignore[assignment]
+        return span  # type: ignore[return-value]
+
+
+@dataclass(slots=True)
+class _Interval:
+    start_ns: int
+    end_ns: int
+    frames: int = 0
+    frames_randomized: int = 0
+    addresses: set[str] = field(default_factory=set)
+    addresses_randomized: set[str] = field(default_factory=set)
+    devices: set[str] = field(default_factory=set)
+    fixed: set[str] = field(default_factory=set)
+    visitors: int = 0
+    new_visitors: int = 0
+    passersby: int = 0
+    # Visits closed in the interval, with their fixed flag; spans are made only if the estimate
+    # iterates them (a closed _Visit never changes again).
+    closed: list[tuple[_Visit, bool]] = field(default_factory=list)
+
+
+class PresenceModel:
+    """Feed it sightings with the device they were resolved to; it emits visit and count events."""
+
+    def __init__(
+        self,
+        config: PresenceConfig,
+        store: str,
+        sensor: str,
+        emit: Emit,
+        *,
+        is_fixed: Callable[[str], bool] = lambda device: False,
+        people: PeopleEstimate | None = None,
+        consent_of: Callable[[str], str | None] = lambda device: None,
+        per_visit: bool = True,
+    ) -> None:
+        # per_visit=False (privacy mode `aggregate`): visits are still tracked for the counts, but no
+        # per-device event is ever built, so none can leave the sensor.
+        self._per_visit = per_visit
+        self._timeout_ns = int(config.visit_timeout_s * NS)
+        self._min_dwell_ns = int(config.min_dwell_s * NS)
+        self._visitor_rssi = config.visitor_rssi
+        self._visitor_factor = config.visitor_factor
+        self._passerby_factor = config.passerby_factor
+        self._interval_ns = config.interval_s * NS
+        self._store = store
+        self._sensor = sensor
+        self._emit = emit
+        self._is_fixed = is_fixed
+        self._people = people or InsideVisits()
+        self._consent_of = consent_of
+        # Least recently heard first, so timed-out visits are found at the front without a scan.
+        self._open: OrderedDict[str, _Visit] = OrderedDict()
+        self._visits_in_epoch: dict[str, int] = {}
+        self._epoch = ""
+        self._interval: _Interval | None = None
+        self._next_expiry_ns = 0
+        # The first frame time at which an interval ends or the expiry tick is due (-inf: no
+        # interval yet), so a frame costs one comparison for both.
+        self._due_ns: float = float("-inf")
+        self.visits_emitted = 0
+        self.counts_emitted = 0
+
+    # -- input -----------------------------------------------------------------------------------------
+    def observe(self, s: Sighting, device: str) -> None:
+        ts = s.ts_ns
+        if ts >= self._due_ns:
+            self._tick(ts)
+        if s.epoch != self._epoch:
+            self._new_epoch(s.epoch)
+        interval: _Interval = self._interval  # type: ignore[assignment]  # set by _tick
+
+        open_visits = self._open
+        visit = open_visits.get(device)
+        if visit is None:
+            visit = self._open_visit(s.epoch, device, ts)
+        else:
+            open_visits.move_to_end(device)
+        visit.last_ns = ts
+        visit.frames += 1
+        address = s.address
+        visit.addresses.add(address)
+        rssi = s.rssi_dbm
+        if rssi is not None:
+            hist = visit.rssi_hist
+            hist[rssi] = hist.get(rssi, 0) + 1
+            peak = visit.rssi_max
+            if peak is None or rssi > peak:
+                visit.rssi_max = rssi
+                if rssi >= self._visitor_rssi and not visit.inside:
+                    visit.inside = True
+                    if visit.consent is not None:
+                        self._announce(visit, ts)
+        if s.randomized:
+            visit.randomized = True
+            interval.frames_randomized += 1
+            interval.addresses_randomized.add(address)
+        if visit.inside and not visit.visitor and ts - visit.start_ns >= self._min_dwell_ns:
+            self._qualify(visit, interval)
+        interval.frames += 1
+        interval.addresses.add(address)
+        interval.devices.add(device)
+
+    def advance(self, now_ns: int) -> None:
+        """Let time pass without frames (live capture): close timed-out visits and finished intervals."""
+        if self._interval is None:
+            return
+        if now_ns >= self._interval.end_ns:
+            self._roll(now_ns)
+        else:
+            self._expire(now_ns)
+
+    def flush(self) -> None:
+        """End of input: close every open visit and emit the last (partial) interval."""
+        if self._interval is None:
+            return
+        for visit in list(self._open.values()):
+            self._close(visit, self._interval)
+        self._open.clear()
+        self._emit_count(self._interval)
+        self._interval = None
+        self._due_ns = float("-inf")
+
+    @property
+    def open_visits(self) -> int:
+        return len(self._open)
+
+    # -- internals -------------------------------------------------------------------------------------
+    def _tick(self, ts: int) -> None:
+        """`ts` reached `_due_ns`: roll the interval over, or check open visits for their timeout."""
+        interval = self._interval
+        if interval is None or ts >= interval.end_ns:
+            self._roll(ts)
+        else:
+            self._expire(ts)
+
+    def _open_visit(self, epoch: str, device: str, ts: int) -> _Visit:
+        n = self._visits_in_epoch.get(device, 0) + 1
+        self._visits_in_epoch[device] = n
+        visit = _Visit(device, epoch, ts, ts, n, consent=self._consent_of(device))
+        self._open[device] = visit
+        return visit
+
+    def _roll(self, ts: int) -> _Interval:
+        """Emit every interval that ended at or before `ts` (zeros for silent ones) and open the next."""
+        current = self._interval
+        if current is None:
+            start = ts - ts % self._interval_ns
+            current = self._interval = _Interval(start, start + self._interval_ns)
+        while ts >= current.end_ns:
+            # Visits that timed out before the boundary belong to the interval that is ending.
+            self._expire(current.end_ns)
+            self._emit_count(current)
+            current = self._interval = _Interval(current.end_ns, current.end_ns + self._interval_ns)
+        self._next_expiry_ns = ts + EXPIRY_TICK_NS
+        self._due_ns = min(current.end_ns, self._next_expiry_ns)
+        return current
+
+    def _expire(self, now: int) -> None:
+        self._next_expiry_ns = now + EXPIRY_TICK_NS
+        interval = self._interval
+        assert interval is not None
+        self._due_ns = min(interval.end_ns, self._next_expiry_ns)
+        limit = now - self._timeout_ns
+        open_visits = self._open
+        while open_visits:
+            visit = next(iter(open_visits.values()))
+            if visit.last_ns >= limit:
+                break
+            del open_visits[visit.device]
+            self._close(visit, interval)
+
+    def _qualify(self, visit: _Visit, interval: _Interval) -> None:
+        if self._is_fixed(visit.device):
+            return
+        visit.visitor = True
+        interval.visitors += 1
+        if visit.visit_no == 1:
+            interval.new_visitors += 1
+
+    def _announce(self, visit: _Visit, ts: int) -> None:
+        """A consented device is inside now: tell the collector at once (its real-time trigger)."""
+        if not self._per_visit or visit.consent is None or self._is_fixed(visit.device):
+            return
+        self._emit(
+            VisitOpenEvent(
+                event_id=event_id(
+                    self._store, self._sensor, "visit_open", visit.epoch, visit.device, visit.start_ns
+                ),
+                store=self._store,
+                sensor=self._sensor,
+                epoch=visit.epoch,
+                device=visit.device,
+                start=utc(visit.start_ns),
+                at=utc(ts),
+                consent=visit.consent,
+            )
+        )
+
+    def _close(self, visit: _Visit, interval: _Interval) -> None:
+        fixed = self._is_fixed(visit.device)
+        kind: VisitKind = "fixed" if fixed else "visitor" if visit.visitor else "passerby"
+        if kind == "passerby":
+            interval.passersby += 1
+        interval.closed.append((visit, fixed))
+        if not self._per_visit:
+            return
+        self.visits_emitted += 1
+        self._emit(
+            VisitEvent(
+                event_id=event_id(
+                    self._store, self._sensor, "visit", visit.epoch, visit.device, visit.start_ns
+                ),
+                store=self._store,
+                sensor=self._sensor,
+                epoch=visit.epoch,
+                device=visit.device,
+                start=utc(visit.start_ns),
+                end=utc(visit.last_ns),
+                dwell_s=round((visit.last_ns - visit.start_ns) / NS, 3),
+                kind=kind,
+                frames=visit.frames,
+                addresses=len(visit.addresses),
+                randomized=visit.randomized,
+                rssi_max=visit.rssi_max,
+                rssi_median=_median(visit.rssi_hist),
+                visit_no=visit.visit_no,
+                consent=visit.consent,
+            )
+        )
+
+    def _emit_count(self, interval: _Interval) -> None:
+        spans = itertools.chain(
+            (v.span(fixed) for v, fixed in interval.closed),
+            (v.span(self._is_fixed(v.device)) for v in self._open.values()),
+        )
+        fixed = {d for d in interval.devices if self._is_fixed(d)}
+        open_visitors = sum(1 for v in self._open.values() if v.visitor)
+        self.counts_emitted += 1
+        self._emit(
+            CountEvent(
+                event_id=event_id(self._store, self._sensor, "count", interval.start_ns),
+                store=self._store,
+                sensor=self._sensor,
+                epoch=self._epoch,
+                start=utc(interval.start_ns),
+                end=utc(interval.end_ns),
+                present=round(self._people.present(interval.start_ns, interval.end_ns, spans), 3),
+                visitors=interval.visitors,
+                passersby=interval.passersby,
+                visitors_est=round(interval.visitors * self._visitor_factor, 3),
+                passersby_est=round(interval.passersby * self._passerby_factor, 3),
+                visitors_present=open_visitors,
+                new_visitors=interval.new_visitors,
+                returning_visitors=interval.visitors - interval.new_visitors,
+                fixed_devices=len(fixed),
+                frames=interval.frames,
+                frames_randomized=interval.frames_randomized,
+                addresses=len(interval.addresses),
+                addresses_randomized=len(interval.addresses_randomized),
+                devices=len(interval.devices - fixed),
+            )
+        )
+
+    def _new_epoch(self, epoch: str) -> None:
+        # Pseudonyms of the old epoch can never be seen again: forget how often they visited.
+        self._epoch = epoch
+        self._visits_in_epoch = {d: n for d, n in self._visits_in_epoch.items() if d in self._open}
+
+
+def _median(hist: dict[int, int]) -> int | None:
+    total = sum(hist.values())
+    if not total:
+        return None
+    half = (total + 1) // 2
+    seen = 0
+    for value in sorted(hist):
+        seen += hist[value]
+        if seen >= half:
+            return value
+    raise AssertionError("unreachable")
