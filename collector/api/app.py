@@ -40,6 +40,7 @@ from collector.privacy.registry import PrivacyError, entry
 from collector.reports import report as reports
 from collector.storage.privacy import ListName, PutOutcome, RegistryEntry
 from collector.storage.store import Store
+from collector.web import app as dashboard
 from footfall.secretfile import KeyFileError, read_private, zero
 from sensor.keys.consent import TokenKey
 
@@ -285,4 +286,5 @@ def create_app(
     app.state.api_token = token
     app.state.token_key = key
     app.include_router(v1)
+    dashboard.mount(app, config, db, clock=clock)  # the pages at /, next to /v1
     return app

@@ -216,8 +216,9 @@ def _register() -> None:
     from collector.cli.omni import COMMANDS as OMNI
     from collector.cli.pki import pki
     from collector.cli.privacy import COMMANDS as PRIVACY
+    from collector.cli.users import users
 
-    for command in (*PRIVACY, *OMNI, pki):
+    for command in (*PRIVACY, *OMNI, pki, users):
         main.add_command(command)
 
 

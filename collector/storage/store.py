@@ -172,7 +172,8 @@ def _count_row(e: CountEvent) -> tuple[Any, ...]:
 def _status_row(e: StatusEvent) -> tuple[Any, ...]:
     return (
         e.event_id, e.store, e.sensor, e.epoch, e.state, _us(e.at), e.version, e.uptime_s, e.source,
-        e.frames, e.probe_requests, json.dumps(e.decode_errors, sort_keys=True),
+        e.frames, e.probe_requests, json.dumps(e.decode_errors, sort_keys=True), e.frames_per_s, e.drops,
+        e.spool_depth,
     )  # fmt: skip
 
 
@@ -194,7 +195,7 @@ _COLUMNS = {
     ),
     "statuses": (
         "event_id", "store", "sensor", "epoch", "state", "at_us", "version", "uptime_s", "source", "frames",
-        "probe_requests", "decode_errors",
+        "probe_requests", "decode_errors", "frames_per_s", "drops", "spool_depth",
     ),
 }  # fmt: skip
 
@@ -203,7 +204,7 @@ _COLUMNS = {
 _INSERTS: dict[type[Any], Insert] = {
     VisitEvent: (_insert("visits", 16), _visit_row),
     CountEvent: (_insert("counts", 20), _count_row),
-    StatusEvent: (_insert("statuses", 12), _status_row),
+    StatusEvent: (_insert("statuses", 15), _status_row),
 }
 
 

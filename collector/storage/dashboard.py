@@ -1,0 +1,123 @@
+"""The reads only the dashboard needs (people present now, sensor health), one SQL text for both backends.
+
+Everything else the dashboard shows comes from the report and the KPIs (collector/reports/report.py,
+collector/online/kpis.py): these reads add only what those do not cover.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from collector.storage.store import Store, StoreError, _dt
+
+
+class _Reads(Protocol):
+    def _query(self, doing: str, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+
+
+def _q(db: Store, doing: str, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    reads: _Reads = db  # type: ignore[assignment]  # both backends' StoreReads give _query
+    return reads._query(doing, sql, params)
+
+
+@dataclass(frozen=True, slots=True)
+class Present:
+    """People present in the store's latest count interval, summed over its sensors as the report does."""
+
+    start: datetime  # aware, UTC
+    end: datetime
+    present: float
+    low: float | None = None  # the interval, when the count events carry present_low/present_high
+    high: float | None = None
+    sensors: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SensorHealth:
+    """A sensor's latest retained status (online, or offline by its last will) and its last event."""
+
+    sensor: str
+    state: str  # online | offline | unknown (counts or visits, but no status yet)
+    status_at: datetime | None
+    last_event: datetime
+    version: str | None
+    epoch: str | None
+    frames_per_s: float | None
+    drops: int | None
+    spool_depth: int | None
+
+
+def latest_present(db: Store, store: str) -> Present | None:
+    rows = _q(
+        db, f"read the latest count of {store}", "SELECT MAX(start_us) FROM counts WHERE store = ?", (store,)
+    )
+    if not rows or rows[0][0] is None:
+        return None
+    start_us = int(rows[0][0])
+    rows = _q(
+        db,
+        f"read the latest count of {store}",
+        "SELECT MAX(end_us), SUM(present), COUNT(*) FROM counts WHERE store = ? AND start_us = ?",
+        (store, start_us),
+    )
+    end_us, present, sensors = rows[0]
+    low, high = _band(db, store, start_us)
+    return Present(_dt(start_us), _dt(int(end_us)), float(present), low, high, int(sensors))
+
+
+def _band(db: Store, store: str, start_us: int) -> tuple[float | None, float | None]:
+    """present_low/high summed over the sensors, when the schema and every sensor's event have them."""
+    try:
+        rows = _q(
+            db,
+            "read the present interval",
+            "SELECT SUM(present_low), SUM(present_high), COUNT(present_low), COUNT(*) FROM counts"
+            " WHERE store = ? AND start_us = ?",
+            (store, start_us),
+        )
+    except StoreError:  # a schema without the columns: no interval to show
+        return None, None
+    low, high, known, total = rows[0]
+    return (float(low), float(high)) if known and known == total else (None, None)
+
+
+def sensor_health(db: Store, store: str) -> list[SensorHealth]:
+    last = _q(
+        db,
+        f"read the last events of {store}'s sensors",
+        "SELECT sensor, MAX(t) FROM ("
+        " SELECT sensor, MAX(at_us) AS t FROM statuses WHERE store = ? GROUP BY sensor"
+        " UNION ALL SELECT sensor, MAX(end_us) FROM counts WHERE store = ? GROUP BY sensor"
+        " UNION ALL SELECT sensor, MAX(end_us) FROM visits WHERE store = ? GROUP BY sensor) AS kinds"
+        " GROUP BY sensor ORDER BY sensor",
+        (store, store, store),
+    )
+    statuses = _q(
+        db,
+        f"read the statuses of {store}'s sensors",
+        "SELECT sensor, state, at_us, version, epoch, frames_per_s, drops, spool_depth FROM statuses"
+        " WHERE store = ? AND (sensor, at_us) IN"
+        " (SELECT sensor, MAX(at_us) FROM statuses WHERE store = ? GROUP BY sensor) ORDER BY sensor, event_id",
+        (store, store),
+    )
+    latest = {r[0]: r for r in statuses}  # on a tie, the last by event id
+    out = []
+    for sensor, last_us in last:
+        s = latest.get(sensor)
+        out.append(
+            SensorHealth(
+                sensor,
+                s[1] if s else "unknown",
+                _dt(s[2]) if s else None,
+                _dt(int(last_us)),
+                s[3] if s else None,
+                s[4] if s else None,
+                s[5] if s else None,
+                s[6] if s else None,
+                s[7] if s else None,
+            )
+        )
+    return out

@@ -1,0 +1,27 @@
+-- 0005: the dashboard's accounts and sessions, and the sensor health fields of status events.
+-- Numbered after main's last migration; renumber at merge if another branch took this number.
+
+-- A dashboard account: an argon2 hash (never the password), a role, and the stores it may see.
+CREATE TABLE web_users (
+    name           TEXT PRIMARY KEY,
+    password_hash  TEXT NOT NULL,
+    role           TEXT NOT NULL CHECK (role IN ('viewer', 'admin')),
+    stores         TEXT NOT NULL,  -- JSON array of store names, or ["*"] for every store
+    created_us     INTEGER NOT NULL
+);
+
+-- A login session: only the SHA-256 of the cookie's random id is kept, so reading the database gives
+-- no session to steal; the CSRF token of the session's forms; an absolute expiry.
+CREATE TABLE web_sessions (
+    id_hash     TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    csrf        TEXT NOT NULL,
+    created_us  INTEGER NOT NULL,
+    expires_us  INTEGER NOT NULL
+);
+CREATE INDEX web_sessions_name ON web_sessions (name);
+
+-- The sensor table shows them; older status events had none.
+ALTER TABLE statuses ADD COLUMN frames_per_s REAL;
+ALTER TABLE statuses ADD COLUMN drops INTEGER;
+ALTER TABLE statuses ADD COLUMN spool_depth INTEGER;
