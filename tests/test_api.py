@@ -26,7 +26,7 @@ from collector.api.app import ApiTokenError, create_app, load_api_token
 from collector.config import CollectorConfig
 from collector.online.profiles import open_profiles
 from collector.storage.store import SqliteStore, Store
-from sensor.keys.consent import TokenKey
+from footfall.tokens import TokenKey
 from tests.conftest import free_port
 from tests.pgserver import BACKENDS, open_backend, postgres_dsn, postgres_server  # noqa: F401
 from tests.test_omnichannel import NOW, populate

@@ -1,5 +1,5 @@
 """Retention of online events: older than `online_days` (or `visits_days` when unset) they are deleted,
-counted in the account, and a dry run only counts them; `mac_inside` is the public MAC check."""
+counted in the account, and a dry run only counts them."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import pytest
 from collector.config import RetentionConfig
 from collector.online.profiles import OnlineEvent, Profile, open_profiles
 from collector.privacy import retention
-from collector.privacy.registry import mac_inside
 from collector.storage.store import Store
 from tests.pgserver import BACKENDS, open_backend, postgres_dsn, postgres_server  # noqa: F401
 
@@ -61,18 +60,3 @@ def test_without_the_profile_storage_online_events_are_not_part_of_the_run(db: S
     done = retention.run(db, RetentionConfig(online_days=1), NOW)
     assert done.online_before is None and "online" not in done.line()
     assert "online_events_deleted" not in done.to_dict()["counts"] and len(ids(db)) == 3
-
-
-@pytest.mark.parametrize(
-    ("text", "inside"),
-    [
-        ("crm-1234", False),
-        ("id-aa:bb:cc:dd:ee:ff", True),
-        ("AA-BB-CC-DD-EE-FF", True),
-        ("aabb.ccdd.eeff", True),
-        ("x112233445566y", True),
-        ("1122334455667", False),  # 13 hex digits: a longer number, not a MAC
-    ],
-)
-def test_mac_inside_finds_every_common_spelling_within_a_text(text: str, inside: bool) -> None:
-    assert mac_inside(text) is inside

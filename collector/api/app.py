@@ -29,7 +29,6 @@ from collector.config import CollectorConfig
 from collector.online import journeys
 from collector.online import kpis as omnichannel
 from collector.online.profiles import (
-    MAX_FUTURE,
     OnlineEvent,
     Profile,
     ProfileStore,
@@ -41,7 +40,8 @@ from collector.reports import report as reports
 from collector.storage.privacy import ListName, PutOutcome, RegistryEntry
 from collector.storage.store import Store
 from footfall.secretfile import KeyFileError, read_private, zero
-from sensor.keys.consent import TokenKey
+from footfall.times import too_far_ahead
+from footfall.tokens import TokenKey
 
 MAX_ITEMS = 10_000
 MAX_BODY_BYTES = 16 * 1024 * 1024  # uvicorn sets no limit; a bigger array is refused unread
@@ -116,7 +116,7 @@ def _registry_entries(
     bad: list[tuple[int, str]] = []
     for i, item in enumerate(items):
         at = (item.at or now).astimezone(UTC)
-        if at > now + MAX_FUTURE:
+        if too_far_ahead(at, now):
             bad.append((i, f"at: {at.isoformat()} is more than a day in the future"))
             continue
         try:

@@ -41,7 +41,7 @@ from collector.storage.store import Store
 from footfall.configfile import ConfigError
 from footfall.mqtt import MqttError
 from footfall.secretfile import KeyFileError
-from sensor.keys.consent import TokenKey
+from footfall.tokens import TokenKey
 
 _PATH = click.Path(dir_okay=False, path_type=Path)
 

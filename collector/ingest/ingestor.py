@@ -14,14 +14,13 @@ acknowledged, so the broker delivers the payload again; an event the store keeps
 acknowledged either, which also stops the broker sending more than its window.
 
 Payloads are untrusted: before a sample or a topic reaches a log or the database, anything shaped like
-a MAC address is masked, so a buggy sensor cannot leak one through the dead letters.
+a MAC address is masked (footfall/mac.py: the one MAC grammar), so a buggy sensor cannot leak one through the dead letters.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
 import time
 from collections import Counter
@@ -35,18 +34,12 @@ from pydantic import BaseModel, ValidationError
 
 from collector.config import IngestConfig
 from collector.storage.store import DeadLetter, Store, StoreError
-from footfall.events import EVENT_KINDS, Event, VisitOpenEvent
+from footfall.events import EVENT_KINDS, KIND_OF_SCHEMA, Event, VisitOpenEvent
+from footfall.mac import mask_macs
 
 log = logging.getLogger(__name__)
 
 SAMPLE_BYTES = 512
-# Every common spelling of a MAC: aa:bb:.., aa-bb-.., aa.bb.., "aa bb .." (or mixed), aabb.ccdd.eeff, bare hex
-# (any run of 12 or more hex digits, since a MAC may hide inside a longer run).
-_MAC = re.compile(
-    rb"(?i)(?<![0-9a-f])(?:[0-9a-f]{2}(?:[:\-. ][0-9a-f]{2}){5}"
-    rb"|[0-9a-f]{4}\.[0-9a-f]{4}\.[0-9a-f]{4}|[0-9a-f]{12,})(?![0-9a-f])"
-)
-_KIND_OF_SCHEMA = {model.model_fields["schema_"].default: kind for kind, model in EVENT_KINDS.items()}
 
 
 class Reason(StrEnum):
@@ -96,11 +89,6 @@ class _Rejected(Exception):
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
-
-
-def mask_macs(data: bytes) -> bytes:
-    """Replace anything shaped like a MAC address, in any spelling, by x's (separators and length kept)."""
-    return _MAC.sub(lambda m: re.sub(rb"(?i)[0-9a-f]", b"x", m[0]), data)
 
 
 def _masked(data: bytes, limit: int) -> bytes:
@@ -204,7 +192,7 @@ class Ingestor:
         if not isinstance(data, dict):
             return self._rejected_line(source, line, Reason.WRONG_SCHEMA, "not a JSON object")
         schema = data.get("schema")
-        kind = _KIND_OF_SCHEMA.get(schema) if isinstance(schema, str) else None
+        kind = KIND_OF_SCHEMA.get(schema) if isinstance(schema, str) else None
         if kind is None:
             return self._rejected_line(source, line, Reason.WRONG_SCHEMA, f"unknown schema {schema!r}")
         store, sensor = data.get("store"), data.get("sensor")

@@ -34,7 +34,7 @@ from functools import partial
 from types import FrameType
 from typing import Any, cast
 
-from collector.config import CollectorConfig, MqttConfig
+from collector.config import CollectorConfig
 from collector.ingest.ingestor import Ingestor, IngestStats
 from collector.online.profiles import ProfileStore, open_profiles
 from collector.online.triggers import Triggers, Webhook, webhook_from_config
@@ -47,10 +47,11 @@ from collector.privacy.registry import (
     publish_control,
 )
 from collector.storage.store import Store, StoreError, open_store
+from footfall.broker import broker_settings
 from footfall.configfile import ConfigError
 from footfall.events import Event
-from footfall.mqtt import BrokerSettings, Message, MqttClient, MqttError, TlsSettings
-from sensor.keys.consent import TokenKey
+from footfall.mqtt import Message, MqttClient, MqttError
+from footfall.tokens import TokenKey
 
 log = logging.getLogger(__name__)
 
@@ -67,32 +68,6 @@ def _token_key(config: CollectorConfig) -> TokenKey | None:
         return load_token_key(path)
     except PrivacyError as exc:
         raise ConfigError(path, [f"privacy.token_key_file: {exc}"]) from None
-
-
-def broker_settings(mqtt: MqttConfig) -> BrokerSettings:
-    """The MQTT section as the client's settings, with the password read from its file."""
-    password = None
-    if mqtt.password_file is not None:
-        try:
-            password = mqtt.password_file.read_text(encoding="utf-8").rstrip("\r\n")
-        except OSError as exc:
-            raise ConfigError(
-                mqtt.password_file,
-                [f"{mqtt.password_file}: cannot read mqtt.password_file: {exc.strerror or exc}"],
-            ) from None
-    tls = None
-    if mqtt.tls is not None:
-        tls = TlsSettings(mqtt.tls.ca_file, mqtt.tls.cert_file, mqtt.tls.key_file)
-    return BrokerSettings(
-        host=mqtt.host,
-        port=mqtt.port,
-        client_id=mqtt.client_id,
-        username=mqtt.username,
-        password=password,
-        tls=tls,
-        keepalive_s=mqtt.keepalive_s,
-        session_expiry_s=mqtt.session_expiry_s,
-    )
 
 
 def _profiles_of(store: Store) -> ProfileStore | None:
@@ -136,7 +111,9 @@ class Collector:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
-        settings = broker_settings(config.mqtt)  # may raise ConfigError: before anything is opened
+        mqtt = config.mqtt
+        # May raise ConfigError: before anything is opened.
+        settings = broker_settings(mqtt, mqtt.client_id, session_expiry_s=mqtt.session_expiry_s)
         window = min(65_535, max(2 * config.ingest.batch_size, 100))
         settings = replace(settings, manual_ack=True, receive_maximum=window)
         self._key = _token_key(config)

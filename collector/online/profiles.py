@@ -18,7 +18,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from pydantic import (
@@ -31,10 +31,11 @@ from pydantic import (
     field_validator,
 )
 
-from collector.privacy.registry import BadRow, mac_inside
-from collector.storage.privacy import _dt, _us
+from collector.privacy.registry import BadRow
 from collector.storage.sql import Db
 from collector.storage.store import SqliteStore, Store
+from footfall.mac import contains_mac
+from footfall.times import from_us, to_us, too_far_ahead
 
 ProfileId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")]
 """Pseudonymous ids from the marketing tool: no spaces, no '/', at most 128 characters."""
@@ -45,12 +46,11 @@ Channel = Literal["web", "app", "email"]
 OnlineEventType = Literal["page_view", "product_view", "add_to_cart", "purchase"]
 CHANNELS: tuple[Channel, ...] = ("web", "app", "email")
 EVENT_TYPES: tuple[OnlineEventType, ...] = ("page_view", "product_view", "add_to_cart", "purchase")
-MAX_FUTURE = timedelta(days=1)  # an event further ahead of the collector's clock is a clock or column mix-up
 
 
 def _no_mac(text: str, what: str) -> str:
     # The privacy rule: a MAC (in a profile id or attribute by mistake) must not reach the database.
-    if mac_inside(text):
+    if contains_mac(text):
         raise ValueError(f"{what} holds something shaped like a MAC address; not stored")
     return text
 
@@ -150,7 +150,7 @@ def check_batch(
         if record.id in first and isinstance(record, Profile):
             bad.append(BadRow(at, f"id: profile id also given at {first[record.id]}"))
         first.setdefault(record.id, at)
-        if isinstance(record, OnlineEvent) and record.at > now + MAX_FUTURE:
+        if isinstance(record, OnlineEvent) and too_far_ahead(record.at, now):
             bad.append(BadRow(at, f"at: {record.at.isoformat()} is more than a day in the future"))
     return bad
 
@@ -213,7 +213,7 @@ def _event(row: Sequence[Any]) -> OnlineEvent:
     return OnlineEvent.model_construct(
         id=row[0],
         profile_id=row[1],
-        at=_dt(row[2]),
+        at=from_us(row[2]),
         channel=row[3],
         type=row[4],
         product=row[5],
@@ -259,7 +259,7 @@ class ProfileReads:
         raise NotImplementedError
 
     # Each backend's datetime -> microseconds (they differ only in the exception a naive time raises).
-    _time: Callable[[datetime], int] = staticmethod(_us)
+    _time: Callable[[datetime], int] = staticmethod(to_us)
 
     def profile(self, profile_id: str) -> Profile | None:
         rows = self._query(
@@ -306,7 +306,7 @@ class ProfileReads:
             " WHERE r.profile = ? ORDER BY v.start_us, v.store, v.sensor",
             (profile_id,),
         )
-        return [StoreVisit(r[0], r[1], _dt(r[2]), _dt(r[3]), r[4], r[5]) for r in rows]
+        return [StoreVisit(r[0], r[1], from_us(r[2]), from_us(r[3]), r[4], r[5]) for r in rows]
 
     def _count_online_events(self, before: datetime) -> int:
         rows = self._query(
@@ -337,7 +337,7 @@ class SqliteProfiles(ProfileReads):
             return upsert_profiles(self._db, profiles, self._time(now), lock="")
 
     def add_online_events(self, events: Sequence[OnlineEvent]) -> int:
-        rows = [(e.id, e.profile_id, _us(e.at), e.channel, e.type, e.product, e.value) for e in events]
+        rows = [(e.id, e.profile_id, to_us(e.at), e.channel, e.type, e.product, e.value) for e in events]
         with self._lock, self._errors(f"store {len(events)} online events"), self._store._transaction():
             before = self._db.total_changes
             self._db.executemany(ADD_ONLINE_EVENTS, rows)
@@ -359,7 +359,7 @@ class SqliteProfiles(ProfileReads):
         if dry_run:
             return self._count_online_events(before)
         with self._lock, self._errors("delete old online events"), self._store._transaction():
-            return int(self._db.execute(DELETE_ONLINE_EVENTS, (_us(before),)).rowcount)
+            return int(self._db.execute(DELETE_ONLINE_EVENTS, (to_us(before),)).rowcount)
 
     def erase(self, profile_id: str) -> tuple[int, int]:
         with self._lock, self._errors(f"erase profile {profile_id}"), self._store._transaction():

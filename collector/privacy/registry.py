@@ -18,40 +18,24 @@ import csv
 import os
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
 from collector.config import CollectorConfig
 from collector.storage.privacy import ListName, PrivacySets, RegistryEntry
 from collector.storage.store import Store
+from footfall import mac
+from footfall.broker import broker_settings
+from footfall.control import ControlMessage, control_topic
 from footfall.mqtt import MqttClient, MqttError
 from footfall.secretfile import KeyFileError
-from sensor.keys.consent import ControlMessage, TokenKey, control_topic
+from footfall.times import too_far_ahead
+from footfall.tokens import TokenKey
 
 CSV_COLUMNS = ("profile_id", "mac", "timestamp", "source")
 MAX_TEXT = 200
-MAC_FORMS = "aa:bb:cc:dd:ee:ff, aa-bb-cc-dd-ee-ff, aabb.ccdd.eeff or aabbccddeeff"
-
-# The common spellings of a MAC, either case: the whole input must be one of them.
-_MAC_SPELLINGS = (
-    re.compile(r"[0-9a-f]{2}([:-])(?:[0-9a-f]{2}\1){4}[0-9a-f]{2}", re.IGNORECASE),
-    re.compile(r"[0-9a-f]{4}\.[0-9a-f]{4}\.[0-9a-f]{4}", re.IGNORECASE),
-    re.compile(r"[0-9a-f]{12}", re.IGNORECASE),
-)
-# Anything MAC-shaped inside a longer text (a profile id or source column that holds a MAC by mistake).
-_MAC_INSIDE = re.compile(
-    r"(?<![0-9a-f])(?:[0-9a-f]{2}[:-](?:[0-9a-f]{2}[:-]){4}[0-9a-f]{2}|[0-9a-f]{4}\.[0-9a-f]{4}\.[0-9a-f]{4}"
-    r"|[0-9a-f]{12})(?![0-9a-f])",
-    re.IGNORECASE,
-)
-_SEPARATORS = re.compile(r"[:.-]")
-
-
-def mac_inside(text: str) -> bool:
-    """Whether `text` holds something shaped like a MAC address (aa:bb.., aa-bb.., aabb.ccdd.eeff, 12 hex)."""
-    return _MAC_INSIDE.search(text) is not None
 
 
 class PrivacyError(ValueError):
@@ -59,11 +43,11 @@ class PrivacyError(ValueError):
 
 
 def parse_mac(text: str) -> bytes:
-    """The 6 bytes of a MAC in any common spelling; a group (multicast) address is refused."""
-    value = text.strip()
-    if not any(form.fullmatch(value) for form in _MAC_SPELLINGS):
-        raise PrivacyError(f"not a MAC address (expected {MAC_FORMS})")
-    raw = bytes.fromhex(_SEPARATORS.sub("", value))
+    """The 6 bytes of a MAC in any spelling of footfall/mac.py; a group (multicast) address is refused."""
+    try:
+        raw = mac.parse_mac(text)
+    except mac.MacError as exc:
+        raise PrivacyError(str(exc)) from None
     if raw[0] & 0x01:
         raise PrivacyError("a group (multicast) address: no device sends from one")
     return raw
@@ -82,7 +66,7 @@ def parse_time(text: str, now: datetime) -> datetime:
         raise PrivacyError(f"timestamp {value[:40]!r} is neither ISO 8601 nor Unix seconds") from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    if when > now + timedelta(days=1):
+    if too_far_ahead(when, now):
         raise PrivacyError(f"timestamp {when.isoformat()} is in the future")
     return when.astimezone(UTC)
 
@@ -95,7 +79,7 @@ def _text(name: str, value: str, *, required: bool) -> str:
         raise PrivacyError(f"{name} is {len(value)} characters, at most {MAX_TEXT}")
     if any(not ch.isprintable() for ch in value):
         raise PrivacyError(f"{name} has control characters")
-    if mac_inside(value):
+    if mac.contains_mac(value):
         raise PrivacyError(f"{name} holds something shaped like a MAC address (columns swapped?); not stored")
     return value
 
@@ -235,13 +219,8 @@ def publish_now(
     """
     sets = db.registry_sets()
     messages = control_messages(sets, key, control_stores(config, db), config.mqtt.topic_prefix, now)
-    from collector.ingest.service import broker_settings  # the service imports this module
-
-    settings = replace(
-        broker_settings(config.mqtt),
-        client_id=f"{config.mqtt.client_id}-admin-{os.getpid()}",
-        session_expiry_s=0,
-    )
+    # Not `replace` on the service's settings: the admin client's session is clean (expiry 0).
+    settings = broker_settings(config.mqtt, f"{config.mqtt.client_id}-admin-{os.getpid()}")
     client = MqttClient(settings)
     client.connect(config.mqtt.connect_timeout_s)
     try:

@@ -39,7 +39,7 @@ from collector.storage.store import (
     Migration,
     StoreError,
     StoreReads,
-    _us,
+    us,
 )
 from collector.storage.store import migrations as all_migrations
 from footfall.events import Event
@@ -100,7 +100,7 @@ class PostgresStore(PostgresPrivacy, StoreReads):
                 self._db.execute(migration.sql.encode())  # no parameters: several statements at once
                 self._db.execute(
                     "INSERT INTO schema_migrations VALUES (%s, %s, %s)",
-                    (migration.version, migration.name, _us(datetime.now(UTC))),
+                    (migration.version, migration.name, us(datetime.now(UTC))),
                 )
         return len(known)
 
@@ -123,7 +123,7 @@ class PostgresStore(PostgresPrivacy, StoreReads):
         return new
 
     def dead_letter(self, letters: Sequence[DeadLetter], rejected: Mapping[str, int], keep: int) -> None:
-        rows = [(_us(d.at), d.reason, d.topic, d.detail, d.size, d.payload) for d in letters[-keep:] if keep]
+        rows = [(us(d.at), d.reason, d.topic, d.detail, d.size, d.payload) for d in letters[-keep:] if keep]
         with (
             self._lock,
             self._errors(f"record {len(letters)} rejected payloads"),
@@ -160,7 +160,7 @@ def _message(exc: psycopg.Error) -> str:
 class PostgresProfiles(ProfileReads):
     """`ProfileStore` on PostgreSQL (the SQL of `SqliteProfiles`, with PostgreSQL's placeholders)."""
 
-    _time = staticmethod(_us)
+    _time = staticmethod(us)
 
     def __init__(
         self,
@@ -176,10 +176,10 @@ class PostgresProfiles(ProfileReads):
 
     def put_profiles(self, profiles: Sequence[Profile], now: datetime) -> PutCounts:
         with self._lock, self._errors(f"store {len(profiles)} profiles"), self._db.transaction():
-            return upsert_profiles(Placeholders(self._db), profiles, _us(now), lock=" FOR UPDATE")
+            return upsert_profiles(Placeholders(self._db), profiles, us(now), lock=" FOR UPDATE")
 
     def add_online_events(self, events: Sequence[OnlineEvent]) -> int:
-        rows = [(e.id, e.profile_id, _us(e.at), e.channel, e.type, e.product, e.value) for e in events]
+        rows = [(e.id, e.profile_id, us(e.at), e.channel, e.type, e.product, e.value) for e in events]
         with self._lock, self._errors(f"store {len(events)} online events"), self._db.transaction():
             return int(Placeholders(self._db).executemany(ADD_ONLINE_EVENTS, rows).rowcount)
 
@@ -200,4 +200,4 @@ class PostgresProfiles(ProfileReads):
         if dry_run:
             return self._count_online_events(before)
         with self._lock, self._errors("delete old online events"), self._db.transaction():
-            return int(self._db.execute(pg(DELETE_ONLINE_EVENTS).encode(), (_us(before),)).rowcount)
+            return int(self._db.execute(pg(DELETE_ONLINE_EVENTS).encode(), (us(before),)).rowcount)

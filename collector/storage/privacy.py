@@ -17,17 +17,15 @@ import threading
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal, Protocol, cast
 
 from collector.storage.sql import Db
+from footfall.times import from_us, to_us
 
 ListName = Literal["optout", "consent"]
 LISTS: tuple[ListName, ...] = ("optout", "consent")
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_US = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,16 +160,6 @@ class _Abort(Exception):
         self.result = result
 
 
-def _us(value: datetime) -> int:
-    if value.utcoffset() is None:
-        raise ValueError(f"naive timestamp {value.isoformat()}: aware UTC times only")
-    return (value - _EPOCH) // _US
-
-
-def _dt(us: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=us)
-
-
 def _revision(db: Db, bump: bool) -> int:
     if bump:
         db.execute("UPDATE privacy_revision SET revision = revision + 1 WHERE id = 1")
@@ -188,7 +176,7 @@ def _put(db: Db, e: RegistryEntry, added_us: int, lock: str) -> PutOutcome:
         ).fetchone()
     ):
         return PutOutcome.OPTED_OUT
-    new = (e.profile, _us(e.at), e.source)
+    new = (e.profile, to_us(e.at), e.source)
     old = db.execute(
         f"SELECT profile, at_us, source FROM privacy_registry WHERE list = ? AND token = ?{lock}",
         (e.list, e.token),
@@ -262,7 +250,7 @@ class PrivacyReads:
             " ORDER BY added_us, at_us, token",
             (list_,),
         )
-        return [RegistryEntry(list_, r[0], r[1], _dt(r[2]), r[3]) for r in rows]
+        return [RegistryEntry(list_, r[0], r[1], from_us(r[2]), r[3]) for r in rows]
 
     def consented_visits(self, store: str, start: datetime, end: datetime) -> list[ConsentedVisit]:
         rows = self._query(
@@ -270,9 +258,9 @@ class PrivacyReads:
             "SELECT r.profile, v.sensor, v.start_us, v.end_us, v.dwell_s, v.kind FROM visits v"
             " JOIN privacy_registry r ON r.list = 'consent' AND r.token = v.consent"
             " WHERE v.store = ? AND v.start_us >= ? AND v.start_us < ? ORDER BY v.start_us, r.profile",
-            (store, _us(start), _us(end)),
+            (store, to_us(start), to_us(end)),
         )
-        return [ConsentedVisit(r[0], r[1], _dt(r[2]), _dt(r[3]), r[4], r[5]) for r in rows]
+        return [ConsentedVisit(r[0], r[1], from_us(r[2]), from_us(r[3]), r[4], r[5]) for r in rows]
 
 
 class SqlitePrivacy:
@@ -284,7 +272,7 @@ class SqlitePrivacy:
     ) -> PutResult:
         try:
             with self._lock, self._errors(f"record {len(entries)} registry entries"), self._transaction():
-                result = put_entries(self._db, entries, _us(now), strict=strict, lock="")
+                result = put_entries(self._db, entries, to_us(now), strict=strict, lock="")
                 if not result.applied:
                     raise _Abort(result)
                 return result
@@ -323,13 +311,13 @@ class SqlitePrivacy:
 
 def retention(db: Db, cutoffs: RetentionCutoffs, label: Callable[[int], str], key: str) -> RetentionCounts:
     """Retention inside the caller's transaction; `key` names a visit row (rowid, or PostgreSQL's event_id)."""
-    deleted = db.execute("DELETE FROM visits WHERE end_us < ?", (_us(cutoffs.visits),)).rowcount
+    deleted = db.execute("DELETE FROM visits WHERE end_us < ?", (to_us(cutoffs.visits),)).rowcount
     # A whole (store, epoch, device) group gets one label at once — all sensors of a store share the
     # epoch's pseudonyms, so their visits keep merging — its younger visits too (earlier is only safer):
     # the report's repeat-visitor figure, which counts visits per group, stays right.
     due = db.execute(
         "SELECT DISTINCT store, epoch, device FROM visits WHERE pseudonym_dropped = 0 AND end_us < ?",
-        (_us(cutoffs.pseudonyms),),
+        (to_us(cutoffs.pseudonyms),),
     ).fetchall()
     labels = {tuple(g): label(len(g[2]) // 2) for g in due}
     updates = []
@@ -345,8 +333,8 @@ def retention(db: Db, cutoffs: RetentionCutoffs, label: Callable[[int], str], ke
     cleared = db.execute(
         "UPDATE visits SET consent = NULL WHERE consent IS NOT NULL AND (end_us < ? OR (pseudonym_dropped = 1"
         " AND consent NOT IN (SELECT token FROM privacy_registry WHERE list = 'consent')))",
-        (_us(cutoffs.consents),),
+        (to_us(cutoffs.consents),),
     ).rowcount
     # Rejected payloads are kept as samples; a rejected visit may carry a pseudonym too.
-    letters = db.execute("DELETE FROM dead_letters WHERE at_us < ?", (_us(cutoffs.pseudonyms),)).rowcount
+    letters = db.execute("DELETE FROM dead_letters WHERE at_us < ?", (to_us(cutoffs.pseudonyms),)).rowcount
     return RetentionCounts(deleted, len(updates), len(labels), cleared, letters)

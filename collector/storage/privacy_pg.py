@@ -29,13 +29,13 @@ from collector.storage.privacy import (
     RetentionCounts,
     RetentionCutoffs,
     _revision,
-    _us,
     put_entries,
     read_sets,
     remove_entries,
     retention,
 )
 from collector.storage.sql import Placeholders
+from collector.storage.store import us
 
 
 class _Pg(Protocol):
@@ -55,7 +55,7 @@ class PostgresPrivacy:
     ) -> PutResult:
         with self._lock, self._errors(f"record {len(entries)} registry entries"), self._db.transaction():
             # FOR UPDATE: two collectors putting the same token serialise on its row.
-            result = put_entries(Placeholders(self._db), entries, _us(now), strict=strict, lock=" FOR UPDATE")
+            result = put_entries(Placeholders(self._db), entries, us(now), strict=strict, lock=" FOR UPDATE")
             if not result.applied:
                 raise psycopg.Rollback()
         return result

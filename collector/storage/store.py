@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
@@ -28,9 +28,8 @@ from collector.storage.privacy import PrivacyReads, PrivacyStore, SqlitePrivacy
 from collector.storage.sql import DEAD_LETTER_SQL, Insert, insert_rows
 from footfall.events import CountEvent, Event, StatusEvent, VisitEvent
 from footfall.sqlite import immediate_transaction
+from footfall.times import from_us, to_us
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_US = timedelta(microseconds=1)
 _MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 
@@ -144,26 +143,24 @@ def _open_postgresql(config: StoreConfig, create: bool) -> Store:
     return PostgresStore(dsn, create=create)
 
 
-def _us(value: datetime) -> int:
-    if value.utcoffset() is None:
-        raise StoreError(f"naive timestamp {value.isoformat()}: the store takes aware UTC times only")
-    return (value - _EPOCH) // _US
-
-
-def _dt(us: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=us)
+def us(value: datetime) -> int:
+    """`to_us` for the store: a naive time is a StoreError."""
+    try:
+        return to_us(value)
+    except ValueError as exc:
+        raise StoreError(str(exc)) from None
 
 
 def _visit_row(e: VisitEvent) -> tuple[Any, ...]:
     return (
-        e.event_id, e.store, e.sensor, e.epoch, e.device, _us(e.start), _us(e.end), e.dwell_s, e.kind,
+        e.event_id, e.store, e.sensor, e.epoch, e.device, us(e.start), us(e.end), e.dwell_s, e.kind,
         e.frames, e.addresses, int(e.randomized), e.rssi_max, e.rssi_median, e.visit_no, e.consent,
     )  # fmt: skip
 
 
 def _count_row(e: CountEvent) -> tuple[Any, ...]:
     return (
-        e.event_id, e.store, e.sensor, e.epoch, _us(e.start), _us(e.end), e.present, e.visitors,
+        e.event_id, e.store, e.sensor, e.epoch, us(e.start), us(e.end), e.present, e.visitors,
         e.passersby, e.visitors_present, e.new_visitors, e.returning_visitors, e.fixed_devices, e.frames,
         e.frames_randomized, e.addresses, e.addresses_randomized, e.devices, e.visitors_est, e.passersby_est,
     )  # fmt: skip
@@ -171,7 +168,7 @@ def _count_row(e: CountEvent) -> tuple[Any, ...]:
 
 def _status_row(e: StatusEvent) -> tuple[Any, ...]:
     return (
-        e.event_id, e.store, e.sensor, e.epoch, e.state, _us(e.at), e.version, e.uptime_s, e.source,
+        e.event_id, e.store, e.sensor, e.epoch, e.state, us(e.at), e.version, e.uptime_s, e.source,
         e.frames, e.probe_requests, json.dumps(e.decode_errors, sort_keys=True),
     )  # fmt: skip
 
@@ -242,7 +239,7 @@ class StoreReads(PrivacyReads):
             "read dead letters",
             "SELECT at_us, reason, topic, detail, size, payload FROM dead_letters ORDER BY id",
         )
-        return [DeadLetter(_dt(r[0]), r[1], r[2], r[3], r[4], bytes(r[5])) for r in rows]
+        return [DeadLetter(from_us(r[0]), r[1], r[2], r[3], r[4], bytes(r[5])) for r in rows]
 
     def stores(self) -> list[str]:
         rows = self._query(
@@ -260,28 +257,30 @@ class StoreReads(PrivacyReads):
             (store, store),
         )
         lo, hi = rows[0]
-        return None if lo is None else (_dt(lo), _dt(hi))
+        return None if lo is None else (from_us(lo), from_us(hi))
 
     def visits(self, store: str, start: datetime, end: datetime) -> list[VisitRow]:
         rows = self._query(
             f"read visits of {store}",
             "SELECT sensor, epoch, device, start_us, end_us, dwell_s, kind, visit_no, rssi_max FROM visits"
             " WHERE store = ? AND start_us >= ? AND start_us < ? ORDER BY start_us, event_id",
-            (store, _us(start), _us(end)),
+            (store, us(start), us(end)),
         )
-        return [VisitRow(r[0], r[1], r[2], _dt(r[3]), _dt(r[4]), r[5], r[6], r[7], r[8]) for r in rows]
+        return [
+            VisitRow(r[0], r[1], r[2], from_us(r[3]), from_us(r[4]), r[5], r[6], r[7], r[8]) for r in rows
+        ]
 
     def counts(self, store: str, start: datetime, end: datetime) -> list[CountRow]:
         rows = self._query(
             f"read counts of {store}",
             "SELECT sensor, start_us, end_us, present, visitors_est, passersby_est FROM counts"
             " WHERE store = ? AND start_us >= ? AND start_us < ? ORDER BY start_us, sensor",
-            (store, _us(start), _us(end)),
+            (store, us(start), us(end)),
         )
-        return [CountRow(r[0], _dt(r[1]), _dt(r[2]), r[3], r[4], r[5]) for r in rows]
+        return [CountRow(r[0], from_us(r[1]), from_us(r[2]), r[3], r[4], r[5]) for r in rows]
 
     def sensors(self, store: str, start: datetime, end: datetime) -> list[str]:
-        span = (store, _us(start), _us(end))
+        span = (store, us(start), us(end))
         rows = self._query(
             f"list sensors of {store}",
             "SELECT sensor FROM visits WHERE store = ? AND start_us >= ? AND start_us < ?"
@@ -334,7 +333,7 @@ class SqliteStore(SqlitePrivacy, StoreReads):
                 f"{self.path} has schema version {current}, newer than this collector knows ({len(known)})"
             )
         for migration in known[current:]:
-            applied = _us(datetime.now(UTC))
+            applied = us(datetime.now(UTC))
             with self._lock, self._errors(f"apply migration {migration.version:04d}_{migration.name}"):
                 try:
                     self._db.executescript(
@@ -358,7 +357,7 @@ class SqliteStore(SqlitePrivacy, StoreReads):
             return self._db.total_changes - before
 
     def dead_letter(self, letters: Sequence[DeadLetter], rejected: Mapping[str, int], keep: int) -> None:
-        rows = [(_us(d.at), d.reason, d.topic, d.detail, d.size, d.payload) for d in letters[-keep:] if keep]
+        rows = [(us(d.at), d.reason, d.topic, d.detail, d.size, d.payload) for d in letters[-keep:] if keep]
         with self._lock, self._errors(f"record {len(letters)} rejected payloads"), self._transaction():
             self._db.executemany(DEAD_LETTER_SQL[0], rows)
             self._db.execute(DEAD_LETTER_SQL[1], (keep,))
