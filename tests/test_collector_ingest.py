@@ -12,7 +12,8 @@ import pytest
 
 from collector.config import IngestConfig
 from collector.ingest.ingestor import SAMPLE_BYTES, Ingestor, Reason
-from collector.storage.store import SqliteStore, StoreError
+from collector.storage.base import StoreError
+from collector.storage.sqlite import SqliteStore
 from footfall.events import Event
 from footfall.mac import mask_macs
 from tests.test_report import count, status, visit

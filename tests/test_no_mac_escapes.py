@@ -34,7 +34,7 @@ import pytest
 from footfall_dev.craft import radiotap_probe_request, rates_element, vendor_element
 from paho.mqtt.enums import CallbackAPIVersion
 
-from collector.storage.store import SqliteStore
+from collector.storage.sqlite import SqliteStore
 from footfall.events import VisitEvent
 from footfall.tokens import TokenKey
 from sensor.config import SensorConfig

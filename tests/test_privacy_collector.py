@@ -24,7 +24,7 @@ from collector.config import CollectorConfig
 from collector.ingest.service import Collector
 from collector.privacy.registry import PrivacyError, entry, parse_mac, parse_time, read_csv
 from collector.storage.privacy import PutOutcome, RegistryEntry
-from collector.storage.store import SqliteStore
+from collector.storage.sqlite import SqliteStore
 from footfall.control import control_topic
 from footfall.tokens import TokenKey
 from sensor.keys.consent import PrivacyFilter

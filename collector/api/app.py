@@ -28,17 +28,11 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from collector.config import CollectorConfig
 from collector.online import journeys
 from collector.online import kpis as omnichannel
-from collector.online.profiles import (
-    OnlineEvent,
-    Profile,
-    ProfileStore,
-    check_batch,
-    open_profiles,
-)
+from collector.online.profiles import OnlineEvent, Profile, check_batch
 from collector.privacy.registry import PrivacyError, entry
 from collector.reports import report as reports
+from collector.storage.base import ProfileStore, Store
 from collector.storage.privacy import ListName, PutOutcome, RegistryEntry
-from collector.storage.store import Store
 from footfall.secretfile import KeyFileError, read_private, zero
 from footfall.times import too_far_ahead
 from footfall.tokens import TokenKey
@@ -161,7 +155,7 @@ def create_app(
     """The API over an open store; `key` is the token key (consents and opt-outs need it)."""
     if len(token) < MIN_TOKEN_CHARS:
         raise ApiTokenError(f"the API token must have at least {MIN_TOKEN_CHARS} characters")
-    profiles: ProfileStore = open_profiles(db)
+    profiles: ProfileStore = db.profiles()
     zone = config.report.zone
 
     def right(given: str) -> bool:

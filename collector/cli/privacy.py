@@ -36,8 +36,8 @@ from collector.privacy.registry import (
     publish_now,
     read_csv,
 )
+from collector.storage.base import Store
 from collector.storage.privacy import ListName, PutOutcome, PutResult, RegistryEntry
-from collector.storage.store import Store
 from footfall.configfile import ConfigError
 from footfall.mqtt import MqttError
 from footfall.secretfile import KeyFileError
@@ -314,9 +314,7 @@ def retention_run(ctx: _Ctx, dry_run: bool, at_text: str | None, fmt: str) -> No
             raise click.BadParameter(f"{at_text!r} is not an ISO 8601 time", param_hint="--at") from None
         now = now if now.tzinfo else now.replace(tzinfo=UTC)
     with ctx.store(create=False) as db:
-        from collector.online.profiles import open_profiles
-
-        report = retention_.run(db, ctx.config.retention, now, dry_run=dry_run, profiles=open_profiles(db))
+        report = retention_.run(db, ctx.config.retention, now, dry_run=dry_run, profiles=db.profiles())
     click.echo(json.dumps(report.to_dict(), indent=2) if fmt == "json" else report.line())
 
 

@@ -24,22 +24,30 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from pydantic import BaseModel, ValidationError
 
 from collector.config import IngestConfig
-from collector.storage.store import DeadLetter, Store, StoreError
+from collector.storage.base import DeadLetter, StoreError
 from footfall.events import EVENT_KINDS, KIND_OF_SCHEMA, Event, VisitOpenEvent
 from footfall.mac import mask_macs
 
 log = logging.getLogger(__name__)
 
 SAMPLE_BYTES = 512
+
+
+class EventStore(Protocol):
+    """What the Ingestor needs of the store (collector/storage/base.py `Store` is one)."""
+
+    def add(self, events: Sequence[Event]) -> int: ...
+
+    def dead_letter(self, letters: Sequence[DeadLetter], rejected: Mapping[str, int], keep: int) -> None: ...
 
 
 class Reason(StrEnum):
@@ -136,9 +144,16 @@ class Ingestor:
     """Validates payloads and stores accepted events in batches; thread-safe, never raises from `handle`."""
 
     def __init__(
-        self, store: Store, config: IngestConfig, prefix: str, clock: Callable[[], float] = time.time
+        self,
+        store: EventStore,
+        config: IngestConfig,
+        prefix: str,
+        clock: Callable[[], float] = time.time,
+        *,
+        on_stored: Callable[[Sequence[Event]], object] | None = None,
     ) -> None:
         self._store = store
+        self._on_stored = on_stored
         self._config = config
         self._prefix = prefix.split("/")
         self._clock = clock
@@ -291,6 +306,7 @@ class Ingestor:
                     return 0
                 self._batch = []
                 self._stored += inserted
+                self._hand_on(batch)
                 # visit_open events feed the trigger only and are never stored: not duplicates.
                 storable = sum(1 for e in batch if not isinstance(e, VisitOpenEvent))
                 self._duplicates += storable - inserted
@@ -312,6 +328,16 @@ class Ingestor:
                 except Exception:  # one failed acknowledgement must not withhold the others
                     log.exception("acknowledging a stored message failed")
             return inserted
+
+    def _hand_on(self, batch: Sequence[Event]) -> None:
+        # Before the acknowledgements: a stored batch reaches `on_stored` (the real-time triggers) even
+        # if the collector dies right after. A failing callback is logged and never fails the batch.
+        if self._on_stored is None:
+            return
+        try:
+            self._on_stored(batch)
+        except Exception:
+            log.exception("the stored-batch callback failed for a batch of %d events", len(batch))
 
     def _store_failed(self, exc: StoreError, pending: int) -> None:
         self._store_errors += 1

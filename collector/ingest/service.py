@@ -27,16 +27,14 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from types import FrameType
-from typing import Any, cast
 
 from collector.config import CollectorConfig
 from collector.ingest.ingestor import Ingestor, IngestStats
-from collector.online.profiles import ProfileStore, open_profiles
 from collector.online.triggers import Triggers, Webhook, webhook_from_config
 from collector.privacy import retention
 from collector.privacy.registry import (
@@ -46,10 +44,10 @@ from collector.privacy.registry import (
     load_token_key,
     publish_control,
 )
-from collector.storage.store import Store, StoreError, open_store
+from collector.storage.backends import open_store
+from collector.storage.base import Store, StoreError
 from footfall.broker import broker_settings
 from footfall.configfile import ConfigError
-from footfall.events import Event
 from footfall.mqtt import Message, MqttClient, MqttError
 from footfall.tokens import TokenKey
 
@@ -68,36 +66,6 @@ def _token_key(config: CollectorConfig) -> TokenKey | None:
         return load_token_key(path)
     except PrivacyError as exc:
         raise ConfigError(path, [f"privacy.token_key_file: {exc}"]) from None
-
-
-def _profiles_of(store: Store) -> ProfileStore | None:
-    try:
-        return open_profiles(store)
-    except TypeError:  # a store without profile storage (a test double): no triggers, no online retention
-        return None
-
-
-class _StoreThenTrigger:
-    """The store as the Ingestor sees it: each batch, once stored, goes on to the triggers.
-
-    (A stored-batch callback on the Ingestor would make this proxy unnecessary.) The triggers run
-    before the batch is acknowledged; a failing trigger is logged and never fails the batch.
-    """
-
-    def __init__(self, store: Store, triggers: Triggers) -> None:
-        self._store = store
-        self._triggers = triggers
-
-    def add(self, events: Sequence[Event]) -> int:
-        inserted = self._store.add(events)  # a StoreError propagates: the Ingestor retries the batch
-        try:
-            self._triggers.handle(events)
-        except Exception:
-            log.exception("real-time triggers failed for a batch of %d events", len(events))
-        return inserted
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
 
 
 class Collector:
@@ -123,14 +91,9 @@ class Collector:
             self._webhook = webhook_from_config(config.triggers)  # may raise ConfigError
         self._store = store if store is not None else open_store(config.store)
         self._client = MqttClient(settings)
-        self._profiles = _profiles_of(self._store)
+        self._profiles = self._store.profiles()
         self.triggers: Triggers | None = None
-        ingest_store = self._store
         if config.triggers.enabled:
-            if self._profiles is None:
-                if self._own_store:
-                    self._store.close()
-                raise StoreError("triggers.enabled needs a store with profile storage (SQLite or PostgreSQL)")
             self.triggers = Triggers(
                 self._profiles,
                 self._client.publish,
@@ -138,8 +101,11 @@ class Collector:
                 webhook=self._webhook,
                 clock=lambda: datetime.fromtimestamp(clock(), UTC),
             )
-            ingest_store = cast("Store", _StoreThenTrigger(self._store, self.triggers))
-        self.ingestor = Ingestor(ingest_store, config.ingest, config.mqtt.topic_prefix, clock)
+        # Each stored batch goes on to the triggers, before it is acknowledged.
+        on_stored = None if self.triggers is None else self.triggers.handle
+        self.ingestor = Ingestor(
+            self._store, config.ingest, config.mqtt.topic_prefix, clock, on_stored=on_stored
+        )
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
         self._draining = False  # stopping: leave new messages to the broker's session

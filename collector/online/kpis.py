@@ -31,11 +31,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from collector.config import ReportConfig
-from collector.online.profiles import OnlineEvent, ProfileStore
+from collector.online.profiles import OnlineEvent
 from collector.reports.merge import merge_recognised, merge_sensors
 from collector.reports.report import day_span, pct, period
+from collector.storage.base import ProfileStore, Store, VisitRow
 from collector.storage.privacy import ConsentedVisit
-from collector.storage.store import Store, VisitRow
 
 DEFAULT_DAYS = 7
 MULTI_SENSOR_NOTE = "{n} sensors: a visit heard by several of them at overlapping times counts once."

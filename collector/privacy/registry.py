@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import TextIO
 
 from collector.config import CollectorConfig
+from collector.rows import BadRow
+from collector.storage.base import Store
 from collector.storage.privacy import ListName, PrivacySets, RegistryEntry
-from collector.storage.store import Store
 from footfall import mac
 from footfall.broker import broker_settings
 from footfall.control import ControlMessage, control_topic
@@ -95,12 +96,6 @@ def entry(
         at,
         _text("source", source, required=True),
     )
-
-
-@dataclass(frozen=True, slots=True)
-class BadRow:
-    line: int
-    reason: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 
 from collector.config import ReportConfig
 from collector.reports.merge import merge_sensors
-from collector.storage.store import CountRow, Store, VisitRow
+from collector.storage.base import CountRow, Store, VisitRow
 
 HOUR = timedelta(hours=1)
 REPEAT_NOTE = (
