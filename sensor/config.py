@@ -272,6 +272,3 @@ def load(path: Path | None) -> SensorConfig:
     if path is None:
         return validate_model(SensorConfig, {})
     return load_model(path, SensorConfig)
-
-
-Destination = Literal["mqtt", "jsonl"]

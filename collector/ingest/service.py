@@ -77,7 +77,9 @@ class Collector:
         *,
         store: Store | None = None,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`clock` gives wall time (timestamps, retention); `monotonic` the intervals (ticks, idle)."""
         self.config = config
         mqtt = config.mqtt
         # May raise ConfigError: before anything is opened.
@@ -106,10 +108,11 @@ class Collector:
         self.ingestor = Ingestor(
             self._store, config.ingest, config.mqtt.topic_prefix, clock, on_stored=on_stored
         )
+        self._monotonic = monotonic
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
         self._draining = False  # stopping: leave new messages to the broker's session
-        self._last_message = time.monotonic()
+        self._last_message = self._monotonic()
         self._clock = clock
         self._control_lock = threading.Lock()
         self._published: tuple[int, tuple[str, ...]] = (-1, ())  # revision and stores last published
@@ -147,7 +150,7 @@ class Collector:
             if self._webhook is not None:
                 self._webhook.stop()
             raise
-        self._last_message = time.monotonic()
+        self._last_message = self._monotonic()
         self._ticker = threading.Thread(target=self._tick, name="collector-flush", daemon=True)
         self._ticker.start()
         log.info(
@@ -164,7 +167,7 @@ class Collector:
     def wait(self, until_idle_s: float | None = None) -> str:
         """Block until stopped ('stopped') or until `until_idle_s` pass without a message ('idle')."""
         while not self._stop.wait(0.1):
-            if until_idle_s is not None and time.monotonic() - self._last_message >= until_idle_s:
+            if until_idle_s is not None and self._monotonic() - self._last_message >= until_idle_s:
                 log.info("no message for %g s: stopping", until_idle_s)
                 return "idle"
         return "stopped"
@@ -204,19 +207,19 @@ class Collector:
         if self._is_control(message.topic):
             self._client.ack(message)
             return  # our own retained control message, delivered back by the `+/+/+` subscription
-        self._last_message = time.monotonic()
+        self._last_message = self._monotonic()
         self.messages += 1
         self.ingestor.handle(message.topic, message.payload, partial(self._client.ack, message))
 
     def _tick(self) -> None:
         period = min(max(self.config.ingest.flush_interval_s / 2, 0.05), 1.0)
-        started = time.monotonic()
+        started = self._monotonic()
         next_log = started + self.config.ingest.stats_log_interval_s
         next_privacy, next_stores = started + PRIVACY_POLL_S, started + STORES_POLL_S
         next_retention = started + FIRST_RETENTION_S
         while not self._stop.wait(period):
             self.ingestor.flush_if_due()
-            now = time.monotonic()
+            now = self._monotonic()
             if now >= next_log:
                 next_log += self.config.ingest.stats_log_interval_s
                 state = "connected" if self._client.connected else "DISCONNECTED"
