@@ -22,7 +22,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 from collector.cli.privacy import COMMANDS
 from collector.config import CollectorConfig
 from collector.ingest.service import Collector
-from collector.privacy.registry import PrivacyError, entry, parse_mac, parse_time, read_csv
+from collector.privacy.csvimport import read_csv
+from collector.privacy.registry import PrivacyError, entry, parse_mac
+from collector.privacy.timestamps import parse_time
 from collector.storage.privacy import PutOutcome, RegistryEntry
 from collector.storage.sqlite import SqliteStore
 from footfall.control import control_topic

@@ -241,7 +241,8 @@ def api(
         raise click.ClickException(
             f"the API needs the collector extra (pip install 'footfall[collector]'): {exc}"
         ) from None
-    from collector.privacy.registry import PrivacyError, load_token_key
+    from collector.privacy.keys import load_token_key
+    from collector.privacy.registry import PrivacyError
 
     if token_file is None:
         raise click.UsageError(

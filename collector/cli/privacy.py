@@ -24,18 +24,11 @@ import click
 from collector.cli.common import load_config, opened
 from collector.config import CollectorConfig
 from collector.privacy import retention as retention_
-from collector.privacy.registry import (
-    PrivacyError,
-    control_messages,
-    control_stores,
-    entry,
-    init_token_key,
-    load_token_key,
-    parse_mac,
-    parse_time,
-    publish_now,
-    read_csv,
-)
+from collector.privacy.control import control_messages, control_stores, publish_now
+from collector.privacy.csvimport import read_csv
+from collector.privacy.keys import init_token_key, load_token_key
+from collector.privacy.registry import PrivacyError, entry, parse_mac
+from collector.privacy.timestamps import parse_time
 from collector.storage.base import Store
 from collector.storage.privacy import ListName, PutOutcome, PutResult, RegistryEntry
 from footfall.configfile import ConfigError

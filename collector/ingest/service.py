@@ -37,13 +37,9 @@ from collector.config import CollectorConfig
 from collector.ingest.ingestor import Ingestor, IngestStats
 from collector.online.triggers import Triggers, Webhook, webhook_from_config
 from collector.privacy import retention
-from collector.privacy.registry import (
-    PrivacyError,
-    control_messages,
-    control_stores,
-    load_token_key,
-    publish_control,
-)
+from collector.privacy.control import control_messages, control_stores, publish_control
+from collector.privacy.keys import load_token_key
+from collector.privacy.registry import PrivacyError
 from collector.storage.backends import open_store
 from collector.storage.base import Store, StoreError
 from footfall.broker import broker_settings
