@@ -139,16 +139,28 @@ def _render(entries: Sequence[RegistryEntry], fmt: str) -> str:
     return "\n".join([*lines, f"{len(rows)} entries"]) + "\n"
 
 
+def _noun(list_: ListName) -> str:
+    return "opt-out" if list_ == "optout" else "consent"
+
+
+_MAC_OPTION = click.option(
+    "--mac",
+    prompt="MAC address",
+    help="The device's MAC; left out, it is asked for (off the shell history).",
+)
+
+
 def _register_list_commands(group: click.Group, list_: ListName) -> None:
-    noun = "opt-out" if list_ == "optout" else "consent"
-    mac_option = click.option(
-        "--mac",
-        prompt="MAC address",
-        help="The device's MAC; left out, it is asked for (off the shell history).",
-    )
+    """add, remove, import and list, for the opt-out or the consent list."""
+    for register in (_add_command, _remove_command, _import_command, _list_command):
+        register(group, list_)
+
+
+def _add_command(group: click.Group, list_: ListName) -> None:
+    noun = _noun(list_)
 
     @group.command("add", help=f"Register one device's {noun}.")
-    @mac_option
+    @_MAC_OPTION
     @click.option(
         "--profile", default="", required=list_ == "consent", help="Profile id in the source system."
     )
@@ -176,10 +188,14 @@ def _register_list_commands(group: click.Group, list_: ListName) -> None:
             click.echo(f"{noun} {result.outcomes[0].value}: device {made.token[:8]}…{_side_effects(result)}")
             _announce(ctx, db, key, result.revision != before)
 
+
+def _remove_command(group: click.Group, list_: ListName) -> None:
+    noun = _noun(list_)
+
     @group.command(
         "remove", help=f"Remove one device's {noun}; a consent's token is cleared from stored visits."
     )
-    @mac_option
+    @_MAC_OPTION
     @_with_ctx
     def remove(ctx: _Ctx, mac: str) -> None:
         key = ctx.key()
@@ -196,6 +212,8 @@ def _register_list_commands(group: click.Group, list_: ListName) -> None:
                 click.echo(f"device {token[:8]}… has no {noun}: nothing removed")
             _announce(ctx, db, key, result.removed + result.visit_tokens_cleared > 0)
 
+
+def _import_command(group: click.Group, list_: ListName) -> None:
     @group.command("import")
     @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
     @click.option("--strict", is_flag=True, help="Import nothing if any row is bad or refused (exit 1).")
@@ -231,6 +249,8 @@ def _register_list_commands(group: click.Group, list_: ListName) -> None:
                 raise click.ClickException("refused rows; nothing imported (--strict)")
             _announce(ctx, db, key, result.revision != before)
 
+
+def _list_command(group: click.Group, list_: ListName) -> None:
     @group.command("list")
     @click.option(
         "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True
