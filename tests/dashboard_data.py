@@ -20,7 +20,7 @@ import uvicorn
 from collector.api.app import create_app
 from collector.config import CollectorConfig
 from collector.ingest.ingestor import Ingestor
-from collector.storage.store import Store
+from collector.storage.base import Store
 from collector.web.accounts import ALL, open_accounts
 from footfall.events import CountEvent, StatusEvent, event_id
 from tests.conftest import REPO, free_port

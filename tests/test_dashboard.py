@@ -20,7 +20,8 @@ from click.testing import CliRunner
 
 from collector.cli.main import main as collector_cli
 from collector.reports import report as reports
-from collector.storage.store import SqliteStore, Store
+from collector.storage.base import Store
+from collector.storage.sqlite import SqliteStore
 from collector.web.accounts import AccountError, open_accounts
 from collector.web.security import LoginThrottle
 from tests.dashboard_data import DEMO_DAY, PASSWORDS, fill, replay_demo, served
@@ -243,7 +244,7 @@ def test_users_are_added_listed_repassworded_and_removed_with_prompted_passwords
         r"olga\s+admin\s+every store", listed
     )
     store = SqliteStore(db_path)
-    stored = store._query("read", "SELECT password_hash FROM web_users WHERE name = 'dana'")[0][0]
+    stored = store.query("read", "SELECT password_hash FROM web_users WHERE name = 'dana'")[0][0]
     assert stored.startswith("$argon2id$") and "first-password" not in stored
     accounts = open_accounts(store)
     assert accounts.verify("dana", "first-password") is not None
@@ -281,6 +282,6 @@ def test_removing_a_user_or_changing_the_password_ends_their_sessions(tmp_path: 
     assert accounts.session(session_id, now) is None
     with pytest.raises(AccountError, match="exists already"):
         accounts.add("dana", "a-long-password", "viewer", ["demo"], now)
-    stored = json.dumps(store._query("read", "SELECT * FROM web_sessions"))
+    stored = json.dumps(store.query("read", "SELECT * FROM web_sessions"))
     assert session_id not in stored  # only its hash is kept
     store.close()

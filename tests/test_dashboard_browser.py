@@ -22,7 +22,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from collector.storage.store import SqliteStore, Store
+from collector.storage.base import Store
+from collector.storage.sqlite import SqliteStore
 from tests.dashboard_data import BIN, DEMO_DAY, PASSWORDS, count, fill, replay_demo, served
 
 CHROMEDRIVER = Path("/usr/bin/chromedriver")

@@ -11,16 +11,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from collector.storage.store import Store, StoreError, _dt
+from collector.storage.base import Store, StoreError
+from footfall.times import from_us as _dt
 
 
 class _Reads(Protocol):
-    def _query(self, doing: str, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+    def query(self, doing: str, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
 
 
 def _q(db: Store, doing: str, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-    reads: _Reads = db  # type: ignore[assignment]  # both backends' StoreReads give _query
-    return reads._query(doing, sql, params)
+    reads: _Reads = db  # type: ignore[assignment]  # both backends' StoreReads give query
+    return reads.query(doing, sql, params)
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,8 +25,12 @@ from typing import Any, Literal
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from collector.storage.base import Store, StoreError
+from collector.storage.base import us as _us
 from collector.storage.sql import Db, Placeholders
-from collector.storage.store import SqliteStore, Store, StoreError, _dt, _us
+from collector.storage.sqlite import SqliteStore
+from footfall.sqlite import immediate_transaction
+from footfall.times import from_us as _dt
 
 Role = Literal["viewer", "admin"]
 ROLES: tuple[Role, ...] = ("viewer", "admin")
@@ -183,7 +187,7 @@ class Accounts:
 
 
 def open_accounts(store: Store) -> Accounts:
-    """The accounts of an open store (one entry per backend, as in `open_profiles`)."""
+    """The accounts of an open store (one entry per backend, as in `open_store`)."""
     if isinstance(store, SqliteStore):
         return _sqlite(store)
     connection = getattr(store, "_db", None)
@@ -197,11 +201,11 @@ def _sqlite(store: SqliteStore) -> Accounts:
 
     @contextmanager
     def transaction(doing: str) -> Iterator[Db]:
-        with store._lock, store._errors(doing), store._transaction():
+        with store._lock, store._errors(doing), immediate_transaction(db):
             yield db
 
     def query(doing: str, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        return store._query(doing, sql, params)
+        return store.query(doing, sql, params)
 
     return Accounts(transaction, query)
 

@@ -23,8 +23,7 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from collector.config import CollectorConfig
-from collector.online.profiles import ProfileStore, open_profiles
-from collector.storage.store import Store
+from collector.storage.base import ProfileStore, Store
 from collector.web.accounts import SESSION_LIFETIME, Accounts, Session, open_accounts
 from collector.web.security import HEADERS, Clock, LoginThrottle
 
@@ -165,7 +164,7 @@ def mount(
         config,
         db,
         open_accounts(db),
-        open_profiles(db),
+        db.profiles(),
         LoginThrottle(clock),
         clock,
         Jinja2Templates(env=env),

@@ -14,11 +14,10 @@ from zoneinfo import ZoneInfo
 
 from collector.config import ReportConfig
 from collector.online import kpis as omnichannel
-from collector.online.profiles import ProfileStore
 from collector.reports import report as reports
 from collector.reports.report import Report
+from collector.storage.base import ProfileStore, Store
 from collector.storage.dashboard import Present, SensorHealth, latest_present, sensor_health
-from collector.storage.store import Store
 from collector.web.charts import Chart, Series
 
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
