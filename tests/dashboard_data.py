@@ -21,7 +21,9 @@ from collector.api.app import create_app
 from collector.config import CollectorConfig
 from collector.ingest.ingestor import Ingestor
 from collector.storage.base import Store
+from collector.storage.dashboard import put_calibration
 from collector.web.accounts import ALL, open_accounts
+from footfall.calibration import CalibrationReport, CalibrationWindow, Fit
 from footfall.events import CountEvent, StatusEvent, event_id
 from tests.conftest import REPO, free_port
 from tests.test_api import TOKEN, wait_listening
@@ -87,6 +89,29 @@ def count(at: datetime, present: float) -> CountEvent:
     )
 
 
+def _fit(mae: float, factor: float) -> Fit:
+    return Fit(inside_rssi_dbm=-67, holdover_s=300, site_factor=factor, mae=mae, mape=None)
+
+
+# A stored `calibrate counts --report` of door-1 (the demo capture comes with no hand count to fit).
+CALIBRATION = CalibrationReport(
+    store="demo",
+    sensor="door-1",
+    made_at=datetime(2024, 3, 14, 20, tzinfo=UTC),
+    before=_fit(1.5, 1.34),
+    fitted=_fit(0.5, 1.8),
+    windows=tuple(
+        CalibrationWindow(
+            start=datetime(2024, 3, 14, 9, tzinfo=UTC) + i * timedelta(minutes=15),
+            truth=t,
+            before=t / 1.4,
+            fitted=t * 0.95,
+        )
+        for i, t in enumerate((2.0, 4.0, 6.0, 5.0, 3.0))
+    ),
+)
+
+
 def fill(db: Store, jsonl: Path) -> None:
     config = CollectorConfig()
     ingestor = Ingestor(db, config.ingest, config.mqtt.topic_prefix)
@@ -103,6 +128,7 @@ def fill(db: Store, jsonl: Path) -> None:
         ]
     )
     populate(db)
+    put_calibration(db, CALIBRATION)
     accounts = open_accounts(db)
     accounts.add("dana", PASSWORDS["dana"], "viewer", ["demo"], NOW)
     accounts.add("olga", PASSWORDS["olga"], "admin", [ALL], NOW)

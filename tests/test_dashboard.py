@@ -21,9 +21,11 @@ from click.testing import CliRunner
 from collector.cli.main import main as collector_cli
 from collector.reports import report as reports
 from collector.storage.base import Store
+from collector.storage.dashboard import calibrations, put_calibration
 from collector.storage.sqlite import SqliteStore
 from collector.web.accounts import AccountError, open_accounts
 from collector.web.security import LoginThrottle
+from footfall.calibration import CalibrationReport
 from tests.dashboard_data import DEMO_DAY, PASSWORDS, fill, replay_demo, served
 from tests.pgserver import BACKENDS, postgres_server  # noqa: F401
 
@@ -285,3 +287,51 @@ def test_removing_a_user_or_changing_the_password_ends_their_sessions(tmp_path: 
     stored = json.dumps(store.query("read", "SELECT * FROM web_sessions"))
     assert session_id not in stored  # only its hash is kept
     store.close()
+
+
+def test_a_calibrate_counts_report_is_stored_and_shown_with_its_csv(
+    site: tuple[str, Store, Clock], tmp_path: Path
+) -> None:
+    from sensor.cli.calibrate import calibrate
+    from tests.test_calibrate import crafted_day
+
+    url, db, _ = site
+    capture, truth, config = crafted_day(tmp_path)
+    config.write_text("site:\n  store: demo\n  sensor: door-1\n" + config.read_text())
+    report_file = tmp_path / "calibration.json"
+    made = CliRunner().invoke(
+        calibrate, ["counts", str(capture), "--truth", str(truth), "--config", str(config), "--factor-only",
+                    "--report", str(report_file)],
+    )  # fmt: skip
+    assert made.exit_code == 0, made.output
+    report = json.loads(report_file.read_text())
+    assert report["schema"] == "footfall.calibration/1" and report["windows"]
+    stored = put_calibration(db, CalibrationReport.model_validate_json(report_file.read_text()))
+    assert stored
+    client, _ = login(url, "dana", PASSWORDS["dana"])
+    page = client.get("/stores/demo/calibration").text
+    assert f'data-figure="mae-fitted">{report["fitted"]["mae"]:.2f}<' in page
+    assert f'data-figure="mae-before">{report["before"]["mae"]:.2f}<' in page
+    rows = list(csv.DictReader(io.StringIO(client.get("/stores/demo/charts/calibration-door-1.csv").text)))
+    assert [float(r["truth"]) for r in rows] == [w["truth"] for w in report["windows"]]
+    older = CalibrationReport.model_validate({**report, "made_at": "2020-01-01T00:00:00Z"})
+    assert not put_calibration(db, older)  # an older report does not replace the latest
+
+
+def test_calibration_import_stores_a_report_and_refuses_a_bad_file_with_one_line(tmp_path: Path) -> None:
+    fit = {"inside_rssi_dbm": -67, "holdover_s": 300, "site_factor": 1.3, "mae": 0.5}
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"store": "demo", "sensor": "door-1", "made_at": "2024-03-14T12:00:00Z",
+                                "before": fit, "fitted": fit, "windows": []}))  # fmt: skip
+    db_path = tmp_path / "f.db"
+    result = CliRunner().invoke(collector_cli, ["calibration", "import", str(good), "--db", str(db_path)])
+    assert result.exit_code == 0 and "stored as the report of demo/door-1" in result.output
+    store = SqliteStore(db_path)
+    assert [r.sensor for r in calibrations(store, "demo")] == ["door-1"]
+    store.close()
+    bad = tmp_path / "c.json"
+    bad.write_text('{"schema": "footfall.calibration/1", "store": "demo"}')
+    result = CliRunner().invoke(
+        collector_cli, ["calibration", "import", str(bad), "--db", str(tmp_path / "f.db")]
+    )
+    assert result.exit_code == 1 and f"{bad}: sensor: Field required" in result.output

@@ -24,7 +24,7 @@ import pytest
 
 from collector.storage.base import Store
 from collector.storage.sqlite import SqliteStore
-from tests.dashboard_data import BIN, DEMO_DAY, PASSWORDS, count, fill, replay_demo, served
+from tests.dashboard_data import BIN, CALIBRATION, DEMO_DAY, PASSWORDS, count, fill, replay_demo, served
 
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 pytestmark = pytest.mark.skipif(
@@ -182,6 +182,11 @@ def test_every_page_shows_the_report_and_kpi_figures_with_drawn_charts_and_nothi
     assert "alice" in browser.find_element(By.ID, "triggers").text
     check_page_health(browser, url)
     shot(browser, directory, "omnichannel")
+
+    browser.get(f"{url}/stores/demo/calibration")
+    assert figure(browser, "mae-fitted") == f"{CALIBRATION.fitted.mae:.2f}"
+    assert len(browser.find_elements(By.CSS_SELECTOR, "figure.chart")) == 1
+    check_page_health(browser, url)
 
 
 def test_the_now_figure_follows_a_new_count_event_within_10_s(

@@ -1,4 +1,5 @@
-"""The reads only the dashboard needs (people present now, sensor health), one SQL text for both backends.
+"""What only the dashboard reads and writes (people present now, sensor health, calibration reports, and
+the transactions its accounts use), one SQL text for both backends.
 
 Everything else the dashboard shows comes from the report and the KPIs (collector/reports/report.py,
 collector/online/kpis.py): these reads add only what those do not cover.
@@ -6,13 +7,21 @@ collector/online/kpis.py): these reads add only what those do not cover.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from collector.storage.base import Store, StoreError
+from collector.storage.base import Store, StoreError, us
+from collector.storage.sql import Db, Placeholders
+from collector.storage.sqlite import SqliteStore
+from footfall.calibration import CalibrationReport
+from footfall.sqlite import immediate_transaction
 from footfall.times import from_us as _dt
+
+Transaction = Callable[[str], AbstractContextManager[Db]]
+Query = Callable[[str, str, Sequence[Any]], list[tuple[Any, ...]]]
 
 
 class _Reads(Protocol):
@@ -122,3 +131,50 @@ def sensor_health(db: Store, store: str) -> list[SensorHealth]:
             )
         )
     return out
+
+
+def transaction_of(store: Store) -> Transaction:
+    """`transaction(doing)`: a `Db` (shared `?` SQL) inside one write transaction of the store's backend."""
+    lock, errors, connection = store._lock, store._errors, store._db  # type: ignore[attr-defined]
+
+    @contextmanager
+    def transaction(doing: str) -> Iterator[Db]:
+        if isinstance(store, SqliteStore):
+            with lock, errors(doing), immediate_transaction(connection):
+                yield connection
+        else:  # PostgresStore
+            with lock, errors(doing), connection.transaction():
+                yield Placeholders(connection)
+
+    return transaction
+
+
+def query_of(store: Store) -> Query:
+    def query(doing: str, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        return _q(store, doing, sql, params)
+
+    return query
+
+
+def put_calibration(store: Store, report: CalibrationReport) -> bool:
+    """Keep `report` as its sensor's latest, unless a newer one is stored; True if it was kept."""
+    with transaction_of(store)(f"store the calibration report of {report.sensor}") as db:
+        return bool(
+            db.execute(
+                "INSERT INTO calibration_reports VALUES (?, ?, ?, ?) ON CONFLICT (store, sensor) DO UPDATE"
+                " SET made_us = excluded.made_us, report = excluded.report"
+                " WHERE excluded.made_us >= calibration_reports.made_us",
+                (report.store, report.sensor, us(report.made_at), report.to_json()),
+            ).rowcount
+        )
+
+
+def calibrations(store: Store, name: str) -> list[CalibrationReport]:
+    """The latest report of each sensor of store `name`, by sensor."""
+    rows = _q(
+        store,
+        f"read the calibration reports of {name}",
+        "SELECT report FROM calibration_reports WHERE store = ? ORDER BY sensor",
+        (name,),
+    )
+    return [CalibrationReport.model_validate_json(r[0]) for r in rows]

@@ -14,22 +14,17 @@ import hashlib
 import json
 import re
 import secrets
-import sqlite3
-import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Literal
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from collector.storage.base import Store, StoreError
+from collector.storage.base import Store
 from collector.storage.base import us as _us
-from collector.storage.sql import Db, Placeholders
-from collector.storage.sqlite import SqliteStore
-from footfall.sqlite import immediate_transaction
+from collector.storage.dashboard import Query, Transaction, query_of, transaction_of
 from footfall.times import from_us as _dt
 
 Role = Literal["viewer", "admin"]
@@ -88,10 +83,6 @@ def check_password(password: str) -> str:
 
 def _session_key(session_id: str) -> str:
     return hashlib.sha256(session_id.encode()).hexdigest()
-
-
-Transaction = Callable[[str], AbstractContextManager[Db]]
-Query = Callable[[str, str, Sequence[Any]], list[tuple[Any, ...]]]
 
 
 class Accounts:
@@ -187,44 +178,5 @@ class Accounts:
 
 
 def open_accounts(store: Store) -> Accounts:
-    """The accounts of an open store (one entry per backend, as in `open_store`)."""
-    if isinstance(store, SqliteStore):
-        return _sqlite(store)
-    connection = getattr(store, "_db", None)
-    if connection is not None and type(connection).__module__.startswith("psycopg"):
-        return _postgres(connection, store._lock, store._errors)  # type: ignore[attr-defined]
-    raise TypeError(f"no account storage for a {type(store).__name__}")
-
-
-def _sqlite(store: SqliteStore) -> Accounts:
-    db: sqlite3.Connection = store._db
-
-    @contextmanager
-    def transaction(doing: str) -> Iterator[Db]:
-        with store._lock, store._errors(doing), immediate_transaction(db):
-            yield db
-
-    def query(doing: str, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        return store.query(doing, sql, params)
-
-    return Accounts(transaction, query)
-
-
-def _postgres(
-    db: Any, lock: threading.Lock, errors: Callable[[str], AbstractContextManager[None]]
-) -> Accounts:
-    from collector.storage.sql import pg
-
-    @contextmanager
-    def transaction(doing: str) -> Iterator[Db]:
-        with lock, errors(doing), db.transaction():
-            yield Placeholders(db)
-
-    def query(doing: str, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        with lock, errors(doing):
-            return list(db.execute(pg(sql).encode(), params).fetchall())
-
-    return Accounts(transaction, query)
-
-
-__all__ = ["AccountError", "Accounts", "Session", "StoreError", "User", "open_accounts"]
+    """The accounts of an open store (either backend)."""
+    return Accounts(transaction_of(store), query_of(store))

@@ -17,8 +17,9 @@ from collector.online import kpis as omnichannel
 from collector.reports import report as reports
 from collector.reports.report import Report
 from collector.storage.base import ProfileStore, Store
-from collector.storage.dashboard import Present, SensorHealth, latest_present, sensor_health
+from collector.storage.dashboard import Present, SensorHealth, calibrations, latest_present, sensor_health
 from collector.web.charts import Chart, Series
+from footfall.calibration import CalibrationReport
 
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 COMPARE_WEEKS = 4
@@ -253,6 +254,36 @@ def omni_page(
         ),
     )
     return OmniPage(store, first, last, k, (chart,))
+
+
+@dataclass(frozen=True, slots=True)
+class CalibrationPage:
+    store: str
+    reports: tuple[tuple[CalibrationReport, Chart], ...]  # the latest of each sensor, with its chart
+
+    @property
+    def charts(self) -> tuple[Chart, ...]:
+        return tuple(chart for _, chart in self.reports)
+
+
+def calibration_page(db: Store, store: str, zone: ZoneInfo) -> CalibrationPage:
+    return CalibrationPage(store, tuple((r, _calibration_chart(r, zone)) for r in calibrations(db, store)))
+
+
+def _calibration_chart(r: CalibrationReport, zone: ZoneInfo) -> Chart:
+    return Chart(
+        f"calibration-{r.sensor}",
+        f"Sensor {r.sensor}: estimate against the people counted, per 15 minutes",
+        "line",
+        "window_start",
+        tuple(f"{w.start.astimezone(zone):%Y-%m-%d %H:%M}" for w in r.windows),
+        (
+            Series("truth", tuple(w.truth for w in r.windows)),
+            Series("before", tuple(round(w.before, 2) for w in r.windows)),
+            Series("fitted", tuple(round(w.fitted, 2) for w in r.windows)),
+        ),
+        unit="people",
+    )
 
 
 def local(at: datetime | None, zone: ZoneInfo) -> str:

@@ -108,6 +108,8 @@ def page_routes(web: Web) -> APIRouter:
         start, end = span(store, first, last)
         if key.startswith("omni-"):
             charts = figures.omni_page(web.db, web.profiles, store, web.config.report, start, end).charts
+        elif key.startswith("calibration-"):
+            charts = figures.calibration_page(web.db, store, zone).charts
         else:
             charts = figures.store_page(web.db, store, web.config.report, today(), start, end).charts
         chart = next((c for c in charts if c.key == key), None)
@@ -118,6 +120,14 @@ def page_routes(web: Web) -> APIRouter:
             chart.csv(),
             media_type="text/csv",
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+
+    @router.get("/stores/{store}/calibration", response_class=HTMLResponse)
+    def calibration(request: Request, store: str, session: SESSION) -> Response:
+        scoped(session, store)
+        model = figures.calibration_page(web.db, store, zone)
+        return web.page(
+            request, "calibration.html", p=model, query="", local=lambda at: figures.local(at, zone)
         )
 
     @router.get("/stores/{store}/omnichannel", response_class=HTMLResponse)

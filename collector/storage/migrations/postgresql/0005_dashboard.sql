@@ -1,4 +1,4 @@
--- 0005 (PostgreSQL): the dashboard's accounts and sessions, and the sensor health fields of status events.
+-- 0005 (PostgreSQL): the dashboard's accounts and sessions, sensor health fields of status events, calibration reports.
 -- Numbered after main's last migration; renumber at merge if another branch took this number.
 
 -- A dashboard account: an argon2 hash (never the password), a role, and the stores it may see.
@@ -25,3 +25,12 @@ CREATE INDEX web_sessions_name ON web_sessions (name);
 ALTER TABLE statuses ADD COLUMN frames_per_s DOUBLE PRECISION;
 ALTER TABLE statuses ADD COLUMN drops BIGINT;
 ALTER TABLE statuses ADD COLUMN spool_depth BIGINT;
+
+-- The latest `calibrate counts` report of each sensor (footfall/calibration.py), as its JSON text.
+CREATE TABLE calibration_reports (
+    store       TEXT NOT NULL,
+    sensor      TEXT NOT NULL,
+    made_us     BIGINT NOT NULL,
+    report      TEXT NOT NULL,
+    PRIMARY KEY (store, sensor)
+);
