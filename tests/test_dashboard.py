@@ -11,7 +11,7 @@ import io
 import json
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -19,15 +19,19 @@ import pytest
 from click.testing import CliRunner
 
 from collector.cli.main import main as collector_cli
+from collector.config import CollectorConfig
+from collector.ingest.ingestor import Ingestor
 from collector.reports import report as reports
 from collector.storage.base import Store
-from collector.storage.dashboard import calibrations, put_calibration
+from collector.storage.dashboard import calibrations, put_calibration, visit_totals
+from collector.storage.privacy import RetentionCutoffs
 from collector.storage.sqlite import SqliteStore
+from collector.web import figures
 from collector.web.accounts import AccountError, open_accounts
 from collector.web.security import LoginThrottle
 from footfall.calibration import CalibrationReport
 from tests.dashboard_data import DEMO_DAY, PASSWORDS, fill, replay_demo, served
-from tests.pgserver import BACKENDS, postgres_server  # noqa: F401
+from tests.pgserver import BACKENDS, open_backend, postgres_dsn, postgres_server  # noqa: F401
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
@@ -335,3 +339,42 @@ def test_calibration_import_stores_a_report_and_refuses_a_bad_file_with_one_line
         collector_cli, ["calibration", "import", str(bad), "--db", str(tmp_path / "f.db")]
     )
     assert result.exit_code == 1 and f"{bad}: sensor: Field required" in result.output
+
+
+@pytest.fixture(params=BACKENDS)
+def fresh(request: pytest.FixtureRequest, tmp_path: Path, demo_jsonl: Path) -> Iterator[Store]:
+    db = open_backend(request, tmp_path)()
+    fill(db, demo_jsonl)
+    yield db
+    db.close()
+
+
+def test_the_visit_rollup_gives_the_report_s_day_figures_as_visits_are_stored_and_deleted(
+    fresh: Store, demo_jsonl: Path
+) -> None:
+    config = reports.ReportConfig()
+    day = date.fromisoformat(DEMO_DAY)
+
+    def both(store: str, d: date) -> tuple[tuple[int, int], tuple[int, int]]:
+        report = reports.for_store(fresh, store, d, d, config)
+        totals = visit_totals(fresh, store, *reports.period(d, d, config.zone))
+        return (report.visitors, report.passersby), (totals.visitors, totals.passersby)
+
+    expected, rolled = both("demo", day)
+    assert rolled == expected and expected[0] > 0
+    fill_again = Ingestor(fresh, CollectorConfig().ingest, "footfall/v1")
+    for line in demo_jsonl.read_bytes().splitlines():
+        fill_again.handle_line(line)
+    fill_again.flush()
+    assert both("demo", day) == (expected, expected)  # a re-sent visit is stored once, counted once
+    # Several sensors: the overview asks the report itself, so its figure is the report's every day.
+    for d in (date(2024, 5, 1) + timedelta(days=i) for i in range(10)):
+        assert (
+            figures._visitors(fresh, "paris-01", d, config)
+            == reports.for_store(fresh, "paris-01", d, d, config).visitors
+        )
+    noon = datetime(2024, 3, 14, 12, tzinfo=UTC)
+    cutoffs = RetentionCutoffs(pseudonyms=datetime(2000, 1, 1, tzinfo=UTC), consents=noon, visits=noon)
+    assert fresh.apply_retention(cutoffs, dry_run=False, label=lambda n: "3" * 2 * n).visits_deleted
+    expected, rolled = both("demo", day)
+    assert rolled == expected  # deleted visits leave the roll-up too

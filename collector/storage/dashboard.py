@@ -178,3 +178,26 @@ def calibrations(store: Store, name: str) -> list[CalibrationReport]:
         (name,),
     )
     return [CalibrationReport.model_validate_json(r[0]) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class VisitTotals:
+    """Visits of a store started in a period, from the roll-up (one row per sensor and 15 minutes)."""
+
+    visitors: int
+    passersby: int
+    sensors: int  # sensors with a visit in the period
+
+
+def visit_totals(store: Store, name: str, start: datetime, end: datetime) -> VisitTotals:
+    """From `visit_rollup`, for [start, end) on 15-minute boundaries (local midnights always are)."""
+    rows = _q(
+        store,
+        f"read the visit roll-up of {name}",
+        "SELECT COALESCE(SUM(visitors), 0), COALESCE(SUM(passersby), 0), COUNT(DISTINCT sensor)"
+        " FROM visit_rollup WHERE store = ? AND bucket_us >= ? AND bucket_us < ?"
+        " AND (visitors > 0 OR passersby > 0 OR fixed > 0)",
+        (name, us(start), us(end)),
+    )
+    visitors, passersby, sensors = rows[0]
+    return VisitTotals(int(visitors), int(passersby), int(sensors))

@@ -17,7 +17,14 @@ from collector.online import kpis as omnichannel
 from collector.reports import report as reports
 from collector.reports.report import Report
 from collector.storage.base import ProfileStore, Store
-from collector.storage.dashboard import Present, SensorHealth, calibrations, latest_present, sensor_health
+from collector.storage.dashboard import (
+    Present,
+    SensorHealth,
+    calibrations,
+    latest_present,
+    sensor_health,
+    visit_totals,
+)
 from collector.web.charts import Chart, Series
 from footfall.calibration import CalibrationReport
 
@@ -63,7 +70,7 @@ def summary(db: Store, store: str, config: ReportConfig, today: date) -> StoreSu
     day = reference_day(db, store, config.zone, today)
     health = sensor_health(db, store)
     before = [
-        reports.for_store(db, store, d, d, config).visitors
+        _visitors(db, store, d, config)
         for d in (day - timedelta(weeks=w) for w in range(1, COMPARE_WEEKS + 1))
     ]
     return StoreSummary(
@@ -75,6 +82,19 @@ def summary(db: Store, store: str, config: ReportConfig, today: date) -> StoreSu
         len(health),
         tuple(before),
     )
+
+
+def _visitors(db: Store, store: str, day: date, config: ReportConfig) -> int:
+    """The report's visitors of `day`, from the roll-up when it gives the same number.
+
+    With one sensor the report counts each stored visit once (merging sensors changes nothing), so
+    the roll-up's sum is its figure; with several, visits heard by two sensors merge, and only the
+    report itself can say how many there were.
+    """
+    totals = visit_totals(db, store, *reports.period(day, day, config.zone))
+    if totals.sensors <= 1:
+        return totals.visitors
+    return reports.for_store(db, store, day, day, config).visitors
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
--- 0005: the dashboard's accounts and sessions, sensor health fields of status events, calibration reports.
+-- 0005: the dashboard's accounts and sessions, sensor health fields of status events, calibration reports, visit roll-ups.
 -- Numbered after main's last migration; renumber at merge if another branch took this number.
 
 -- A dashboard account: an argon2 hash (never the password), a role, and the stores it may see.
@@ -34,3 +34,31 @@ CREATE TABLE calibration_reports (
     report      TEXT NOT NULL,
     PRIMARY KEY (store, sensor)
 );
+
+-- Visits counted per store, sensor and 15-minute bucket of their start, kept by triggers as visits are
+-- stored or deleted (retention, opt-outs), so the chain overview need not read every visit. 15 minutes:
+-- local days and hours of every time zone (all offsets are whole quarter hours) are sums of buckets.
+CREATE TABLE visit_rollup (
+    store      TEXT NOT NULL,
+    sensor     TEXT NOT NULL,
+    bucket_us  INTEGER NOT NULL,
+    visitors   INTEGER NOT NULL,
+    passersby  INTEGER NOT NULL,
+    fixed      INTEGER NOT NULL,
+    PRIMARY KEY (store, bucket_us, sensor)
+);
+INSERT INTO visit_rollup
+    SELECT store, sensor, start_us - start_us % 900000000, SUM(kind = 'visitor'), SUM(kind = 'passerby'),
+           SUM(kind = 'fixed')
+    FROM visits GROUP BY 1, 2, 3;
+CREATE TRIGGER visit_rollup_add AFTER INSERT ON visits BEGIN
+    INSERT INTO visit_rollup VALUES (NEW.store, NEW.sensor, NEW.start_us - NEW.start_us % 900000000,
+                                     NEW.kind = 'visitor', NEW.kind = 'passerby', NEW.kind = 'fixed')
+    ON CONFLICT (store, bucket_us, sensor) DO UPDATE SET visitors = visitors + excluded.visitors,
+        passersby = passersby + excluded.passersby, fixed = fixed + excluded.fixed;
+END;
+CREATE TRIGGER visit_rollup_remove AFTER DELETE ON visits BEGIN
+    UPDATE visit_rollup SET visitors = visitors - (OLD.kind = 'visitor'),
+        passersby = passersby - (OLD.kind = 'passerby'), fixed = fixed - (OLD.kind = 'fixed')
+    WHERE store = OLD.store AND sensor = OLD.sensor AND bucket_us = OLD.start_us - OLD.start_us % 900000000;
+END;
