@@ -94,16 +94,27 @@ def _band(db: Store, store: str, start_us: int) -> tuple[float | None, float | N
     return (float(low), float(high)) if known and known == total else (None, None)
 
 
+RECENT_US = 86_400_000_000  # a day: how far back from the store's latest event counts and visits are read
+
+
 def sensor_health(db: Store, store: str) -> list[SensorHealth]:
+    """Every sensor with a status, or with a count or visit in the store's last day of events.
+
+    The last event of a sensor is the latest of its status and its counts and visits of that day: the
+    status is retained and sent at least at every start, so a sensor silent for longer still shows
+    when it was last heard, and no query reads more than a day of a store's events (chain scale).
+    """
+    extent = db.extent(store)
+    since = us(extent[1]) - RECENT_US if extent else 0
     last = _q(
         db,
         f"read the last events of {store}'s sensors",
         "SELECT sensor, MAX(t) FROM ("
         " SELECT sensor, MAX(at_us) AS t FROM statuses WHERE store = ? GROUP BY sensor"
-        " UNION ALL SELECT sensor, MAX(end_us) FROM counts WHERE store = ? GROUP BY sensor"
-        " UNION ALL SELECT sensor, MAX(end_us) FROM visits WHERE store = ? GROUP BY sensor) AS kinds"
-        " GROUP BY sensor ORDER BY sensor",
-        (store, store, store),
+        " UNION ALL SELECT sensor, MAX(end_us) FROM counts WHERE store = ? AND start_us >= ? GROUP BY sensor"
+        " UNION ALL SELECT sensor, MAX(end_us) FROM visits WHERE store = ? AND start_us >= ? GROUP BY sensor"
+        ") AS kinds GROUP BY sensor ORDER BY sensor",
+        (store, store, since, store, since),
     )
     statuses = _q(
         db,

@@ -11,6 +11,7 @@ import csv
 import io
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 import pygal
@@ -66,29 +67,37 @@ class Chart:
         return buffer.getvalue()
 
     def svg(self) -> str:
-        chart = _CHARTS[self.kind](
-            js=[],
-            disable_xml_declaration=True,
-            style=STYLE,
-            width=900,
-            height=320,
-            show_legend=len(self.series) > 1 or self.kind == "dot",
-            legend_at_bottom=True,
-            x_label_rotation=30 if len(self.labels) > 12 else 0,
-            show_minor_x_labels=len(self.labels) <= 31,
-            x_labels_major_count=16,
-            truncate_label=-1,
-            print_values=False,
-            no_data_text="no data in this range",
-            y_title=self.unit or None,
-            margin=8,
-        )
-        chart.x_labels = list(self.labels)
-        for s in self.series:
-            chart.add(s.name, list(s.values))
-        # pygal always writes an inline <script> with its tooltip config: without the tooltip script it
-        # does nothing, and the pages' CSP (no inline script) would log each as a blocked script.
-        return _SCRIPT.sub("", str(chart.render(is_unicode=True)))
+        return _svg(self)
+
+
+@lru_cache(maxsize=256)
+def _svg(c: Chart) -> str:
+    """Drawn once per distinct chart (a chart is a hashable value): pygal takes tens of ms a chart,
+    and many people open the same pages."""
+    chart = _CHARTS[c.kind](
+        js=[],
+        disable_xml_declaration=True,
+        style=STYLE,
+        width=900,
+        height=320,
+        show_legend=len(c.series) > 1 or c.kind == "dot",
+        legend_at_bottom=True,
+        x_label_rotation=30 if len(c.labels) > 12 else 0,
+        show_minor_x_labels=len(c.labels) <= 31,
+        show_dots=len(c.labels) <= 48 or c.kind == "dot",  # a dot per point of a long curve is slow
+        x_labels_major_count=16,
+        truncate_label=-1,
+        print_values=False,
+        no_data_text="no data in this range",
+        y_title=c.unit or None,
+        margin=8,
+    )
+    chart.x_labels = list(c.labels)
+    for s in c.series:
+        chart.add(s.name, list(s.values))
+    # pygal always writes an inline <script> with its tooltip config: without the tooltip script it
+    # does nothing, and the pages' CSP (no inline script) would log each as a blocked script.
+    return _SCRIPT.sub("", str(chart.render(is_unicode=True)))
 
 
 def _plain(value: float | None) -> str:
