@@ -82,7 +82,7 @@ def cli_json(db: Path, *args: str) -> dict[str, Any]:
     return result
 
 
-def log_in(driver: Any, url: str, name: str, password: str) -> None:
+def log_in(driver: Any, url: str, name: str, password: str, *, drop_csrf: bool = False) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
@@ -91,6 +91,8 @@ def log_in(driver: Any, url: str, name: str, password: str) -> None:
     driver.get(f"{url}/login")
     driver.find_element(By.NAME, "name").send_keys(name)
     driver.find_element(By.NAME, "password").send_keys(password)
+    if drop_csrf:  # a forged form: the same fields, without the token
+        driver.execute_script("document.querySelector('input[name=csrf]').remove()")
     button = driver.find_element(By.CSS_SELECTOR, "form.login button")
     button.click()
     WebDriverWait(driver, 20).until(expected_conditions.staleness_of(button))  # the answer has loaded
@@ -204,7 +206,7 @@ def test_the_now_figure_follows_a_new_count_event_within_10_s(
     check_page_health(browser, url)
 
 
-def test_the_browser_is_refused_a_wrong_password_and_another_store(
+def test_the_browser_is_refused_a_wrong_password_a_form_without_csrf_token_and_another_store(
     site: tuple[str, Store, Path], browser: Any
 ) -> None:
     from selenium.webdriver.common.by import By
@@ -213,10 +215,12 @@ def test_the_browser_is_refused_a_wrong_password_and_another_store(
     log_in(browser, url, "dana", "not-the-password")
     assert "Wrong user name or password" in browser.find_element(By.CSS_SELECTOR, ".error").text
     assert browser.current_url == f"{url}/login"
+    log_in(browser, url, "dana", PASSWORDS["dana"], drop_csrf=True)
+    assert "CSRF token is missing" in browser.find_element(By.CSS_SELECTOR, ".error").text
     log_in(browser, url, "dana", PASSWORDS["dana"])
     assert not browser.find_elements(By.CSS_SELECTOR, 'tr[data-store="paris-01"]')
     browser.get(f"{url}/stores/paris-01")
     assert "no store 'paris-01'" in browser.find_element(By.CSS_SELECTOR, ".error").text
-    browser.get_log("browser")  # the 404 above is logged as a console error on purpose: drop it
+    browser.get_log("browser")  # the 401, 403 and 404 above are logged as console errors: drop them
     browser.get(f"{url}/stores/demo")
     check_page_health(browser, url)
