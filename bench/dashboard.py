@@ -1,7 +1,7 @@
 """Dashboard server time at chain scale: the store page and the chain overview, p50/p95, per backend.
 
     .venv/bin/python bench/dashboard.py [--stores 50] [--days 365] [--visits-per-day 120] [--requests 20]
-                                        [--backend sqlite postgresql]
+                                        [--backend sqlite postgresql] [--keep FILE.db]
 
 Fills a fresh store with `--days` of 5-minute count intervals (one sensor per store, 288 a day) and
 `--visits-per-day` visits a day (08:00-20:00 local, a third of them visitors, some fixed) for each of
@@ -148,10 +148,15 @@ def measure(db: Store, stores: int, requests: int) -> dict[str, list[float]]:
 
 
 @contextmanager
-def backend(name: str) -> Iterator[Store]:
+def backend(name: str, keep: Path | None = None) -> Iterator[Store]:
+    if name == "sqlite" and keep is not None:
+        lite = SqliteStore(keep)  # filled by an earlier run with the same sizes, or filled now
+        try:
+            yield lite
+        finally:
+            lite.close()
+        return
     if name == "sqlite":
-        from collector.storage.sqlite import SqliteStore
-
         with tempfile.TemporaryDirectory() as directory:
             lite = SqliteStore(Path(directory) / "bench.db")
             try:
@@ -182,13 +187,17 @@ def main() -> None:
     parser.add_argument("--visits-per-day", type=int, default=120)
     parser.add_argument("--requests", type=int, default=20)
     parser.add_argument("--backend", nargs="+", default=["sqlite", "postgresql"])
+    parser.add_argument("--keep", type=Path, help="SQLite: use (or fill and keep) this database file")
     args = parser.parse_args()
     rows = args.stores * args.days * (288 + args.visits_per_day)
     print(f"{args.stores} stores x {args.days} days: {rows:,} count intervals and visits")
     for name in args.backend:
-        with backend(name) as db:
-            seconds = fill(db, args.stores, args.days, args.visits_per_day)
-            print(f"{name}: filled in {seconds:.0f} s ({rows / seconds:,.0f} rows/s)")
+        with backend(name, args.keep) as db:
+            if db.stores():
+                print(f"{name}: using the events already in {args.keep}")
+            else:
+                seconds = fill(db, args.stores, args.days, args.visits_per_day)
+                print(f"{name}: filled in {seconds:.0f} s ({rows / seconds:,.0f} rows/s)")
             for page, ms in measure(db, args.stores, args.requests).items():
                 print(f"{name}: {page:<15} p50 {statistics.median(ms):6.0f} ms   p95 {p95(ms):6.0f} ms   "
                       f"({len(ms)} requests)")  # fmt: skip
