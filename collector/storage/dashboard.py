@@ -7,6 +7,7 @@ collector/online/kpis.py): these reads add only what those do not cover.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -78,8 +79,13 @@ def latest_present(db: Store, store: str) -> Present | None:
     return Present(_dt(start_us), _dt(int(end_us)), float(present), low, high, int(sensors))
 
 
+_NO_BAND: weakref.WeakSet[Any] = weakref.WeakSet()  # open stores whose schema has no present_low/high
+
+
 def _band(db: Store, store: str, start_us: int) -> tuple[float | None, float | None]:
     """present_low/high summed over the sensors, when the schema and every sensor's event have them."""
+    if db in _NO_BAND:  # asked once per open store: a failing query costs a round trip (and a log line)
+        return None, None
     try:
         rows = _q(
             db,
@@ -89,6 +95,7 @@ def _band(db: Store, store: str, start_us: int) -> tuple[float | None, float | N
             (store, start_us),
         )
     except StoreError:  # a schema without the columns: no interval to show
+        _NO_BAND.add(db)
         return None, None
     low, high, known, total = rows[0]
     return (float(low), float(high)) if known and known == total else (None, None)
