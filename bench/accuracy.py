@@ -42,17 +42,16 @@ from sensor.decode.frames import CaptureRecord
 from sensor.estimate.calibrate import (
     Score,
     Window,
-    count_series,
     fit_counts,
     read_truth,
     score,
     truth_windows,
     window_means,
-    with_estimator,
 )
 from sensor.estimate.occupancy import EstimatorParams
 from sensor.keys.pseudonym import FixedSalt
 from sensor.pipeline import ListSink, Pipeline
+from sensor.replay import count_series, with_estimator
 
 NS = 1_000_000_000
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

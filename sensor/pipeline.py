@@ -134,7 +134,7 @@ class Pipeline:
         self.dropped_optout = 0
         self.dropped_epoch_gone = 0
         self.presence = PresenceModel(
-            config.presence,
+            config.presence.params(),
             config.site.store,
             config.site.sensor,
             sink.send,

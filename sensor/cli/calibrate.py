@@ -36,7 +36,6 @@ from sensor.estimate.calibrate import (
     DistanceSpan,
     Score,
     Window,
-    count_series,
     fit_counts,
     fit_log_distance,
     label_frames,
@@ -47,9 +46,9 @@ from sensor.estimate.calibrate import (
     truth_format,
     truth_windows,
     window_means,
-    with_estimator,
 )
 from sensor.estimate.occupancy import EstimatorParams
+from sensor.replay import count_series, with_estimator
 
 NS = 1_000_000_000
 _MAC = re.compile(r"^[0-9a-fA-F]{2}([:-]?)(?:[0-9a-fA-F]{2}\1){4}[0-9a-fA-F]{2}$")
