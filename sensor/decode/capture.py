@@ -18,7 +18,8 @@ from types import TracebackType
 from typing import BinaryIO
 
 from sensor.decode.errors import CaptureError
-from sensor.decode.frames import CaptureRecord, check_draft
+from sensor.decode.fastinit import fast_init
+from sensor.decode.frames import CaptureRecord
 
 __all__ = [
     "CaptureError",
@@ -50,32 +51,7 @@ _OPT_ENDOFOPT, _OPT_IF_TSRESOL, _OPT_IF_TSOFFSET = 0, 9, 14
 Buffer = bytes | mmap.mmap
 
 
-class _RecordDraft:
-    """CaptureRecord's slots, writable: filled in, then its `__class__` becomes CaptureRecord.
-
-    The frozen dataclass's __init__ (object.__setattr__ per field) would cost more than the
-    parsing itself; see sensor.decode._ProbeDraft for the same trick on ProbeRequest.
-    """
-
-    __slots__ = ("data", "linktype", "orig_len", "ts_ns")  # CPython lays slots out by sorted name
-    data: Buffer
-    linktype: int
-    orig_len: int
-    ts_ns: int
-
-
-def _record(ts_ns: int, linktype: int, data: Buffer, orig_len: int) -> CaptureRecord:
-    record = _new(_RecordDraft)
-    record.ts_ns = ts_ns
-    record.linktype = linktype
-    record.data = data
-    record.orig_len = orig_len
-    record.__class__ = CaptureRecord  # type: ignore[assignment]
-    return record  # type: ignore[return-value]
-
-
-_new = object.__new__
-check_draft(CaptureRecord, _RecordDraft)
+_record = fast_init(CaptureRecord)  # CaptureRecord(...), faster: see sensor/decode/fastinit.py
 
 
 class CaptureReader(Iterator[CaptureRecord]):
@@ -163,13 +139,7 @@ class CaptureReader(Iterator[CaptureRecord]):
                         self.truncated_tail = True
                         return
                     count += 1
-                    record = _new(_RecordDraft)
-                    record.ts_ns = sec * 1_000_000_000 + frac * frac_ns
-                    record.linktype = linktype
-                    record.data = buf[start:off]
-                    record.orig_len = orig
-                    record.__class__ = CaptureRecord  # type: ignore[assignment]
-                    yield record  # type: ignore[misc]
+                    yield _record(sec * 1_000_000_000 + frac * frac_ns, linktype, buf[start:off], orig)
                 if stop == end:
                     break
                 if release is not None:

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from footfall.events import CountEvent, VisitEvent, VisitKind, VisitOpenEvent, event_id, utc
-from sensor.decode.frames import Sighting, check_draft
+from sensor.decode.fastinit import fast_init
+from sensor.decode.frames import Sighting
 
 NS = 1_000_000_000
 EXPIRY_TICK_NS = 5 * NS  # how often (frame time) open visits are checked for their timeout
@@ -48,9 +49,6 @@ class PresenceParams:
             raise ValueError(
                 f"interval_s must divide 3600 so intervals align to the hour, got {self.interval_s}"
             )
-
-
-_new = object.__new__
 
 
 class PeopleEstimate(Protocol):
@@ -92,18 +90,7 @@ class InsideVisits:
         return covered / (end_ns - start_ns)
 
 
-class _SpanDraft:
-    """VisitSpan's slots, writable: the fast construction of sensor.frames.check_draft, checked below."""
-
-    __slots__ = ("device", "fixed", "inside", "last_ns", "start_ns")  # sorted, as CPython lays them out
-    device: str
-    start_ns: int
-    last_ns: int
-    inside: bool
-    fixed: bool
-
-
-check_draft(VisitSpan, _SpanDraft)
+_span = fast_init(VisitSpan)  # VisitSpan(...), faster: see sensor/decode/fastinit.py
 
 
 @dataclass(slots=True)
@@ -123,14 +110,7 @@ class _Visit:
     consent: str | None = None
 
     def span(self, fixed: bool) -> VisitSpan:
-        span = _new(_SpanDraft)
-        span.device = self.device
-        span.start_ns = self.start_ns
-        span.last_ns = self.last_ns
-        span.inside = self.inside
-        span.fixed = fixed
-        span.__class__ = VisitSpan  # type: ignore[assignment]
-        return span  # type: ignore[return-value]
+        return _span(self.device, self.start_ns, self.last_ns, self.inside, fixed)
 
 
 @dataclass(slots=True)
