@@ -27,7 +27,14 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from sensor.decode import dot11, prism, radiotap
-from sensor.decode.dot11 import FC_FLAG_ORDER, FC_PROBE_REQUEST, FRAME_KIND, HEADER_LEN
+from sensor.decode.dot11 import (
+    FC_FLAG_ORDER,
+    FC_PROBE_REQUEST,
+    FRAME_KIND,
+    HEADER_LEN,
+    HT_CONTROL_LEN,
+    MGMT_HEADER,
+)
 from sensor.decode.errors import DecodeError, Malformed, Truncated
 from sensor.decode.fastinit import fast_init
 from sensor.decode.frames import ProbeRequest
@@ -39,8 +46,7 @@ LINKTYPE_RADIOTAP = 127
 
 _U64 = struct.Struct("<Q")  # radiotap version, pad, length and first present word, as one key
 _U32 = struct.Struct("<I")
-_MGMT = struct.Struct("<xB8x6s6xH")  # frame-control flags, addr2, seq_ctrl
-_unpack_u64, _unpack_mgmt = _U64.unpack_from, _MGMT.unpack_from  # bound once: the hot loop uses them
+_unpack_u64, _unpack_mgmt = _U64.unpack_from, MGMT_HEADER.unpack_from  # bound once: the hot loop uses them
 _FCS_LEN = 4
 _FCS_FLAGS = radiotap.FLAG_FCS_AT_END | radiotap.FLAG_BAD_FCS
 _OVERRUN, _SHORT_TAIL = 1, 2  # why an element walk is suspicious
@@ -138,10 +144,10 @@ class FrameDecoder:
                 raise Truncated("dot11_truncated", HEADER_LEN, end - off)
             fc_flags, transmitter, seq_ctrl = _unpack_mgmt(data, off)
             body = off + HEADER_LEN
-            if fc_flags & FC_FLAG_ORDER:  # +HTC: a 4-byte HT Control field precedes the body
-                body += 4
+            if fc_flags & FC_FLAG_ORDER:  # +HTC: an HT Control field precedes the body
+                body += HT_CONTROL_LEN
                 if end < body:
-                    raise Truncated("dot11_truncated", HEADER_LEN + 4, end - off)
+                    raise Truncated("dot11_truncated", HEADER_LEN + HT_CONTROL_LEN, end - off)
             blob = data[body:end]
             walked = self._elements.get(blob)
             if walked is None:
