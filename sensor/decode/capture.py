@@ -124,16 +124,17 @@ class CaptureReader(Iterator[CaptureRecord]):
         off = _PCAP_HEADER_LEN
         count = 0
         release = _releaser(buf)
+        header = _PCAP_RECORD_HEADER_LEN  # a local: read once per record
         try:
             # Record by record in windows of _RELEASE_BYTES: the pages of a window are handed back
             # at its end, without a test per record.
             while True:
                 stop = min(end, off + _RELEASE_BYTES)
-                while off + 16 <= stop:
+                while off + header <= stop:
                     sec, frac, incl, orig = unpack(buf, off)
                     if incl > limit:
                         raise self._fail(off, f"record length {incl} exceeds the maximum {limit}")
-                    start = off + 16
+                    start = off + header
                     off = start + incl
                     if off > end:
                         self.truncated_tail = True

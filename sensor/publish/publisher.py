@@ -158,8 +158,8 @@ class Forwarder:
 
     def drain(self, timeout_s: float) -> int:
         """Wait until every queued event is acknowledged or the time is up; returns how many are left."""
-        deadline = time.monotonic() + timeout_s
-        while self._spool.pending_count and time.monotonic() < deadline:
+        deadline = self._clock() + timeout_s
+        while self._spool.pending_count and self._clock() < deadline:
             time.sleep(0.02)
         return self._spool.pending_count
 
