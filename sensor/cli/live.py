@@ -64,7 +64,7 @@ def run(config_path: Path | None) -> None:
     version = package_version()
     try:
         sensor = open_live_sensor(config, version)
-    except (SourceError, MqttError) as exc:
+    except (SourceError, MqttError, ConfigError) as exc:
         raise click.ClickException(str(exc)) from None
     _on_signals(sensor.stop)
     log.info(

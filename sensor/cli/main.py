@@ -13,6 +13,7 @@ from typing import BinaryIO
 import click
 
 from footfall.cli import load_or_fail, package_version, tool_group
+from footfall.configfile import ConfigError
 from footfall.mqtt import MqttError
 from sensor import config as sensor_config
 from sensor.cli.calibrate import calibrate
@@ -125,7 +126,7 @@ def replay(
     else:
         try:
             sink = MqttSink.connect(config, package_version(), time.time_ns())
-        except MqttError as exc:
+        except (MqttError, ConfigError) as exc:
             raise click.ClickException(str(exc)) from None
     pipeline = Pipeline(config, salts, sink, drop_mac=privacy.drop, consent_of_mac=privacy.consent_token)
     try:

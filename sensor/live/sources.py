@@ -9,11 +9,14 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from footfall.broker import broker_settings
+from footfall.configfile import ConfigError
+from footfall.control import control_topic
 from footfall.mqtt import Message, MqttClient, MqttError
+from footfall.tokens import TokenKey
 from sensor.config import SensorConfig
-from sensor.keys.consent import PrivacyFilter, TokenKey, control_topic
+from sensor.keys.consent import PrivacyFilter
 from sensor.keys.keystore import KeyFileError, KeyStore
-from sensor.publish.publisher import broker_settings
 
 log = logging.getLogger("footfall.sensor")
 
@@ -65,7 +68,11 @@ def _subscribed(config: SensorConfig, privacy: PrivacyFilter) -> MqttClient:
     """A client on the store's retained control topic, once a usable control message has arrived."""
     site = config.site
     topic = control_topic(config.mqtt.topic_prefix, site.store)
-    client = MqttClient(broker_settings(config, f"footfall-sensor-{site.store}-{site.sensor}-privacy"))
+    try:
+        settings = broker_settings(config.mqtt, f"footfall-sensor-{site.store}-{site.sensor}-privacy")
+    except ConfigError as exc:
+        raise SourceError(str(exc)) from None
+    client = MqttClient(settings)
 
     def on_control(message: Message) -> None:
         privacy.apply(message.payload)
