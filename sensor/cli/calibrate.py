@@ -27,6 +27,7 @@ from ruamel.yaml.error import YAMLError
 
 from footfall import mac as mac_grammar
 from footfall.configfile import ConfigError
+from footfall.times import NS
 from sensor import config as sensor_config
 from sensor.decode.capture import CaptureError, merge_captures, read_capture
 from sensor.decode.decoder import FrameDecoder
@@ -49,8 +50,6 @@ from sensor.estimate.calibrate import (
 )
 from sensor.estimate.occupancy import EstimatorParams
 from sensor.replay import count_series, with_estimator
-
-NS = 1_000_000_000
 
 
 def parse_mac(text: str) -> bytes:

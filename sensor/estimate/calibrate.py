@@ -24,9 +24,9 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
+from footfall.times import NS
 from sensor.estimate.occupancy import EstimatorParams, Fit, fit_site
 
-NS = 1_000_000_000
 WINDOW_S = 900
 BUSY = 3.0  # windows with at least this many people enter the MAPE
 

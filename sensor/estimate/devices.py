@@ -52,8 +52,9 @@ from dataclasses import dataclass
 from hashlib import blake2b
 from typing import TypeVar
 
+from footfall.times import NS
 from sensor.decode.frames import Sighting
-from sensor.estimate.candidates import NEVER, NS, Device, Linker, family
+from sensor.estimate.candidates import NEVER, Device, Linker, family
 from sensor.estimate.fixed import ClockDetector, ResidentFingerprints
 
 __all__ = ["DeviceResolver", "ResolverParams", "ResolverStats", "family"]

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from footfall.events import CountEvent, VisitEvent, VisitKind, VisitOpenEvent, event_id, utc
+from footfall.times import NS
 from sensor.decode.fastinit import fast_init
 from sensor.decode.frames import Sighting
 
-NS = 1_000_000_000
 EXPIRY_TICK_NS = 5 * NS  # how often (frame time) open visits are checked for their timeout
 
 Emit = Callable[[VisitEvent | CountEvent | VisitOpenEvent], None]
