@@ -34,7 +34,7 @@ from sensor.live.loop import LiveCapture
 from sensor.live.packetsocket import CaptureError
 from sensor.live.sensor import LiveSensor, snapshot
 from sensor.pipeline import ListSink, Pipeline
-from sensor.publish.publisher import MqttSink
+from sensor.publish.mqttsink import MqttSink
 from tests.conftest import Broker, free_port
 
 BARE_RADIOTAP = bytes([0, 0, 8, 0, 0, 0, 0, 0])  # version 0, length 8, no field: wraps a bare 802.11 frame

@@ -26,7 +26,8 @@ from sensor.keys.pseudonym import FixedSalt, SaltSource
 from sensor.keys.seedsalts import SeedSalts, SeedTooLate
 from sensor.live.sources import SourceError, privacy_filter
 from sensor.pipeline import Pipeline, Sink
-from sensor.publish.publisher import JsonlSink, MqttSink
+from sensor.publish.jsonl import JsonlSink
+from sensor.publish.mqttsink import MqttSink
 
 log = logging.getLogger("footfall.sensor")
 

@@ -27,7 +27,7 @@ from sensor.live.packetsocket import PacketSocket
 from sensor.live.sources import key_salt_source, privacy_filter
 from sensor.pipeline import Pipeline, Sink
 from sensor.publish.homeassistant import HomeAssistantLink
-from sensor.publish.publisher import MqttSink
+from sensor.publish.mqttsink import MqttSink
 
 log = logging.getLogger("footfall.sensor")
 
