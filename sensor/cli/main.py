@@ -21,6 +21,7 @@ from sensor.cli.keys import keys
 from sensor.cli.live import COMMANDS as LIVE_COMMANDS
 from sensor.decode.capture import CaptureError, merge_captures
 from sensor.decode.frames import CaptureRecord
+from sensor.keys.consent import PrivacyFilter
 from sensor.keys.keystore import KeyFileError, StoreSeed
 from sensor.keys.pseudonym import FixedSalt, SaltSource
 from sensor.keys.seedsalts import SeedSalts, SeedTooLate
@@ -61,6 +62,36 @@ def _records(paths: tuple[Path, ...]) -> Iterator[CaptureRecord]:
         yield from merge_captures(list(paths))
     except CaptureError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _with_site(
+    config: sensor_config.SensorConfig, store: str | None, sensor_name: str | None
+) -> sensor_config.SensorConfig:
+    """`config` with the site's store and sensor overridden from the command line (validated again)."""
+    if not (store or sensor_name):
+        return config
+    site = config.site.model_copy(update={k: v for k, v in (("store", store), ("sensor", sensor_name)) if v})
+    return config.model_copy(update={"site": sensor_config.SiteConfig.model_validate(site.model_dump())})
+
+
+def _summary(pipeline: Pipeline, privacy: PrivacyFilter, destination: str, elapsed: float) -> None:
+    """The replay's figures, on stderr: frames, events, malformed frames, privacy control applied."""
+    stats = pipeline.decoder.stats
+    click.echo(
+        f"replayed {stats.frames} frames ({stats.probe_requests} probe requests) in {elapsed:.2f} s: "
+        f"{pipeline.presence.visits_emitted} visit and {pipeline.presence.counts_emitted} count events "
+        f"to {destination}",
+        err=True,
+    )
+    if stats.errors:
+        reasons = ", ".join(f"{k}={v}" for k, v in sorted(stats.errors.items()))
+        click.echo(f"skipped malformed frames: {reasons}", err=True)
+    optouts, consents = privacy.counts
+    click.echo(
+        f"privacy: control revision {privacy.revision} ({optouts} opt-outs, {consents} consents):"
+        f" dropped {pipeline.dropped_optout} frames of opted-out devices",
+        err=True,
+    )
 
 
 @main.command()
@@ -106,14 +137,7 @@ def replay(
     privacy_control: Path | None,
 ) -> None:
     """Replay pcap/pcapng CAPTURES (several files are merged in time order) through the sensor."""
-    config = load_config(config_path)
-    if store or sensor_name:
-        site = config.site.model_copy(
-            update={k: v for k, v in (("store", store), ("sensor", sensor_name)) if v}
-        )
-        config = config.model_copy(
-            update={"site": sensor_config.SiteConfig.model_validate(site.model_dump())}
-        )
+    config = _with_site(load_config(config_path), store, sensor_name)
     salts = salt_source(seed)
     try:
         privacy, control_client = privacy_filter(config, privacy_control, destination == "mqtt")
@@ -142,23 +166,7 @@ def replay(
     finally:
         if control_client is not None:
             control_client.close()
-    stats = pipeline.decoder.stats
-    elapsed = time.monotonic() - started
-    click.echo(
-        f"replayed {stats.frames} frames ({stats.probe_requests} probe requests) in {elapsed:.2f} s: "
-        f"{pipeline.presence.visits_emitted} visit and {pipeline.presence.counts_emitted} count events "
-        f"to {destination}",
-        err=True,
-    )
-    if stats.errors:
-        reasons = ", ".join(f"{k}={v}" for k, v in sorted(stats.errors.items()))
-        click.echo(f"skipped malformed frames: {reasons}", err=True)
-    optouts, consents = privacy.counts
-    click.echo(
-        f"privacy: control revision {privacy.revision} ({optouts} opt-outs, {consents} consents):"
-        f" dropped {pipeline.dropped_optout} frames of opted-out devices",
-        err=True,
-    )
+    _summary(pipeline, privacy, destination, time.monotonic() - started)
 
 
 @main.command("check-config")
