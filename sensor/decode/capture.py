@@ -187,18 +187,7 @@ class CaptureReader(Iterator[CaptureRecord]):
                 if btype == _IDB:
                     interfaces.append(self._interface(order, off, blen))
                 elif btype in (_EPB, _OPB):
-                    if btype == _EPB:
-                        if_id, ts_hi, ts_lo, cap, orig = struct.unpack_from(order + "5I", buf, off + 8)
-                    else:
-                        if_id, _, ts_hi, ts_lo, cap, orig = struct.unpack_from(order + "HH4I", buf, off + 8)
-                    if if_id >= len(interfaces):
-                        raise self._fail(
-                            off, f"packet names interface {if_id}, the section declared {len(interfaces)}"
-                        )
-                    if 28 + cap > blen - 4:
-                        raise self._fail(off, f"captured length {cap} overruns its block of {blen} bytes")
-                    linktype, mult, div, base, _ = interfaces[if_id]
-                    last_ts = ((ts_hi << 32 | ts_lo) * mult) // div + base
+                    last_ts, linktype, cap, orig = self._packet_block(order, off, blen, btype, interfaces)
                     count += 1
                     yield _record(last_ts, linktype, buf[off + 28 : off + 28 + cap], orig)
                 elif btype == _SPB:
@@ -214,6 +203,21 @@ class CaptureReader(Iterator[CaptureRecord]):
                 off += blen
         finally:
             self.records = count
+
+    def _packet_block(
+        self, order: str, off: int, blen: int, btype: int, interfaces: list[tuple[int, int, int, int, int]]
+    ) -> tuple[int, int, int, int]:
+        """An enhanced (or obsolete) packet block's timestamp, link type, captured and original lengths."""
+        if btype == _EPB:
+            if_id, ts_hi, ts_lo, cap, orig = struct.unpack_from(order + "5I", self._buf, off + 8)
+        else:
+            if_id, _, ts_hi, ts_lo, cap, orig = struct.unpack_from(order + "HH4I", self._buf, off + 8)
+        if if_id >= len(interfaces):
+            raise self._fail(off, f"packet names interface {if_id}, the section declared {len(interfaces)}")
+        if 28 + cap > blen - 4:
+            raise self._fail(off, f"captured length {cap} overruns its block of {blen} bytes")
+        linktype, mult, div, base, _ = interfaces[if_id]
+        return ((ts_hi << 32 | ts_lo) * mult) // div + base, linktype, cap, orig
 
     def _byte_order(self, off: int) -> str:
         bom = struct.unpack_from("<I", self._buf, off + 8)[0]
