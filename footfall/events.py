@@ -97,6 +97,12 @@ class CountEvent(_Event):
     start: Timestamp = Field(description="interval start, UTC")
     end: Timestamp = Field(description="interval end (exclusive), UTC")
     present: float = Field(ge=0, description="estimated people inside, time-averaged over the interval")
+    present_low: float | None = Field(
+        None, ge=0, description="lower end of the 80 % interval around `present` (absent when not estimated)"
+    )
+    present_high: float | None = Field(
+        None, ge=0, description="upper end of the 80 % interval around `present` (absent when not estimated)"
+    )
     visitors: Count = Field(description="visits that qualified as visitor visits in this interval")
     passersby: Count = Field(description="visits that closed as passerby visits in this interval")
     visitors_est: float | None = Field(

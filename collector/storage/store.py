@@ -63,6 +63,8 @@ class CountRow:
     present: float
     visitors_est: float | None = None  # people behind the visitor visits, when the sensor is calibrated
     passersby_est: float | None = None
+    present_low: float | None = None  # the 80 % interval around `present`, when the sensor sent one
+    present_high: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +168,7 @@ def _count_row(e: CountEvent) -> tuple[Any, ...]:
         e.event_id, e.store, e.sensor, e.epoch, _us(e.start), _us(e.end), e.present, e.visitors,
         e.passersby, e.visitors_present, e.new_visitors, e.returning_visitors, e.fixed_devices, e.frames,
         e.frames_randomized, e.addresses, e.addresses_randomized, e.devices, e.visitors_est, e.passersby_est,
+        e.present_low, e.present_high,
     )  # fmt: skip
 
 
@@ -191,6 +194,7 @@ _COLUMNS = {
         "event_id", "store", "sensor", "epoch", "start_us", "end_us", "present", "visitors", "passersby",
         "visitors_present", "new_visitors", "returning_visitors", "fixed_devices", "frames",
         "frames_randomized", "addresses", "addresses_randomized", "devices", "visitors_est", "passersby_est",
+        "present_low", "present_high",
     ),
     "statuses": (
         "event_id", "store", "sensor", "epoch", "state", "at_us", "version", "uptime_s", "source", "frames",
@@ -202,7 +206,7 @@ _COLUMNS = {
 # Event model → (insert statement, row builder): the one place that maps the wire schema to tables.
 _INSERTS: dict[type[Any], Insert] = {
     VisitEvent: (_insert("visits", 16), _visit_row),
-    CountEvent: (_insert("counts", 20), _count_row),
+    CountEvent: (_insert("counts", 22), _count_row),
     StatusEvent: (_insert("statuses", 12), _status_row),
 }
 
@@ -224,9 +228,28 @@ def migrations(dialect: str = "") -> list[Migration]:
             found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))
     found.sort(key=lambda m: m.version)
     versions = [m.version for m in found]
-    if versions != list(range(1, len(found) + 1)):
-        raise StoreError(f"migrations must be numbered 1..{len(found)} without gaps, found {versions}")
+    # Gaps are allowed (branches number their migrations apart, 0006 may land before 0005); two files
+    # of one number are not: which one a database has would depend on the order they arrived in.
+    if len(set(versions)) != len(versions) or (versions and versions[0] < 1):
+        raise StoreError(f"migrations must have distinct numbers from 1 up, found {versions}")
     return found
+
+
+def pending(known: Sequence[Migration], applied: Sequence[int], where: str) -> list[Migration]:
+    """The migrations of `known` not in `applied` (the versions a database records), in order.
+
+    By set rather than by the highest version, so a migration numbered below one already applied (a
+    branch merged late) is still applied; a recorded version this collector does not ship is refused.
+    """
+    versions = {m.version for m in known}
+    newest = max(versions, default=0)
+    unknown = sorted(set(applied) - versions)
+    if unknown:
+        raise StoreError(
+            f"{where} has schema version {unknown[-1]}, newer than this collector knows ({newest})"
+        )
+    done = set(applied)
+    return [m for m in known if m.version not in done]
 
 
 class StoreReads(PrivacyReads):
@@ -274,11 +297,11 @@ class StoreReads(PrivacyReads):
     def counts(self, store: str, start: datetime, end: datetime) -> list[CountRow]:
         rows = self._query(
             f"read counts of {store}",
-            "SELECT sensor, start_us, end_us, present, visitors_est, passersby_est FROM counts"
-            " WHERE store = ? AND start_us >= ? AND start_us < ? ORDER BY start_us, sensor",
+            "SELECT sensor, start_us, end_us, present, visitors_est, passersby_est, present_low, present_high"
+            " FROM counts WHERE store = ? AND start_us >= ? AND start_us < ? ORDER BY start_us, sensor",
             (store, _us(start), _us(end)),
         )
-        return [CountRow(r[0], _dt(r[1]), _dt(r[2]), r[3], r[4], r[5]) for r in rows]
+        return [CountRow(r[0], _dt(r[1]), _dt(r[2]), r[3], r[4], r[5], r[6], r[7]) for r in rows]
 
     def sensors(self, store: str, start: datetime, end: datetime) -> list[str]:
         span = (store, _us(start), _us(end))
@@ -328,25 +351,23 @@ class SqliteStore(SqlitePrivacy, StoreReads):
     def migrate(self) -> int:
         """Apply the migrations not applied yet; returns the resulting schema version."""
         known = migrations()
-        current = self.schema_version()
-        if current > len(known):
-            raise StoreError(
-                f"{self.path} has schema version {current}, newer than this collector knows ({len(known)})"
-            )
-        for migration in known[current:]:
-            applied = _us(datetime.now(UTC))
+        self.schema_version()  # creates the table
+        with self._lock, self._errors("read the applied migrations"):
+            applied = [int(r[0]) for r in self._db.execute("SELECT version FROM schema_migrations")]
+        for migration in pending(known, applied, self.path):
+            applied_us = _us(datetime.now(UTC))
             with self._lock, self._errors(f"apply migration {migration.version:04d}_{migration.name}"):
                 try:
                     self._db.executescript(
                         f"BEGIN;\n{migration.sql}\n;"
-                        f"INSERT INTO schema_migrations VALUES ({migration.version}, '{migration.name}', {applied});"
+                        f"INSERT INTO schema_migrations VALUES ({migration.version}, '{migration.name}', {applied_us});"
                         "\nCOMMIT;"
                     )
                 except sqlite3.Error:
                     if self._db.in_transaction:
                         self._db.execute("ROLLBACK")
                     raise
-        return len(known)
+        return self.schema_version()
 
     # -- writing ------------------------------------------------------------------------------------------
     def add(self, events: Sequence[Event]) -> int:
