@@ -190,12 +190,9 @@ def test_randomizing_phones_use_many_addresses_and_fixed_devices_one(day: Genera
             continue
         if person.kind is Kind.FIXED or not dev.randomized:
             assert (dev.addresses, dev.addresses_heard) == (1, 1 if dev.frames else 0), person
-        elif (
-            person.kind is Kind.VISITOR
-            and person.dwell_s > 900
-            and CLASSES[dev.device_class].address != "interval"
-        ):
-            assert dev.addresses_heard >= 5, person  # a new address at least every scan
+        elif CLASSES[dev.device_class].address in ("per_burst", "per_channel"):
+            per_scan = 3 * CLASSES[dev.device_class].frames_per_channel[1]  # most frames one scan sends
+            assert dev.addresses_heard * per_scan >= dev.frames, person  # a new address every scan
     fixed = [p.device for p in day.truth.people if p.kind is Kind.FIXED]
     assert fixed and all(d is not None and d.frames > 100 for d in fixed)  # probing all morning
 

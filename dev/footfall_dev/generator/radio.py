@@ -13,7 +13,8 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from footfall_dev.generator.devices import CLASSES, SCAN_CHANNELS, AddressPolicy, SeqPolicy
+from footfall_dev.generator.catalog import CLASSES
+from footfall_dev.generator.devices import SCAN_CHANNELS, AddressPolicy, SeqPolicy
 from footfall_dev.generator.model import StoreModel
 from footfall_dev.generator.population import Person
 
@@ -37,9 +38,14 @@ def device_rng(model: StoreModel, device: int) -> random.Random:
 
 
 def device_emissions(
-    model: StoreModel, person: Person, stats: DeviceStats | None = None
+    model: StoreModel, person: Person, stats: DeviceStats | None = None, sensor: int = 0
 ) -> Iterator[Emission]:
-    """The recorded frames of `person`'s device, in time order."""
+    """The frames of `person`'s device that sensor number `sensor` of the model records, in time order.
+
+    Every sensor's run draws the same numbers in the same order (the signal for all of them at every
+    scan and frame), so all sensors hear the same scans, addresses and sequence numbers, each with its
+    own signal: the same phone in one store, heard from two places.
+    """
     assert person.device is not None and person.device_class is not None
     cls = CLASSES[person.device_class]
     rng = device_rng(model, person.device)
@@ -56,6 +62,10 @@ def device_emissions(
     floor = model.sensitivity_dbm
     gauss, uniform, rand = rng.gauss, rng.uniform, rng.random
     log10 = math.log10
+    places = model.sensors
+    many = len(places) > 1
+    here = places[sensor]
+    n_sensors = len(places)
 
     policy = cls.address
     address = _address(rng, cls.oui) if policy is AddressPolicy.GLOBAL else b""
@@ -82,12 +92,22 @@ def device_emissions(
         leg = legs[leg_i]
         if leg.inside:
             distance = uniform(leg.near_m, leg.far_m)
+            if many:  # somewhere at that distance from the first sensor, into the store
+                angle = uniform(0.0, math.pi)
+                distance = math.hypot(
+                    distance * math.cos(angle) - here.along_m, distance * math.sin(angle) - here.depth_m
+                )
             mean = model.p0_dbm + offset - 10.0 * model.path_loss_inside * log10(max(distance, 0.5))
         else:
-            distance = leg.street_distance(t)
+            x, perp = leg.street_position(t)
+            distance = math.hypot(x - here.along_m, perp + here.depth_m)
             mean = model.p0_dbm + offset - 10.0 * model.path_loss_outside * log10(max(distance, 0.5))
             mean -= model.window_loss_db
-        mean += gauss(0.0, model.shadowing_sigma_db)
+        mean -= here.extra_loss_db
+        if many:
+            mean += [gauss(0.0, model.shadowing_sigma_db) for _ in range(n_sensors)][sensor]
+        else:
+            mean += gauss(0.0, model.shadowing_sigma_db)
         if policy is AddressPolicy.PER_BURST or (
             policy is AddressPolicy.INTERVAL and t - changed_at >= rotation
         ):
@@ -99,9 +119,13 @@ def device_emissions(
             if policy is AddressPolicy.PER_CHANNEL:
                 renew()
             for _ in range(rng.randint(*cls.frames_per_channel)):
-                rssi = round(mean + gauss(0.0, model.fading_sigma_db))
+                if many:
+                    fading = [gauss(0.0, model.fading_sigma_db) for _ in range(n_sensors)][sensor]
+                else:
+                    fading = gauss(0.0, model.fading_sigma_db)
+                rssi = round(mean + fading)
+                ssid = rng.choice(ssids) if ssids and rand() < cls.directed_share else b""
                 if rssi >= floor and channel in heard_channels and tt < t_last:  # gone: not heard
-                    ssid = rng.choice(ssids) if ssids and rand() < cls.directed_share else b""
                     stats.frames += 1
                     stats.heard.add(address)
                     yield tt, address, seq, channel, min(max(rssi, clip_lo), clip_hi), ssid, encoded[channel]
@@ -109,7 +133,9 @@ def device_emissions(
                 tt += uniform(*cls.frame_gap_ms) / 1000.0
             tt += uniform(*cls.channel_gap_ms) / 1000.0
         gap = math.exp(uniform(log_lo, log_hi))
-        if cls.screen and rand() < model.screen_on_share:
+        if cls.idle_share and rand() < cls.idle_share:
+            gap = uniform(*cls.idle_s)
+        elif cls.screen and rand() < model.screen_on_share:
             gap *= model.screen_on_interval_factor
         t += max(gap, tt - t + 1.0)
 
