@@ -38,7 +38,8 @@ class GeneratedDay:
 
         Beacons are the same for every sensor of the store (they are the store's and a neighbour's).
         """
-        model, start_ns = self.model, self.truth.start_ns
+        model = self.model
+        start_ns = self.truth.start_ns + round(model.sensors[sensor].clock_offset_s * 1e9)
         freq = {ch: channel_frequency(ch) for ch in range(1, 15)}
         fcs = model.fcs
 

@@ -66,12 +66,16 @@ class SensorPlace:
     along_m: float = 0.0
     depth_m: float = 0.0
     extra_loss_db: float = 0.0
+    clock_offset_s: float = 0.0  # its clock against the first one's (NTP keeps Pis within a few ms to s)
 
 
 ONE_SENSOR = (SensorPlace(),)
 # A second sensor at the back of the shop, 6 m along and 8 m deeper: it hears the street weaker and the
-# people in the back stronger than the first one does.
-TWO_SENSORS = (SensorPlace(), SensorPlace("back-1", along_m=6.0, depth_m=8.0, extra_loss_db=3.0))
+# people in the back stronger than the first one does; its clock is 0.35 s ahead.
+TWO_SENSORS = (
+    SensorPlace(),
+    SensorPlace("back-1", along_m=6.0, depth_m=8.0, extra_loss_db=3.0, clock_offset_s=0.35),
+)
 
 
 @dataclass(frozen=True, slots=True)
