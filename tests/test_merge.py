@@ -31,8 +31,9 @@ from collector.config import ReportConfig
 from collector.online import kpis as omnichannel
 from collector.reports import report as reports
 from collector.reports.merge import merge_overlapping, merge_recognised, merge_sensors, store_intervals
+from collector.storage.base import CountRow, VisitRow
 from collector.storage.privacy import ConsentedVisit
-from collector.storage.store import CountRow, SqliteStore, VisitRow
+from collector.storage.sqlite import SqliteStore
 from tests.test_report import count, visit
 
 UTC_DAY = date(2024, 5, 1)

@@ -17,7 +17,7 @@ import pytest
 from footfall_dev.generator import TWO_SENSORS, StoreModel, generate
 from footfall_dev.stores import StoreResult, replay_store
 
-from collector.storage.store import Store
+from collector.storage.base import Store
 from tests.pgserver import BACKENDS, open_backend, postgres_dsn, postgres_server  # noqa: F401
 
 MORNING = StoreModel(

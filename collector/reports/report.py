@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 
 from collector.config import ReportConfig
 from collector.reports.merge import StoreInterval, distinct_visits, merge_sensors, store_intervals
-from collector.storage.store import CountRow, Store, VisitRow
+from collector.storage.base import CountRow, Store, VisitRow
 
 HOUR = timedelta(hours=1)
 REPEAT_NOTE = (
@@ -120,34 +120,13 @@ def build(
 ) -> Report:
     """The report over rows already restricted to the store and period (see `period`)."""
     start, end = period(first, last, zone)
-    slots = int((end - start) / HOUR)
-    passersby, visitors = [0] * slots, [0] * slots
     raw = [v for v in visits if start <= v.start < end]  # outside the period: no hour
     visits = merge_sensors(raw)
     counts = [c for c in counts if start <= c.start < end]
-    intervals = store_intervals(counts, raw, visits)
+    intervals = store_intervals(counts, raw, visits)  # sensors combined, shared people once
     present_by_interval = {i.start: i.present for i in intervals}
-    for v in visits:
-        slot = int((v.start - start) // HOUR)
-        if v.kind == "visitor":
-            visitors[slot] += 1
-        elif v.kind == "passerby":
-            passersby[slot] += 1
-    in_slot: dict[int, list[StoreInterval]] = defaultdict(list)
-    for interval in intervals:
-        in_slot[int((interval.start - start) // HOUR)].append(interval)
-
-    rows = [
-        HourRow(
-            (start + i * HOUR).astimezone(zone),
-            passersby[i],
-            visitors[i],
-            statistics.fmean(x.present for x in in_slot[i]) if in_slot.get(i) else None,
-            _mean_known([x.present_low for x in in_slot.get(i, ())]),
-            _mean_known([x.present_high for x in in_slot.get(i, ())]),
-        )
-        for i in range(slots)
-    ]
+    rows = _hour_rows(visits, intervals, start, int((end - start) / HOUR), zone)
+    passersby, visitors = sum(r.passersby for r in rows), sum(r.visitors for r in rows)
     visitor_visits = [v for v in visits if v.kind == "visitor"]
     per_device: dict[tuple[str, str], int] = defaultdict(int)  # one seed per store: same pseudonym on all
     for v in visitor_visits:
@@ -157,14 +136,6 @@ def build(
         present_by_interval, key=lambda at: (present_by_interval[at], -at.timestamp()), default=None
     )
 
-    notes = [REPEAT_NOTE, FIXED_NOTE]
-    if len(sensors) > 1:
-        notes.append(
-            f"{len(sensors)} sensors: a device heard by several at overlapping times is one visit;"
-            " people present and people estimates are summed over them, less the people they share."
-        )
-    if not visits and not counts:
-        notes.insert(0, f"No visits or counts for store {store!r} in this period.")
     return Report(
         store=store,
         first=first,
@@ -172,9 +143,9 @@ def build(
         timezone=zone.key,
         sensors=tuple(sorted(sensors)),
         hours=tuple(_active_hours(rows)),
-        passersby=sum(passersby),
-        visitors=sum(visitors),
-        capture_rate=capture_rate(sum(visitors), sum(passersby)),
+        passersby=passersby,
+        visitors=visitors,
+        capture_rate=capture_rate(visitors, passersby),
         unique_visitors=len(per_device),
         repeat_visitors=sum(1 for n in per_device.values() if n > 1),
         median_dwell_s=statistics.median(v.dwell_s for v in visitor_visits) if visitor_visits else None,
@@ -186,12 +157,55 @@ def build(
         present_high=_mean_known([i.present_high for i in intervals]),
         fixed_visits=len(fixed),
         fixed_devices=len({(v.epoch, v.device) for v in fixed}),
-        notes=tuple(notes),
+        notes=_notes(store, sensors, empty=not visits and not counts),
         visitors_people=_sum_known((c.visitors_est for c in counts), distinct_visits(raw, visits, "visitor")),
         passersby_people=_sum_known(
             (c.passersby_est for c in counts), distinct_visits(raw, visits, "passerby")
         ),
     )
+
+
+def _hour_rows(
+    visits: Sequence[VisitRow],
+    intervals: Sequence[StoreInterval],
+    start: datetime,
+    slots: int,
+    zone: ZoneInfo,
+) -> list[HourRow]:
+    """One row per hour from `start`: passersby and visitors whose visit started in it, people present."""
+    passersby, visitors = [0] * slots, [0] * slots
+    for v in visits:
+        slot = int((v.start - start) // HOUR)
+        if v.kind == "visitor":
+            visitors[slot] += 1
+        elif v.kind == "passerby":
+            passersby[slot] += 1
+    in_slot: dict[int, list[StoreInterval]] = defaultdict(list)
+    for interval in intervals:
+        in_slot[int((interval.start - start) // HOUR)].append(interval)
+    return [
+        HourRow(
+            (start + i * HOUR).astimezone(zone),
+            passersby[i],
+            visitors[i],
+            statistics.fmean(x.present for x in in_slot[i]) if in_slot.get(i) else None,
+            _mean_known([x.present_low for x in in_slot.get(i, ())]),
+            _mean_known([x.present_high for x in in_slot.get(i, ())]),
+        )
+        for i in range(slots)
+    ]
+
+
+def _notes(store: str, sensors: Sequence[str], *, empty: bool) -> tuple[str, ...]:
+    notes = [REPEAT_NOTE, FIXED_NOTE]
+    if len(sensors) > 1:
+        notes.append(
+            f"{len(sensors)} sensors: a device heard by several at overlapping times is one visit;"
+            " people present and people estimates are summed over them, less the people they share."
+        )
+    if empty:
+        notes.insert(0, f"No visits or counts for store {store!r} in this period.")
+    return tuple(notes)
 
 
 def _sum_known(values: Iterable[float | None], share: float = 1.0) -> float | None:

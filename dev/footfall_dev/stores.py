@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 from collector.config import ReportConfig
 from collector.reports import report as reports
-from collector.storage.store import SqliteStore, Store
+from collector.storage.base import Store
+from collector.storage.sqlite import SqliteStore
 from footfall.events import Event
 from footfall_dev.generator.day import generate
 from footfall_dev.generator.model import StoreModel

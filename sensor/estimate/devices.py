@@ -292,7 +292,9 @@ class DeviceResolver:
         # pseudonym for it (one seed), so they name the device alike whatever their clocks say, and the
         # collector merges their visits; a later device on the same address (a split) adds its time.
         again = s.address in self._by_address
-        ident = blake2b(f"{s.address}/{ts}".encode() if again else s.address.encode(), digest_size=8).hexdigest()
+        ident = blake2b(
+            f"{s.address}/{ts}".encode() if again else s.address.encode(), digest_size=8
+        ).hexdigest()
         dev = Device(
             id=ident,
             keys=[s.fingerprint],
