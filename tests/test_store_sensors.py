@@ -9,30 +9,20 @@ below the two sensors' sum.
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from footfall_dev.generator import TWO_SENSORS, StoreModel, generate
+from footfall_dev.generator import TWO_SENSORS, generate
 from footfall_dev.stores import StoreResult, replay_store
 
 from collector.storage.base import Store
 from tests.pgserver import BACKENDS, open_backend, postgres_dsn, postgres_server  # noqa: F401
+from tests.test_generator import SMALL
 
-MORNING = StoreModel(
-    seed=5,
-    capture_hours=(9, 13),
-    opening_hours=(10, 12),
-    visitor_profile=(1.0, 1.5),
-    street_profile=(1.0, 0.8, 1.2, 1.5),
-    staff_shift_hours=(9.5, 12.5),
-    visitors=60,
-    passersby=180,
-    staff=1,
-    fixed_devices=1,
-    sensors=TWO_SENSORS,
-)
+MORNING = dataclasses.replace(SMALL, seed=5, staff=1, fixed_devices=1, sensors=TWO_SENSORS)  # 9-13 h
 
 
 @pytest.fixture(params=BACKENDS)
