@@ -7,14 +7,13 @@ collector/online/kpis.py): these reads add only what those do not cover.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from collector.storage.base import Store, StoreError, us
+from collector.storage.base import Store, us
 from collector.storage.sql import Db, Placeholders
 from collector.storage.sqlite import SqliteStore
 from footfall.calibration import CalibrationReport
@@ -35,18 +34,6 @@ def _q(db: Store, doing: str, sql: str, params: Sequence[Any]) -> list[tuple[Any
 
 
 @dataclass(frozen=True, slots=True)
-class Present:
-    """People present in the store's latest count interval, summed over its sensors as the report does."""
-
-    start: datetime  # aware, UTC
-    end: datetime
-    present: float
-    low: float | None = None  # the interval, when the count events carry present_low/present_high
-    high: float | None = None
-    sensors: int = 0
-
-
-@dataclass(frozen=True, slots=True)
 class SensorHealth:
     """A sensor's latest retained status (online, or offline by its last will) and its last event."""
 
@@ -61,44 +48,12 @@ class SensorHealth:
     spool_depth: int | None
 
 
-def latest_present(db: Store, store: str) -> Present | None:
+def latest_count_start(db: Store, store: str) -> datetime | None:
+    """Start of the store's latest count interval (an index probe)."""
     rows = _q(
         db, f"read the latest count of {store}", "SELECT MAX(start_us) FROM counts WHERE store = ?", (store,)
     )
-    if not rows or rows[0][0] is None:
-        return None
-    start_us = int(rows[0][0])
-    rows = _q(
-        db,
-        f"read the latest count of {store}",
-        "SELECT MAX(end_us), SUM(present), COUNT(*) FROM counts WHERE store = ? AND start_us = ?",
-        (store, start_us),
-    )
-    end_us, present, sensors = rows[0]
-    low, high = _band(db, store, start_us)
-    return Present(_dt(start_us), _dt(int(end_us)), float(present), low, high, int(sensors))
-
-
-_NO_BAND: weakref.WeakSet[Any] = weakref.WeakSet()  # open stores whose schema has no present_low/high
-
-
-def _band(db: Store, store: str, start_us: int) -> tuple[float | None, float | None]:
-    """present_low/high summed over the sensors, when the schema and every sensor's event have them."""
-    if db in _NO_BAND:  # asked once per open store: a failing query costs a round trip (and a log line)
-        return None, None
-    try:
-        rows = _q(
-            db,
-            "read the present interval",
-            "SELECT SUM(present_low), SUM(present_high), COUNT(present_low), COUNT(*) FROM counts"
-            " WHERE store = ? AND start_us = ?",
-            (store, start_us),
-        )
-    except StoreError:  # a schema without the columns: no interval to show
-        _NO_BAND.add(db)
-        return None, None
-    low, high, known, total = rows[0]
-    return (float(low), float(high)) if known and known == total else (None, None)
+    return None if not rows or rows[0][0] is None else _dt(int(rows[0][0]))
 
 
 RECENT_US = 86_400_000_000  # a day: how far back from the store's latest event counts and visits are read

@@ -15,13 +15,13 @@ from zoneinfo import ZoneInfo
 from collector.config import ReportConfig
 from collector.online import kpis as omnichannel
 from collector.reports import report as reports
+from collector.reports.merge import StoreInterval, merge_sensors, store_intervals
 from collector.reports.report import Report
 from collector.storage.base import ProfileStore, Store
 from collector.storage.dashboard import (
-    Present,
     SensorHealth,
     calibrations,
-    latest_present,
+    latest_count_start,
     sensor_health,
     visit_totals,
 )
@@ -31,6 +31,24 @@ from footfall.calibration import CalibrationReport
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 COMPARE_WEEKS = 4
 DEFAULT_RANGE_DAYS = 7
+
+
+VISIT_LOOKBACK = timedelta(days=1)  # visits that may still overlap the latest interval started since
+
+
+def present_now(db: Store, store: str) -> StoreInterval | None:
+    """People present in the store's latest count interval, combined over its sensors by the report's
+    own rule (`merge.store_intervals`: with several sensors, people heard by two count once)."""
+    start = latest_count_start(db, store)
+    if start is None:
+        return None
+    counts = db.counts(store, start, start + timedelta(microseconds=1))
+    raw = (
+        db.visits(store, start - VISIT_LOOKBACK, start + timedelta(hours=1))
+        if len({c.sensor for c in counts}) > 1
+        else []
+    )
+    return store_intervals(counts, raw, merge_sensors(raw))[-1]
 
 
 def reference_day(db: Store, store: str, zone: ZoneInfo, today: date) -> date:
@@ -48,7 +66,7 @@ class StoreSummary:
 
     store: str
     day: date
-    present: Present | None
+    present: StoreInterval | None
     report: Report  # of `day`
     sensors_online: int
     sensors_total: int
@@ -76,7 +94,7 @@ def summary(db: Store, store: str, config: ReportConfig, today: date) -> StoreSu
     return StoreSummary(
         store,
         day,
-        latest_present(db, store),
+        present_now(db, store),
         reports.for_store(db, store, day, day, config),
         sum(1 for h in health if h.state == "online"),
         len(health),
@@ -103,7 +121,7 @@ class StorePage:
     day: date  # "today"
     first: date
     last: date
-    present: Present | None
+    present: StoreInterval | None
     today: Report
     period: Report
     sensors: tuple[SensorHealth, ...]
@@ -123,7 +141,7 @@ def store_page(
         day,
         first,
         last,
-        latest_present(db, store),
+        present_now(db, store),
         today_report,
         period,
         tuple(sensor_health(db, store)),
@@ -181,9 +199,23 @@ def _occupancy(period: Report) -> Chart:
         "line",
         "hour_start",
         tuple(f"{h.start:%Y-%m-%d %H:%M}" for h in hours),
-        (Series("present_mean", tuple(round(h.present_mean or 0, 2) for h in hours)),),
+        (
+            Series("present_mean", tuple(round(h.present_mean or 0, 2) for h in hours)),
+            *(
+                (  # the 80 % band, when the count events carry it (the report averages it like the mean)
+                    Series("present_low", tuple(_round(h.present_low) for h in hours)),
+                    Series("present_high", tuple(_round(h.present_high) for h in hours)),
+                )
+                if any(h.present_low is not None for h in hours)
+                else ()
+            ),
+        ),
         unit="people",
     )
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
 
 
 def _days(period: Report) -> list[date]:

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from collector.online import journeys
-from collector.storage.dashboard import Present, latest_present
+from collector.reports.merge import StoreInterval
 from collector.web import figures
 from collector.web.accounts import Session
 from collector.web.app import Refused, Web, check_csrf, session_of
@@ -37,14 +37,14 @@ def _day(value: str | None, what: str) -> date | None:
         raise Refused(400, f"{what} {value!r} is not a date of the form YYYY-MM-DD") from None
 
 
-def _present_json(p: Present | None, web: Web) -> dict[str, Any]:
+def _present_json(p: StoreInterval | None, web: Web) -> dict[str, Any]:
     if p is None:
         return {"present": None}
     zone = web.config.report.zone
     return {
         "present": round(p.present, 1),
-        "low": None if p.low is None else round(p.low, 1),
-        "high": None if p.high is None else round(p.high, 1),
+        "low": None if p.present_low is None else round(p.present_low, 1),
+        "high": None if p.present_high is None else round(p.present_high, 1),
         "start": p.start.astimezone(zone).isoformat(),
         "end": p.end.astimezone(zone).isoformat(),
     }
@@ -82,7 +82,7 @@ def page_routes(web: Web) -> APIRouter:
 
     @router.get("/now.json")
     def chain_now(session: SESSION) -> JSONResponse:
-        return JSONResponse({s: _present_json(latest_present(web.db, s), web) for s in visible(session)})
+        return JSONResponse({s: _present_json(figures.present_now(web.db, s), web) for s in visible(session)})
 
     @router.get("/stores/{store}", response_class=HTMLResponse)
     def store_page(
@@ -98,7 +98,7 @@ def page_routes(web: Web) -> APIRouter:
     @router.get("/stores/{store}/now.json")
     def store_now(store: str, session: SESSION) -> JSONResponse:
         scoped(session, store)
-        return JSONResponse({store: _present_json(latest_present(web.db, store), web)})
+        return JSONResponse({store: _present_json(figures.present_now(web.db, store), web)})
 
     @router.get("/stores/{store}/charts/{key}.csv")
     def chart_csv(

@@ -1,5 +1,5 @@
--- 0005 (PostgreSQL): the dashboard's accounts and sessions, sensor health fields of status events, calibration reports, visit roll-ups.
--- Numbered after main's last migration; renumber at merge if another branch took this number.
+-- 0007 (PostgreSQL): the dashboard's accounts and sessions, sensor health fields of status events, calibration reports, visit roll-ups.
+-- Numbered 0007 as the lead asked (0005 is kept for another branch; gaps are allowed).
 
 -- A dashboard account: an argon2 hash (never the password), a role, and the stores it may see.
 CREATE TABLE web_users (
