@@ -30,7 +30,7 @@ from collector.web import figures
 from collector.web.accounts import AccountError, open_accounts
 from collector.web.security import LoginThrottle
 from footfall.calibration import CalibrationReport
-from tests.dashboard_data import DEMO_DAY, PASSWORDS, fill, replay_demo, served
+from tests.dashboard_data import DEMO_DAY, PASSWORDS, count, fill, replay_demo, served
 from tests.pgserver import BACKENDS, open_backend, postgres_dsn, postgres_server  # noqa: F401
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -378,3 +378,29 @@ def test_the_visit_rollup_gives_the_report_s_day_figures_as_visits_are_stored_an
     assert fresh.apply_retention(cutoffs, dry_run=False, label=lambda n: "3" * 2 * n).visits_deleted
     expected, rolled = both("demo", day)
     assert rolled == expected  # deleted visits leave the roll-up too
+
+
+def test_counts_with_an_interval_show_it_now_and_as_the_occupancy_band(fresh: Store) -> None:
+    at = datetime(2024, 3, 14, 19, 30, tzinfo=UTC)  # later than every replayed interval
+    fresh.add([count(at, 6.0).model_copy(update={"present_low": 4.5, "present_high": 8.0})])
+    with served(fresh) as url:
+        client, _ = login(url, "dana", PASSWORDS["dana"])
+        now = client.get("/stores/demo/now.json").json()["demo"]
+        assert (now["present"], now["low"], now["high"]) == (6.0, 4.5, 8.0)
+        assert 'data-figure="present-interval">(4.5–8.0)<' in client.get("/stores/demo").text
+        rows = list(
+            csv.DictReader(
+                io.StringIO(
+                    client.get(f"/stores/demo/charts/occupancy.csv?from={DEMO_DAY}&to={DEMO_DAY}").text
+                )
+            )
+        )
+    day = date.fromisoformat(DEMO_DAY)
+    hour = next(
+        h
+        for h in reports.for_store(fresh, "demo", day, day, reports.ReportConfig()).hours
+        if h.start.hour == 20
+    )
+    row = next(r for r in rows if r["hour_start"].endswith("20:00"))
+    assert float(row["present_low"]) == round(hour.present_low or -1, 2)
+    assert float(row["present_high"]) == round(hour.present_high or -1, 2)
