@@ -20,7 +20,7 @@ import io
 import math
 import statistics
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
@@ -209,7 +209,8 @@ def read_truth(text: str, record_times: Sequence[int], tz: ZoneInfo) -> list[tup
                 raise CalibrationError(
                     f"truth line {n}: idx {idx} is outside the capture's {len(record_times)} frames"
                 )
-            steps.append((record_times[idx], count))
+            if not math.isnan(count):  # a row the publisher left unlabelled ("nan") is no label
+                steps.append((record_times[idx], count))
     else:
         for n, row in enumerate(csv.reader(io.StringIO(text)), 1):
             if n == 1 or not row:
@@ -296,13 +297,18 @@ def count_series(config: SensorConfig, records: Iterable[CaptureRecord]) -> list
 
 
 def with_estimator(config: SensorConfig, params: EstimatorParams) -> SensorConfig:
-    """`config` with the estimator numbers of `params` that the config file carries."""
+    """`config` with the estimator numbers of `params` that the config file carries (resolver aside)."""
     section = config.estimator.model_copy(
         update={
             "inside_rssi_dbm": params.inside_rssi_dbm,
             "holdover_s": params.holdover_s,
             "site_factor": params.site_factor,
             "global_weight": params.global_weight,
+            "exit_margin_db": params.exit_margin_db,
+            "interval_low": params.interval_low,
+            "interval_high": params.interval_high,
+            "interval_floor": params.interval_floor,
+            "scale": config.estimator.scale.model_copy(update=asdict(params.scale)),
         }
     )
     return config.model_copy(update={"estimator": section})

@@ -1,0 +1,240 @@
+"""Blocked cross-validation of the people estimate over the 103 position-1 lab days.
+
+Every whole month is held out in turn. Whatever is fitted is fitted on the other months only:
+which signal-scale variant to run (a small grid of `estimator.scale` settings, each a full replay),
+the site factor (least squares over the training windows) and the 80 % interval (quantiles of
+truth / estimate over the training months' busy windows). The held-out month is then scored with
+those numbers. Per month and pooled: busy windows (>= 3 people: MAE, MAPE, share within +-1 person,
+interval coverage), light days and empty days (MAE).
+
+A replay is the product's own pipeline (`Pipeline.observe` on the cached sightings, CountEvents
+out), run with `site_factor = 1`, so `present` is the device count and a factor is a product.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
+
+from bench.labdays import SALT, LabDay, lab_days
+from footfall.events import CountEvent
+from sensor.config import SensorConfig
+from sensor.estimate.calibrate import window_means, with_estimator
+from sensor.estimate.occupancy import EstimatorParams
+from sensor.estimate.scale import ScaleParams
+from sensor.pipeline import ListSink, Pipeline
+
+NS = 1_000_000_000
+BUSY = 3.0
+
+# The scale variants a fold chooses among (by its training months' error). "off" is the fixed-dBm
+# estimator of before; the others follow the learned reference with a gain and a downward bound.
+VARIANTS: dict[str, ScaleParams] = {
+    "off": ScaleParams(enabled=False),
+    "g0.5": ScaleParams(gain=0.5, max_down_db=5.0),
+    "g0.5-up": ScaleParams(gain=0.5, max_down_db=0.0),
+    "g0.7": ScaleParams(gain=0.7, max_down_db=5.0),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class DayRun:
+    """One day replayed under one variant: per 15-minute window, the device count and the truth."""
+
+    name: str
+    month: str
+    kind: str
+    devices: list[float]
+    truth: list[float]
+    drift: bool  # the scale reported a drift at the end of the day
+
+
+def replay(params: EstimatorParams, day: LabDay) -> DayRun:
+    config = with_estimator(SensorConfig(), replace(params, site_factor=1.0))
+    sink = ListSink()
+    pipeline = Pipeline(config, SALT, sink)
+    for s in day.sightings:
+        pipeline.observe(s)
+    drift = pipeline.occupancy.scale.drift if pipeline.occupancy is not None else False
+    pipeline.finish()
+    series = [
+        (int(e.start.timestamp()) * NS, int(e.end.timestamp()) * NS, e.present)
+        for e in sink.events
+        if isinstance(e, CountEvent)
+    ]
+    devices = window_means(series, day.windows, day.span)
+    return DayRun(day.name, day.month, day.kind, devices, day.truth, drift)
+
+
+def _replay_all(args: tuple[str, ScaleParams, bool]) -> tuple[str, list[DayRun]]:
+    name, scale, quick = args
+    params = replace(EstimatorParams(), scale=scale)
+    return name, [replay(params, day) for day in lab_days(quick=quick)]
+
+
+def replay_variants(quick: bool, variants: dict[str, ScaleParams] = VARIANTS) -> dict[str, list[DayRun]]:
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        return dict(pool.map(_replay_all, [(n, v, quick) for n, v in variants.items()]))
+
+
+@dataclass(frozen=True, slots=True)
+class Fitted:
+    variant: str
+    factor: float
+    low: float  # interval: truth / estimate quantiles
+    high: float
+
+
+def _pairs(runs: Sequence[DayRun], factor: float = 1.0) -> list[tuple[float, float, str]]:
+    return [(x * factor, y, r.kind) for r in runs for x, y in zip(r.devices, r.truth, strict=True)]
+
+
+def _factor(runs: Sequence[DayRun]) -> float:
+    xs = [(x, y) for x, y, kind in _pairs(runs) if kind != "empty"]
+    sxx = sum(x * x for x, _ in xs)
+    return sum(x * y for x, y in xs) / sxx if sxx else 1.0
+
+
+def _quantile(xs: Sequence[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(int(q * len(xs)), len(xs) - 1)]
+
+
+def _balanced_error(runs: Sequence[DayRun], factor: float) -> float:
+    """Mean of the per-class MAEs: busy windows, light days, empty days weigh alike."""
+    by: dict[str, list[float]] = defaultdict(list)
+    for x, y, kind in _pairs(runs, factor):
+        by["busy" if y >= BUSY else kind].append(abs(x - y))
+    return statistics.fmean(statistics.fmean(v) for v in by.values())
+
+
+def fit(train: dict[str, list[DayRun]]) -> Fitted:
+    best: tuple[float, str, float] | None = None
+    for variant, runs in train.items():
+        f = _factor(runs)
+        err = _balanced_error(runs, f)
+        if best is None or err < best[0]:
+            best = (err, variant, f)
+    assert best is not None
+    _, variant, f = best
+    ratios = [y / x for x, y, _ in _pairs(train[variant], f) if y >= BUSY and x > 0]
+    return Fitted(variant, f, _quantile(ratios, 0.1), _quantile(ratios, 0.9))
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """A held-out window: estimate, 80 % interval, truth, and the day it belongs to."""
+
+    month: str
+    day: str
+    kind: str
+    estimate: float
+    low: float
+    high: float
+    truth: float
+
+
+def cross_validate(runs: dict[str, list[DayRun]], floor: float) -> tuple[list[Scored], dict[str, Fitted]]:
+    months = sorted({r.month for r in next(iter(runs.values()))})
+    scored: list[Scored] = []
+    fits = {}
+    for month in months:
+        train = {v: [r for r in rs if r.month != month] for v, rs in runs.items()}
+        f = fits[month] = fit(train)
+        for r in runs[f.variant]:
+            if r.month != month:
+                continue
+            for x, y in zip(r.devices, r.truth, strict=True):
+                est = x * f.factor
+                low = max(min(est * f.low, est - floor), 0.0)
+                high = max(est * f.high, est + floor)
+                scored.append(Scored(month, r.name, r.kind, est, low, high, y))
+    return scored, fits
+
+
+def summary(windows: Sequence[Scored]) -> dict[str, str]:
+    """Busy-window MAE, MAPE, within +-1, coverage; light and empty MAE (as printed strings)."""
+    busy = [w for w in windows if w.truth >= BUSY]
+    light = [w for w in windows if w.kind == "light"]
+    empty = [w for w in windows if w.kind == "empty"]
+
+    def mae(ws: Sequence[Scored]) -> str:
+        return f"{statistics.fmean(abs(w.estimate - w.truth) for w in ws):.2f}" if ws else "-"
+
+    out = {"busy_n": str(len(busy)), "busy_mae": mae(busy), "light_mae": mae(light), "empty_mae": mae(empty)}
+    if busy:
+        out["mape"] = f"{100 * statistics.fmean(abs(w.estimate - w.truth) / w.truth for w in busy):.1f}"
+        out["within1"] = f"{100 * statistics.fmean(abs(w.estimate - w.truth) <= 1 for w in busy):.0f}"
+        out["cover"] = f"{100 * statistics.fmean(w.low <= w.truth <= w.high for w in busy):.0f}"
+    return out
+
+
+COLUMNS = (
+    ("busy_n", "busy win"),
+    ("busy_mae", "busy MAE"),
+    ("mape", "MAPE %"),
+    ("within1", "+-1 %"),
+    ("cover", "80% cover"),
+    ("light_mae", "light MAE"),
+    ("empty_mae", "empty MAE"),
+)
+
+
+def report(runs: dict[str, list[DayRun]], floor: float) -> dict[str, str]:
+    scored, fits = cross_validate(runs, floor)
+    header = f"{'held-out month':<15}{'variant':<9}{'factor':>7}{'interval':>12}" + "".join(
+        f"{title:>11}" for _, title in COLUMNS
+    )
+    print(header)
+    print("-" * len(header))
+    for month, f in fits.items():
+        row = summary([w for w in scored if w.month == month])
+        print(
+            f"{month:<15}{f.variant:<9}{f.factor:>7.3f}{f'x{f.low:.2f}-{f.high:.2f}':>12}"
+            + "".join(f"{row.get(k, '-'):>11}" for k, _ in COLUMNS)
+        )
+    pooled = summary(scored)
+    print("-" * len(header))
+    print(f"{'pooled':<43}" + "".join(f"{pooled.get(k, '-'):>11}" for k, _ in COLUMNS))
+    return pooled
+
+
+def per_day(runs: dict[str, list[DayRun]], floor: float, kinds: Sequence[str] = ("busy", "light")) -> None:
+    scored, fits = cross_validate(runs, floor)
+    print(f"{'day':<12}{'kind':<7}{'windows':>8}{'truth':>7}{'estimate':>9}{'MAE':>7}{'drift':>7}")
+    for name in sorted({w.day for w in scored}):
+        ws = [w for w in scored if w.day == name]
+        if ws[0].kind not in kinds:
+            continue
+        variant = fits[ws[0].month].variant
+        drift = next(r.drift for r in runs[variant] if r.name == name)
+        print(
+            f"{name:<12}{ws[0].kind:<7}{len(ws):>8}{statistics.fmean(w.truth for w in ws):>7.1f}"
+            f"{statistics.fmean(w.estimate for w in ws):>9.1f}"
+            f"{statistics.fmean(abs(w.estimate - w.truth) for w in ws):>7.2f}{'yes' if drift else '':>7}"
+        )
+
+
+def lab_heldout(quick: bool, show_days: bool) -> dict[str, str]:
+    runs = replay_variants(quick)
+    n = len(next(iter(runs.values())))
+    what = "a quick subset of" if quick else "all"
+    print(f"Fryza lab, position 1: {what} {n} days, 15-minute windows, whole months held out of every fit")
+    print("(variant, site factor and interval fitted on the other months; scored on the held-out month)")
+    print()
+    floor = EstimatorParams().interval_floor
+    pooled = report(runs, floor)
+    print(
+        "targets: busy MAE <= 1.5, MAPE <= 10 %, >= 75 % within +-1, coverage 75-85 %; "
+        "light MAE <= 0.4; empty MAE <= 0.1"
+    )
+    print()
+    print("The fixed-dBm estimator of before (variant 'off' in every fold):")
+    report({"off": runs["off"]}, floor)
+    if show_days:
+        print()
+        per_day(runs, floor)
+    return pooled
