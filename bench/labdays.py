@@ -13,8 +13,10 @@ zero), empty (nobody all day; a day whose mean rounds to 0.00 counts as empty, a
 from __future__ import annotations
 
 import gzip
+import os
 import pickle
 import statistics
+from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +31,7 @@ from sensor.keys.pseudonym import FixedSalt, Pseudonymizer
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 CACHE = Path(__file__).resolve().parent / ".cache" / "lab"
 LAB_TZ = ZoneInfo("Europe/Prague")  # only for reading times; the lab truth joins on frame index
-_VERSION = 1
+_VERSION = 2
 SALT = FixedSalt(b"bench-lab-days-salt-000000000000")
 
 
@@ -40,6 +42,7 @@ class LabDay:
     windows: list[Window]
     span: tuple[int, int]
     mean_occupancy: float  # frame-weighted, as the data README classes days
+    gaps: int  # truth windows left out: the sniffer heard nothing in them (`heard_windows`)
 
     @property
     def month(self) -> str:
@@ -101,7 +104,7 @@ def sightings_of(records: list[CaptureRecord]) -> list[Sighting]:
 
 def _decode_day(name: str, pcap: Path, csv: Path) -> LabDay:
     raw = _read(pcap)
-    tmp = CACHE / f".{name}.pcap"
+    tmp = CACHE / f".{name}.{os.getpid()}.pcap"
     tmp.write_bytes(raw)
     try:
         records = list(read_capture(tmp))
@@ -111,13 +114,24 @@ def _decode_day(name: str, pcap: Path, csv: Path) -> LabDay:
     text = _read(csv).decode("utf-8")
     steps = read_truth(text, times, LAB_TZ)
     occupancy = [c for _, c in steps]
-    return LabDay(
-        name,
-        sightings_of(records),
-        truth_windows(steps),
-        (times[0], times[-1]),
-        statistics.fmean(occupancy),
-    )
+    sightings = sightings_of(records)
+    windows, gaps = heard_windows(truth_windows(steps), [s.ts_ns for s in sightings])
+    return LabDay(name, sightings, windows, (times[0], times[-1]), statistics.fmean(occupancy), gaps)
+
+
+def heard_windows(windows: list[Window], times: list[int]) -> tuple[list[Window], int]:
+    """The windows in which the sniffer heard anything, and how many it did not.
+
+    The lab PCs probe every minute all day, so a 15-minute window without a single frame is the
+    sniffer not recording (2023-02-22: six hours without a frame while the truth says 14 people),
+    not an empty room: no estimator can know, and such a window says nothing about one.
+    """
+    k, heard = 0, []
+    for w in windows:
+        k = bisect_left(times, w.a_ns, k)
+        if k < len(times) and times[k] < w.b_ns:
+            heard.append(w)
+    return heard, len(windows) - len(heard)
 
 
 def load_day(name: str, pcap: Path, csv: Path) -> LabDay:
@@ -130,8 +144,10 @@ def load_day(name: str, pcap: Path, csv: Path) -> LabDay:
         if stored_key == key:
             return day  # type: ignore[no-any-return]
     day = _decode_day(name, pcap, csv)
-    with cached.open("wb") as f:
+    tmp = cached.with_name(f".{name}.{os.getpid()}.pickle")  # atomic: replays run in parallel
+    with tmp.open("wb") as f:
         pickle.dump((key, day), f, protocol=pickle.HIGHEST_PROTOCOL)
+    tmp.replace(cached)
     return day
 
 

@@ -154,6 +154,12 @@ class ResolverConfig(Section):
     weak_link_s: float = Field(
         _R.weak_link_s, gt=0, description="...and takes a new address only this soon after its last frame"
     )
+    lone_link_s: float = Field(
+        _R.lone_link_s,
+        ge=0,
+        le=86_400,
+        description="a phone alone of its family keeps its device across a silence this long (0: off)",
+    )
     family_tolerance_db: float = Field(
         _R.family_tolerance_db,
         ge=0,

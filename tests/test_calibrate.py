@@ -232,43 +232,73 @@ def test_calibrate_counts_with_an_unknown_truth_format_is_one_clear_line(tmp_pat
     assert result.output.count("\n") == 1
 
 
-def test_calibrate_counts_fits_a_crafted_day_and_writes_the_estimator_keeping_comments(
-    tmp_path: Path,
-) -> None:
-    # Three phones inside for 45 minutes, a new random address every scan at irregular gaps, each
-    # at its own signal level; the truth says six people (half carry no phone): factor 2.
+def crafted_day(path: Path, hours: float) -> None:
+    """Three phones inside, a new random address every scan at irregular gaps, each at its own signal
+    and with its own running sequence counter (random sequence numbers would, over hours, hand one
+    phone's address to another by a chance sequence match, and the count would read 2)."""
     rng = random.Random(3)
-    capture = tmp_path / "day.pcap"
     freq = channel_frequency(6)
     frames = []
     for i, rssi in enumerate((-40, -52, -64)):
-        t = rng.uniform(0, 20)
-        while t < 2700:
+        t, seq = rng.uniform(0, 20), rng.randrange(4096)
+        while t < hours * 3600:
             mac = bytes((0x02 | (i << 2),)) + rng.randbytes(5)
-            frames.append(
-                (T0 + int(t * S), radiotap_probe_request(mac, rng.randrange(4096), b"", ELEMENTS, rssi, freq))
-            )
-            t += rng.uniform(20, 60)
-    with PcapWriter(capture, 127) as pcap:
+            frames.append((T0 + int(t * S), radiotap_probe_request(mac, seq, b"", ELEMENTS, rssi, freq)))
+            t, seq = t + rng.uniform(20, 60), (seq + rng.randrange(1, 4)) % 4096
+    with PcapWriter(path, 127) as pcap:
         for ts, frame in sorted(frames):
             pcap.write(ts, frame)
+
+
+# Three phones beside the sensor are all it hears here: no street to learn a signal scale from, so the
+# thresholds stay as configured (estimator.scale off) and the device count is 3 all along.
+CONFIG = (
+    "# footfall sensor\nestimator:\n  # people per device, per site\n  site_factor: 1.0  # fitted later\n"
+    "  holdover_s: 450\n  scale:\n    enabled: false\n"
+)
+
+
+def test_calibrate_counts_fits_on_part_judges_on_the_rest_and_writes_keeping_comments(
+    tmp_path: Path,
+) -> None:
+    # Three phones for three hours; the truth says six people all along (half carry no phone): factor 2.
+    capture = tmp_path / "day.pcap"
+    crafted_day(capture, 3.0)
     truth = tmp_path / "truth.csv"
-    truth.write_text("timestamp,count\n2023-11-14T22:13:20Z,6\n2023-11-14T22:58:20Z,6\n")
+    truth.write_text("timestamp,count\n2023-11-14T22:13:20Z,6\n2023-11-15T01:13:20Z,6\n")
     config = tmp_path / "sensor.yaml"
-    config.write_text(
-        "# footfall sensor\nestimator:\n  # people per device, per site\n  site_factor: 1.0  # fitted later\n"
-        "  holdover_s: 450\n"
-    )
+    config.write_text(CONFIG)
     result = CliRunner().invoke(
-        calibrate,
-        ["counts", str(capture), "--truth", str(truth), "--config", str(config), "--factor-only", "--write"],
+        calibrate, ["counts", str(capture), "--truth", str(truth), "--config", str(config), "--write"]
     )
     assert result.exit_code == 0, result.output
-    assert "before" in result.output and "fitted" in result.output
+    assert "held out:" in result.output and "before" in result.output and "fitted" in result.output
+    assert "better than the defaults" in result.output
     written = config.read_text()
     assert "# people per device, per site" in written
     assert "# fitted later" in written
-    assert sensor_config.load(config).estimator.site_factor == pytest.approx(2.0, abs=0.1)
+    assert sensor_config.load(config).estimator.site_factor == pytest.approx(2.0, abs=0.15)
+
+
+def test_calibrate_counts_refuses_to_write_a_fit_the_held_out_part_does_not_confirm(tmp_path: Path) -> None:
+    # The same three phones; the truth says six people in the first and third hour, three in the
+    # second. Fitted on hours one and three (factor 2), judged on hour two (factor 1 was right).
+    capture = tmp_path / "day.pcap"
+    crafted_day(capture, 3.0)
+    truth = tmp_path / "truth.csv"
+    truth.write_text(
+        "timestamp,count\n2023-11-14T22:00:00Z,6\n2023-11-14T23:00:00Z,3\n2023-11-15T00:00:00Z,6\n"
+        "2023-11-15T01:13:20Z,6\n"
+    )
+    config = tmp_path / "sensor.yaml"
+    config.write_text(CONFIG)
+    result = CliRunner().invoke(
+        calibrate, ["counts", str(capture), "--truth", str(truth), "--config", str(config), "--write"]
+    )
+    assert result.exit_code == 1
+    assert "Error: not written: on the " in result.output
+    assert "not better than the defaults'" in result.output
+    assert config.read_text() == CONFIG
 
 
 def test_write_config_refuses_a_value_the_config_would_reject(tmp_path: Path) -> None:

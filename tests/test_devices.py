@@ -90,10 +90,40 @@ def test_two_phones_of_one_model_with_unrelated_sequence_numbers_and_different_s
 
 
 def test_a_new_address_after_the_link_window_is_a_new_device() -> None:
+    # Another phone of the model is around, so the lone-phone rule does not apply (see below).
     params = ResolverParams(link_window_s=120)
     first = phone_bursts(0, 30, bursts=3, seq0=10, rssi=-60, tag="aa", seq_step=500)
+    other = phone_bursts(200, 30, bursts=1, seq0=1500, rssi=-85, tag="cc", seq_step=500)
     later = phone_bursts(60 + 200, 30, bursts=3, seq0=3000, rssi=-60, tag="bb", seq_step=500)
-    assert len(set(resolve_all(DeviceResolver(params), first + later))) == 2
+    ids = resolve_all(DeviceResolver(params), first + other + later)
+    assert len(set(ids)) == 3
+    assert len(set(resolve_all(DeviceResolver(dataclasses.replace(params, lone_link_s=0)), first + later))) == 2
+
+
+def test_a_phone_alone_of_its_kind_stays_one_device_across_a_fifteen_minute_silence() -> None:
+    # An idle phone sleeps 15 minutes and scans again with a new address and a new sequence counter:
+    # nothing else of its kind was heard meanwhile, so it is the same phone, not a second visitor.
+    first = phone_bursts(0, 30, bursts=5, seq0=10, rssi=-60, tag="aa", seq_step=500)
+    later = phone_bursts(120 + 900, 30, bursts=5, seq0=3000, rssi=-63, tag="bb", seq_step=500)
+    resolver = DeviceResolver()
+    assert len(set(resolve_all(resolver, first + later))) == 1
+    assert resolver.stats.links_by_lone == 1
+
+
+def test_after_a_silence_a_phone_of_its_kind_heard_meanwhile_makes_the_next_address_a_stranger() -> None:
+    first = phone_bursts(0, 30, bursts=5, seq0=10, rssi=-60, tag="aa", seq_step=500)
+    passer = phone_bursts(100, 30, bursts=1, seq0=1500, rssi=-82, tag="cc", seq_step=500)  # another phone
+    later = phone_bursts(120 + 900, 30, bursts=5, seq0=3000, rssi=-63, tag="bb", seq_step=500)
+    resolver = DeviceResolver()
+    ids = resolve_all(resolver, first + passer + later)
+    assert ids[0] != ids[-1]
+    assert resolver.stats.links_by_lone == 0
+
+
+def test_a_weak_phone_on_the_street_is_not_linked_across_a_silence() -> None:
+    first = phone_bursts(0, 30, bursts=3, seq0=10, rssi=-85, tag="aa", seq_step=500)
+    later = phone_bursts(900, 30, bursts=3, seq0=3000, rssi=-85, tag="bb", seq_step=500)
+    assert len(set(resolve_all(DeviceResolver(), first + later))) == 2
 
 
 def test_a_pc_probing_every_minute_with_one_global_address_is_flagged_fixed() -> None:
@@ -347,16 +377,27 @@ def fixed_by_scan_time(resolver: DeviceResolver, sightings: list[Sighting]) -> d
 
 
 def test_a_staff_phone_that_randomizes_is_flagged_once_its_fingerprint_has_been_inside_for_hours() -> None:
-    # Every scan 400 s apart (past the link window): each is a new device, none lives for hours.
+    # Every scan 400 s apart (past the link window): each is a new device, none lives for hours (the
+    # lone-phone rule off, as when other phones of its family are around: it would link the scans).
     staff = scans(0, 400, 5 * 3600, -60, STAFF, "st")
     visitor = scans(4.5 * 3600, 60, 4.5 * 3600 + 600, -50, PHONE, "vi")  # 10 dB off: no family link
-    resolver = DeviceResolver()
+    resolver = DeviceResolver(ResolverParams(lone_link_s=0))
     fixed = fixed_by_scan_time(resolver, staff + visitor)
     staff_times = sorted({round(s.ts_ns / S) for s in staff})
     assert len(staff_times) == 45
     assert not any(fixed[s.ts_ns / S] for s in staff if s.ts_ns < 4 * 3600 * S)
     assert all(fixed[s.ts_ns / S] for s in staff if s.ts_ns > 4 * 3600 * S)
     assert not any(fixed[s.ts_ns / S] for s in visitor)  # another fingerprint: a visitor
+
+
+def test_a_lone_staff_phone_that_randomizes_is_one_device_flagged_after_hours_inside() -> None:
+    staff = scans(0, 400, 5 * 3600, -60, STAFF, "st")
+    resolver = DeviceResolver()
+    ids = resolve_all(resolver, staff)
+    # One phone across its silences until it is found staff (4 h); its later scans are the
+    # resident's next pieces, flagged at birth. None of it is a visitor.
+    assert len({d for s, d in zip(staff, ids, strict=True) if s.ts_ns < 4 * 3600 * S}) == 1
+    assert all(resolver.is_fixed(d) for d in ids)
 
 
 def test_a_silence_longer_than_the_gap_restarts_the_fingerprints_run() -> None:
