@@ -97,7 +97,9 @@ def test_a_new_address_after_the_link_window_is_a_new_device() -> None:
     later = phone_bursts(60 + 200, 30, bursts=3, seq0=3000, rssi=-60, tag="bb", seq_step=500)
     ids = resolve_all(DeviceResolver(params), first + other + later)
     assert len(set(ids)) == 3
-    assert len(set(resolve_all(DeviceResolver(dataclasses.replace(params, lone_link_s=0)), first + later))) == 2
+    assert (
+        len(set(resolve_all(DeviceResolver(dataclasses.replace(params, lone_link_s=0)), first + later))) == 2
+    )
 
 
 def test_a_phone_alone_of_its_kind_stays_one_device_across_a_fifteen_minute_silence() -> None:
@@ -352,6 +354,44 @@ def test_one_real_phone_with_many_random_addresses_is_at_most_two_devices(
     devices = set(resolve_all(DeviceResolver(), sightings))
     assert len({s.address for s in sightings}) >= 15
     assert len(devices) <= 2
+
+
+def real_phone(shared_data: Path, phone: str) -> list[Sighting]:
+    """A single-phone capture as sightings, the publisher's scrambled local bit set back."""
+    decoder = FrameDecoder()
+    names = Pseudonymizer(FixedSalt(b"k" * 32))
+    out = []
+    for r in read_capture(shared_data / "captures" / f"baccichet_{phone}_anonymized.pcap"):
+        p = decoder.decode(r.ts_ns, r.linktype, r.data)
+        if p is not None:
+            out.append(
+                Sighting(
+                    r.ts_ns, names.pseudonym(p.transmitter, r.ts_ns), names.epoch, True,
+                    p.rssi_dbm, p.channel, p.seq, p.fingerprint, p.ie_ids, p.ssid != "",
+                )
+            )  # fmt: skip
+    return sorted(out, key=lambda s: s.ts_ns)
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("silence_min", [12, 20])
+def test_a_real_phone_that_goes_quiet_for_minutes_and_scans_again_stays_one_device(
+    shared_data: Path, silence_min: int
+) -> None:
+    # The iPhone 7 capture (35 addresses, one device) cut in two, the second half moved on by a
+    # silence: it comes back with new addresses and a sequence counter past the sequence rule's reach.
+    sightings = real_phone(shared_data, "iPhone7-F")
+    half = len(sightings) // 2
+    while sightings[half].address == sightings[half - 1].address:
+        half += 1  # cut between two scans, where the phone takes a new address
+    middle = sightings[half].ts_ns
+    shift = silence_min * 60 * S
+    moved = [dataclasses.replace(s, ts_ns=s.ts_ns + shift) if s.ts_ns >= middle else s for s in sightings]
+    resolver = DeviceResolver()
+    assert len(set(resolve_all(resolver, moved))) == 1
+    assert resolver.stats.links_by_lone >= 1
+    without = DeviceResolver(ResolverParams(lone_link_s=0))
+    assert len(set(resolve_all(without, moved))) == 2  # what the sensor read before the rule
 
 
 STAFF = "5f" * 8
