@@ -23,6 +23,7 @@ from bench.labdays import SALT, LabDay, lab_days
 from footfall.events import CountEvent
 from sensor.config import SensorConfig
 from sensor.estimate.calibrate import window_means, with_estimator
+from sensor.estimate.count_model import CountModel
 from sensor.estimate.occupancy import EstimatorParams
 from sensor.estimate.scale import ScaleParams
 from sensor.pipeline import ListSink, Pipeline
@@ -36,7 +37,6 @@ VARIANTS: dict[str, ScaleParams] = {
     "off": ScaleParams(enabled=False),
     "g0.5": ScaleParams(gain=0.5, max_down_db=5.0),
     "g0.5-up": ScaleParams(gain=0.5, max_down_db=0.0),
-    "g0.7": ScaleParams(gain=0.7, max_down_db=5.0),
 }
 
 
@@ -48,25 +48,34 @@ class DayRun:
     month: str
     kind: str
     devices: list[float]
+    visitors: list[float]  # visitor visits open (time-weighted over the window's count events)
     truth: list[float]
     drift: bool  # the scale reported a drift at the end of the day
 
 
 def replay(params: EstimatorParams, day: LabDay) -> DayRun:
     config = with_estimator(SensorConfig(), replace(params, site_factor=1.0))
+    # The device count and the open visits apart: each fold fits the count model's blend itself.
+    config = config.model_copy(
+        update={"estimator": config.estimator.model_copy(update={"count_model": False})}
+    )
     sink = ListSink()
     pipeline = Pipeline(config, SALT, sink)
     for s in day.sightings:
         pipeline.observe(s)
     drift = pipeline.occupancy.scale.drift if pipeline.occupancy is not None else False
     pipeline.finish()
-    series = [
-        (int(e.start.timestamp()) * NS, int(e.end.timestamp()) * NS, e.present)
-        for e in sink.events
-        if isinstance(e, CountEvent)
-    ]
-    devices = window_means(series, day.windows, day.span)
-    return DayRun(day.name, day.month, day.kind, devices, day.truth, drift)
+    counts = [e for e in sink.events if isinstance(e, CountEvent)]
+    spans = [(int(e.start.timestamp()) * NS, int(e.end.timestamp()) * NS) for e in counts]
+    devices = window_means(
+        [(a, b, e.present) for (a, b), e in zip(spans, counts, strict=True)], day.windows, day.span
+    )
+    visitors = window_means(
+        [(a, b, float(e.visitors_present)) for (a, b), e in zip(spans, counts, strict=True)],
+        day.windows,
+        day.span,
+    )
+    return DayRun(day.name, day.month, day.kind, devices, visitors, day.truth, drift)
 
 
 def _replay_all(args: tuple[str, ScaleParams, bool]) -> tuple[str, list[DayRun]]:
@@ -83,19 +92,47 @@ def replay_variants(quick: bool, variants: dict[str, ScaleParams] = VARIANTS) ->
 @dataclass(frozen=True, slots=True)
 class Fitted:
     variant: str
-    factor: float
-    low: float  # interval: truth / estimate quantiles
+    factor: float  # people per inside device (the device-only estimate)
+    model: CountModel  # the blend, in people (site factor 1)
+    low: float  # interval: truth / estimate quantiles over busy training windows
     high: float
 
+    def estimate(self, devices: float, visitors: float) -> float:
+        alone = devices * self.factor
+        if alone < self.model.blend_from_people:
+            return alone
+        return self.model.device_weight * devices + self.model.visitor_weight * visitors
 
-def _pairs(runs: Sequence[DayRun], factor: float = 1.0) -> list[tuple[float, float, str]]:
-    return [(x * factor, y, r.kind) for r in runs for x, y in zip(r.devices, r.truth, strict=True)]
+
+def _windows(runs: Sequence[DayRun]) -> list[tuple[float, float, float, str]]:
+    """(devices, visitors, truth, day kind) of every window."""
+    return [(x, v, y, r.kind) for r in runs for x, v, y in zip(r.devices, r.visitors, r.truth, strict=True)]
 
 
 def _factor(runs: Sequence[DayRun]) -> float:
-    xs = [(x, y) for x, y, kind in _pairs(runs) if kind != "empty"]
+    xs = [(x, y) for x, _, y, kind in _windows(runs) if kind != "empty"]
     sxx = sum(x * x for x, _ in xs)
     return sum(x * y for x, y in xs) / sxx if sxx else 1.0
+
+
+def least_squares_2(rows: Sequence[tuple[float, float, float]]) -> tuple[float, float]:
+    """y = a x1 + b x2 by least squares (normal equations of two unknowns; no numpy on the Pi)."""
+    s11 = sum(x1 * x1 for x1, _, _ in rows)
+    s12 = sum(x1 * x2 for x1, x2, _ in rows)
+    s22 = sum(x2 * x2 for _, x2, _ in rows)
+    s1y = sum(x1 * y for x1, _, y in rows)
+    s2y = sum(x2 * y for _, x2, y in rows)
+    det = s11 * s22 - s12 * s12
+    if abs(det) < 1e-9:
+        return (s1y / s11 if s11 else 1.0), 0.0
+    return (s1y * s22 - s2y * s12) / det, (s2y * s11 - s1y * s12) / det
+
+
+def fit_blend(runs: Sequence[DayRun], factor: float, blend_from: float = 2.0) -> CountModel:
+    rows = [(x, v, y) for x, v, y, _ in _windows(runs) if x * factor >= blend_from]
+    a, b = least_squares_2(rows)
+    a, b = max(a, 0.0), max(b, 0.0)
+    return CountModel(device_weight=a, visitor_weight=b, blend_from_people=blend_from)
 
 
 def _quantile(xs: Sequence[float], q: float) -> float:
@@ -103,25 +140,29 @@ def _quantile(xs: Sequence[float], q: float) -> float:
     return xs[min(int(q * len(xs)), len(xs) - 1)]
 
 
-def _balanced_error(runs: Sequence[DayRun], factor: float) -> float:
+def _balanced_error(pairs: Sequence[tuple[float, float, str]]) -> float:
     """Mean of the per-class MAEs: busy windows, light days, empty days weigh alike."""
     by: dict[str, list[float]] = defaultdict(list)
-    for x, y, kind in _pairs(runs, factor):
+    for x, y, kind in pairs:
         by["busy" if y >= BUSY else kind].append(abs(x - y))
     return statistics.fmean(statistics.fmean(v) for v in by.values())
 
 
-def fit(train: dict[str, list[DayRun]]) -> Fitted:
-    best: tuple[float, str, float] | None = None
+def fit(train: dict[str, list[DayRun]], blend: bool) -> Fitted:
+    """Variant, factor and blend with the lowest balanced error on the training months; then the interval."""
+    best: tuple[float, Fitted] | None = None
     for variant, runs in train.items():
         f = _factor(runs)
-        err = _balanced_error(runs, f)
+        model = fit_blend(runs, f) if blend else CountModel(device_weight=f, blend_from_people=0.0)
+        trial = Fitted(variant, f, model, 1.0, 1.0)
+        err = _balanced_error([(trial.estimate(x, v), y, k) for x, v, y, k in _windows(runs)])
         if best is None or err < best[0]:
-            best = (err, variant, f)
+            best = (err, trial)
     assert best is not None
-    _, variant, f = best
-    ratios = [y / x for x, y, _ in _pairs(train[variant], f) if y >= BUSY and x > 0]
-    return Fitted(variant, f, _quantile(ratios, 0.1), _quantile(ratios, 0.9))
+    chosen = best[1]
+    pairs = [(chosen.estimate(x, v), y) for x, v, y, _ in _windows(train[chosen.variant])]
+    ratios = [y / e for e, y in pairs if y >= BUSY and e > 0]
+    return replace(chosen, low=_quantile(ratios, 0.1), high=_quantile(ratios, 0.9))
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,18 +178,20 @@ class Scored:
     truth: float
 
 
-def cross_validate(runs: dict[str, list[DayRun]], floor: float) -> tuple[list[Scored], dict[str, Fitted]]:
+def cross_validate(
+    runs: dict[str, list[DayRun]], floor: float, blend: bool = True
+) -> tuple[list[Scored], dict[str, Fitted]]:
     months = sorted({r.month for r in next(iter(runs.values()))})
     scored: list[Scored] = []
     fits = {}
     for month in months:
         train = {v: [r for r in rs if r.month != month] for v, rs in runs.items()}
-        f = fits[month] = fit(train)
+        f = fits[month] = fit(train, blend)
         for r in runs[f.variant]:
             if r.month != month:
                 continue
-            for x, y in zip(r.devices, r.truth, strict=True):
-                est = x * f.factor
+            for x, v, y in zip(r.devices, r.visitors, r.truth, strict=True):
+                est = f.estimate(x, v)
                 low = max(min(est * f.low, est - floor), 0.0)
                 high = max(est * f.high, est + floor)
                 scored.append(Scored(month, r.name, r.kind, est, low, high, y))
@@ -183,9 +226,9 @@ COLUMNS = (
 )
 
 
-def report(runs: dict[str, list[DayRun]], floor: float) -> dict[str, str]:
-    scored, fits = cross_validate(runs, floor)
-    header = f"{'held-out month':<15}{'variant':<9}{'factor':>7}{'interval':>12}" + "".join(
+def report(runs: dict[str, list[DayRun]], floor: float, blend: bool = True) -> dict[str, str]:
+    scored, fits = cross_validate(runs, floor, blend)
+    header = f"{'held-out month':<15}{'variant':<9}{'factor':>7}{'blend':>11}{'interval':>12}" + "".join(
         f"{title:>11}" for _, title in COLUMNS
     )
     print(header)
@@ -193,12 +236,13 @@ def report(runs: dict[str, list[DayRun]], floor: float) -> dict[str, str]:
     for month, f in fits.items():
         row = summary([w for w in scored if w.month == month])
         print(
-            f"{month:<15}{f.variant:<9}{f.factor:>7.3f}{f'x{f.low:.2f}-{f.high:.2f}':>12}"
-            + "".join(f"{row.get(k, '-'):>11}" for k, _ in COLUMNS)
+            f"{month:<15}{f.variant:<9}{f.factor:>7.3f}"
+            f"{f'{f.model.device_weight:.2f}/{f.model.visitor_weight:.2f}' if blend else '-':>11}"
+            f"{f'x{f.low:.2f}-{f.high:.2f}':>12}" + "".join(f"{row.get(k, '-'):>11}" for k, _ in COLUMNS)
         )
     pooled = summary(scored)
     print("-" * len(header))
-    print(f"{'pooled':<43}" + "".join(f"{pooled.get(k, '-'):>11}" for k, _ in COLUMNS))
+    print(f"{'pooled':<54}" + "".join(f"{pooled.get(k, '-'):>11}" for k, _ in COLUMNS))
     return pooled
 
 
@@ -232,8 +276,11 @@ def lab_heldout(quick: bool, show_days: bool) -> dict[str, str]:
         "light MAE <= 0.4; empty MAE <= 0.1"
     )
     print()
-    print("The fixed-dBm estimator of before (variant 'off' in every fold):")
-    report({"off": runs["off"]}, floor)
+    print("Before: devices only, fixed dBm thresholds (variant 'off' and no blend in every fold):")
+    report({"off": runs["off"]}, floor, blend=False)
+    print()
+    print("Devices only, with the scale variants (no blend):")
+    report(runs, floor, blend=False)
     if show_days:
         print()
         per_day(runs, floor)

@@ -9,6 +9,7 @@ from pydantic import Field, field_validator, model_validator
 
 from footfall.configfile import Section, load_model, validate_model
 from footfall.events import Name
+from sensor.estimate.count_model import CountModel, shipped_model
 from sensor.estimate.devices import ResolverParams
 from sensor.estimate.occupancy import EstimatorParams
 from sensor.estimate.scale import ScaleParams
@@ -189,15 +190,20 @@ class EstimatorConfig(Section):
     interval_floor: float = Field(
         _E.interval_floor, ge=0, le=100, description="...and at least this many people either side"
     )
+    count_model: bool = Field(
+        True,
+        description="blend inside devices with open visitor visits (the shipped count model); false: devices only",
+    )
     resolver: ResolverConfig = ResolverConfig()
     scale: ScaleConfig = ScaleConfig()
 
     def params(self) -> EstimatorParams:
-        values = self.model_dump(exclude={"enabled", "resolver", "scale"})
+        values = self.model_dump(exclude={"enabled", "resolver", "scale", "count_model"})
         return EstimatorParams(
             **values,
             resolver=ResolverParams(**self.resolver.model_dump()),
             scale=ScaleParams(**self.scale.model_dump()),
+            model=shipped_model() if self.count_model else CountModel(),
         )
 
 

@@ -142,7 +142,7 @@ class Pipeline:
             people=people,
             consent_of=self._device_consent.get,
             per_visit=mode != "aggregate",
-            bounds=None if self.occupancy is None else self.occupancy.interval,
+            refine=None if self.occupancy is None else self.occupancy.refine,
         )
         self.last_ts_ns = 0
 

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 from sensor.decode.frames import Sighting
+from sensor.estimate.count_model import CountModel, shipped_model
 from sensor.estimate.devices import ResolverParams
 from sensor.estimate.scale import ScaleParams, SignalScale
 
@@ -61,6 +62,7 @@ class EstimatorParams:
     interval_floor: float = 0.5
     resolver: ResolverParams = field(default_factory=ResolverParams)
     scale: ScaleParams = field(default_factory=ScaleParams)
+    model: CountModel = field(default_factory=shipped_model)  # sensor/estimate/count_model.py
 
     def __post_init__(self) -> None:
         if not -120 <= self.inside_rssi_dbm <= 0:
@@ -167,12 +169,16 @@ class OccupancyEstimator:
         """
         return self.devices_inside(start_ns, end_ns) * self.params.site_factor
 
-    def interval(self, present: float) -> tuple[float, float]:
-        """The 80 % interval (low, high) around an estimate of `present` people."""
+    def refine(self, present: float, visitors_present: int) -> tuple[float, float, float]:
+        """The device-only `present` and the open visitor visits → (people, low, high): the count
+        model's blend (sensor/estimate/count_model.py) and its 80 % interval."""
         p = self.params
-        low = min(present * p.interval_low, present - p.interval_floor)
-        high = max(present * p.interval_high, present + p.interval_floor)
-        return max(low, 0.0), high
+        people = p.model.people(
+            p.site_factor, present / p.site_factor if p.site_factor else 0.0, visitors_present
+        )
+        low = min(people * p.interval_low, people - p.interval_floor)
+        high = max(people * p.interval_high, people + p.interval_floor)
+        return people, max(low, 0.0), high
 
     def devices_inside(self, start_ns: int, end_ns: int) -> float:
         """Time-averaged number of inside, non-fixed devices over [start_ns, end_ns)."""

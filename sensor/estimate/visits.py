@@ -141,7 +141,7 @@ class PresenceModel:
         people: PeopleEstimate | None = None,
         consent_of: Callable[[str], str | None] = lambda device: None,
         per_visit: bool = True,
-        bounds: Callable[[float], tuple[float, float]] | None = None,
+        refine: Callable[[float, int], tuple[float, float, float]] | None = None,
     ) -> None:
         # per_visit=False (privacy mode `aggregate`): visits are still tracked for the counts, but no
         # per-device event is ever built, so none can leave the sensor.
@@ -158,7 +158,8 @@ class PresenceModel:
         self._is_fixed = is_fixed
         self._people = people or InsideVisits()
         self._consent_of = consent_of
-        self._bounds = bounds  # present → its 80 % interval (low, high); None: no interval
+        # (present, visitor visits open) → (present, low, high): the count model and its 80 % interval
+        self._refine = refine
         # Least recently heard first, so timed-out visits are found at the front without a scan.
         self._open: OrderedDict[str, _Visit] = OrderedDict()
         self._visits_in_epoch: dict[str, int] = {}
@@ -346,11 +347,12 @@ class PresenceModel:
         )
         fixed = {d for d in interval.devices if self._is_fixed(d)}
         open_visitors = sum(1 for v in self._open.values() if v.visitor)
-        present = round(self._people.present(interval.start_ns, interval.end_ns, spans), 3)
+        present = self._people.present(interval.start_ns, interval.end_ns, spans)
         low = high = None
-        if self._bounds is not None:
-            a, b = self._bounds(present)
-            low, high = min(round(a, 3), present), max(round(b, 3), present)
+        if self._refine is not None:
+            present, a, b = self._refine(present, open_visitors)
+            low, high = min(round(a, 3), round(present, 3)), max(round(b, 3), round(present, 3))
+        present = round(present, 3)
         self.counts_emitted += 1
         self._emit(
             CountEvent(
