@@ -32,11 +32,11 @@ NS = 1_000_000_000
 BUSY = 3.0
 
 # The scale variants a fold chooses among (by its training months' error). "off" is the fixed-dBm
-# estimator of before; the others follow the learned reference with a gain and a downward bound.
+# estimator of before; the others follow the learned reference (sensor/estimate/scale.py).
 VARIANTS: dict[str, ScaleParams] = {
     "off": ScaleParams(enabled=False),
-    "g0.5": ScaleParams(gain=0.5, max_down_db=5.0),
-    "g0.5-up": ScaleParams(gain=0.5, max_down_db=0.0),
+    "g0.5": ScaleParams(gain=0.5, deadzone_db=0.0, max_down_db=0.0),  # half of every offset, upwards
+    "dz8": ScaleParams(gain=1.0, deadzone_db=8.0, max_down_db=5.0),  # the offset past 8 dB
 }
 
 

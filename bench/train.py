@@ -2,11 +2,11 @@
 
     .venv/bin/python -m bench.train [--quick] [--dry-run]
 
-The same fit as each fold of bench/heldout.py, on every day: the days replayed with the shipped
-estimator (signal scale included, count model off), the site factor and the blend's two weights by
-least squares, the weights stored in units of the default site factor (so `site_factor` stays the
-one number a site calibrates), and the 80 % interval's quantiles printed for
-`estimator.interval_low` / `interval_high`. The held-out figures of this recipe are the
+The same fit as each fold of bench/heldout.py, on every day: the days replayed under each signal
+scale variant (count model off), the variant with the lowest balanced error, the site factor and
+the blend's two weights by least squares; the weights are stored in units of the default site
+factor (so `site_factor` stays the one number a site calibrates), and the 80 % interval's
+quantiles are printed for `estimator.interval_low` / `interval_high`. The held-out figures of this recipe are the
 cross-validation's (bench/accuracy.py); the file is what the sensor ships.
 """
 
@@ -18,8 +18,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.heldout import BUSY, _factor, _quantile, _windows, fit_blend, replay
-from bench.labdays import lab_days
+from bench.heldout import VARIANTS, fit, replay_variants
 from sensor.estimate.count_model import MODEL_FILE, CountModel
 from sensor.estimate.occupancy import EstimatorParams
 
@@ -31,29 +30,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="the development subset of days")
     parser.add_argument("--dry-run", action="store_true", help="print the model, do not write it")
     args = parser.parse_args(argv)
-    params = EstimatorParams()
-    runs = [replay(params, day) for day in lab_days(quick=args.quick)]
-    factor = _factor(runs)
-    blend = fit_blend(runs, factor)
-    default = params.site_factor
+    runs = replay_variants(args.quick)
+    fitted = fit(runs, blend=True)  # the recipe of every cross-validation fold, on all months
+    days = runs[fitted.variant]
+    default = EstimatorParams().site_factor
     model = CountModel(
-        device_weight=blend.device_weight / default,
-        visitor_weight=blend.visitor_weight / default,
-        blend_from_people=blend.blend_from_people,
+        device_weight=fitted.model.device_weight / default,
+        visitor_weight=fitted.model.visitor_weight / default,
+        blend_from_people=fitted.model.blend_from_people,
         trained_on=(
-            f"{len(runs)} Fryza lab position-1 days ({runs[0].name} to {runs[-1].name}), "
-            f"in units of site_factor {default:g}; python -m bench.train"
+            f"{len(days)} Fryza lab position-1 days ({days[0].name} to {days[-1].name}), signal scale "
+            f"variant {fitted.variant}, in units of site_factor {default:g}; python -m bench.train"
         ),
     )
-    estimates = [(model.people(default, x, v), y) for x, v, y, _ in _windows(runs)]
-    ratios = [y / e for e, y in estimates if y >= BUSY and e > 0]
     print(
-        f"site factor (devices only) {factor:.3f}; blend {blend.device_weight:.3f} x devices + "
-        f"{blend.visitor_weight:.3f} x open visitor visits from {blend.blend_from_people:g} people"
+        f"signal scale variant {fitted.variant}: {VARIANTS[fitted.variant]}\n"
+        f"site factor (devices only) {fitted.factor:.3f}; blend {fitted.model.device_weight:.3f} x devices + "
+        f"{fitted.model.visitor_weight:.3f} x open visitor visits from {fitted.model.blend_from_people:g} people"
     )
-    print(
-        f"80 % interval: interval_low {_quantile(ratios, 0.1):.2f}, interval_high {_quantile(ratios, 0.9):.2f}"
-    )
+    print(f"80 % interval: interval_low {fitted.low:.2f}, interval_high {fitted.high:.2f}")
+    if VARIANTS[fitted.variant] != EstimatorParams().scale:
+        print(f"note: the shipped estimator.scale defaults are not variant {fitted.variant}: update them")
     text = json.dumps(model.to_json(), indent=2) + "\n"
     print(text, end="")
     if not args.dry_run:

@@ -115,7 +115,12 @@ class ScaleConfig(Section):
     nominal_dbm: float = Field(
         _S.nominal_dbm, ge=-120, le=0, description="the reference on the scale the thresholds were chosen on"
     )
-    gain: float = Field(_S.gain, ge=0, le=1, description="dB of threshold shift per dB of reference offset")
+    gain: float = Field(
+        _S.gain, ge=0, le=1, description="dB of threshold shift per dB of offset past the dead zone"
+    )
+    deadzone_db: float = Field(
+        _S.deadzone_db, ge=0, le=60, description="reference offsets this small are the crowd: no shift"
+    )
     half_life_s: float = Field(_S.half_life_s, gt=0, le=30 * 86_400)
     min_weight: float = Field(_S.min_weight, ge=0, description="frames before the reference is trusted")
     max_up_db: float = Field(_S.max_up_db, ge=0, le=60)

@@ -5,10 +5,11 @@ stronger on one lab day than the day before (2022-11-16: median probe -62 dBm ag
 a sensor moved behind a shelf or given another antenna reads weaker: fixed thresholds then count
 the corridor as inside, or nobody. `SignalScale` keeps a decaying histogram of the signal of the
 randomized (phone) frames it is shown and takes a quantile of it as the scale's *reference*.
-The estimator's dBm thresholds move by `shift = gain * (reference - nominal_dbm)`, where
-`nominal_dbm` is the reference on the scale the thresholds were chosen on. The gain is below 1
-because the middle of the distribution also rises with the crowd (more phones close by), not only
-with the sensor's gain: on the lab days the best threshold moves about half as far as the median.
+The estimator's dBm thresholds move by the part of the *offset* (reference - `nominal_dbm`, the
+reference on the scale the thresholds were chosen on) beyond a dead zone, times a gain. The dead
+zone is there because the middle of the distribution also rises with the crowd (more phones close
+by), not only with the sensor's gain: on the lab days a full room moves it 5-8 dB, a sensor whose
+scale moved (2022-10-19, 2022-11-16) 18-19 dB.
 
 Until `min_weight` frames are in the histogram the shift is 0 (the configured thresholds as they
 are); it is bounded (`max_up_db`, `max_down_db`), so a quiet night with only far phones cannot drag
@@ -35,7 +36,10 @@ class ScaleParams:
     enabled: bool = True
     quantile: float = 0.5  # of randomized frames' signal: the scale's middle
     nominal_dbm: float = -79.0  # the reference on the scale the thresholds were chosen on
-    gain: float = 0.5  # dB of threshold per dB of reference: the middle moves with the crowd too
+    gain: float = 1.0  # dB of threshold per dB of reference beyond the dead zone
+    # Offsets within this many dB are the crowd (more phones close by raise the middle), not the
+    # sensor: the thresholds move only by the part of the offset beyond it.
+    deadzone_db: float = 8.0
     half_life_s: float = 2 * 3600.0  # how fast old frames fade from the histogram
     min_weight: float = 500.0  # frames (decayed) before the reference is trusted
     max_up_db: float = 15.0  # bounds of the threshold shift; a quiet night lowers the middle
@@ -51,7 +55,7 @@ class ScaleParams:
             raise ValueError(f"gain must be in 0..1, got {self.gain}")
         if not self.half_life_s > 0:
             raise ValueError(f"half_life_s must be > 0, got {self.half_life_s}")
-        for name in ("max_up_db", "max_down_db", "drift_db"):
+        for name in ("deadzone_db", "max_up_db", "max_down_db", "drift_db"):
             if not 0 <= getattr(self, name) <= 60:
                 raise ValueError(f"{name} must be in 0..60 dB, got {getattr(self, name)}")
 
@@ -110,5 +114,6 @@ class SignalScale:
                 self.reference_dbm = float(i + _LOW)
                 break
         assert self.reference_dbm is not None
-        shift = p.gain * (self.reference_dbm - p.nominal_dbm)
+        offset = self.reference_dbm - p.nominal_dbm
+        shift = p.gain * (offset - max(-p.deadzone_db, min(p.deadzone_db, offset)))
         self._shift = max(-p.max_down_db, min(p.max_up_db, shift))
