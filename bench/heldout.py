@@ -13,13 +13,17 @@ out), run with `site_factor = 1`, so `present` is the device count and a factor 
 
 from __future__ import annotations
 
+import hashlib
+import os
+import pickle
 import statistics
 from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
+from pathlib import Path
 
-from bench.labdays import SALT, LabDay, lab_days
+from bench.labdays import CACHE, SALT, LabDay, lab_days
 from footfall.events import CountEvent
 from sensor.config import SensorConfig
 from sensor.estimate.calibrate import window_means, with_estimator
@@ -30,6 +34,8 @@ from sensor.pipeline import ListSink, Pipeline
 
 NS = 1_000_000_000
 BUSY = 3.0
+BENCH = Path(__file__).resolve().parent
+SENSOR = BENCH.parent / "sensor"
 
 # The scale variants a fold chooses among (by its training months' error). "off" is the fixed-dBm
 # estimator of before; the others follow the learned reference (sensor/estimate/scale.py).
@@ -84,9 +90,28 @@ def _replay_all(args: tuple[str, ScaleParams, bool]) -> tuple[str, list[DayRun]]
     return name, [replay(params, day) for day in lab_days(quick=quick)]
 
 
+def _code_key(quick: bool, variants: dict[str, ScaleParams]) -> str:
+    """What the replays depend on: the sensor's and the bench's code, the variants, the day set."""
+    h = hashlib.sha256(repr((quick, sorted(variants.items()))).encode())
+    for path in sorted([*SENSOR.rglob("*.py"), *BENCH.glob("*.py")]):
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def replay_variants(quick: bool, variants: dict[str, ScaleParams] = VARIANTS) -> dict[str, list[DayRun]]:
+    """Every day under every variant; kept in bench/.cache until the code changes (bench.train reuses it)."""
+    cached = CACHE / f"runs-{'quick' if quick else 'all'}-{_code_key(quick, variants)}.pickle"
+    if cached.exists():
+        with cached.open("rb") as f:
+            runs: dict[str, list[DayRun]] = pickle.load(f)
+        return runs
     with ProcessPoolExecutor(max_workers=2) as pool:
-        return dict(pool.map(_replay_all, [(n, v, quick) for n, v in variants.items()]))
+        runs = dict(pool.map(_replay_all, [(n, v, quick) for n, v in variants.items()]))
+    tmp = cached.with_suffix(f".{os.getpid()}.tmp")
+    with tmp.open("wb") as f:
+        pickle.dump(runs, f, protocol=pickle.HIGHEST_PROTOCOL)
+    tmp.replace(cached)
+    return runs
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,6 +300,11 @@ def lab_heldout(quick: bool, show_days: bool) -> dict[str, str]:
         "targets: busy MAE <= 1.5, MAPE <= 10 %, >= 75 % within +-1, coverage 75-85 %; "
         "light MAE <= 0.4; empty MAE <= 0.1"
     )
+    print()
+    print("Each signal-scale variant forced in every fold (pooled, held-out):")
+    for variant in runs:
+        row = summary(cross_validate({variant: runs[variant]}, floor)[0])
+        print(f"  {variant:<6}" + ", ".join(f"{title} {row.get(k, '-')}" for k, title in COLUMNS[1:]))
     print()
     print("Before: devices only, fixed dBm thresholds (variant 'off' and no blend in every fold):")
     report({"off": runs["off"]}, floor, blend=False)

@@ -29,8 +29,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="the development subset of days")
     parser.add_argument("--dry-run", action="store_true", help="print the model, do not write it")
+    parser.add_argument(
+        "--variant", choices=sorted(VARIANTS), help="fit with this signal-scale variant (default: the best)"
+    )
     args = parser.parse_args(argv)
     runs = replay_variants(args.quick)
+    if args.variant:
+        runs = {args.variant: runs[args.variant]}
     fitted = fit(runs, blend=True)  # the recipe of every cross-validation fold, on all months
     days = runs[fitted.variant]
     default = EstimatorParams().site_factor
