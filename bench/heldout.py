@@ -93,7 +93,7 @@ def _replay_all(args: tuple[str, ScaleParams, bool]) -> tuple[str, list[DayRun]]
 def _code_key(quick: bool, variants: dict[str, ScaleParams]) -> str:
     """What the replays depend on: the sensor's and the bench's code, the variants, the day set."""
     h = hashlib.sha256(repr((quick, sorted(variants.items()))).encode())
-    for path in sorted([*SENSOR.rglob("*.py"), *BENCH.glob("*.py")]):
+    for path in sorted([*SENSOR.rglob("*.py"), BENCH / "labdays.py"]):  # and `replay` below
         h.update(path.read_bytes())
     return h.hexdigest()[:16]
 
@@ -305,6 +305,14 @@ def lab_heldout(quick: bool, show_days: bool) -> dict[str, str]:
     for variant in runs:
         row = summary(cross_validate({variant: runs[variant]}, floor)[0])
         print(f"  {variant:<6}" + ", ".join(f"{title} {row.get(k, '-')}" for k, title in COLUMNS[1:]))
+    print()
+    shipped = next((name for name, v in VARIANTS.items() if v == ScaleParams()), None)
+    if shipped is not None:
+        print()
+        print(
+            f"As shipped: the count model with the sensor's default scale variant ({shipped}) in every fold:"
+        )
+        report({shipped: runs[shipped]}, floor)
     print()
     print("Before: devices only, fixed dBm thresholds (variant 'off' and no blend in every fold):")
     report({"off": runs["off"]}, floor, blend=False)
