@@ -251,10 +251,11 @@ def crafted_day(path: Path, hours: float) -> None:
 
 
 # Three phones beside the sensor are all it hears here: no street to learn a signal scale from, so the
-# thresholds stay as configured (estimator.scale off) and the device count is 3 all along.
+# thresholds stay as configured (estimator.scale off), and no lab crowd for the count model's blend
+# (count_model off): the device count is 3 all along and people per device is the site factor.
 CONFIG = (
     "# footfall sensor\nestimator:\n  # people per device, per site\n  site_factor: 1.0  # fitted later\n"
-    "  holdover_s: 450\n  scale:\n    enabled: false\n"
+    "  holdover_s: 450\n  count_model: false\n  scale:\n    enabled: false\n"
 )
 
 
@@ -307,3 +308,40 @@ def test_write_config_refuses_a_value_the_config_would_reject(tmp_path: Path) ->
     with pytest.raises(Exception, match="not written"):
         write_config(config, "presence", {"visitor_rssi": 15})
     assert config.read_text() == "presence:\n  visitor_rssi: -70  # door\n"
+
+
+def lab_counts(shared_data: Path, tmp_path: Path, fit_day: str, held_day: str) -> tuple[Path, object]:
+    lab = shared_data / "fryza-lab"
+    config = tmp_path / "sensor.yaml"
+    config.write_text("estimator:\n  site_factor: 1.34  # the shipped default\n")
+    args = ["counts", str(lab / f"{fit_day}.pcap"), str(lab / f"{held_day}.pcap")]
+    args += ["--truth", str(lab / f"{fit_day}.csv"), "--truth", str(lab / f"{held_day}.csv")]
+    return config, CliRunner().invoke(calibrate, [*args, "--config", str(config), "--write"])
+
+
+@pytest.mark.realdata
+def test_calibrating_on_a_real_lab_day_writes_a_factor_the_other_day_confirms(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    config, result = lab_counts(shared_data, tmp_path, "2022-10-18", "2022-11-22")
+    output = result.output  # type: ignore[attr-defined]
+    assert result.exit_code == 0, output  # type: ignore[attr-defined]
+    assert "fitted on: 2022-10-18" in output and "held out:  2022-11-22" in output
+    assert "better than the defaults'" in output
+    factor = sensor_config.load(config).estimator.site_factor
+    assert 1.15 < factor < 1.34  # shrunk from the fit part's 1.15 toward the default
+    assert "# the shipped default" in config.read_text()
+
+
+@pytest.mark.realdata
+def test_calibrating_on_a_real_lab_day_that_the_other_day_contradicts_writes_nothing(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    # 2022-11-22's people per device (1.19 by least squares, shrunk to 1.27) would make 2023-02-08, a
+    # day that needs more than the default, worse: refused, and the output says why.
+    config, result = lab_counts(shared_data, tmp_path, "2022-11-22", "2023-02-08")
+    output = result.output  # type: ignore[attr-defined]
+    assert result.exit_code == 1
+    assert "Error: not written: on the 7 held-out windows (2023-02-08)" in output
+    assert "not better than the defaults'" in output and "the defaults stay" in output
+    assert sensor_config.load(config).estimator.site_factor == 1.34
