@@ -158,8 +158,7 @@ class PresenceModel:
         self._is_fixed = is_fixed
         self._people = people or InsideVisits()
         self._consent_of = consent_of
-        # (present, visitor visits open) → (present, low, high): the count model and its 80 % interval
-        self._refine = refine
+        self._refine = refine  # (present, visitor visits open) → (present, low, high)
         # Least recently heard first, so timed-out visits are found at the front without a scan.
         self._open: OrderedDict[str, _Visit] = OrderedDict()
         self._visits_in_epoch: dict[str, int] = {}
@@ -347,9 +346,8 @@ class PresenceModel:
         )
         fixed = {d for d in interval.devices if self._is_fixed(d)}
         open_visitors = sum(1 for v in self._open.values() if v.visitor)
-        present = self._people.present(interval.start_ns, interval.end_ns, spans)
-        low = high = None
-        if self._refine is not None:
+        present, low, high = self._people.present(interval.start_ns, interval.end_ns, spans), None, None
+        if self._refine is not None:  # the count model and its interval (never cutting `present` out)
             present, a, b = self._refine(present, open_visitors)
             low, high = min(round(a, 3), round(present, 3)), max(round(b, 3), round(present, 3))
         present = round(present, 3)
