@@ -8,7 +8,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 from footfall_dev.craft import (
     EID_EXTENDED_RATES,
     EID_HT_CAPABILITIES,
@@ -310,7 +310,7 @@ def test_write_config_refuses_a_value_the_config_would_reject(tmp_path: Path) ->
     assert config.read_text() == "presence:\n  visitor_rssi: -70  # door\n"
 
 
-def lab_counts(shared_data: Path, tmp_path: Path, fit_day: str, held_day: str) -> tuple[Path, object]:
+def lab_counts(shared_data: Path, tmp_path: Path, fit_day: str, held_day: str) -> tuple[Path, Result]:
     lab = shared_data / "fryza-lab"
     config = tmp_path / "sensor.yaml"
     config.write_text("estimator:\n  site_factor: 1.34  # the shipped default\n")
@@ -324,8 +324,8 @@ def test_calibrating_on_a_real_lab_day_writes_a_factor_the_other_day_confirms(
     shared_data: Path, tmp_path: Path
 ) -> None:
     config, result = lab_counts(shared_data, tmp_path, "2022-10-18", "2022-11-22")
-    output = result.output  # type: ignore[attr-defined]
-    assert result.exit_code == 0, output  # type: ignore[attr-defined]
+    output = result.output
+    assert result.exit_code == 0, output
     assert "fitted on: 2022-10-18" in output and "held out:  2022-11-22" in output
     assert "better than the defaults'" in output
     factor = sensor_config.load(config).estimator.site_factor
@@ -340,7 +340,7 @@ def test_calibrating_on_a_real_lab_day_that_the_other_day_contradicts_writes_not
     # 2022-11-22's people per device (1.19 by least squares, shrunk to 1.27) would make 2023-02-08, a
     # day that needs more than the default, worse: refused, and the output says why.
     config, result = lab_counts(shared_data, tmp_path, "2022-11-22", "2023-02-08")
-    output = result.output  # type: ignore[attr-defined]
+    output = result.output
     assert result.exit_code == 1
     assert "Error: not written: on the 7 held-out windows (2023-02-08)" in output
     assert "not better than the defaults'" in output and "the defaults stay" in output

@@ -330,34 +330,10 @@ def test_resolver_forgets_the_same_addresses_when_frames_go_back_in_time() -> No
 PHONES = ["S21Ultra-M", "iPhone12-M", "iPhone7-F", "OppoFindX3Neo-A", "iPhoneXR-L"]
 
 
-@pytest.mark.realdata
-@pytest.mark.parametrize("phone", PHONES)
-def test_one_real_phone_with_many_random_addresses_is_at_most_two_devices(
-    shared_data: Path, phone: str
-) -> None:
-    path = shared_data / "captures" / f"baccichet_{phone}_anonymized.pcap"
-    decoder = FrameDecoder()
-    names = Pseudonymizer(FixedSalt(b"k" * 32))
-    sightings = []
-    for r in read_capture(path):
-        p = decoder.decode(r.ts_ns, r.linktype, r.data)
-        if p is not None:
-            # The publisher replaced every MAC with 6 random bytes, so the locally administered
-            # bit is random too; these phones sent randomized addresses (iOS 14+, Android 10+).
-            sightings.append(
-                Sighting(
-                    r.ts_ns, names.pseudonym(p.transmitter, r.ts_ns), names.epoch, True,
-                    p.rssi_dbm, p.channel, p.seq, p.fingerprint, p.ie_ids, p.ssid != "",
-                )
-            )  # fmt: skip
-    sightings.sort(key=lambda s: s.ts_ns)  # three radios, merged out of order
-    devices = set(resolve_all(DeviceResolver(), sightings))
-    assert len({s.address for s in sightings}) >= 15
-    assert len(devices) <= 2
-
-
 def real_phone(shared_data: Path, phone: str) -> list[Sighting]:
-    """A single-phone capture as sightings, the publisher's scrambled local bit set back."""
+    """A single-phone capture as sightings in time order. The publisher replaced every MAC with 6 random
+    bytes, so the locally administered bit is random too; these phones sent randomized addresses (iOS
+    14+, Android 10+): every sighting is marked randomized."""
     decoder = FrameDecoder()
     names = Pseudonymizer(FixedSalt(b"k" * 32))
     out = []
@@ -371,6 +347,17 @@ def real_phone(shared_data: Path, phone: str) -> list[Sighting]:
                 )
             )  # fmt: skip
     return sorted(out, key=lambda s: s.ts_ns)
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("phone", PHONES)
+def test_one_real_phone_with_many_random_addresses_is_at_most_two_devices(
+    shared_data: Path, phone: str
+) -> None:
+    sightings = real_phone(shared_data, phone)  # three radios, merged in time order
+    devices = set(resolve_all(DeviceResolver(), sightings))
+    assert len({s.address for s in sightings}) >= 15
+    assert len(devices) <= 2
 
 
 @pytest.mark.realdata
