@@ -44,8 +44,6 @@ from sensor.decode.frames import CaptureRecord
 from sensor.keys.pseudonym import FixedSalt
 from sensor.pipeline import ListSink, Pipeline
 
-NS = 1_000_000_000
-
 
 def base_config() -> SensorConfig:
     return SensorConfig()

@@ -26,11 +26,12 @@ from pathlib import Path
 from bench.labdays import CACHE, SALT, LabDay, lab_days
 from footfall.events import CountEvent
 from sensor.config import SensorConfig
-from sensor.estimate.calibrate import window_means, with_estimator
+from sensor.estimate.calibrate import window_means
 from sensor.estimate.count_model import CountModel
 from sensor.estimate.occupancy import EstimatorParams
 from sensor.estimate.scale import ScaleParams
 from sensor.pipeline import ListSink, Pipeline
+from sensor.replay import with_estimator
 
 NS = 1_000_000_000
 BUSY = 3.0

@@ -51,8 +51,9 @@ from __future__ import annotations
 from hashlib import blake2b
 from typing import TypeVar
 
+from footfall.times import NS
 from sensor.decode.frames import Sighting
-from sensor.estimate.candidates import NEVER, NS, Device, Linker, family
+from sensor.estimate.candidates import NEVER, Device, Linker, family
 from sensor.estimate.fixed import ClockDetector, ResidentFingerprints
 from sensor.estimate.resolver_params import ResolverParams, ResolverStats
 

@@ -24,12 +24,12 @@ import heapq
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
+from footfall.times import NS
 from sensor.decode.frames import Sighting
 from sensor.estimate.count_model import CountModel, shipped_model
 from sensor.estimate.devices import ResolverParams
 from sensor.estimate.scale import ScaleParams, SignalScale
 
-NS = 1_000_000_000
 _BURST_NS = NS  # frames of one scan burst are less than this apart
 
 

@@ -15,12 +15,13 @@ from functools import partial
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from footfall.times import NS
 from footfall_dev.craft import channel_frequency, radiotap_beacon, radiotap_probe_request
 from footfall_dev.generator.devices import CLASSES
 from footfall_dev.generator.model import StoreModel
 from footfall_dev.generator.population import Kind, Person, plan_day
 from footfall_dev.generator.radio import DeviceStats, beacon_emissions, device_emissions
-from footfall_dev.generator.truth import NS, DeviceTruth, PersonTruth, Truth
+from footfall_dev.generator.truth import DeviceTruth, PersonTruth, Truth
 from sensor.decode.capture import PcapWriter
 
 LINKTYPE_RADIOTAP = 127

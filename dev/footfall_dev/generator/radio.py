@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from footfall_dev.generator.devices import CLASSES, SCAN_CHANNELS, AddressPolicy, SeqPolicy
 from footfall_dev.generator.model import StoreModel
-from footfall_dev.generator.population import Person
+from footfall_dev.generator.population import Leg, Person
 
 # (seconds from capture start, transmitter, seq, channel, rssi dBm, ssid, elements after the SSID)
 Emission = tuple[float, bytes, int, int, int, bytes, bytes]
@@ -55,7 +55,6 @@ def device_emissions(
     clip_lo, clip_hi = model.rssi_clip_dbm
     floor = model.sensitivity_dbm
     gauss, uniform, rand = rng.gauss, rng.uniform, rng.random
-    log10 = math.log10
 
     policy = cls.address
     address = _address(rng, cls.oui) if policy is AddressPolicy.GLOBAL else b""
@@ -79,15 +78,7 @@ def device_emissions(
     while t < t_last:
         while legs[leg_i].t1 <= t:
             leg_i += 1
-        leg = legs[leg_i]
-        if leg.inside:
-            distance = uniform(leg.near_m, leg.far_m)
-            mean = model.p0_dbm + offset - 10.0 * model.path_loss_inside * log10(max(distance, 0.5))
-        else:
-            distance = leg.street_distance(t)
-            mean = model.p0_dbm + offset - 10.0 * model.path_loss_outside * log10(max(distance, 0.5))
-            mean -= model.window_loss_db
-        mean += gauss(0.0, model.shadowing_sigma_db)
+        mean = _burst_mean_dbm(model, legs[leg_i], t, offset, rng)
         if policy is AddressPolicy.PER_BURST or (
             policy is AddressPolicy.INTERVAL and t - changed_at >= rotation
         ):
@@ -112,6 +103,22 @@ def device_emissions(
         if cls.screen and rand() < model.screen_on_share:
             gap *= model.screen_on_interval_factor
         t += max(gap, tt - t + 1.0)
+
+
+def _burst_mean_dbm(model: StoreModel, leg: Leg, t: float, offset: float, rng: random.Random) -> float:
+    """The mean signal of one scan burst at `t`: log-distance path loss, window loss outside, shadowing.
+
+    Draws from `rng` in the generator's fixed order (inside: the distance, then the shadowing), so the
+    same seed gives the same capture.
+    """
+    if leg.inside:
+        distance = rng.uniform(leg.near_m, leg.far_m)
+        mean = model.p0_dbm + offset - 10.0 * model.path_loss_inside * math.log10(max(distance, 0.5))
+    else:
+        distance = leg.street_distance(t)
+        mean = model.p0_dbm + offset - 10.0 * model.path_loss_outside * math.log10(max(distance, 0.5))
+        mean -= model.window_loss_db
+    return mean + rng.gauss(0.0, model.shadowing_sigma_db)
 
 
 def _address(rng: random.Random, oui: bytes) -> bytes:
