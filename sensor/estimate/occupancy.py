@@ -171,15 +171,16 @@ class OccupancyEstimator:
         return self.devices_inside(start_ns, end_ns) * self.params.site_factor
 
     def refine(self, present: float, visitors_present: int) -> tuple[float, float, float]:
-        """The device-only `present` and the open visitor visits → (people, low, high): the count
-        model's blend (sensor/estimate/count_model.py) and its 80 % interval."""
+        """The device-only `present` and the open visitor visits → (people, low, high), rounded to
+        3 decimals: the count model's blend (sensor/estimate/count_model.py) and its 80 % interval."""
         p = self.params
         people = p.model.people(
             p.site_factor, present / p.site_factor if p.site_factor else 0.0, visitors_present
         )
         low = min(people * p.interval_low, people - p.interval_floor)
         high = max(people * p.interval_high, people + p.interval_floor)
-        return people, max(low, 0.0), high
+        people = round(people, 3)  # as the event carries them, low <= people <= high
+        return people, min(round(max(low, 0.0), 3), people), max(round(high, 3), people)
 
     def devices_inside(self, start_ns: int, end_ns: int) -> float:
         """Time-averaged number of inside, non-fixed devices over [start_ns, end_ns)."""

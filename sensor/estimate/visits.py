@@ -351,10 +351,8 @@ class PresenceModel:
         fixed = {d for d in interval.devices if self._is_fixed(d)}
         open_visitors = sum(1 for v in self._open.values() if v.visitor)
         present, low, high = self._people.present(interval.start_ns, interval.end_ns, spans), None, None
-        if self._refine is not None:  # the count model and its interval (never cutting `present` out)
-            present, a, b = self._refine(present, open_visitors)
-            low, high = min(round(a, 3), round(present, 3)), max(round(b, 3), round(present, 3))
-        present = round(present, 3)
+        if self._refine is not None:  # the count model and its 80 % interval
+            present, low, high = self._refine(present, open_visitors)
         self.counts_emitted += 1
         self._emit(
             CountEvent(
@@ -364,7 +362,7 @@ class PresenceModel:
                 epoch=self._epoch,
                 start=utc(interval.start_ns),
                 end=utc(interval.end_ns),
-                present=present,
+                present=round(present, 3),
                 present_low=low,
                 present_high=high,
                 visitors=interval.visitors,
