@@ -160,6 +160,15 @@ class StatusEvent(_Event):
     )
     drops: Count | None = Field(None, description="frames lost so far, by the kernel and the sensor")
     spool_depth: Count | None = Field(None, description="events waiting in the spool for the broker")
+    signal_ref_dbm: float | None = Field(
+        None, ge=-127, le=20, description="the signal scale the sensor learned from what it hears (dBm)"
+    )
+    signal_offset_db: float | None = Field(
+        None, ge=-150, le=150, description="...how far it sits from the scale the thresholds were chosen on"
+    )
+    signal_drift: bool = Field(
+        False, description="the offset passed estimator.scale.drift_db: sensor moved, antenna changed?"
+    )
 
     model_config = ConfigDict(populate_by_name=True)
 

@@ -10,8 +10,10 @@ from pydantic import Field, field_validator, model_validator
 from footfall.broker import MqttSection
 from footfall.configfile import Section, load_model, validate_model
 from footfall.events import Name
+from sensor.estimate.count_model import CountModel, shipped_model
 from sensor.estimate.devices import ResolverParams
 from sensor.estimate.occupancy import EstimatorParams
+from sensor.estimate.scale import ScaleParams
 from sensor.estimate.visits import PresenceParams
 
 Rssi = Annotated[int, Field(ge=-120, le=0)]
@@ -100,6 +102,30 @@ class PrivacyConfig(Section):
 
 _R = ResolverParams()
 _E = EstimatorParams()
+_S = ScaleParams()
+
+
+class ScaleConfig(Section):
+    """The learned signal scale (sensor/estimate/scale.py): thresholds follow the sensor's own RSSI scale."""
+
+    enabled: bool = Field(_S.enabled, description="false: the dBm thresholds stay as configured")
+    quantile: float = Field(_S.quantile, ge=0.05, le=0.95, description="of randomized frames' signal")
+    nominal_dbm: float = Field(
+        _S.nominal_dbm, ge=-120, le=0, description="the reference on the scale the thresholds were chosen on"
+    )
+    gain: float = Field(
+        _S.gain, ge=0, le=1, description="dB of threshold shift per dB of offset past the dead zone"
+    )
+    deadzone_db: float = Field(
+        _S.deadzone_db, ge=0, le=60, description="reference offsets this small are the crowd: no shift"
+    )
+    half_life_s: float = Field(_S.half_life_s, gt=0, le=30 * 86_400)
+    min_weight: float = Field(_S.min_weight, ge=0, description="frames before the reference is trusted")
+    max_up_db: float = Field(_S.max_up_db, ge=0, le=60)
+    max_down_db: float = Field(_S.max_down_db, ge=0, le=60)
+    drift_db: float = Field(
+        _S.drift_db, ge=0, le=60, description="a reference offset this large is reported as a drift"
+    )
 
 
 class ResolverConfig(Section):
@@ -132,6 +158,12 @@ class ResolverConfig(Section):
     weak_link_s: float = Field(
         _R.weak_link_s, gt=0, description="...and takes a new address only this soon after its last frame"
     )
+    lone_link_s: float = Field(
+        _R.lone_link_s,
+        ge=0,
+        le=86_400,
+        description="a phone alone of its family keeps its device across a silence this long (0: off)",
+    )
     family_tolerance_db: float = Field(
         _R.family_tolerance_db,
         ge=0,
@@ -154,11 +186,28 @@ class EstimatorConfig(Section):
     exit_margin_db: float = Field(
         _E.exit_margin_db, ge=0, le=100, description="a burst this far below inside_rssi_dbm: the device left"
     )
+    interval_low: float = Field(
+        _E.interval_low, ge=0, le=1, description="80 % interval of present: low end = present x this"
+    )
+    interval_high: float = Field(_E.interval_high, ge=1, le=10, description="...high end = present x this")
+    interval_floor: float = Field(
+        _E.interval_floor, ge=0, le=100, description="...and at least this many people either side"
+    )
+    count_model: bool = Field(
+        True,
+        description="blend inside devices with open visitor visits (the shipped count model); false: devices only",
+    )
     resolver: ResolverConfig = ResolverConfig()
+    scale: ScaleConfig = ScaleConfig()
 
     def params(self) -> EstimatorParams:
-        values = self.model_dump(exclude={"enabled", "resolver"})
-        return EstimatorParams(**values, resolver=ResolverParams(**self.resolver.model_dump()))
+        values = self.model_dump(exclude={"enabled", "resolver", "scale", "count_model"})
+        return EstimatorParams(
+            **values,
+            resolver=ResolverParams(**self.resolver.model_dump()),
+            scale=ScaleParams(**self.scale.model_dump()),
+            model=shipped_model() if self.count_model else CountModel(),
+        )
 
 
 IFNAME = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,14}$"

@@ -107,6 +107,7 @@ class Pipeline:
             people=people,
             consent_of=self._device_consent.get,
             per_visit=mode != "aggregate",
+            refine=None if self.occupancy is None else self.occupancy.refine,
         )
         self.last_ts_ns = 0
 
@@ -147,6 +148,17 @@ class Pipeline:
             self.occupancy.observe(sighting, device)
         self.presence.observe(sighting, device)
         self.last_ts_ns = ts_ns
+
+    def observe(self, sighting: Sighting) -> None:
+        """A sighting pseudonymised elsewhere (a replay of cached sightings): the rest of `feed`.
+
+        Consent needs the raw MAC, so consent tokens are not looked up here.
+        """
+        device = self.resolver.resolve(sighting)
+        if self.occupancy is not None:
+            self.occupancy.observe(sighting, device)
+        self.presence.observe(sighting, device)
+        self.last_ts_ns = sighting.ts_ns
 
     def run(self, records: Iterable[CaptureRecord]) -> None:
         feed = self.feed

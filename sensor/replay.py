@@ -7,6 +7,7 @@ and bench/accuracy.py share it, so the numbers they fit are those the sensor wou
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import asdict
 from datetime import datetime
 
 from footfall.events import CountEvent
@@ -27,13 +28,18 @@ def count_series(config: SensorConfig, records: Iterable[CaptureRecord]) -> list
 
 
 def with_estimator(config: SensorConfig, params: EstimatorParams) -> SensorConfig:
-    """`config` with the estimator numbers of `params` that the config file carries."""
+    """`config` with the estimator numbers of `params` that the config file carries (resolver aside)."""
     section = config.estimator.model_copy(
         update={
             "inside_rssi_dbm": params.inside_rssi_dbm,
             "holdover_s": params.holdover_s,
             "site_factor": params.site_factor,
             "global_weight": params.global_weight,
+            "exit_margin_db": params.exit_margin_db,
+            "interval_low": params.interval_low,
+            "interval_high": params.interval_high,
+            "interval_floor": params.interval_floor,
+            "scale": config.estimator.scale.model_copy(update=asdict(params.scale)),
         }
     )
     return config.model_copy(update={"estimator": section})

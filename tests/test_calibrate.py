@@ -8,7 +8,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 from footfall_dev.craft import (
     EID_EXTENDED_RATES,
     EID_HT_CAPABILITIES,
@@ -232,49 +232,74 @@ def test_calibrate_counts_with_an_unknown_truth_format_is_one_clear_line(tmp_pat
     assert result.output.count("\n") == 1
 
 
-def crafted_day(tmp_path: Path) -> tuple[Path, Path, Path]:
-    """A capture, its people count and a sensor config: (capture, truth, config)."""
-    # Three phones inside for 45 minutes, a new random address every scan at irregular gaps, each
-    # at its own signal level; the truth says six people (half carry no phone): factor 2.
+def crafted_day(path: Path, hours: float) -> None:
+    """Three phones inside, a new random address every scan at irregular gaps, each at its own signal
+    and with its own running sequence counter (random sequence numbers would, over hours, hand one
+    phone's address to another by a chance sequence match, and the count would read 2)."""
     rng = random.Random(3)
-    capture = tmp_path / "day.pcap"
     freq = channel_frequency(6)
     frames = []
     for i, rssi in enumerate((-40, -52, -64)):
-        t = rng.uniform(0, 20)
-        while t < 2700:
+        t, seq = rng.uniform(0, 20), rng.randrange(4096)
+        while t < hours * 3600:
             mac = bytes((0x02 | (i << 2),)) + rng.randbytes(5)
-            frames.append(
-                (T0 + int(t * S), radiotap_probe_request(mac, rng.randrange(4096), b"", ELEMENTS, rssi, freq))
-            )
-            t += rng.uniform(20, 60)
-    with PcapWriter(capture, 127) as pcap:
+            frames.append((T0 + int(t * S), radiotap_probe_request(mac, seq, b"", ELEMENTS, rssi, freq)))
+            t, seq = t + rng.uniform(20, 60), (seq + rng.randrange(1, 4)) % 4096
+    with PcapWriter(path, 127) as pcap:
         for ts, frame in sorted(frames):
             pcap.write(ts, frame)
-    truth = tmp_path / "truth.csv"
-    truth.write_text("timestamp,count\n2023-11-14T22:13:20Z,6\n2023-11-14T22:58:20Z,6\n")
-    config = tmp_path / "sensor.yaml"
-    config.write_text(
-        "# footfall sensor\nestimator:\n  # people per device, per site\n  site_factor: 1.0  # fitted later\n"
-        "  holdover_s: 450\n"
-    )
-    return capture, truth, config
 
 
-def test_calibrate_counts_fits_a_crafted_day_and_writes_the_estimator_keeping_comments(
+# Three phones beside the sensor are all it hears here: no street to learn a signal scale from, so the
+# thresholds stay as configured (estimator.scale off), and no lab crowd for the count model's blend
+# (count_model off): the device count is 3 all along and people per device is the site factor.
+CONFIG = (
+    "# footfall sensor\nestimator:\n  # people per device, per site\n  site_factor: 1.0  # fitted later\n"
+    "  holdover_s: 450\n  count_model: false\n  scale:\n    enabled: false\n"
+)
+
+
+def test_calibrate_counts_fits_on_part_judges_on_the_rest_and_writes_keeping_comments(
     tmp_path: Path,
 ) -> None:
-    capture, truth, config = crafted_day(tmp_path)
+    # Three phones for three hours; the truth says six people all along (half carry no phone): factor 2.
+    capture = tmp_path / "day.pcap"
+    crafted_day(capture, 3.0)
+    truth = tmp_path / "truth.csv"
+    truth.write_text("timestamp,count\n2023-11-14T22:13:20Z,6\n2023-11-15T01:13:20Z,6\n")
+    config = tmp_path / "sensor.yaml"
+    config.write_text(CONFIG)
     result = CliRunner().invoke(
-        calibrate,
-        ["counts", str(capture), "--truth", str(truth), "--config", str(config), "--factor-only", "--write"],
+        calibrate, ["counts", str(capture), "--truth", str(truth), "--config", str(config), "--write"]
     )
     assert result.exit_code == 0, result.output
-    assert "before" in result.output and "fitted" in result.output
+    assert "held out:" in result.output and "before" in result.output and "fitted" in result.output
+    assert "better than the defaults" in result.output
     written = config.read_text()
     assert "# people per device, per site" in written
     assert "# fitted later" in written
-    assert sensor_config.load(config).estimator.site_factor == pytest.approx(2.0, abs=0.1)
+    assert sensor_config.load(config).estimator.site_factor == pytest.approx(2.0, abs=0.15)
+
+
+def test_calibrate_counts_refuses_to_write_a_fit_the_held_out_part_does_not_confirm(tmp_path: Path) -> None:
+    # The same three phones; the truth says six people in the first and third hour, three in the
+    # second. Fitted on hours one and three (factor 2), judged on hour two (factor 1 was right).
+    capture = tmp_path / "day.pcap"
+    crafted_day(capture, 3.0)
+    truth = tmp_path / "truth.csv"
+    truth.write_text(
+        "timestamp,count\n2023-11-14T22:00:00Z,6\n2023-11-14T23:00:00Z,3\n2023-11-15T00:00:00Z,6\n"
+        "2023-11-15T01:13:20Z,6\n"
+    )
+    config = tmp_path / "sensor.yaml"
+    config.write_text(CONFIG)
+    result = CliRunner().invoke(
+        calibrate, ["counts", str(capture), "--truth", str(truth), "--config", str(config), "--write"]
+    )
+    assert result.exit_code == 1
+    assert "Error: not written: on the " in result.output
+    assert "not better than the defaults'" in result.output
+    assert config.read_text() == CONFIG
 
 
 def test_write_config_refuses_a_value_the_config_would_reject(tmp_path: Path) -> None:
@@ -283,3 +308,40 @@ def test_write_config_refuses_a_value_the_config_would_reject(tmp_path: Path) ->
     with pytest.raises(Exception, match="not written"):
         write_config(config, "presence", {"visitor_rssi": 15})
     assert config.read_text() == "presence:\n  visitor_rssi: -70  # door\n"
+
+
+def lab_counts(shared_data: Path, tmp_path: Path, fit_day: str, held_day: str) -> tuple[Path, Result]:
+    lab = shared_data / "fryza-lab"
+    config = tmp_path / "sensor.yaml"
+    config.write_text("estimator:\n  site_factor: 1.34  # the shipped default\n")
+    args = ["counts", str(lab / f"{fit_day}.pcap"), str(lab / f"{held_day}.pcap")]
+    args += ["--truth", str(lab / f"{fit_day}.csv"), "--truth", str(lab / f"{held_day}.csv")]
+    return config, CliRunner().invoke(calibrate, [*args, "--config", str(config), "--write"])
+
+
+@pytest.mark.realdata
+def test_calibrating_on_a_real_lab_day_writes_a_factor_the_other_day_confirms(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    config, result = lab_counts(shared_data, tmp_path, "2022-10-18", "2022-11-22")
+    output = result.output
+    assert result.exit_code == 0, output
+    assert "fitted on: 2022-10-18" in output and "held out:  2022-11-22" in output
+    assert "better than the defaults'" in output
+    factor = sensor_config.load(config).estimator.site_factor
+    assert 1.15 < factor < 1.34  # shrunk from the fit part's 1.15 toward the default
+    assert "# the shipped default" in config.read_text()
+
+
+@pytest.mark.realdata
+def test_calibrating_on_a_real_lab_day_that_the_other_day_contradicts_writes_nothing(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    # 2022-11-22's people per device (1.19 by least squares, shrunk to 1.27) would make 2023-02-08, a
+    # day that needs more than the default, worse: refused, and the output says why.
+    config, result = lab_counts(shared_data, tmp_path, "2022-11-22", "2023-02-08")
+    output = result.output
+    assert result.exit_code == 1
+    assert "Error: not written: on the 7 held-out windows (2023-02-08)" in output
+    assert "not better than the defaults'" in output and "the defaults stay" in output
+    assert sensor_config.load(config).estimator.site_factor == 1.34

@@ -297,14 +297,16 @@ def test_a_calibrate_counts_report_is_stored_and_shown_with_its_csv(
     site: tuple[str, Store, Clock], tmp_path: Path
 ) -> None:
     from sensor.cli.calibrate import calibrate
-    from tests.test_calibrate import crafted_day
+    from tests.test_calibrate import CONFIG, crafted_day
 
     url, db, _ = site
-    capture, truth, config = crafted_day(tmp_path)
-    config.write_text("site:\n  store: demo\n  sensor: door-1\n" + config.read_text())
+    capture, truth, config = tmp_path / "day.pcap", tmp_path / "truth.csv", tmp_path / "sensor.yaml"
+    crafted_day(capture, 3.0)
+    truth.write_text("timestamp,count\n2023-11-14T22:13:20Z,6\n2023-11-15T01:13:20Z,6\n")
+    config.write_text("site:\n  store: demo\n  sensor: door-1\n" + CONFIG)
     report_file = tmp_path / "calibration.json"
     made = CliRunner().invoke(
-        calibrate, ["counts", str(capture), "--truth", str(truth), "--config", str(config), "--factor-only",
+        calibrate, ["counts", str(capture), "--truth", str(truth), "--config", str(config),
                     "--report", str(report_file)],
     )  # fmt: skip
     assert made.exit_code == 0, made.output

@@ -90,10 +90,42 @@ def test_two_phones_of_one_model_with_unrelated_sequence_numbers_and_different_s
 
 
 def test_a_new_address_after_the_link_window_is_a_new_device() -> None:
+    # Another phone of the model is around, so the lone-phone rule does not apply (see below).
     params = ResolverParams(link_window_s=120)
     first = phone_bursts(0, 30, bursts=3, seq0=10, rssi=-60, tag="aa", seq_step=500)
+    other = phone_bursts(200, 30, bursts=1, seq0=1500, rssi=-85, tag="cc", seq_step=500)
     later = phone_bursts(60 + 200, 30, bursts=3, seq0=3000, rssi=-60, tag="bb", seq_step=500)
-    assert len(set(resolve_all(DeviceResolver(params), first + later))) == 2
+    ids = resolve_all(DeviceResolver(params), first + other + later)
+    assert len(set(ids)) == 3
+    assert (
+        len(set(resolve_all(DeviceResolver(dataclasses.replace(params, lone_link_s=0)), first + later))) == 2
+    )
+
+
+def test_a_phone_alone_of_its_kind_stays_one_device_across_a_fifteen_minute_silence() -> None:
+    # An idle phone sleeps 15 minutes and scans again with a new address and a new sequence counter:
+    # nothing else of its kind was heard meanwhile, so it is the same phone, not a second visitor.
+    first = phone_bursts(0, 30, bursts=5, seq0=10, rssi=-60, tag="aa", seq_step=500)
+    later = phone_bursts(120 + 900, 30, bursts=5, seq0=3000, rssi=-63, tag="bb", seq_step=500)
+    resolver = DeviceResolver()
+    assert len(set(resolve_all(resolver, first + later))) == 1
+    assert resolver.stats.links_by_lone == 1
+
+
+def test_after_a_silence_a_phone_of_its_kind_heard_meanwhile_makes_the_next_address_a_stranger() -> None:
+    first = phone_bursts(0, 30, bursts=5, seq0=10, rssi=-60, tag="aa", seq_step=500)
+    passer = phone_bursts(100, 30, bursts=1, seq0=1500, rssi=-82, tag="cc", seq_step=500)  # another phone
+    later = phone_bursts(120 + 900, 30, bursts=5, seq0=3000, rssi=-63, tag="bb", seq_step=500)
+    resolver = DeviceResolver()
+    ids = resolve_all(resolver, first + passer + later)
+    assert ids[0] != ids[-1]
+    assert resolver.stats.links_by_lone == 0
+
+
+def test_a_weak_phone_on_the_street_is_not_linked_across_a_silence() -> None:
+    first = phone_bursts(0, 30, bursts=3, seq0=10, rssi=-85, tag="aa", seq_step=500)
+    later = phone_bursts(900, 30, bursts=3, seq0=3000, rssi=-85, tag="bb", seq_step=500)
+    assert len(set(resolve_all(DeviceResolver(), first + later))) == 2
 
 
 def test_a_pc_probing_every_minute_with_one_global_address_is_flagged_fixed() -> None:
@@ -298,30 +330,55 @@ def test_resolver_forgets_the_same_addresses_when_frames_go_back_in_time() -> No
 PHONES = ["S21Ultra-M", "iPhone12-M", "iPhone7-F", "OppoFindX3Neo-A", "iPhoneXR-L"]
 
 
-@pytest.mark.realdata
-@pytest.mark.parametrize("phone", PHONES)
-def test_one_real_phone_with_many_random_addresses_is_at_most_two_devices(
-    shared_data: Path, phone: str
-) -> None:
-    path = shared_data / "captures" / f"baccichet_{phone}_anonymized.pcap"
+def real_phone(shared_data: Path, phone: str) -> list[Sighting]:
+    """A single-phone capture as sightings in time order. The publisher replaced every MAC with 6 random
+    bytes, so the locally administered bit is random too; these phones sent randomized addresses (iOS
+    14+, Android 10+): every sighting is marked randomized."""
     decoder = FrameDecoder()
     names = Pseudonymizer(FixedSalt(b"k" * 32))
-    sightings = []
-    for r in read_capture(path):
+    out = []
+    for r in read_capture(shared_data / "captures" / f"baccichet_{phone}_anonymized.pcap"):
         p = decoder.decode(r.ts_ns, r.linktype, r.data)
         if p is not None:
-            # The publisher replaced every MAC with 6 random bytes, so the locally administered
-            # bit is random too; these phones sent randomized addresses (iOS 14+, Android 10+).
-            sightings.append(
+            out.append(
                 Sighting(
                     r.ts_ns, names.pseudonym(p.transmitter, r.ts_ns), names.epoch, True,
                     p.rssi_dbm, p.channel, p.seq, p.fingerprint, p.ie_ids, p.ssid != "",
                 )
             )  # fmt: skip
-    sightings.sort(key=lambda s: s.ts_ns)  # three radios, merged out of order
+    return sorted(out, key=lambda s: s.ts_ns)
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("phone", PHONES)
+def test_one_real_phone_with_many_random_addresses_is_at_most_two_devices(
+    shared_data: Path, phone: str
+) -> None:
+    sightings = real_phone(shared_data, phone)  # three radios, merged in time order
     devices = set(resolve_all(DeviceResolver(), sightings))
     assert len({s.address for s in sightings}) >= 15
     assert len(devices) <= 2
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("silence_min", [12, 20])
+def test_a_real_phone_that_goes_quiet_for_minutes_and_scans_again_stays_one_device(
+    shared_data: Path, silence_min: int
+) -> None:
+    # The iPhone 7 capture (35 addresses, one device) cut in two, the second half moved on by a
+    # silence: it comes back with new addresses and a sequence counter past the sequence rule's reach.
+    sightings = real_phone(shared_data, "iPhone7-F")
+    half = len(sightings) // 2
+    while sightings[half].address == sightings[half - 1].address:
+        half += 1  # cut between two scans, where the phone takes a new address
+    middle = sightings[half].ts_ns
+    shift = silence_min * 60 * S
+    moved = [dataclasses.replace(s, ts_ns=s.ts_ns + shift) if s.ts_ns >= middle else s for s in sightings]
+    resolver = DeviceResolver()
+    assert len(set(resolve_all(resolver, moved))) == 1
+    assert resolver.stats.links_by_lone >= 1
+    without = DeviceResolver(ResolverParams(lone_link_s=0))
+    assert len(set(resolve_all(without, moved))) == 2  # what the sensor read before the rule
 
 
 STAFF = "5f" * 8
@@ -347,16 +404,27 @@ def fixed_by_scan_time(resolver: DeviceResolver, sightings: list[Sighting]) -> d
 
 
 def test_a_staff_phone_that_randomizes_is_flagged_once_its_fingerprint_has_been_inside_for_hours() -> None:
-    # Every scan 400 s apart (past the link window): each is a new device, none lives for hours.
+    # Every scan 400 s apart (past the link window): each is a new device, none lives for hours (the
+    # lone-phone rule off, as when other phones of its family are around: it would link the scans).
     staff = scans(0, 400, 5 * 3600, -60, STAFF, "st")
     visitor = scans(4.5 * 3600, 60, 4.5 * 3600 + 600, -50, PHONE, "vi")  # 10 dB off: no family link
-    resolver = DeviceResolver()
+    resolver = DeviceResolver(ResolverParams(lone_link_s=0))
     fixed = fixed_by_scan_time(resolver, staff + visitor)
     staff_times = sorted({round(s.ts_ns / S) for s in staff})
     assert len(staff_times) == 45
     assert not any(fixed[s.ts_ns / S] for s in staff if s.ts_ns < 4 * 3600 * S)
     assert all(fixed[s.ts_ns / S] for s in staff if s.ts_ns > 4 * 3600 * S)
     assert not any(fixed[s.ts_ns / S] for s in visitor)  # another fingerprint: a visitor
+
+
+def test_a_lone_staff_phone_that_randomizes_is_one_device_flagged_after_hours_inside() -> None:
+    staff = scans(0, 400, 5 * 3600, -60, STAFF, "st")
+    resolver = DeviceResolver()
+    ids = resolve_all(resolver, staff)
+    # One phone across its silences until it is found staff (4 h); its later scans are the
+    # resident's next pieces, flagged at birth. None of it is a visitor.
+    assert len({d for s, d in zip(staff, ids, strict=True) if s.ts_ns < 4 * 3600 * S}) == 1
+    assert all(resolver.is_fixed(d) for d in ids)
 
 
 def test_a_silence_longer_than_the_gap_restarts_the_fingerprints_run() -> None:

@@ -5,7 +5,8 @@
 
 `signal` reads the installer's own phone by its MAC, given on the command line: the MAC is compared
 with the raw transmitter bytes in memory only and is never stored, logged or printed whole (it is
-shown masked). `counts` replays captures through the real pipeline against a people count.
+shown masked). `counts` replays captures through the real pipeline against a people count, fits the
+site factor on part of it and judges it on the rest (sensor/estimate/holdout.py).
 `--write` edits the config file in place keeping its comments and layout (ruamel.yaml round trip),
 and only after the edited file passes the config checks.
 """
@@ -16,6 +17,7 @@ import io
 import os
 import statistics
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,20 +39,18 @@ from sensor.decode.frames import CaptureRecord, ProbeRequest
 from sensor.estimate.calibrate import (
     CalibrationError,
     DistanceSpan,
-    Score,
     SignalFit,
     Window,
-    fit_counts,
     fit_log_distance,
     label_frames,
     parse_at,
     parse_distance_csv,
     read_truth,
-    score,
     truth_format,
     truth_windows,
     window_means,
 )
+from sensor.estimate.holdout import HeldOutFit, Unit, fit_held_out
 from sensor.estimate.occupancy import EstimatorParams
 from sensor.replay import count_series, with_estimator
 
@@ -118,28 +118,29 @@ def write_config(path: Path, section: str, values: dict[str, Any]) -> None:
 
 
 def calibration_report(
-    config: sensor_config.SensorConfig,
-    windows: Sequence[Window],
-    before: tuple[EstimatorParams, Score],
-    fitted: tuple[EstimatorParams, Score],
-    before_values: Sequence[float],
-    fitted_values: Sequence[float],
+    config: sensor_config.SensorConfig, base: EstimatorParams, fit: HeldOutFit, days: Sequence[_Day]
 ) -> CalibrationReport:
-    def fit(p: EstimatorParams, s: Score) -> Fit:
-        return Fit(inside_rssi_dbm=p.inside_rssi_dbm, holdover_s=p.holdover_s, site_factor=p.site_factor,
-                   mae=s.mae, mape=s.mape)  # fmt: skip
+    """What `--report` writes: both site factors, their error on the held-out part, every window."""
+
+    def numbers(factor: float, error: float) -> Fit:
+        return Fit(inside_rssi_dbm=base.inside_rssi_dbm, holdover_s=base.holdover_s, site_factor=factor,
+                   mae=error, mape=None)  # fmt: skip
 
     return CalibrationReport(
         store=config.site.store,
         sensor=config.site.sensor,
         made_at=made_now(datetime.now(UTC)),
-        before=fit(*before),
-        fitted=fit(*fitted),
+        before=numbers(fit.default_factor, fit.mae_default),
+        fitted=numbers(fit.factor, fit.mae_fitted),
         windows=tuple(
             CalibrationWindow(
-                start=datetime.fromtimestamp(w.start_ns / NS, UTC), truth=w.truth, before=b, fitted=a
+                start=datetime.fromtimestamp(start / NS, UTC),
+                truth=y,
+                before=x * fit.default_factor,
+                fitted=x * fit.factor,
             )
-            for w, b, a in zip(windows, before_values, fitted_values, strict=True)
+            for d in days
+            for start, x, y in zip(d.starts, d.devices, d.truth, strict=True)
         ),
     )
 
@@ -295,10 +296,12 @@ def _print_fit(fit: SignalFit, heading: str) -> None:
 )
 @click.option(
     "--truth",
-    "truth_path",
+    "truth_paths",
     required=True,
+    multiple=True,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="People counts: a timestamp,count CSV, or a Fryza-lab CSV (';', idx and occupancy columns).",
+    help="People counts: a timestamp,count CSV (one for all captures, or one per capture), or a "
+    "Fryza-lab CSV (';', idx and occupancy columns) per capture, in the captures' order.",
 )
 @click.option(
     "--config",
@@ -307,9 +310,10 @@ def _print_fit(fit: SignalFit, heading: str) -> None:
     help="Sensor config to start from (and the file --write edits).",
 )
 @click.option(
-    "--write", is_flag=True, help="Write the fitted numbers into the estimator section of --config."
+    "--write",
+    is_flag=True,
+    help="Write the fitted site factor into --config, only if it beats the defaults on the held-out part.",
 )
-@click.option("--factor-only", is_flag=True, help="Fit the site factor only, keep inside RSSI and holdover.")
 @click.option("--windows", "show_windows", is_flag=True, help="Also print every 15-minute window.")
 @click.option(
     "--report",
@@ -319,84 +323,90 @@ def _print_fit(fit: SignalFit, heading: str) -> None:
 )
 def counts(
     captures: tuple[Path, ...],
-    truth_path: Path,
+    truth_paths: tuple[Path, ...],
     config_path: Path | None,
     write: bool,
-    factor_only: bool,
     show_windows: bool,
     report_path: Path | None = None,
 ) -> None:
-    """Fit inside RSSI, holdover (grid) and site factor (least squares) to a people count."""
+    """Fit the site factor on part of the ground truth, judge it on the rest, write it only if it helps."""
     if write and config_path is None:
         raise click.UsageError("--write needs --config FILE (the file to update)")
+    if len(truth_paths) not in (1, len(captures)):
+        raise click.UsageError(
+            f"give one --truth for all captures or one per capture: {len(captures)} captures, "
+            f"{len(truth_paths)} truths"
+        )
     config = _config(config_path)
+    base = config.estimator.params()
+    unit_config = with_estimator(config, replace(base, site_factor=1.0))
+    days = []
     try:
-        records, windows = _truth_windows(truth_path.read_text(encoding="utf-8"), captures, config)
+        for i, capture in enumerate(captures):
+            truth_path = truth_paths[i if len(truth_paths) > 1 else 0]
+            days.append(_day(capture, truth_path, unit_config, len(truth_paths) == 1 and len(captures) > 1))
+        fit = fit_held_out(days, base.site_factor)
     except CalibrationError as exc:
         raise click.ClickException(str(exc)) from None
-    span = (records[0].ts_ns, records[-1].ts_ns)
-    truth = [w.truth for w in windows]
-
-    def replay(params: EstimatorParams) -> list[float]:
-        return window_means(count_series(with_estimator(config, params), records), windows, span)
-
-    base = config.estimator.params()
-    before = score(replay(base), truth)
-    fit = fit_counts(replay, truth, base, full_grid=not factor_only)
-    after_values = replay(fit.params)
-    after = score(after_values, truth)
+    except ValueError as exc:
+        raise click.ClickException(f"cannot judge a fit: {exc}") from None
+    windows = sum(len(d.truth) for d in days)
+    truth = [y for d in days for y in d.truth]
     click.echo(
-        f"{len(windows)} windows of 15 minutes ({before.busy_windows} with >= 3 people), "
-        f"mean truth {statistics.fmean(truth):.1f} people"
+        f"{len(days)} capture(s), {windows} windows of 15 minutes, mean truth {statistics.fmean(truth):.1f} people"
     )
-    click.echo(f"{'':<10}{'inside_rssi_dbm':>16}{'holdover_s':>11}{'site_factor':>12}{'MAE':>7}{'MAPE %':>8}")
-    for label, p, s in (("before", base, before), ("fitted", fit.params, after)):
-        click.echo(
-            f"{label:<10}{p.inside_rssi_dbm:>16}{p.holdover_s:>11g}{p.site_factor:>12.3f}{s.mae:>7.2f}{_pct(s):>8}"
-        )
+    click.echo(f"fitted on: {', '.join(fit.fit_units)}")
+    click.echo(f"held out:  {', '.join(fit.held_units)}")
+    click.echo(
+        f"site factor: default {fit.default_factor:.3f}, least squares on the fit part {fit.raw_factor:.3f}, "
+        f"shrunk toward the default (weight {fit.weight:g}, chosen on the fit part) -> {fit.factor:.3f}"
+    )
+    click.echo(f"{'held-out part':<14}{'site_factor':>12}{'MAE':>7}")
+    click.echo(f"{'before':<14}{fit.default_factor:>12.3f}{fit.mae_default:>7.2f}")
+    click.echo(f"{'fitted':<14}{fit.factor:>12.3f}{fit.mae_fitted:>7.2f}")
     if show_windows:
-        before_values = replay(base)
         click.echo(f"{'window (UTC)':<18}{'truth':>7}{'before':>8}{'fitted':>8}")
-        for w, b, a in zip(windows, before_values, after_values, strict=True):
-            stamp = _utc(w.start_ns)
-            click.echo(f"{stamp:<18}{w.truth:>7.1f}{b:>8.1f}{a:>8.1f}")
-    click.echo("fitted on this capture only: check it on another day before trusting it")
+        for d in days:
+            for start, x, y in zip(d.starts, d.devices, d.truth, strict=True):
+                click.echo(f"{_utc(start):<18}{y:>7.1f}{x * fit.default_factor:>8.1f}{x * fit.factor:>8.1f}")
+    click.echo(fit.reason())
     if report_path is not None:
-        report = calibration_report(
-            config, windows, (base, before), (fit.params, after), replay(base), after_values
-        )
+        report = calibration_report(config, base, fit, days)
         report_path.write_text(report.to_json() + "\n", encoding="utf-8")
         click.echo(f"wrote the calibration report to {report_path}")
     if write:
         assert config_path is not None
-        p = fit.params
-        values = {
-            "inside_rssi_dbm": p.inside_rssi_dbm,
-            "holdover_s": _plain(p.holdover_s),
-            "site_factor": round(p.site_factor, 4),
-        }
-        write_config(config_path, "estimator", values)
-        click.echo(f"wrote estimator {', '.join(f'{k}: {v}' for k, v in values.items())} to {config_path}")
+        if not fit.beats:
+            raise click.ClickException(f"not written: {fit.reason()}; the defaults stay")
+        write_config(config_path, "estimator", {"site_factor": fit.factor})
+        click.echo(f"wrote estimator site_factor: {fit.factor} to {config_path}")
 
 
-def _truth_windows(
-    text: str, captures: Sequence[Path], config: sensor_config.SensorConfig
-) -> tuple[list[CaptureRecord], list[Window]]:
-    """The capture's records and the 15-minute truth windows it covers (CalibrationError if none)."""
+@dataclass(frozen=True, slots=True)
+class _Day(Unit):
+    starts: tuple[int, ...] = ()
+
+
+def _day(capture: Path, truth_path: Path, config: sensor_config.SensorConfig, shared_truth: bool) -> _Day:
+    """One capture replayed against its truth: device counts (site factor 1) per covered window."""
+    text = truth_path.read_text(encoding="utf-8")
     kind = truth_format(text)
-    if kind == "fryza" and len(captures) != 1:
+    if kind == "fryza" and shared_truth:
         raise CalibrationError(
-            f"a Fryza-lab truth indexes the frames of one capture, got {len(captures)} captures"
+            f"a Fryza-lab truth indexes the frames of one capture: give one --truth per capture ({truth_path})"
         )
-    records = _records(captures) if kind != "fryza" else list(_one(captures[0]))
+    records = _one(capture)
     if not records:
-        raise CalibrationError("the capture has no records")
+        raise CalibrationError(f"{capture}: the capture has no records")
     steps = read_truth(text, [r.ts_ns for r in records], ZoneInfo(config.site.timezone))
     span = (records[0].ts_ns, records[-1].ts_ns)
     windows = [w for w in truth_windows(steps) if _covered(w, span)]
     if not windows:
-        raise CalibrationError("no 15-minute window where the truth and the capture overlap")
-    return records, windows
+        raise CalibrationError(f"{capture}: no 15-minute window where the truth and the capture overlap")
+    devices = window_means(count_series(config, records), windows, span)
+    return _Day(
+        capture.stem, tuple(devices), tuple(w.truth for w in windows), tuple(w.start_ns for w in windows)
+    )
 
 
 def _one(path: Path) -> list[CaptureRecord]:
@@ -408,14 +418,6 @@ def _one(path: Path) -> list[CaptureRecord]:
 
 def _covered(w: Window, span: tuple[int, int]) -> bool:
     return min(w.b_ns, span[1]) - max(w.a_ns, span[0]) >= (w.b_ns - w.a_ns) // 3
-
-
-def _pct(s: Score) -> str:
-    return "-" if s.mape is None else f"{s.mape:.1f}"
-
-
-def _plain(x: float) -> float | int:
-    return int(x) if float(x).is_integer() else x
 
 
 def _utc(ts_ns: int) -> str:

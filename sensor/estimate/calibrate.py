@@ -204,7 +204,8 @@ def read_truth(text: str, record_times: Sequence[int], tz: ZoneInfo) -> list[tup
                 raise CalibrationError(
                     f"truth line {n}: idx {idx} is outside the capture's {len(record_times)} frames"
                 )
-            steps.append((record_times[idx], count))
+            if not math.isnan(count):  # a row the publisher left unlabelled ("nan") is no label
+                steps.append((record_times[idx], count))
     else:
         for n, row in enumerate(csv.reader(io.StringIO(text)), 1):
             if n == 1 or not row:

@@ -61,6 +61,31 @@ class Linker:
     seq_window: int
     family_tolerance_db: float
     max_candidates: int
+    lone_ns: int  # lone_link_s
+
+    def lone(self, s: Sighting, dev: Device, other_ns: int) -> bool:
+        """May `dev`, its family's last device, take the new address `s` after a silence?
+
+        Only a phone alone of its kind: no other device of the family heard for `lone_ns`, `dev`
+        itself heard within it and once inside-strong (not a passerby walking on), and the signal
+        no further off than twice the fingerprint rule's tolerance (once, while `dev` is live). An idle phone scans again after
+        10-20 minutes with a new address; with nothing else of its kind around, it is the same phone.
+        """
+        ts = s.ts_ns
+        if (
+            dev.fixed
+            or dev.global_address
+            or ts - dev.last_ns > self.lone_ns
+            or ts - other_ns <= self.lone_ns
+        ):
+            return False
+        if dev.peak_rssi < self.weak_rssi_dbm:
+            return False
+        diff = self.distance(s, dev)
+        # Still live, it was refused by the fingerprint and family rules: only a close signal makes it
+        # the same phone (a second probe kind of a lone phone); after a silence the phone may have moved.
+        tolerance = self.rssi_tolerance_db if ts <= dev.live_until_ns else 2 * self.rssi_tolerance_db
+        return diff is None or diff <= tolerance
 
     def live(self, dev: Device, ts: int) -> bool:
         """Can `dev` take a new address at `ts`?"""

@@ -48,7 +48,6 @@ the candidate lists and their housekeeping.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from hashlib import blake2b
 from typing import TypeVar
 
@@ -56,63 +55,11 @@ from footfall.times import NS
 from sensor.decode.frames import Sighting
 from sensor.estimate.candidates import NEVER, Device, Linker, family
 from sensor.estimate.fixed import ClockDetector, ResidentFingerprints
+from sensor.estimate.resolver_params import ResolverParams, ResolverStats
 
 __all__ = ["DeviceResolver", "ResolverParams", "ResolverStats", "family"]
 
 _K = TypeVar("_K", str, tuple[int, ...])
-
-
-@dataclass(frozen=True, slots=True)
-class ResolverParams:
-    """How addresses are grouped into devices; the defaults were chosen on the Fryza lab captures."""
-
-    # A device silent for longer cannot take a new address. 300 s (was 600) links idle phones as well on
-    # the lab days and merges fewer same-model strangers in a busy generated store (bench/accuracy.py).
-    link_window_s: float = 300.0
-    rssi_tolerance_db: float = 10.0  # dB a new address may lie outside the device's recent RSSI range
-    seq_window: int = 64  # first seq of a new address 1..this after the device's last: same device
-    seq_link_s: float = 600.0  # ...if the device was heard within this long
-    rssi_decay_db: float = 0.5  # per frame, the device's recent RSSI range narrows by this much
-    burst_gap_s: float = 1.0  # frames closer than this are one scan burst
-    weak_rssi_dbm: int = -75  # a device never heard stronger than this is on the street...
-    weak_link_s: float = 120.0  # ...and takes a new address only this soon after its last frame
-    family_tolerance_db: float = 4.0  # a sibling probe kind joins a device only this close in signal
-    max_candidates: int = 32  # newest devices of a fingerprint examined per new address (O(1))
-    fixed_regular_bursts: int = 6  # scans on a steady period (one address) that make a device fixed
-    fixed_min_period_s: float = 10.0  # shortest period that counts as clock-like
-    fixed_jitter_s: float = 0.6  # how far a scan may stray from the period and still count
-    fixed_min_s: float = 4 * 3600.0  # heard this long without a long gap: fixed or staff
-    fixed_gap_s: float = 900.0  # a silence longer than this restarts the presence run
-    # A fingerprint heard this strong (dBm) from randomized addresses for fixed_min_s without a
-    # fixed_gap_s silence has a resident (a staff phone that randomizes): a new device born inside
-    # with it is flagged too (sensor/estimate/fixed.py, ResidentFingerprints). None: off.
-    resident_rssi_dbm: int | None = -70
-    forget_s: float = 3600.0  # devices silent this long are dropped (bounded memory)
-
-    def __post_init__(self) -> None:
-        if self.max_candidates < 1:
-            raise ValueError(f"max_candidates must be >= 1, got {self.max_candidates}")
-        if not -120 <= self.weak_rssi_dbm <= 0:
-            raise ValueError(f"weak_rssi_dbm must be in -120..0 dBm, got {self.weak_rssi_dbm}")
-        if self.resident_rssi_dbm is not None and not -120 <= self.resident_rssi_dbm <= 0:
-            raise ValueError(
-                f"resident_rssi_dbm must be in -120..0 dBm or None, got {self.resident_rssi_dbm}"
-            )
-        if self.rssi_tolerance_db < 0:  # Linker.best's bound relies on it
-            raise ValueError(f"rssi_tolerance_db must be >= 0 dB, got {self.rssi_tolerance_db}")
-
-
-@dataclass(slots=True)
-class ResolverStats:
-    """What the resolver did over its life, for reports."""
-
-    addresses: int = 0  # distinct addresses (per epoch) it was asked about
-    devices: int = 0  # devices made
-    links_by_seq: int = 0
-    links_by_rssi: int = 0
-    links_by_family: int = 0  # a new probe kind joined a device
-    splits: int = 0  # an old address came back: it was another device
-    fixed: int = 0  # devices flagged fixed or staff
 
 
 class DeviceResolver:
@@ -150,6 +97,7 @@ class DeviceResolver:
             seq_window=p.seq_window,
             family_tolerance_db=p.family_tolerance_db,
             max_candidates=p.max_candidates,
+            lone_ns=int(p.lone_link_s * NS),
         )
         self._clock_detector = ClockDetector(
             min_period_ns=int(p.fixed_min_period_s * NS),
@@ -174,6 +122,8 @@ class DeviceResolver:
         self._housekeeping_ns = 0  # frame time of the last housekeeping
         self._by_key: dict[str, list[Device]] = {}
         self._by_family: dict[tuple[int, ...], list[Device]] = {}
+        # Per family: its last randomized device heard, and when another device of it was last heard.
+        self._family_last: dict[tuple[int, ...], tuple[Device, int]] = {}
         self._by_id: dict[str, Device] = {}
         self._fixed_ids: set[str] = set()
         if self._residents is not None:
@@ -211,6 +161,8 @@ class DeviceResolver:
                 dev.run_start_ns = ts
             if gap > self._burst_ns:
                 self._beat(dev, ts)
+                if s.randomized:
+                    self._heard_family(dev)
                 if self._residents is not None and s.randomized:
                     self._residents.heard(s.fingerprint, ts, s.rssi_dbm)
         dev.last_ns = ts
@@ -236,7 +188,7 @@ class DeviceResolver:
             # `Linker.live` as a deadline, so a candidate scan tests one number (fixed devices keep NEVER)
             weak = dev.peak_rssi < self._weak_rssi
             dev.live_until_ns = ts + (self._weak_live_ns if weak else self._link_ns)
-            if ts - dev.run_start_ns >= self._fixed_min_ns and dev.addresses == 1:
+            if ts - dev.run_start_ns >= self._fixed_min_ns and (dev.addresses == 1 or self._resident(s)):
                 self._flag(dev)
         return dev.id
 
@@ -266,11 +218,20 @@ class DeviceResolver:
         else:
             fam = family(s.ie_ids)
             best = self._linker.sibling(s, self._by_family.get(fam))
-            if best is None:
-                return self._make(s, fam)
-            self.stats.links_by_family += 1
-            best.keys.append(s.fingerprint)
-            self._by_key.setdefault(s.fingerprint, []).append(best)
+            if best is not None:
+                self.stats.links_by_family += 1
+            else:
+                last = self._family_last.get(fam)
+                if last is None or last[0].id not in self._by_id or not self._linker.lone(s, *last):
+                    return self._make(s, fam)
+                best = last[0]
+                self.stats.links_by_lone += 1
+            if s.fingerprint not in best.keys:
+                best.keys.append(s.fingerprint)
+                if best.indexed:
+                    self._by_key.setdefault(s.fingerprint, []).append(best)
+            if not best.indexed:
+                self._index(best)  # back into the candidate lists, under every key it has
         self._by_address[s.address] = best
         best.address = s.address
         best.addresses += 1
@@ -320,10 +281,26 @@ class DeviceResolver:
             return dev
         if s.randomized:  # only randomized devices are ever candidates for a new address
             self._index(dev)
+            self._heard_family(dev)
         else:
             dev.indexed = False
         self._beat(dev, ts)
         return dev
+
+    def _resident(self, s: Sighting) -> bool:
+        """A device of many addresses heard for fixed_min_s (a lone phone linked across its silences)
+        is staff only if its fingerprint is resident: one chain of addresses may still be two people."""
+        return (
+            self._residents is not None and s.randomized and self._residents.resident(s.fingerprint, s.ts_ns)
+        )
+
+    def _heard_family(self, dev: Device) -> None:
+        """A scan of a randomized device: it is now its family's last device (see `Linker.lone`)."""
+        last = self._family_last.get(dev.family)
+        if last is None:
+            self._family_last[dev.family] = (dev, NEVER)
+        elif last[0] is not dev:
+            self._family_last[dev.family] = (dev, last[0].last_ns)
 
     # -- fixed devices ---------------------------------------------------------------------------------
     def _beat(self, dev: Device, ts: int) -> None:
@@ -383,6 +360,8 @@ class DeviceResolver:
             self._fixed_ids.discard(dev.id)
         self._prune(self._by_key, now)
         self._prune(self._by_family, now)
+        for fam in [f for f, (d, _) in self._family_last.items() if d.last_ns < limit]:
+            del self._family_last[fam]
         if self._residents is not None:
             self._residents.forget(limit)
 

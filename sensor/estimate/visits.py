@@ -145,6 +145,7 @@ class PresenceModel:
         people: PeopleEstimate | None = None,
         consent_of: Callable[[str], str | None] = lambda device: None,
         per_visit: bool = True,
+        refine: Callable[[float, int], tuple[float, float, float]] | None = None,
     ) -> None:
         # per_visit=False (privacy mode `aggregate`): visits are still tracked for the counts, but no
         # per-device event is ever built, so none can leave the sensor.
@@ -161,6 +162,7 @@ class PresenceModel:
         self._is_fixed = is_fixed
         self._people = people or InsideVisits()
         self._consent_of = consent_of
+        self._refine = refine  # (present, visitor visits open) → (present, low, high)
         # Least recently heard first, so timed-out visits are found at the front without a scan.
         self._open: OrderedDict[str, _Visit] = OrderedDict()
         self._visits_in_epoch: dict[str, int] = {}
@@ -348,6 +350,9 @@ class PresenceModel:
         )
         fixed = {d for d in interval.devices if self._is_fixed(d)}
         open_visitors = sum(1 for v in self._open.values() if v.visitor)
+        present, low, high = self._people.present(interval.start_ns, interval.end_ns, spans), None, None
+        if self._refine is not None:  # the count model and its 80 % interval
+            present, low, high = self._refine(present, open_visitors)
         self.counts_emitted += 1
         self._emit(
             CountEvent(
@@ -357,7 +362,9 @@ class PresenceModel:
                 epoch=self._epoch,
                 start=utc(interval.start_ns),
                 end=utc(interval.end_ns),
-                present=round(self._people.present(interval.start_ns, interval.end_ns, spans), 3),
+                present=round(present, 3),
+                present_low=low,
+                present_high=high,
                 visitors=interval.visitors,
                 passersby=interval.passersby,
                 visitors_est=round(interval.visitors * self._visitor_factor, 3),

@@ -61,6 +61,9 @@ class Snapshot:
     epoch: str = ""
     dropped_optout: int = 0
     dropped_epoch_gone: int = 0
+    signal_ref_dbm: float | None = None  # the learned signal scale (sensor/estimate/scale.py)
+    signal_offset_db: float | None = None
+    signal_drift: bool = False
 
     @property
     def drops(self) -> int:
@@ -68,7 +71,13 @@ class Snapshot:
 
     def change_key(self) -> tuple[object, ...]:
         """What makes a status worth sending at once (a hopping channel changes every dwell: not that)."""
-        return (self.capture_up, self.interface, None if self.hopping else self.channel, self.epoch)
+        return (
+            self.capture_up,
+            self.interface,
+            None if self.hopping else self.channel,
+            self.epoch,
+            self.signal_drift,
+        )
 
 
 class StatusReporter:
@@ -126,6 +135,9 @@ class StatusReporter:
             frames_per_s=round(rate, 2),
             drops=snap.drops,
             spool_depth=snap.spool_depth,
+            signal_ref_dbm=snap.signal_ref_dbm,
+            signal_offset_db=snap.signal_offset_db,
+            signal_drift=snap.signal_drift,
         )
 
     def _publish(self, snap: Snapshot, state: str) -> StatusEvent:
@@ -195,6 +207,12 @@ class SensorMetrics(Collector):
         if snap.spool_depth is not None:
             yield GaugeMetricFamily(
                 f"{p}_spool_depth", "Events waiting in the spool", value=float(snap.spool_depth)
+            )
+        if snap.signal_offset_db is not None:
+            yield GaugeMetricFamily(
+                f"{p}_signal_offset_db",
+                "Learned signal scale minus the scale the thresholds were chosen on",
+                value=snap.signal_offset_db,
             )
 
 

@@ -182,6 +182,7 @@ def snapshot(capture: LiveCapture, *, spool_depth: int | None = None, events_sen
     p, c, stats = capture.pipeline, capture.counters, capture.pipeline.decoder.stats
     hopper = capture.hopper
     truncated = capture.source.truncated if capture.source is not None else 0
+    scale = p.occupancy.scale if p.occupancy is not None else None
     return Snapshot(
         at_ns=capture.clock.wall_ns(),
         uptime_s=capture.clock.monotonic() - capture.started,
@@ -208,4 +209,7 @@ def snapshot(capture: LiveCapture, *, spool_depth: int | None = None, events_sen
         epoch=p.pseudonyms.epoch,
         dropped_optout=p.dropped_optout,
         dropped_epoch_gone=p.dropped_epoch_gone,
+        signal_ref_dbm=None if scale is None else scale.reference_dbm,
+        signal_offset_db=None if scale is None or scale.offset_db is None else round(scale.offset_db, 1),
+        signal_drift=scale is not None and scale.drift,
     )
