@@ -193,6 +193,7 @@ class StoreNetwork(Section):
     bssids: tuple[Bssid, ...] = Field(
         max_length=64,
         description="its access points' BSSIDs, quoted ('aa:bb:cc:dd:ee:ff'); `iw dev X scan` lists them",
+        json_schema_extra={"doc_type": "list[MAC]"},
     )
 
     @field_validator("ssid")
