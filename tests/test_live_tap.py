@@ -133,18 +133,24 @@ def test_kernel_filter_lets_through_only_the_configured_frames(
 
 
 @pytest.mark.realdata
+@pytest.mark.parametrize("neighbours", [0, 3], ids=["one network", "four networks, 181 BSSIDs"])
 def test_kernel_filter_lets_through_probe_requests_and_only_the_store_networks_station_headers(
-    tap: RadiotapTap, shared_data: Path
+    tap: RadiotapTap, shared_data: Path, neighbours: int
 ) -> None:
     # Two real networks: aircrack_n-02's is the store's, the pmkid capture's (its first 3,000 frames:
     # data, null, QoS, PS-Poll, authentication and association of several stations) is a neighbour's.
     store = frames_of(shared_data / "captures" / "aircrack_n-02.cap")
     other = frames_of(shared_data / "captures" / "aircrack_pmkid-not-recognized.cap")[:3000]
     ap = "b0:b9:8a:56:8d:ea"
+    # More networks make a long program (the real BSSID sorts last): far jumps must still land.
+    more = [
+        {"ssid": f"Net{n}", "bssids": [f"02:00:00:00:{n:02x}:{i:02x}" for i in range(60)]}
+        for n in range(neighbours)
+    ]
     cfg = config(
         tap.name,
         capture={"interface": tap.name, "recreate": False, "filter": "probe_requests",
-                 "store_networks": [{"ssid": "Shop", "bssids": [ap]}]},
+                 "store_networks": [*more, {"ssid": "Shop", "bssids": [ap]}]},
     )  # fmt: skip
     replay = FrameDecoder(store_bssids=[bytes.fromhex(ap.replace(":", ""))])
     for _, data in store + other:
