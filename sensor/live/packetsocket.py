@@ -9,6 +9,15 @@ Prism at 144 — and keeps a frame only if its type is management (`type mgt`: `
 `capture.filter: probe_requests`, only probe requests (`fc & 0xfc == 0x40`). A frame too short to hold
 that byte is dropped by the kernel (BPF loads out of bounds reject).
 
+With `capture.store_networks`, the program also keeps the frames between a station and one of their
+BSSIDs (dot11.STATION_KINDS: data, null, QoS, PS-Poll, authentication, (re)association): it dispatches
+on the frame-control byte and the ToDS/FromDS bits to the address field that holds the BSSID, compares
+it with each store BSSID (a 32-bit and a 16-bit load), and keeps a match cut to its MAC header (`ret a`
+with A = radio header length + dot11.STATION_SNAP, the radio header length kept in M[0]). Any other
+network's frame is dropped in the kernel; a kept frame's body never reaches user space. Jumps are
+resolved from labels by `_assemble`, far ones through `ja`, so the number of BSSIDs is bounded by the
+config's limits only.
+
 Timestamps are the kernel's (SO_TIMESTAMPNS, taken when the frame arrived), so the pipeline sees the
 same time a pcap of the interface would have.
 """
