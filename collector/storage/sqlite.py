@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from collector.online.profiles import OnlineEvent, Profile
-from collector.storage.base import DeadLetter, ProfileStore, PutCounts, StoreError, migrations, us
+from collector.storage.base import DeadLetter, ProfileStore, PutCounts, StoreError, migrations, pending, us
 from collector.storage.events_sql import DEAD_LETTER_SQL, EVENT_INSERTS, StoreReads, insert_rows
 from collector.storage.privacy import (
     ListName,
@@ -89,25 +89,23 @@ class SqliteStore(StoreReads):
     def migrate(self) -> int:
         """Apply the migrations not applied yet; returns the resulting schema version."""
         known = migrations()
-        current = self.schema_version()
-        if current > len(known):
-            raise StoreError(
-                f"{self.path} has schema version {current}, newer than this collector knows ({len(known)})"
-            )
-        for migration in known[current:]:
-            applied = us(datetime.now(UTC))
+        self.schema_version()  # creates the table
+        with self._lock, self._errors("read the applied migrations"):
+            applied = [int(r[0]) for r in self._db.execute("SELECT version FROM schema_migrations")]
+        for migration in pending(known, applied, self.path):
+            applied_us = us(datetime.now(UTC))
             with self._lock, self._errors(f"apply migration {migration.version:04d}_{migration.name}"):
                 try:
                     self._db.executescript(
                         f"BEGIN;\n{migration.sql}\n;"
-                        f"INSERT INTO schema_migrations VALUES ({migration.version}, '{migration.name}', {applied});"
+                        f"INSERT INTO schema_migrations VALUES ({migration.version}, '{migration.name}', {applied_us});"
                         "\nCOMMIT;"
                     )
                 except sqlite3.Error:
                     if self._db.in_transaction:
                         self._db.execute("ROLLBACK")
                     raise
-        return len(known)
+        return self.schema_version()
 
     def profiles(self) -> ProfileStore:
         return SqliteProfiles(self._db, self._lock, self._errors)
@@ -116,10 +114,8 @@ class SqliteStore(StoreReads):
     def add(self, events: Sequence[Event]) -> int:
         by_table = insert_rows(events, EVENT_INSERTS)
         with self._lock, self._errors(f"store {len(events)} events"), immediate_transaction(self._db):
-            before = self._db.total_changes
-            for sql, rows in by_table.items():
-                self._db.executemany(sql, rows)
-            return self._db.total_changes - before
+            # rowcount, not total_changes: the latter also counts the roll-up rows the triggers write.
+            return sum(max(self._db.executemany(sql, rows).rowcount, 0) for sql, rows in by_table.items())
 
     def dead_letter(self, letters: Sequence[DeadLetter], rejected: Mapping[str, int], keep: int) -> None:
         rows = [(us(d.at), d.reason, d.topic, d.detail, d.size, d.payload) for d in letters[-keep:] if keep]
