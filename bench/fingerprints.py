@@ -37,6 +37,7 @@ from footfall.times import NS
 from sensor.decode.capture import iter_capture_bytes
 from sensor.decode.decoder import FrameDecoder
 from sensor.decode.dot11 import FC_FLAG_ORDER, HEADER_LEN, HT_CONTROL_LEN
+from sensor.decode.frames import ProbeRequest
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -95,7 +96,7 @@ def measure(days: Iterator[tuple[str, bytes]]) -> tuple[dict[str, Print], dict[s
         seen: set[str] = set()
         for rec in iter_capture_bytes(blob, name):
             probe = decoder.decode(rec.ts_ns, rec.linktype, rec.data)
-            if probe is None:
+            if not isinstance(probe, ProbeRequest):  # None (no store networks: never a connected frame)
                 continue
             fp = prints[probe.fingerprint]
             seen.add(probe.fingerprint)

@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 
 from sensor.decode.capture import read_capture
 from sensor.decode.decoder import FrameDecoder
-from sensor.decode.frames import CaptureRecord, Sighting
+from sensor.decode.frames import CaptureRecord, ProbeRequest, Sighting
 from sensor.estimate.calibrate import Window, read_truth, truth_windows
 from sensor.keys.pseudonym import FixedSalt, Pseudonymizer
 
@@ -83,7 +83,7 @@ def sightings_of(records: list[CaptureRecord]) -> list[Sighting]:
     out = []
     for r in records:
         p = decoder.decode(r.ts_ns, r.linktype, r.data)
-        if p is None:
+        if not isinstance(p, ProbeRequest):  # nothing, or a connected station's frame: not counted here yet
             continue
         out.append(
             Sighting(

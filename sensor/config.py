@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
 from footfall.broker import MqttSection
 from footfall.configfile import Section, load_model, validate_model
 from footfall.events import Name
+from footfall.mac import MacError, parse_mac
 from sensor.estimate.count_model import CountModel, shipped_model
 from sensor.estimate.devices import ResolverParams
 from sensor.estimate.occupancy import EstimatorParams
@@ -217,6 +218,48 @@ CHANNELS = frozenset([*range(1, 15), *range(32, 69, 4), *range(96, 145, 4), *ran
 """Channels `iw dev X set channel N` accepts: 2.4 GHz 1-14 and the 20 MHz channels of 5 GHz."""
 
 
+def _bssid(value: object) -> bytes:
+    """An access point's address, in any spelling of footfall/mac.py's one grammar."""
+    if not isinstance(value, str):
+        # YAML reads 11:22:33:44:55:66 as a base-60 number and 001122334455 as an octal one.
+        raise ValueError("a BSSID must be a quoted string (YAML reads some unquoted MACs as numbers)")
+    try:
+        mac = parse_mac(value)
+    except MacError as exc:
+        raise ValueError(str(exc)) from None
+    if mac[0] & 0x01:
+        raise ValueError("a group (multicast/broadcast) address is no access point's BSSID")
+    return mac
+
+
+Bssid = Annotated[bytes, BeforeValidator(_bssid)]
+
+
+class StoreNetwork(Section):
+    """One of the store's own Wi-Fi networks: stations exchanging frames with these BSSIDs are connected."""
+
+    ssid: str = Field(min_length=1, max_length=32, description="the network's name (a label here)")
+    bssids: tuple[Bssid, ...] = Field(
+        max_length=64,
+        description="its access points' BSSIDs, quoted ('aa:bb:cc:dd:ee:ff'); `iw dev X scan` lists them",
+        json_schema_extra={"doc_type": "list[MAC]"},
+    )
+
+    @field_validator("ssid")
+    @classmethod
+    def _ssid_fits(cls, ssid: str) -> str:
+        if len(ssid.encode()) > 32:
+            raise ValueError(f"an SSID is at most 32 bytes, this one is {len(ssid.encode())} in UTF-8")
+        return ssid
+
+    @field_validator("bssids")
+    @classmethod
+    def _some(cls, bssids: tuple[bytes, ...]) -> tuple[bytes, ...]:
+        if not bssids:
+            raise ValueError("list at least one BSSID: the kernel filter matches frames on them")
+        return bssids
+
+
 class CaptureConfig(Section):
     """Live capture (`footfall-sensor run`): the monitor interface and where it listens."""
 
@@ -236,6 +279,12 @@ class CaptureConfig(Section):
     filter: Literal["management", "probe_requests"] = Field(
         "management", description="what the kernel filter lets through to Python"
     )
+    store_networks: tuple[StoreNetwork, ...] = Field(
+        (),
+        max_length=16,
+        description="the store's own networks: their stations' data, null, power-save, authentication and "
+        "association frames (headers only) pass the kernel filter too; needs filter: probe_requests",
+    )
     recreate: bool = Field(
         True, description="when the interface disappears, set it up again (needs CAP_NET_ADMIN)"
     )
@@ -252,6 +301,28 @@ class CaptureConfig(Section):
         if len(set(channels)) != len(channels):
             raise ValueError(f"channels {list(channels)} repeat a channel")
         return channels
+
+    @field_validator("store_networks")
+    @classmethod
+    def _store_frames_only(
+        cls, networks: tuple[StoreNetwork, ...], info: ValidationInfo
+    ) -> tuple[StoreNetwork, ...]:
+        kind = info.data.get("filter")
+        if networks and kind != "probe_requests":
+            raise ValueError(
+                f"needs filter: probe_requests, not {kind!r} (management lets every network's management "
+                "frames through; probe_requests plus store_networks lets only the store's own pass)"
+            )
+        seen: set[bytes] = set()
+        for bssid in (b for network in networks for b in network.bssids):
+            if bssid in seen:
+                raise ValueError(f"BSSID {bssid.hex(':')} is listed twice: a BSSID belongs to one network")
+            seen.add(bssid)
+        return networks
+
+    def store_bssids(self) -> dict[bytes, str]:
+        """BSSID -> SSID of every store network (what the kernel filter and the decoder match on)."""
+        return {bssid: network.ssid for network in self.store_networks for bssid in network.bssids}
 
 
 class HomeAssistantConfig(Section):

@@ -3,6 +3,11 @@
 Everything here is plain computation over what is passed in (records, a salt source, a sink); the same
 pipeline serves replay (time from the frames) and live capture (time from a clock via `advance`).
 The raw transmitter address exists only between `decode` and `pseudonym` inside `feed`.
+
+With `capture.store_networks`, frames of stations connected to the store's own access points come out of
+the decoder too; they take the same privacy path as probe requests (opt-out dropped before anything,
+pseudonym at once, consent token looked up on the raw address) and become `ConnectedSighting`s handed
+to `on_connected`. Counting them (present, visits) is the estimator's part and not done yet (README).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from footfall.events import Event
 from sensor.config import SensorConfig
 from sensor.decode.decoder import FrameDecoder
 from sensor.decode.fastinit import fast_init
-from sensor.decode.frames import CaptureRecord, Sighting
+from sensor.decode.frames import CaptureRecord, ConnectedFrame, ConnectedSighting, Sighting
 from sensor.estimate.devices import DeviceResolver
 from sensor.estimate.occupancy import OccupancyEstimator
 from sensor.estimate.visits import PeopleEstimate, PresenceModel
@@ -64,6 +69,10 @@ class ListSink:
 _sighting = fast_init(Sighting)  # Sighting(...), faster: see sensor/decode/fastinit.py
 
 
+def _ignore(sighting: ConnectedSighting) -> None:
+    """Until an estimator counts connected stations, their sightings are only counted (README)."""
+
+
 class Pipeline:
     def __init__(
         self,
@@ -75,9 +84,13 @@ class Pipeline:
         people: PeopleEstimate | None = None,
         drop_mac: Callable[[bytes], bool] | None = None,
         consent_of_mac: Callable[[bytes], str | None] | None = None,
+        on_connected: Callable[[ConnectedSighting], None] = _ignore,
     ) -> None:
         self.config = config
-        self.decoder = FrameDecoder()
+        self._networks = config.capture.store_bssids()  # BSSID -> the store network's SSID
+        self.decoder = FrameDecoder(store_bssids=self._networks)
+        self._on_connected = on_connected
+        self.connected = 0  # connected sightings handed on
         self.pseudonyms = Pseudonymizer(salts, config.privacy.pseudonym_bits)
         self.occupancy: OccupancyEstimator | None = None
         if resolver is None:
@@ -114,6 +127,9 @@ class Pipeline:
     def feed(self, ts_ns: int, linktype: int, data: bytes) -> None:
         probe = self.decoder.decode(ts_ns, linktype, data)
         if probe is None:
+            return
+        if isinstance(probe, ConnectedFrame):
+            self._connected(probe)
             return
         mac = probe.transmitter
         if self._drop_mac is not None and self._drop_mac(mac):
@@ -159,6 +175,36 @@ class Pipeline:
             self.occupancy.observe(sighting, device)
         self.presence.observe(sighting, device)
         self.last_ts_ns = sighting.ts_ns
+
+    def _connected(self, frame: ConnectedFrame) -> None:
+        """A connected station's frame: the same privacy path as a probe request's transmitter."""
+        mac = frame.station
+        if self._drop_mac is not None and self._drop_mac(mac):
+            self.dropped_optout += 1  # opted out: not even pseudonymised
+            return
+        try:
+            address = self.pseudonyms.pseudonym(mac, frame.ts_ns)
+        except LookupError:
+            self.dropped_epoch_gone += 1
+            return
+        token = self._consent_of_mac(mac) if self._consent_of_mac is not None else None
+        self.connected += 1
+        self.last_ts_ns = frame.ts_ns
+        self._on_connected(
+            ConnectedSighting(
+                frame.ts_ns,
+                address,
+                self.pseudonyms.epoch,
+                frame.randomized,
+                self._networks[frame.bssid],
+                frame.from_station,
+                frame.rssi_dbm,
+                frame.channel,
+                frame.seq,
+                frame.kind,
+                token,
+            )
+        )
 
     def run(self, records: Iterable[CaptureRecord]) -> None:
         feed = self.feed

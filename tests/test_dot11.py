@@ -303,6 +303,7 @@ def test_bare_802_11_probe_request_has_no_radio_values() -> None:
     assert decoder.stats.as_dict() == {
         "frames": 1,
         "probe_requests": 1,
+        "connected": 0,
         "skipped": {},
         "errors": {},
         "anomalies": {},

@@ -26,6 +26,9 @@ import pytest
 from footfall.mqtt import BrokerSettings, Message, MqttClient
 from sensor.config import SensorConfig
 from sensor.decode.capture import read_capture
+from sensor.decode.decoder import FrameDecoder
+from sensor.decode.dot11 import STATION_SNAP
+from sensor.decode.frames import ConnectedSighting
 from sensor.keys.keystore import KeyStore, StoreSeed
 from sensor.keys.pseudonym import FixedSalt
 from sensor.keys.salts import DEFAULT_SPEC, SaltSchedule
@@ -127,6 +130,55 @@ def test_kernel_filter_lets_through_only_the_configured_frames(
     assert capture.counters.kernel_drops == capture.counters.app_drops == 0
     kinds = set(pipeline.decoder.stats.skipped)
     assert not kinds & {"data", "control"}, kinds
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("neighbours", [0, 3], ids=["one network", "four networks, 181 BSSIDs"])
+def test_kernel_filter_lets_through_probe_requests_and_only_the_store_networks_station_headers(
+    tap: RadiotapTap, shared_data: Path, neighbours: int
+) -> None:
+    # Two real networks: aircrack_n-02's is the store's, the pmkid capture's (its first 3,000 frames:
+    # data, null, QoS, PS-Poll, authentication and association of several stations) is a neighbour's.
+    store = frames_of(shared_data / "captures" / "aircrack_n-02.cap")
+    other = frames_of(shared_data / "captures" / "aircrack_pmkid-not-recognized.cap")[:3000]
+    ap = "b0:b9:8a:56:8d:ea"
+    # More networks make a long program (the real BSSID sorts last): far jumps must still land.
+    more = [
+        {"ssid": f"Net{n}", "bssids": [f"02:00:00:00:{n:02x}:{i:02x}" for i in range(60)]}
+        for n in range(neighbours)
+    ]
+    cfg = config(
+        tap.name,
+        capture={"interface": tap.name, "recreate": False, "filter": "probe_requests",
+                 "store_networks": [*more, {"ssid": "Shop", "bssids": [ap]}]},
+    )  # fmt: skip
+    replay = FrameDecoder(store_bssids=[bytes.fromhex(ap.replace(":", ""))])
+    for _, data in store + other:
+        replay.decode(0, 127, data)
+    probes, connected = replay.stats.probe_requests, replay.stats.connected
+    assert connected == 28 and probes > 0 and "data" in replay.stats.skipped  # the neighbour's were there
+    sightings: list[ConnectedSighting] = []
+    pipeline = Pipeline(cfg, FixedSalt(b"k" * 32, epoch="e"), ListSink(), on_connected=sightings.append)
+    received: list[bytes] = []
+    feed = pipeline.feed
+    pipeline.feed = lambda ts, linktype, data: (received.append(data), feed(ts, linktype, data))[1]  # type: ignore[method-assign]
+    with Running(LiveCapture(cfg.capture, pipeline)) as capture:
+        for _, data in store + other:
+            tap.write(data)
+        assert wait_until(lambda: capture.counters.frames >= probes + connected)
+        time.sleep(0.2)  # anything the filter wrongly let through would arrive by now
+    assert capture.counters.frames == probes + connected
+    stats = pipeline.decoder.stats
+    assert (stats.probe_requests, stats.connected, stats.skipped, stats.errors) == (probes, connected, {}, {})
+    assert len(sightings) == connected and {s.network for s in sightings} == {"Shop"}
+    # Headers only: what reached user space of a station's frame ends 4 bytes past its 24-byte header.
+    station_frames = [d for d in received if d[8] != 0x40]
+    assert len(station_frames) == connected
+    assert max(len(d) for d in station_frames) == len(BARE_RADIOTAP) + STATION_SNAP
+    longer = {
+        d[: len(BARE_RADIOTAP) + STATION_SNAP] for _, d in store if len(d) > len(BARE_RADIOTAP) + STATION_SNAP
+    }
+    assert any(d in longer for d in station_frames)  # frames with a body arrived cut
 
 
 @pytest.mark.realdata

@@ -10,6 +10,10 @@ payloads, the SQLite database with its -wal and -shm, the broker's persistence a
 stdout and stderr, the reports, and every other file in the working directory. Only the inputs are left
 out: the capture and the two CSV exports, which hold the MACs by nature.
 
+Connected stations are in it too: 50 stations of the store network (5 of them opted-out devices, 5
+consented ones, the rest seen only connected) and 50 of a neighbour's network send data, null and QoS
+frames with encrypted bodies, and their addresses are searched for like the probe senders'.
+
 The same run shows that the 20 opted-out devices leave no trace (their frames dropped and counted, in no
 visit and no count) and that consent tokens ride on the 20 consented devices' visits only and join to
 their profile ids in the collector.
@@ -31,7 +35,15 @@ from pathlib import Path
 
 import paho.mqtt.client as paho
 import pytest
-from footfall_dev.craft import radiotap_probe_request, rates_element, vendor_element
+from footfall_dev.craft import (
+    FC_NULL,
+    FC_QOS_DATA,
+    FC_QOS_NULL,
+    radiotap_probe_request,
+    radiotap_station_frame,
+    rates_element,
+    vendor_element,
+)
 from paho.mqtt.enums import CallbackAPIVersion
 
 from collector.storage.sqlite import SqliteStore
@@ -50,6 +62,8 @@ pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
 STORE, SENSOR = "paris-01", "s1"
 T0 = 1_714_550_400 * 10**9  # 2024-05-01T08:00Z
 N_MACS, N_OPTOUT, N_CONSENT = 1000, 20, 20
+STORE_AP, NEIGHBOUR_AP = bytes.fromhex("f29fc2000001"), bytes.fromhex("f29fc2000002")
+N_STATIONS = 50  # per network
 GLOBAL_OUIS = [
     bytes.fromhex(o) for o in ("3c22fb", "f0d1a9", "8cf5a3", "a4c361", "dcfb48", "98f621", "40ec99")
 ]
@@ -84,6 +98,38 @@ def device_frames(index: int, mac: bytes, rng: random.Random) -> list[tuple[int,
         out.append((ts, radiotap_probe_request(mac, seq, ssid, elements, rng.randint(-65, -45), 2437)))
         ts += rng.randint(45, 75) * 10**9
     return out
+
+
+def make_stations(macs: list[bytes]) -> tuple[list[bytes], list[bytes]]:
+    """(the store network's stations, the neighbour's): 5 opted-out and 5 consented devices connect too."""
+    rng = random.Random(20240502)
+    fresh: list[bytes] = []
+    while len(fresh) < 2 * N_STATIONS - 10:
+        mac = bytes([(rng.randrange(256) & 0xFC) | 0x02]) + rng.randbytes(5)  # per-network addresses
+        if mac not in macs and mac not in fresh:
+            fresh.append(mac)
+    return macs[100:105] + macs[200:205] + fresh[: N_STATIONS - 10], fresh[N_STATIONS - 10 :]
+
+
+def station_frames(index: int, mac: bytes, ap: bytes, rng: random.Random) -> list[tuple[int, bytes]]:
+    """A connected phone: keep-alives up, QoS data with an encrypted body down and up, every 20-40 s."""
+    ts = T0 + index * 11 * 10**9
+    out = []
+    for seq in range(8):
+        kind = (FC_NULL, FC_QOS_DATA, FC_QOS_NULL)[seq % 3]
+        body = rng.randbytes(64) if kind == FC_QOS_DATA else b""
+        frame = radiotap_station_frame(
+            kind, mac, ap, seq, rng.randint(-70, -40), 2437, uplink=seq % 2 == 0, payload=body
+        )
+        out.append((ts, frame))
+        ts += rng.randint(20, 40) * 10**9
+    return out
+
+
+def all_station_frames(store: list[bytes], neighbour: list[bytes]) -> dict[bytes, list[tuple[int, bytes]]]:
+    rng = random.Random(11)
+    nets = [(m, STORE_AP) for m in store] + [(m, NEIGHBOUR_AP) for m in neighbour]
+    return {m: station_frames(i, m, ap, rng) for i, (m, ap) in enumerate(nets)}
 
 
 # -- the scanner -----------------------------------------------------------------------------------------------
@@ -128,6 +174,7 @@ def spellings(mac: bytes) -> list[bytes]:
 @dataclass
 class Run:
     macs: list[bytes]
+    stations: list[bytes]  # the store network's, then the neighbour's
     optout: list[bytes]
     consent: dict[bytes, str]  # mac -> profile id
     key: TokenKey
@@ -172,11 +219,14 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     work.mkdir()
     inputs.mkdir()
     macs = make_macs()
+    store_stations, neighbour_stations = make_stations(macs)
+    connected = all_station_frames(store_stations, neighbour_stations)
     optout = macs[100 : 100 + N_OPTOUT]
     consent = {m: f"crm-{i:04d}" for i, m in enumerate(macs[200 : 200 + N_CONSENT])}
     rng = random.Random(7)
     with PcapWriter(inputs / "store.pcap", 127, nanosecond=True) as writer:
-        for ts, data in sorted(f for i, m in enumerate(macs) for f in device_frames(i, m, rng)):
+        probing = [f for i, m in enumerate(macs) for f in device_frames(i, m, rng)]
+        for ts, data in sorted(probing + [f for frames in connected.values() for f in frames]):
             writer.write(ts, data)
     # The exports as a page and a portal would write them, in assorted spellings.
     forms = [lambda m: m.hex(":").upper(), lambda m: m.hex("-"), lambda m: m.hex()]
@@ -201,7 +251,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     # be scanned too (as another user it does so anyway).
     broker = make_broker(work / "broker", "log_type all\nconnection_messages true\nuser root\n")
     broker.start()
-    result = Run(macs, optout, consent, key, work, inputs)
+    result = Run(macs, store_stations + neighbour_stations, optout, consent, key, work, inputs)
     recorder = Recorder(broker, result.messages)
     try:
         (work / "collector.yaml").write_text(
@@ -213,6 +263,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         (work / "sensor.yaml").write_text(
             f"site: {{store: {STORE}, sensor: {SENSOR}}}\nmqtt: {{port: {broker.port}}}\n"
             f"privacy: {{mode: consent, token_key_file: {work / 'token.key'}}}\n"
+            "capture: {filter: probe_requests, store_networks: "
+            f"[{{ssid: Shop, bssids: ['{STORE_AP.hex(':')}']}}]}}\n"
         )
         registry = [sys.executable, "-c", REGISTRY_CLI, "--log-level", "debug"]
         cfg = ["--config", str(work / "collector.yaml")]
@@ -273,8 +325,8 @@ def test_the_scanner_finds_every_spelling_and_the_raw_bytes() -> None:
 
 
 def test_the_inputs_hold_the_macs_so_a_miss_is_not_the_scanners_fault(run: Run) -> None:
-    found = {m for _, m in find_macs((run.inputs / "store.pcap").read_bytes(), run.macs)}
-    assert found == set(run.macs)
+    found = {m for _, m in find_macs((run.inputs / "store.pcap").read_bytes(), run.macs + run.stations)}
+    assert found == set(run.macs + run.stations)
     exports = (run.inputs / "optout.csv").read_bytes() + (run.inputs / "consent.csv").read_bytes()
     assert {m for _, m in find_macs(exports, run.macs)} == set(run.optout) | set(run.consent)
 
@@ -282,14 +334,15 @@ def test_the_inputs_hold_the_macs_so_a_miss_is_not_the_scanners_fault(run: Run) 
 def test_no_mac_is_in_any_byte_written_or_sent(run: Run) -> None:
     scanned: dict[str, int] = {}
     hits: list[str] = []
+    searched = run.macs + run.stations  # probe senders and connected stations alike
     for topic, payload in run.messages:
         for blob in (topic.encode(), payload):
-            hits += [f"MQTT {topic}: {how} {mac.hex()}" for how, mac in find_macs(blob, run.macs)]
+            hits += [f"MQTT {topic}: {how} {mac.hex()}" for how, mac in find_macs(blob, searched)]
     for path in sorted(run.work.rglob("*")):
         if path.is_file():
             data = path.read_bytes()
             scanned[path.name] = len(data)
-            hits += [f"{path.name}: {how} {mac.hex()}" for how, mac in find_macs(data, run.macs)]
+            hits += [f"{path.name}: {how} {mac.hex()}" for how, mac in find_macs(data, searched)]
     assert not hits, "\n".join(hits[:50])
     # The search covered what it should: the database, the broker's files and every log, at debug level.
     names = {
@@ -312,11 +365,18 @@ def test_no_mac_is_in_any_byte_written_or_sent(run: Run) -> None:
 
 def test_opted_out_devices_are_dropped_counted_and_in_no_visit_or_count(run: Run) -> None:
     frames = {m: device_frames(i, m, random.Random(0)) for i, m in enumerate(run.macs)}
-    dropped = sum(len(frames[m]) for m in run.optout)
+    connected = all_station_frames(run.stations[:N_STATIONS], run.stations[N_STATIONS:])
+    # the opted-out devices' probe requests, and the frames of the 5 of them that are connected to the store
+    dropped_probes = sum(len(frames[m]) for m in run.optout)
+    dropped = dropped_probes + sum(len(connected[m]) for m in run.stations[:5])
+    assert set(run.stations[:5]) <= set(run.optout)
+    store_frames = sum(len(connected[m]) for m in run.stations[:N_STATIONS])
+    assert f"{store_frames} of stations connected to store networks" in run.logs["sensor"]
     assert f"dropped {dropped} frames of opted-out devices" in run.logs["sensor"]
     assert f"({N_OPTOUT} opt-outs, {N_CONSENT} consents)" in run.logs["sensor"]
     total = sum(len(f) for f in frames.values())
-    assert sum(int(c["frames"]) for c in run.payloads("count")) == total - dropped  # type: ignore[call-overload]
+    # connected stations are not counted yet (README, "Connected phones"): count frames are probe requests
+    assert sum(int(c["frames"]) for c in run.payloads("count")) == total - dropped_probes  # type: ignore[call-overload]
     # What the opted-out devices would have produced, from the same seed, on their own: none of it exists.
     config = SensorConfig.model_validate(
         {"site": {"store": STORE, "sensor": SENSOR}, "privacy": {"mode": "consent"}}

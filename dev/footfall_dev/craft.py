@@ -201,3 +201,40 @@ def ht_capabilities_element(info: int, ampdu: int, rx_mcs: bytes, *, ext: int = 
         raise CraftError(f"Rx MCS bitmask of {len(rx_mcs)} bytes, at most 10")
     mcs = rx_mcs.ljust(16, b"\x00")
     return element(EID_HT_CAPABILITIES, struct.pack("<HB16sHIB", info, ampdu, mcs, ext, txbf, 0))
+
+
+# Frames between a station and its access point (connected stations, issue #14): first frame-control byte.
+FC_DATA, FC_NULL, FC_QOS_DATA, FC_QOS_NULL = 0x08, 0x48, 0x88, 0xC8
+_TO_DS, _FROM_DS, _PROTECTED = 0x01, 0x02, 0x40
+
+
+def radiotap_station_frame(
+    fc0: int,
+    station: bytes,
+    bssid: bytes,
+    seq: int,
+    rssi_dbm: int,
+    freq_mhz: int,
+    *,
+    uplink: bool = True,
+    payload: bytes = b"",
+) -> bytes:
+    """A data-type frame (data, null, QoS data, QoS null) between `station` and the access point `bssid`.
+
+    Uplink: ToDS, addr1 the BSSID, addr2 the station; downlink: FromDS, addr1 the station, addr2 the
+    BSSID. addr3 is the far end (here the BSSID). QoS kinds carry a 2-byte QoS control field; a
+    `payload` is sent as a protected body (the sensor must never need it).
+    """
+    for name, addr in (("station", station), ("bssid", bssid)):
+        if len(addr) != 6:
+            raise CraftError(f"{name} address of {len(addr)} bytes, 6 needed")
+    if fc0 not in (FC_DATA, FC_NULL, FC_QOS_DATA, FC_QOS_NULL):
+        raise CraftError(f"frame-control byte {fc0:#04x} is not a data, null, QoS data or QoS null frame")
+    if not 0 <= seq <= 4095:
+        raise CraftError(f"sequence number {seq} is outside 0..4095")
+    flags = (_TO_DS if uplink else _FROM_DS) | (_PROTECTED if payload else 0)
+    addr1, addr2 = (bssid, station) if uplink else (station, bssid)
+    frame = _MGMT.pack(fc0, flags, 0, addr1, addr2, bssid, seq << 4)
+    if fc0 & 0x80:  # QoS subtypes
+        frame += b"\x00\x00"
+    return radiotap_header(rssi_dbm, freq_mhz) + frame + payload

@@ -30,6 +30,8 @@ def _type_name(annotation: Any) -> str:
         return " \\| ".join(repr(a).replace("'", "") for a in typing.get_args(annotation))
     if origin in (typing.Union, types.UnionType):
         return " \\| ".join(_type_name(a) for a in typing.get_args(annotation))
+    if origin is tuple and typing.get_args(annotation)[1:] == (Ellipsis,):
+        return f"list[{_type_name(typing.get_args(annotation)[0])}]"  # a YAML list
     if origin is not None:
         args = ", ".join(_type_name(a) for a in typing.get_args(annotation))
         return f"{getattr(origin, '__name__', str(origin))}[{args}]"
@@ -46,13 +48,27 @@ def _rows(model: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, str, 
         if nested is not None:
             yield from _rows(nested, f"{key}.")
             continue
+        items = _list_of_models(annotation)
+        if items is not None:  # a list of sections: the list's row, then its items' keys
+            yield key, f"list[{items.__name__}]", f"`{list(info.default)}`", (info.description or "")
+            yield from _rows(items, f"{key}[].")
+            continue
         if info.default is not PydanticUndefined:
             default = "—" if info.default is None else f"`{info.default}`"
         elif info.default_factory is not None:
             default = f"`{info.default_factory()}`"  # type: ignore[call-arg]
         else:
             default = "required"
-        yield key, _type_name(annotation), default, (info.description or "").replace("|", "\\|")
+        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        shown = str(extra.get("doc_type") or _type_name(annotation))
+        yield key, shown, default, (info.description or "").replace("|", "\\|")
+
+
+def _list_of_models(annotation: Any) -> type[BaseModel] | None:
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) in (tuple, list) and args and isinstance(args[0], type):
+        return args[0] if issubclass(args[0], BaseModel) else None
+    return None
 
 
 def config_table(model: type[BaseModel]) -> str:

@@ -252,7 +252,9 @@ def _phone_probes(
 ) -> tuple[list[ProbeRequest], str]:
     """The installer's phone's probe requests (and its masked MACs), or one clear error if it is not there."""
     decoder = FrameDecoder()
-    probes = [p for r in records if (p := decoder.decode(r.ts_ns, r.linktype, r.data)) is not None]
+    probes = [
+        p for r in records if isinstance(p := decoder.decode(r.ts_ns, r.linktype, r.data), ProbeRequest)
+    ]
     wanted = set(macs)
     own = [p for p in probes if p.transmitter in wanted]
     names = ", ".join(masked(m) for m in macs)

@@ -78,7 +78,8 @@ def _summary(pipeline: Pipeline, privacy: PrivacyFilter, destination: str, elaps
     """The replay's figures, on stderr: frames, events, malformed frames, privacy control applied."""
     stats = pipeline.decoder.stats
     click.echo(
-        f"replayed {stats.frames} frames ({stats.probe_requests} probe requests) in {elapsed:.2f} s: "
+        f"replayed {stats.frames} frames ({stats.probe_requests} probe requests, {stats.connected} of stations "
+        f"connected to store networks) in {elapsed:.2f} s: "
         f"{pipeline.presence.visits_emitted} visit and {pipeline.presence.counts_emitted} count events "
         f"to {destination}",
         err=True,

@@ -1,10 +1,14 @@
-"""From a captured record to a `ProbeRequest`, fast, counting everything it throws away.
+"""From a captured record to a `ProbeRequest` (or a `ConnectedFrame`), fast, counting everything it throws away.
 
 `FrameDecoder.decode` never raises on frame content: anything that is not a valid probe request
 returns None and is counted in `stats` (skipped by kind, or an error by reason). It is the
 sensor's hot loop, so it memoises what repeats: the radiotap layout per chain of present words,
 and the element walk (SSID, ids, fingerprint) per distinct frame body, since a phone sends the
 same body again and again. Bounded caches; nothing else is allocated per frame but the result.
+
+Given the store networks' BSSIDs, frames between a station and those access points become
+`ConnectedFrame`s (sensor/decode/connected.py, headers only); without them, or for any other network,
+such frames are skipped by kind as before. Probe requests take the same path either way.
 
 Policy for a probe request whose element walk does not end exactly at the end of the frame:
 1. Where the radio header did not say whether an FCS is present (link types 105 and 119, and
@@ -22,11 +26,12 @@ from __future__ import annotations
 import dataclasses
 import struct
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from sensor.decode import dot11, prism, radiotap
+from sensor.decode.connected import StationParser
 from sensor.decode.dot11 import (
     FC_FLAG_ORDER,
     FC_PROBE_REQUEST,
@@ -34,10 +39,11 @@ from sensor.decode.dot11 import (
     HEADER_LEN,
     HT_CONTROL_LEN,
     MGMT_HEADER,
+    STATION_KINDS,
 )
 from sensor.decode.errors import DecodeError, Malformed, Truncated
 from sensor.decode.fastinit import fast_init
-from sensor.decode.frames import ProbeRequest
+from sensor.decode.frames import ConnectedFrame, ProbeRequest
 from sensor.decode.radiotap import ABSENT
 
 LINKTYPE_IEEE802_11 = 105
@@ -55,19 +61,20 @@ _Walked = tuple[str, tuple[int, ...], str, int]  # ssid, ids, fingerprint, suspi
 
 @dataclass(slots=True)
 class DecodeStats:
-    """What the decoder saw. frames == probe_requests + sum(skipped) + sum(errors).
+    """What the decoder saw. frames == probe_requests + connected + sum(skipped) + sum(errors).
 
     `anomalies` counts frames that were kept all the same (see the module's policy).
     """
 
     probe_requests: int = 0
+    connected: int = 0  # frames between a station and a store network's access point
     skipped: dict[str, int] = field(default_factory=dict)  # valid frames of another kind
     errors: dict[str, int] = field(default_factory=dict)  # dropped, by DecodeError.reason
     anomalies: dict[str, int] = field(default_factory=dict)
 
     @property
     def frames(self) -> int:
-        return self.probe_requests + sum(self.skipped.values()) + sum(self.errors.values())
+        return self.probe_requests + self.connected + sum(self.skipped.values()) + sum(self.errors.values())
 
     def as_dict(self) -> dict[str, Any]:
         return {"frames": self.frames, **dataclasses.asdict(self)}
@@ -86,10 +93,19 @@ _probe = fast_init(ProbeRequest)  # ProbeRequest(...) at a quarter of the cost: 
 
 
 class FrameDecoder:
-    """Decodes captured 802.11 records into probe requests; one instance per capture stream."""
+    """Decodes captured 802.11 records into probe requests; one instance per capture stream.
 
-    def __init__(self, element_cache_size: int = 8192, layout_cache_size: int = 256) -> None:
+    `store_bssids`: the store networks' access points; frames of their stations become connected frames.
+    """
+
+    def __init__(
+        self,
+        element_cache_size: int = 8192,
+        layout_cache_size: int = 256,
+        store_bssids: Collection[bytes] = (),
+    ) -> None:
         self.stats = DecodeStats()
+        self._stations = StationParser(store_bssids) if store_bssids else None
         # element walk per distinct body: (ssid, ids, fingerprint, suspicious); see _walk
         self._elements: dict[bytes, _Walked] = {}
         self._elements_old: dict[bytes, _Walked] = {}
@@ -99,8 +115,8 @@ class FrameDecoder:
         self._layout_cache_size = layout_cache_size
         self._channels: dict[int | bytes, tuple[int | None, int | None]] = {ABSENT: (None, None)}
 
-    def decode(self, ts_ns: int, linktype: int, data: bytes) -> ProbeRequest | None:
-        """The probe request in `data`, or None (counted in `stats`) for anything else."""
+    def decode(self, ts_ns: int, linktype: int, data: bytes) -> ProbeRequest | ConnectedFrame | None:
+        """The probe request or connected frame in `data`, or None (counted in `stats`) for anything else."""
         try:
             end = len(data)
             if linktype == LINKTYPE_RADIOTAP:
@@ -138,6 +154,13 @@ class FrameDecoder:
                 kind = FRAME_KIND[fc]
                 if kind == dot11.BAD_VERSION:
                     raise Malformed("dot11_bad_version", f"protocol version {fc & 3}, 0 expected")
+                stations = self._stations
+                if stations is not None and fc in STATION_KINDS:
+                    got = stations.parse(ts_ns, STATION_KINDS[fc], data, off, end, rssi, freq, channel)
+                    if not isinstance(got, str):
+                        self.stats.connected += 1
+                        return got
+                    kind = got
                 _bump(self.stats.skipped, kind)
                 return None
             if end - off < HEADER_LEN:

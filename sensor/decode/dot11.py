@@ -14,6 +14,7 @@ import hashlib
 import struct
 from dataclasses import dataclass
 from enum import Enum
+from typing import NamedTuple
 
 HEADER_LEN = 24  # management frame: fc, duration, addr1..3, seq_ctrl
 FC_PROBE_REQUEST = 0x40  # first frame-control byte: version 0, type 0 (mgmt), subtype 4
@@ -34,6 +35,58 @@ MGMT_HEADER = struct.Struct(
 )
 
 EID_SSID, EID_VENDOR, EID_EXTENSION = 0, 221, 255
+
+# Offsets in the MAC header shared by every frame a station exchanges with its access point (issue #14):
+# frame control (2), duration or AID (2), addr1, addr2, then for all but PS-Poll addr3 and seq_ctrl.
+ADDR1, ADDR2, ADDR3, SEQ_CTRL = 4, 10, 16, 22
+DS_BITS = 0x03  # in frame-control byte 1: ToDS (1) and FromDS (2)
+TO_DS, FROM_DS = 0x01, 0x02
+
+
+class Link(NamedTuple):
+    """Where a frame between a station and its access point carries the two addresses."""
+
+    ds: int  # the ToDS/FromDS bits this applies to
+    bssid_at: int  # offset of the access point's BSSID
+    station_at: int  # offset of the station's address
+    from_station: bool  # the station sent it (so the signal is the station's)
+
+
+class StationKind(NamedTuple):
+    """A kind of frame that shows a station connected: its name, header length, and address links."""
+
+    name: str
+    header_len: int  # bytes of MAC header the decoder reads (never the body)
+    has_seq: bool  # a sequence-control field at SEQ_CTRL (PS-Poll has none)
+    links: tuple[Link, ...]
+
+
+_UP = Link(TO_DS, ADDR1, ADDR2, True)  # station -> AP: addr1 BSSID, addr2 the station
+_DOWN = Link(FROM_DS, ADDR2, ADDR1, False)  # AP -> station: addr2 BSSID, addr1 the station
+# Management frames carry the BSSID in addr3 either way; sent by the station (addr2 != addr3) or by the
+# access point to it (addr2 == addr3, the station in addr1): MGMT_ANSWER is the second reading.
+_MGMT = Link(0, ADDR3, ADDR2, True)
+MGMT_ANSWER = Link(0, ADDR3, ADDR1, False)
+_PS_POLL = Link(0, ADDR1, ADDR2, True)  # a control frame: addr1 BSSID, addr2 the station
+
+# By the first frame-control byte. Data frames between two stations (neither DS bit) or two access
+# points (both) are not between a station and its access point, so they have no link.
+STATION_KINDS: dict[int, StationKind] = {
+    0x08: StationKind("data", HEADER_LEN, True, (_UP, _DOWN)),
+    0x48: StationKind("null", HEADER_LEN, True, (_UP, _DOWN)),
+    0x88: StationKind("qos_data", HEADER_LEN, True, (_UP, _DOWN)),
+    0xC8: StationKind("qos_null", HEADER_LEN, True, (_UP, _DOWN)),
+    0xA4: StationKind("ps_poll", 16, False, (_PS_POLL,)),
+    0xB0: StationKind("auth", HEADER_LEN, True, (_MGMT,)),
+    0x00: StationKind("assoc_req", HEADER_LEN, True, (_MGMT,)),
+    0x10: StationKind("assoc_resp", HEADER_LEN, True, (_MGMT,)),
+    0x20: StationKind("reassoc_req", HEADER_LEN, True, (_MGMT,)),
+    0x30: StationKind("reassoc_resp", HEADER_LEN, True, (_MGMT,)),
+}
+# What the kernel keeps of such a frame, past the radio header: the longest header read (24) and 4 bytes
+# for an FCS the radio header announces. Past a 24-byte data header those 4 bytes are the QoS control
+# field or the start of the CCMP/TKIP/WEP or LLC header, never user data.
+STATION_SNAP = HEADER_LEN + 4
 
 MGMT_SUBTYPES: dict[int, str] = {
     0: "assoc_req",

@@ -53,3 +53,45 @@ class Sighting:
     fingerprint: str
     ie_ids: tuple[int, ...]
     directed: bool  # the probe named an SSID (its value is dropped)
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectedFrame:
+    """A frame between a station and one of the store's access points (sensor/decode/connected.py).
+
+    Only its MAC header was read. It still holds the raw station address; the pipeline turns it into a
+    `ConnectedSighting` (pseudonym only) before anything else sees it, as it does a `ProbeRequest`.
+    """
+
+    ts_ns: int
+    station: bytes  # the station's address, 6 raw bytes: pseudonymised right after decoding, never stored
+    bssid: bytes  # the store access point's BSSID (infrastructure, from capture.store_networks)
+    from_station: bool  # the station sent it: rssi_dbm is the station's signal (else the access point's)
+    rssi_dbm: int | None  # of whichever sent it; None where the link type carries no signal (105)
+    freq_mhz: int | None
+    channel: int | None
+    seq: int | None  # the sender's 802.11 sequence number, 0..4095; None for a PS-Poll, which has none
+    kind: str  # dot11.STATION_KINDS name: data, null, qos_data, qos_null, ps_poll, auth, (re)assoc_req/resp
+    randomized: bool  # locally administered bit of the station address (a per-network random address)
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectedSighting:
+    """A connected station's frame after pseudonymisation: what an estimator of connected devices sees.
+
+    The address is pseudonymised under the same epoch salt as probe requests' transmitters, so a phone
+    that probes and then connects with one address gets one pseudonym. No MAC, no BSSID: `network` is
+    the store network's configured SSID (the store's own name, not personal data).
+    """
+
+    ts_ns: int
+    address: str  # keyed pseudonym of the station address under the current epoch salt
+    epoch: str
+    randomized: bool
+    network: str  # the store network (capture.store_networks ssid) the BSSID belongs to
+    from_station: bool  # False: the access point sent it, so rssi_dbm does not place the station
+    rssi_dbm: int | None
+    channel: int | None
+    seq: int | None
+    kind: str
+    consent: str | None  # the station's consent token (privacy.mode consent, consented devices), else None

@@ -45,6 +45,7 @@ class Snapshot:
     hopping: bool = False
     frames: int = 0
     probe_requests: int = 0
+    connected: int = 0  # frames of stations connected to store networks
     decode_errors: dict[str, int] = field(default_factory=dict)
     kernel_drops: int = 0
     app_drops: int = 0
@@ -154,6 +155,11 @@ class StatusReporter:
 _COUNTERS = (
     ("frames", "Frames that passed the kernel filter and reached the sensor", "frames"),
     ("probe_requests", "Probe requests decoded", "probe_requests"),
+    (
+        "connected_frames",
+        "Frames of stations connected to store networks decoded (headers only)",
+        "connected",
+    ),
     ("kernel_drops", "Frames the kernel dropped because the socket buffer was full", "kernel_drops"),
     ("app_drops", "Frames that reached the sensor but were not processed", "app_drops"),
     ("capture_stalls", "Times no frame arrived for stall_timeout_s and the capture was reopened", "stalls"),

@@ -9,6 +9,15 @@ Prism at 144 — and keeps a frame only if its type is management (`type mgt`: `
 `capture.filter: probe_requests`, only probe requests (`fc & 0xfc == 0x40`). A frame too short to hold
 that byte is dropped by the kernel (BPF loads out of bounds reject).
 
+With `capture.store_networks`, the program also keeps the frames between a station and one of their
+BSSIDs (dot11.STATION_KINDS: data, null, QoS, PS-Poll, authentication, (re)association): it dispatches
+on the frame-control byte and the ToDS/FromDS bits to the address field that holds the BSSID, compares
+it with each store BSSID (a 32-bit and a 16-bit load), and keeps a match cut to its MAC header (`ret a`
+with A = radio header length + dot11.STATION_SNAP, the radio header length kept in M[0]). Any other
+network's frame is dropped in the kernel; a kept frame's body never reaches user space. Jumps are
+resolved from labels by `_assemble`, far ones through `ja`, so the number of BSSIDs is bounded by the
+config's limits only.
+
 Timestamps are the kernel's (SO_TIMESTAMPNS, taken when the frame arrived), so the pipeline sees the
 same time a pcap of the interface would have.
 """
@@ -21,9 +30,11 @@ import select
 import socket
 import struct
 import time
+from collections.abc import Collection
 from typing import Protocol
 
 from sensor.config import CaptureConfig
+from sensor.decode.dot11 import DS_BITS, STATION_KINDS, STATION_SNAP
 from sensor.live.iface import StateReader, read_state
 
 log = logging.getLogger(__name__)
@@ -43,40 +54,101 @@ _FC_TESTS = {"management": (0x0C, 0x00), "probe_requests": (0xFC, 0x40)}
 # Where the frame-control byte is, per link type: None = behind a radiotap header of variable length.
 _FC_OFFSET: dict[int, int | None] = {127: None, 105: 0, 119: 144}
 _TIMESPEC = {16: struct.Struct("@qq"), 8: struct.Struct("@ii")}  # 64-bit and 32-bit (armhf) time_t
+_WHOLE = 0x40000  # snap length of a kept frame: all of it
 
 # Classic BPF opcodes (linux/filter.h)
-_LDB_ABS, _LDB_IND, _LSH_K, _OR_X, _AND_K, _JEQ_K, _TAX, _RET_K = (
-    0x30,
-    0x50,
-    0x64,
-    0x4C,
-    0x54,
-    0x15,
-    0x07,
-    0x06,
-)
+_LDB_ABS, _LDB_IND, _LDH_IND, _LDW_IND, _LDX_IMM, _LD_MEM = 0x30, 0x50, 0x48, 0x40, 0x01, 0x60
+_STX, _LSH_K, _OR_X, _AND_K, _ADD_K, _TAX, _TXA = 0x03, 0x64, 0x4C, 0x54, 0x04, 0x07, 0x87
+_JA, _JEQ_K, _JSET_K, _RET_K, _RET_A = 0x05, 0x15, 0x45, 0x06, 0x16
+
+Insn = tuple[int, int, int, int]
+_Jump = tuple[int, str | None, str | None, int]  # a conditional jump's targets are labels until assembled
 
 
 class CaptureError(Exception):
     """The capture cannot be opened; the message names the interface and what to do."""
 
 
-def bpf_program(linktype: int, kind: str) -> list[tuple[int, int, int, int]]:
-    """The classic BPF program (code, jt, jf, k) keeping `kind` frames on a `linktype` interface."""
+def bpf_program(linktype: int, kind: str, store_bssids: Collection[bytes] = ()) -> list[Insn]:
+    """The classic BPF program (code, jt, jf, k) keeping `kind` frames on a `linktype` interface.
+
+    With `store_bssids` (then `kind` is probe_requests), it also keeps the frames of dot11.STATION_KINDS
+    whose BSSID, at the address field their ToDS/FromDS bits give, is one of them, cut to their MAC
+    header (dot11.STATION_SNAP bytes past the radio header): the body never leaves the kernel.
+    """
     if linktype not in _FC_OFFSET:
         raise CaptureError(f"link type {linktype} cannot carry 802.11 frames (127, 105 or 119 expected)")
     mask, value = _FC_TESTS[kind]
     offset = _FC_OFFSET[linktype]
-    load: list[tuple[int, int, int, int]]
-    if offset is None:  # X = radiotap it_len (u16 LE at 2); A = byte at X
-        load = [(_LDB_ABS, 0, 0, 3), (_LSH_K, 0, 0, 8), (_TAX, 0, 0, 0), (_LDB_ABS, 0, 0, 2)]
-        load += [(_OR_X, 0, 0, 0), (_TAX, 0, 0, 0), (_LDB_IND, 0, 0, 0)]
+    code: list[_Jump | tuple[str]] = []
+    if offset is None:  # X = radiotap it_len (u16 LE at 2)
+        code += [(_LDB_ABS, None, None, 3), (_LSH_K, None, None, 8), (_TAX, None, None, 0)]
+        code += [(_LDB_ABS, None, None, 2), (_OR_X, None, None, 0), (_TAX, None, None, 0)]
     else:
-        load = [(_LDB_ABS, 0, 0, offset)]
-    return [*load, (_AND_K, 0, 0, mask), (_JEQ_K, 0, 1, value), (_RET_K, 0, 0, 0x40000), (_RET_K, 0, 0, 0)]
+        code += [(_LDX_IMM, None, None, offset)]
+    # M[0] = where the 802.11 frame starts; A = its frame-control byte
+    code += [(_STX, None, None, 0), (_LDB_IND, None, None, 0), (_AND_K, None, None, mask)]
+    code += [(_JEQ_K, None, "rest", value), (_RET_K, None, None, _WHOLE), ("rest",)]
+    if store_bssids:
+        code += _station_code(sorted(store_bssids))
+    code += [("drop",), (_RET_K, None, None, 0)]
+    return _assemble(code)
 
 
-def attach_filter(sock: socket.socket, program: list[tuple[int, int, int, int]]) -> None:
+def _station_code(bssids: list[bytes]) -> list[_Jump | tuple[str]]:
+    """Dispatch on the frame-control byte and DS bits to the BSSID's offset; match it; keep the header.
+
+    Far targets are reached through `ja` (32-bit offset): a conditional jump reaches 255 instructions.
+    """
+    code: list[_Jump | tuple[str]] = [(_LDB_IND, None, None, 0)]
+    links = sorted({link for k in STATION_KINDS.values() for link in k.links})
+    groups = sorted({k.links for k in STATION_KINDS.values()})
+    code += [(_JEQ_K, f"g{groups.index(k.links)}", None, fc) for fc, k in sorted(STATION_KINDS.items())]
+    code += [(_JA, "drop", None, 0)]
+    for g, group in enumerate(groups):  # A = the DS bits; each link of the group is one reading of them
+        code += [(f"g{g}",), (_LDB_IND, None, None, 1), (_AND_K, None, None, DS_BITS)]
+        code += [(_JEQ_K, f"l{links.index(link)}", None, link.ds) for link in group]
+        code += [(_JA, "drop", None, 0)]
+    for n, link in enumerate(links):
+        code += [(f"l{n}",)]
+        if not link.from_station:  # an access point's group-addressed frame names no station
+            code += [(_LDB_IND, None, None, link.station_at), (_JSET_K, None, f"unicast{n}", 0x01)]
+            code += [(_JA, "drop", None, 0), (f"unicast{n}",)]
+        code += [(_TXA, None, None, 0), (_ADD_K, None, None, link.bssid_at), (_TAX, None, None, 0)]
+        code += [(_JA, "match", None, 0)]
+    code += [("match",)]  # X = where the BSSID is
+    for bssid in bssids:
+        high, low = int.from_bytes(bssid[:4], "big"), int.from_bytes(bssid[4:], "big")
+        code += [(_LDW_IND, None, None, 0), (_JEQ_K, None, f"not{bssid.hex()}", high)]
+        code += [(_LDH_IND, None, None, 4), (_JEQ_K, None, f"not{bssid.hex()}", low)]
+        code += [(_JA, "header", None, 0), (f"not{bssid.hex()}",)]
+    code += [(_JA, "drop", None, 0), ("header",), (_LD_MEM, None, None, 0)]
+    code += [(_ADD_K, None, None, STATION_SNAP), (_RET_A, None, None, 0)]
+    return code
+
+
+def _assemble(code: list[_Jump | tuple[str]]) -> list[Insn]:
+    """Labels out, jump offsets in: a conditional jump's target None is the next instruction."""
+    labels: dict[str, int] = {}
+    insns: list[_Jump] = []
+    for item in code:
+        if len(item) == 1:
+            labels[item[0]] = len(insns)
+        else:
+            insns.append(item)
+    out: list[Insn] = []
+    for pc, (op, jt, jf, k) in enumerate(insns):
+        if op == _JA:
+            out.append((op, 0, 0, labels[jt] - pc - 1 if jt else k))
+            continue
+        t, f = (labels[jt] - pc - 1 if jt else 0), (labels[jf] - pc - 1 if jf else 0)
+        if not (0 <= t <= 255 and 0 <= f <= 255):
+            raise CaptureError(f"BPF jump too long at {pc} ({t}, {f}): fewer store BSSIDs needed")
+        out.append((op, t, f, k))
+    return out
+
+
+def attach_filter(sock: socket.socket, program: list[Insn]) -> None:
     code = b"".join(struct.pack("@HBBI", *insn) for insn in program)
     buf = ctypes.create_string_buffer(code, len(code))
     fprog = struct.pack("@HP", len(program), ctypes.addressof(buf))  # struct sock_fprog
@@ -125,7 +197,7 @@ class PacketSocket:
             raise CaptureError(
                 f"cannot capture on {state.describe()}: a monitor (radiotap) interface is needed"
             )
-        program = bpf_program(state.linktype, capture.filter)
+        program = bpf_program(state.linktype, capture.filter, capture.store_bssids())
         try:
             # Protocol 0 receives nothing until bind(), so no unfiltered frame slips in before the filter.
             sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)

@@ -193,6 +193,7 @@ def snapshot(capture: LiveCapture, *, spool_depth: int | None = None, events_sen
         hopping=len(capture.capture.channels) > 1,
         frames=c.frames,
         probe_requests=stats.probe_requests,
+        connected=stats.connected,
         decode_errors=dict(stats.errors),
         kernel_drops=c.kernel_drops,
         app_drops=c.app_drops + truncated,
