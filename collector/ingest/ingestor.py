@@ -244,7 +244,7 @@ class Ingestor:
             event = model.model_validate_json(payload, strict=True)
         except ValidationError as exc:
             raise _Rejected(Reason.INVALID, _validation_detail(exc)) from None
-        _check_times(event)
+        _check_times(event, datetime.fromtimestamp(self._clock() + self._config.max_future_s, UTC))
         if (event.store, event.sensor) != (store, sensor):
             raise _Rejected(
                 Reason.TOPIC_MISMATCH,
@@ -351,11 +351,19 @@ class Ingestor:
             )
 
 
-def _check_times(event: BaseModel) -> None:
+def _check_times(event: BaseModel, latest: datetime) -> None:
+    """Aware, not beyond `latest` (the collector's clock plus `ingest.max_future_s`), end not before start.
+
+    The model already bounds every timestamp to [TIME_MIN, TIME_MAX); this is the configurable side.
+    """
     values: dict[str, Any] = {name: getattr(event, name) for name in type(event).model_fields}
     for name, value in values.items():
         if isinstance(value, datetime) and value.utcoffset() is None:
             raise _Rejected(Reason.INVALID, f"{name}: timestamp has no time zone (UTC expected, e.g. ...Z)")
+        if isinstance(value, datetime) and value > latest:
+            raise _Rejected(
+                Reason.INVALID, f"{name}: {value.isoformat()} is after {latest.isoformat()} (ingest.max_future_s)"
+            )
     start, end = values.get("start"), values.get("end")
     if isinstance(start, datetime) and isinstance(end, datetime) and end < start:
         raise _Rejected(Reason.INVALID, f"end {end.isoformat()} is before start {start.isoformat()}")
