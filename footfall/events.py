@@ -54,7 +54,10 @@ Timestamp = Annotated[
         ge=TIME_MIN,
         lt=TIME_MAX,
         description="UTC, ISO 8601",
-        json_schema_extra={"formatMinimum": TIME_MIN.isoformat(), "formatExclusiveMaximum": TIME_MAX.isoformat()},
+        json_schema_extra={
+            "formatMinimum": TIME_MIN.isoformat(),
+            "formatExclusiveMaximum": TIME_MAX.isoformat(),
+        },
     ),
 ]
 
@@ -93,7 +96,9 @@ class VisitEvent(_Event):
         None, ge=-127, le=20, description="strongest signal, dBm (absent without RSSI)"
     )
     rssi_median: int | None = Field(None, ge=-127, le=20, description="median signal, dBm")
-    visit_no: int = Field(ge=1, le=INT32_MAX, description="1 for the device's first visit in this epoch, 2 for the next...")
+    visit_no: int = Field(
+        ge=1, le=INT32_MAX, description="1 for the device's first visit in this epoch, 2 for the next..."
+    )
     consent: HexId | None = Field(None, description="stable consent token, only for consented devices")
 
     model_config = ConfigDict(populate_by_name=True)

@@ -39,12 +39,12 @@ def db(tmp_path: Path) -> Path:
     return path
 
 
-def test_ingest_strict_fails_when_a_line_was_rejected(tmp_path: Path) -> None:
+def test_ingest_fails_when_a_line_was_rejected_and_names_the_reasons(tmp_path: Path) -> None:
     jsonl = tmp_path / "bad.jsonl"
-    jsonl.write_bytes(b"[]\n")
-    code, out = invoke("ingest", jsonl, "--db", tmp_path / "f.db", "--strict")
+    jsonl.write_bytes(b"[]\n{\n[]\n")
+    code, out = invoke("ingest", jsonl, "--db", tmp_path / "f.db")
     assert code == 1
-    assert out.splitlines()[-1] == "Error: 1 lines rejected"
+    assert out.splitlines()[-1] == "Error: 3 lines rejected (not_json 1, wrong_schema 2)"
 
 
 def test_report_table_for_the_day(db: Path) -> None:

@@ -25,7 +25,7 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -34,8 +34,9 @@ from typing import Any, cast
 from pydantic import BaseModel, ValidationError
 
 from collector.config import IngestConfig
+from collector.ingest.poison import store_isolating
 from collector.storage.store import DeadLetter, Store, StoreError
-from footfall.events import EVENT_KINDS, Event, VisitOpenEvent
+from footfall.events import EVENT_KINDS, Event, VisitOpenEvent, topic_for
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,10 @@ class Reason(StrEnum):
     WRONG_SCHEMA = "wrong_schema"
     INVALID = "invalid"
     TOPIC_MISMATCH = "topic_mismatch"
+    STORE_REFUSED = (
+        "store_refused"  # passed every check, yet the database refused it (collector/ingest/poison.py)
+    )
+    CONFLICT = "conflict"  # same event_id as a stored event, other content (collector/storage/conflicts.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +114,8 @@ def _masked(data: bytes, limit: int) -> bytes:
 
 
 def _safe_text(data: bytes, limit: int) -> str:
-    return _masked(data, limit).decode("utf-8", "replace")
+    # NUL spelled out: PostgreSQL TEXT cannot hold it, and a dead letter must always be recordable.
+    return _masked(data, limit).decode("utf-8", "replace").replace("\x00", "\\x00")
 
 
 def _json_detail(exc: Exception) -> str:
@@ -296,25 +302,15 @@ class Ingestor:
             inserted = 0
             if self._batch:
                 batch = self._batch
-                try:
-                    inserted = self._store.add(batch)
-                except StoreError as exc:
-                    self._store_failed(exc, len(batch))
-                    return 0
-                self._batch = []
+                result = store_isolating(self._store.add, batch)
+                done, self._batch = batch[: result.done], batch[result.done :]
+                inserted = result.inserted
                 self._stored += inserted
-                # visit_open events feed the trigger only and are never stored: not duplicates.
-                storable = sum(1 for e in batch if not isinstance(e, VisitOpenEvent))
-                self._duplicates += storable - inserted
-            if self._new_rejections:
-                try:
-                    self._store.dead_letter(
-                        self._letters, self._new_rejections, self._config.dead_letter_keep
-                    )
-                except StoreError as exc:
-                    log.error("cannot record rejected payloads: %s", exc)
-                else:
-                    self._letters, self._new_rejections = [], Counter()
+                self._settle(done, result.refused, inserted)
+                if result.error is not None:
+                    self._store_failed(result.error, len(self._batch))
+                    return inserted
+            self._record_letters()
             # Everything handled so far is stored: acknowledge it, still under the lock so that
             # acknowledgements leave in arrival order even when two threads flush.
             acks, self._acks = self._acks, []
@@ -324,6 +320,47 @@ class Ingestor:
                 except Exception:  # one failed acknowledgement must not withhold the others
                     log.exception("acknowledging a stored message failed")
             return inserted
+
+    def _settle(self, done: Sequence[Event], refused: Sequence[tuple[Event, str]], inserted: int) -> None:
+        """Count the outcome of stored events: duplicates, and conflicts and refusals as dead letters."""
+        for event, reason in refused:
+            self._reject_event(event, Reason.STORE_REFUSED, reason)
+        gone = {id(e) for e, _ in refused}
+        kept = [e for e in done if id(e) not in gone]
+        # visit_open events feed the trigger only and are never stored: not duplicates.
+        repeats = sum(1 for e in kept if not isinstance(e, VisitOpenEvent)) - inserted
+        if repeats > 0:
+            try:
+                conflicts = self._store.conflicts(kept)
+            except StoreError as exc:  # the events are stored: only the comparison is lost
+                log.error("cannot compare %d re-sent events with the stored ones: %s", repeats, exc)
+                conflicts = []
+            for conflict in conflicts:
+                self._reject_event(
+                    conflict.event,
+                    Reason.CONFLICT,
+                    f"event_id {conflict.event.event_id} is stored with other content"
+                    f" ({', '.join(conflict.fields)} differ); the stored event is kept",
+                )
+            repeats -= len(conflicts)
+        self._duplicates += max(repeats, 0)
+
+    def _reject_event(self, event: Event, reason: Reason, detail: str) -> None:
+        """An accepted event that the store refused or that conflicts: a dead letter, counted once."""
+        with self._lock:
+            self._accepted -= 1
+            self._received -= 1  # _reject counts it again
+        self._reject(topic_for("/".join(self._prefix), event), event.to_json(), reason, detail)
+
+    def _record_letters(self) -> None:
+        if not self._new_rejections:
+            return
+        try:
+            self._store.dead_letter(self._letters, self._new_rejections, self._config.dead_letter_keep)
+        except StoreError as exc:
+            log.error("cannot record rejected payloads: %s", exc)
+        else:
+            self._letters, self._new_rejections = [], Counter()
 
     def _store_failed(self, exc: StoreError, pending: int) -> None:
         self._store_errors += 1
@@ -362,7 +399,8 @@ def _check_times(event: BaseModel, latest: datetime) -> None:
             raise _Rejected(Reason.INVALID, f"{name}: timestamp has no time zone (UTC expected, e.g. ...Z)")
         if isinstance(value, datetime) and value > latest:
             raise _Rejected(
-                Reason.INVALID, f"{name}: {value.isoformat()} is after {latest.isoformat()} (ingest.max_future_s)"
+                Reason.INVALID,
+                f"{name}: {value.isoformat()} is after {latest.isoformat()} (ingest.max_future_s)",
             )
     start, end = values.get("start"), values.get("end")
     if isinstance(start, datetime) and isinstance(end, datetime) and end < start:

@@ -35,10 +35,12 @@ from collector.storage.privacy_pg import PostgresPrivacy
 from collector.storage.sql import DEAD_LETTER_SQL, Insert, Placeholders, insert_rows, pg
 from collector.storage.store import _INSERTS as _SQLITE_INSERTS
 from collector.storage.store import (
+    DATA_ERRORS,
     DeadLetter,
     Migration,
     StoreError,
     StoreReads,
+    StoreRefused,
     _us,
 )
 from collector.storage.store import migrations as all_migrations
@@ -46,6 +48,8 @@ from footfall.events import Event
 
 MIGRATION_LOCK = 0x466F6F7466616C6C  # "Footfall": pg_advisory_xact_lock key for migrations
 
+
+_PG_REFUSALS: tuple[type[Exception], ...] = (psycopg.DataError, psycopg.IntegrityError, *DATA_ERRORS)
 
 # The SQLite store's statements, with PostgreSQL's placeholders.
 _INSERTS: dict[type[Any], Insert] = {kind: (pg(sql), row) for kind, (sql, row) in _SQLITE_INSERTS.items()}
@@ -149,8 +153,15 @@ class PostgresStore(PostgresPrivacy, StoreReads):
     def _errors(self, doing: str) -> Iterator[None]:
         try:
             yield
+        except _PG_REFUSALS as exc:
+            # DataError: integer out of range, a NUL in a text; IntegrityError: a CHECK constraint.
+            raise StoreRefused(f"{self.path}: cannot {doing}: {type(exc).__name__}: {_text(exc)}") from None
         except psycopg.Error as exc:
             raise StoreError(f"{self.path}: cannot {doing}: {_message(exc)}") from None
+
+
+def _text(exc: Exception) -> str:
+    return _message(exc) if isinstance(exc, psycopg.Error) else str(exc)
 
 
 def _message(exc: psycopg.Error) -> str:

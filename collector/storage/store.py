@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from collector.config import StoreConfig
+from collector.storage.conflicts import Conflict, find_conflicts
 from collector.storage.privacy import PrivacyReads, PrivacyStore, SqlitePrivacy
 from collector.storage.sql import DEAD_LETTER_SQL, Insert, insert_rows
 from footfall.events import CountEvent, Event, StatusEvent, VisitEvent
@@ -36,6 +37,18 @@ _MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 class StoreError(Exception):
     """The database refused or failed an operation; the backend's own exception is converted to text."""
+
+
+class StoreRefused(StoreError):
+    """The database refused the data itself (a value out of its range, a constraint): retrying cannot help.
+
+    Any other StoreError (the database unreachable, locked, out of disk) may pass; the Ingestor retries
+    those and isolates these (collector/ingest/poison.py).
+    """
+
+
+# Backend-neutral Python errors raised while a driver adapts a value (an int past int64: OverflowError).
+DATA_ERRORS: tuple[type[Exception], ...] = (OverflowError, ValueError, TypeError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +130,10 @@ class Store(PrivacyStore, Protocol):
 
     def sensors(self, store: str, start: datetime, end: datetime) -> list[str]:
         """Sensors of `store` with any event (visit, count or status) in [start, end)."""
+        ...
+
+    def conflicts(self, events: Sequence[Event]) -> list[Conflict]:
+        """Events of `events` whose event_id is stored with other content (collector/storage/conflicts.py)."""
         ...
 
     def close(self) -> None: ...
@@ -280,6 +297,9 @@ class StoreReads(PrivacyReads):
         )
         return [CountRow(r[0], _dt(r[1]), _dt(r[2]), r[3], r[4], r[5]) for r in rows]
 
+    def conflicts(self, events: Sequence[Event]) -> list[Conflict]:
+        return find_conflicts(self._query, events, _INSERTS, _COLUMNS)
+
     def sensors(self, store: str, start: datetime, end: datetime) -> list[str]:
         span = (store, _us(start), _us(end))
         rows = self._query(
@@ -290,6 +310,9 @@ class StoreReads(PrivacyReads):
             span * 3,
         )
         return [str(r[0]) for r in rows]
+
+
+_SQLITE_REFUSALS: tuple[type[Exception], ...] = (sqlite3.IntegrityError, sqlite3.DataError, *DATA_ERRORS)
 
 
 class SqliteStore(SqlitePrivacy, StoreReads):
@@ -381,5 +404,7 @@ class SqliteStore(SqlitePrivacy, StoreReads):
     def _errors(self, doing: str) -> Iterator[None]:
         try:
             yield
+        except _SQLITE_REFUSALS as exc:
+            raise StoreRefused(f"{self.path}: cannot {doing}: {type(exc).__name__}: {exc}") from None
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: cannot {doing}: {exc}") from None

@@ -67,8 +67,10 @@ def _range(prop: dict[str, Any]) -> str:
         if option.get("type") != "null":
             prop = {**prop, **option}
     if "additionalProperties" in prop:
-        return "values " + _range(prop["additionalProperties"]) + (
-            f", at most {prop['maxProperties']} keys" if "maxProperties" in prop else ""
+        return (
+            "values "
+            + _range(prop["additionalProperties"])
+            + (f", at most {prop['maxProperties']} keys" if "maxProperties" in prop else "")
         )
     parts = []
     if "minimum" in prop or "maximum" in prop:
