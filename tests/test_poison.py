@@ -54,7 +54,7 @@ def test_a_refused_event_is_dead_lettered_and_the_rest_of_its_batch_stored(
 ) -> None:
     poison(store)
     events = counts(T0, 50, poisoned=(17, 40))
-    ingestor = Ingestor(store, IngestConfig(batch_size=1000), "footfall/v1", lambda: T0.timestamp())
+    ingestor = Ingestor(store, IngestConfig(batch_size=1000), "footfall/v1", T0.timestamp)
     acked: list[int] = []
     with caplog.at_level(logging.WARNING):
         for i, event in enumerate(events):
@@ -88,7 +88,9 @@ def test_ingest_of_a_file_with_a_refused_line_stores_the_rest_and_exits_non_zero
 
 @pytest.mark.mqtt
 def test_the_live_collector_stores_past_a_refused_event_and_does_not_get_it_again(
-    store: Store, broker: Broker, publisher: Callable[[str, bytes], None]
+    store: Store,
+    broker: Broker,
+    publisher: Callable[[str, bytes], None],  # noqa: F811
 ) -> None:
     poison(store)
     config = CollectorConfig.model_validate(
