@@ -14,7 +14,7 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
 
 SCHEMA_VISIT: Final = "footfall.visit/1"
 SCHEMA_COUNT: Final = "footfall.count/1"
@@ -39,6 +39,21 @@ Text = Annotated[str, StringConstraints(pattern=f"^[^{_NO_CONTROL}]*$")]
 
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
 """Store and sensor names: they become MQTT topic levels, so no '/', '+', '#' or spaces."""
+
+COLLECTOR_LEVELS: Final = frozenset({"control", "trigger", "ack"})
+"""Topic levels under `<prefix>/<store>/` that only the collector writes (privacy control, real-time triggers,
+store acknowledgements): never a sensor's name, or the sensor's own `<sensor>/#` grant would cover them."""
+
+
+def _not_reserved(name: str) -> str:
+    if name.lower() in COLLECTOR_LEVELS:
+        reserved = ", ".join(sorted(COLLECTOR_LEVELS))
+        raise ValueError(f"{name!r} is a topic level the collector owns ({reserved}): not a sensor name")
+    return name
+
+
+SensorName = Annotated[Name, AfterValidator(_not_reserved)]
+"""A sensor's name: a `Name` that is none of the collector's own topic levels (COLLECTOR_LEVELS)."""
 
 EpochId = Annotated[str, StringConstraints(pattern=r"^(?:[A-Za-z0-9][A-Za-z0-9_.:-]{0,63})?$")]
 """A salt epoch id (`20261124T0300Z`), or empty where no pseudonym is involved (statuses)."""
@@ -68,7 +83,7 @@ class _Event(BaseModel):
 
     event_id: HexId = Field(description="deterministic: the same capture replayed gives the same id")
     store: Name = Field(description="store id (also a topic level)")
-    sensor: Name = Field(description="sensor id within the store (also a topic level)")
+    sensor: SensorName = Field(description="sensor id within the store (also a topic level)")
     epoch: EpochId = Field(description="salt epoch the pseudonyms in this event belong to")
 
     def to_json(self) -> bytes:

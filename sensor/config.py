@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from footfall.configfile import Section, load_model, validate_model
-from footfall.events import Name
+from footfall.events import Name, SensorName
 from sensor.estimate.devices import ResolverParams
 from sensor.estimate.occupancy import EstimatorParams
 
@@ -17,7 +17,7 @@ Rssi = Annotated[int, Field(ge=-120, le=0)]
 
 class SiteConfig(Section):
     store: Name = Field("demo", description="store id; sensors of one store share its key seed")
-    sensor: Name = Field("sensor-1", description="this sensor's id within the store")
+    sensor: SensorName = Field("sensor-1", description="this sensor's id within the store")
     timezone: str = Field("Europe/Paris", description="IANA zone of the store (salt epochs, reports)")
 
     @field_validator("sensor")
