@@ -14,7 +14,15 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+)
 
 SCHEMA_VISIT: Final = "footfall.visit/1"
 SCHEMA_COUNT: Final = "footfall.count/1"

@@ -124,7 +124,9 @@ def report(
 @click.argument("file", type=click.File("rb"))
 @DB_OPTION
 @CONFIG_OPTION
-@click.option("--strict", is_flag=True, hidden=True, help="Kept for old scripts: a rejected line always fails.")
+@click.option(
+    "--strict", is_flag=True, hidden=True, help="Kept for old scripts: a rejected line always fails."
+)
 def ingest(*, file: Any, db_path: Path | None, config_path: Path | None, strict: bool) -> None:
     """Store the events of a JSON-lines FILE (one MQTT payload a line; '-' for stdin) like the live path.
 
