@@ -45,7 +45,9 @@ _NO_CONTROL = r"\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-
 Text = Annotated[str, StringConstraints(pattern=f"^[^{_NO_CONTROL}]*$")]
 """Free text (versions, sources): printable only."""
 
-Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
+NAME_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+HEX_ID_PATTERN: Final = r"^(?:[0-9a-f]{8}){1,8}$"
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 """Store and sensor names: they become MQTT topic levels, so no '/', '+', '#' or spaces."""
 
 COLLECTOR_LEVELS: Final = frozenset({"control", "trigger", "ack"})
@@ -66,7 +68,7 @@ SensorName = Annotated[Name, AfterValidator(_not_reserved)]
 EpochId = Annotated[str, StringConstraints(pattern=r"^(?:[A-Za-z0-9][A-Za-z0-9_.:-]{0,63})?$")]
 """A salt epoch id (`20261124T0300Z`), or empty where no pseudonym is involved (statuses)."""
 
-HexId = Annotated[str, StringConstraints(pattern=r"^(?:[0-9a-f]{8}){1,8}$")]
+HexId = Annotated[str, StringConstraints(pattern=HEX_ID_PATTERN)]
 """Pseudonyms and ids: whole 32-bit words of lowercase hex, so never 12 hex digits (a bare MAC's shape)."""
 Count = Annotated[int, Field(ge=0, le=INT32_MAX)]
 Seconds = Annotated[float, Field(ge=0, le=MAX_SECONDS)]

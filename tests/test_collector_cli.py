@@ -31,10 +31,10 @@ def db(tmp_path: Path) -> Path:
     jsonl.write_bytes(b"\n".join([*lines, b"", b"{not json", lines[0]]) + b"\n")
     path = tmp_path / "f.db"
     code, out = invoke("ingest", jsonl, "--db", path)
-    assert code == 0, out
+    assert code == 1, out  # a rejected line fails the run, after every good line is stored
     assert out == (
         f"{jsonl}: {len(lines) + 2} lines: received {len(lines) + 2}, stored {len(lines)}, duplicates 1, "
-        "pending 0, rejected 1 (not_json 1)\n"
+        "pending 0, rejected 1 (not_json 1)\nError: 1 lines rejected (not_json 1)\n"
     )
     return path
 
@@ -164,7 +164,7 @@ def test_schema_markdown_has_a_table_per_event_with_every_field() -> None:
         assert f"### `{name}`\n" in out
         for field in spec["properties"]:
             assert f"\n| `{field}` | " in out
-    assert "| `frames` | integer (≥ 0) |" in out
+    assert "| `frames` | integer (≥ 0, ≤ 2147483647) |" in out
     assert '| `kind` | `"visitor"` or `"passerby"` or `"fixed"` |' in out
 
 

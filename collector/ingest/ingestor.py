@@ -34,6 +34,7 @@ from typing import Any, cast
 from pydantic import BaseModel, ValidationError
 
 from collector.config import IngestConfig
+from collector.ingest.acks import Settled, claimed
 from collector.ingest.poison import store_isolating
 from collector.storage.store import DeadLetter, Store, StoreError
 from footfall.events import EVENT_KINDS, Event, VisitOpenEvent, topic_for
@@ -154,9 +155,18 @@ class Ingestor:
     """Validates payloads and stores accepted events in batches; thread-safe, never raises from `handle`."""
 
     def __init__(
-        self, store: Store, config: IngestConfig, prefix: str, clock: Callable[[], float] = time.time
+        self,
+        store: Store,
+        config: IngestConfig,
+        prefix: str,
+        clock: Callable[[], float] = time.time,
+        *,
+        on_settled: Callable[[Sequence[Settled]], object] | None = None,
     ) -> None:
+        """`on_settled` gets, after each flush, the (store, sensor, event_id) made durable (collector/ingest/acks.py)."""
         self._store = store
+        self._on_settled = on_settled
+        self._settled: list[Settled] = []
         self._config = config
         self._prefix = prefix.split("/")
         self._clock = clock
@@ -194,6 +204,8 @@ class Ingestor:
             self._batch.append(event)
             if ack is not None:
                 self._acks.append(ack)
+            if self._on_settled is not None:
+                self._settled.append((event.store, event.sensor, event.event_id))
             full = len(self._batch) >= self._config.batch_size
         if full:
             self.flush()
@@ -259,7 +271,14 @@ class Ingestor:
         return cast("Event", event)  # one of the three Event models, by EVENT_KINDS
 
     def _reject(
-        self, topic: str, payload: bytes, reason: Reason, detail: str, ack: Callable[[], object] | None = None
+        self,
+        topic: str,
+        payload: bytes,
+        reason: Reason,
+        detail: str,
+        ack: Callable[[], object] | None = None,
+        *,
+        claim: bool = True,
     ) -> None:
         # Topic and detail may quote the payload (a topic level, a schema value): masked like it.
         safe_topic = _safe_text(topic.encode("utf-8", "replace"), 256)
@@ -280,6 +299,10 @@ class Ingestor:
             del self._letters[: -self._config.dead_letter_keep or len(self._letters)]
             if ack is not None:
                 self._acks.append(ack)
+            if claim and self._on_settled is not None:
+                settled = claimed(self._prefix, topic, payload)
+                if settled is not None:
+                    self._settled.append(settled)
         self._warn.warn(
             reason.value,
             "rejected payload on %s (%d bytes): %s: %s",
@@ -319,6 +342,12 @@ class Ingestor:
                     ack()
                 except Exception:  # one failed acknowledgement must not withhold the others
                     log.exception("acknowledging a stored message failed")
+            settled, self._settled = self._settled, []
+            if settled and self._on_settled is not None:
+                try:
+                    self._on_settled(settled)
+                except Exception:  # a lost store acknowledgement costs a re-send, never an event
+                    log.exception("sending store acknowledgements failed")
             return inserted
 
     def _settle(self, done: Sequence[Event], refused: Sequence[tuple[Event, str]], inserted: int) -> None:
@@ -350,7 +379,8 @@ class Ingestor:
         with self._lock:
             self._accepted -= 1
             self._received -= 1  # _reject counts it again
-        self._reject(topic_for("/".join(self._prefix), event), event.to_json(), reason, detail)
+        topic = topic_for("/".join(self._prefix), event)
+        self._reject(topic, event.to_json(), reason, detail, claim=False)  # settled when accepted
 
     def _record_letters(self) -> None:
         if not self._new_rejections:

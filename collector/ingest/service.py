@@ -35,6 +35,7 @@ from types import FrameType
 from typing import Any, cast
 
 from collector.config import CollectorConfig, MqttConfig
+from collector.ingest.acks import AckPublisher
 from collector.ingest.ingestor import Ingestor, IngestStats
 from collector.online.profiles import ProfileStore, open_profiles
 from collector.online.triggers import Triggers, Webhook, webhook_from_config
@@ -48,7 +49,7 @@ from collector.privacy.registry import (
 )
 from collector.storage.store import Store, StoreError, open_store
 from footfall.configfile import ConfigError
-from footfall.events import Event
+from footfall.events import COLLECTOR_LEVELS, Event
 from footfall.mqtt import BrokerSettings, Message, MqttClient, MqttError, TlsSettings
 from sensor.keys.consent import TokenKey
 
@@ -162,7 +163,10 @@ class Collector:
                 clock=lambda: datetime.fromtimestamp(clock(), UTC),
             )
             ingest_store = cast("Store", _StoreThenTrigger(self._store, self.triggers))
-        self.ingestor = Ingestor(ingest_store, config.ingest, config.mqtt.topic_prefix, clock)
+        self.store_acks = AckPublisher(self._client.publish, config.mqtt.topic_prefix)
+        self.ingestor = Ingestor(
+            ingest_store, config.ingest, config.mqtt.topic_prefix, clock, on_settled=self.store_acks
+        )
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
         self._draining = False  # stopping: leave new messages to the broker's session
@@ -336,9 +340,10 @@ class Collector:
         return self.last_retention
 
     def _is_control(self, topic: str) -> bool:
+        # Our own messages (the retained privacy control, store acknowledgements), delivered back to us.
         levels = topic.split("/")
         n = len(self.config.mqtt.topic_prefix.split("/"))
-        return len(levels) == n + 3 and levels[n + 1] == "control"
+        return len(levels) == n + 3 and levels[n + 1] in COLLECTOR_LEVELS
 
     def _install_signal_handlers(self) -> Callable[[], None]:
         if threading.current_thread() is not threading.main_thread():

@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from footfall.events import COLLECTOR_LEVELS
+from footfall.events import COLLECTOR_LEVELS, NAME_PATTERN
 
 Kind = Literal["broker", "sensor", "collector"]
 KINDS: tuple[str, ...] = get_args(Kind)
@@ -44,7 +44,7 @@ REASONS = {
     for r in x509.ReasonFlags
     if r not in (x509.ReasonFlags.unspecified, x509.ReasonFlags.remove_from_crl)
 }
-_NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}"  # footfall.events.Name: a topic level
+_NAME = NAME_PATTERN[1:-1]  # footfall.events.Name, unanchored: a topic level
 _HOST = re.compile(
     r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
 )

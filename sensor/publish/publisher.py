@@ -23,6 +23,7 @@ from footfall.events import Event, StatusEvent, event_id, utc
 from footfall.mqtt import BrokerSettings, MqttClient, MqttError, TlsSettings, Will
 from sensor.config import SensorConfig, SpoolConfig
 from sensor.publish.spool import Entry, Spool
+from sensor.publish.storeacks import StoreAcks
 
 log = logging.getLogger(__name__)
 
@@ -121,8 +122,13 @@ class Forwarder:
         inflight: int = 100,
         tick_s: float = 0.05,
         clock: Callable[[], float] = time.monotonic,
+        release_on_puback: bool = True,
     ) -> None:
+        """`release_on_puback=False`: a PUBACK only frees the window; the event stays pending until the
+        collector's store acknowledgement releases it (sensor/publish/storeacks.py), so every
+        reconnection and restart sends again what is not stored yet."""
         self._spool = spool
+        self._release_on_puback = release_on_puback
         self._client = client
         self._window = inflight
         self._tick_s = tick_s
@@ -193,7 +199,8 @@ class Forwarder:
                 )
         done = [self._inflight.pop(mid) for mid in acked if mid in self._inflight]
         if done:
-            self._spool.mark_acked(done)
+            if self._release_on_puback:
+                self._spool.mark_acked(done)
             self._more.set()  # room in the window
         if self._client.connects != self._seen_connects:
             self._reconnected()
@@ -268,7 +275,14 @@ class MqttSink:
         self._prefix = config.mqtt.topic_prefix
         self._client = client
         self.spool = spool
-        self.forwarder = Forwarder(spool, client, inflight=config.spool.inflight)
+        end_to_end = config.spool.release == "stored"
+        self.forwarder = Forwarder(
+            spool, client, inflight=config.spool.inflight, release_on_puback=not end_to_end
+        )
+        self.store_acks: StoreAcks | None = None
+        if end_to_end:
+            self.store_acks = StoreAcks(spool, self.forwarder.notify)
+            self.store_acks.attach(client, config.mqtt.topic_prefix, config.site.store, config.site.sensor)
         self._ack_timeout_s = ack_timeout_s
         self._temporary_spool = config.spool.path is None
         self.sent = 0
@@ -295,12 +309,14 @@ class MqttSink:
         will = Will(f"{config.mqtt.topic_prefix}/{site.store}/{site.sensor}/status", will_event.to_json())
         settings = broker_settings(config, f"footfall-sensor-{site.store}-{site.sensor}")
         client = MqttClient(replace(settings, max_inflight=config.spool.inflight), will)
+        sink = cls(config, client, spool, ack_timeout_s=ack_timeout_s)  # subscribes before connecting
         try:
             client.connect(wait_s or 10.0, wait=wait_s is not None)
         except MqttError:
+            sink.forwarder.stop()
             spool.close()
             raise
-        return cls(config, client, spool, ack_timeout_s=ack_timeout_s)
+        return sink
 
     @property
     def spool_depth(self) -> int:
@@ -326,9 +342,8 @@ class MqttSink:
                 if self._temporary_spool
                 else f"they stay in the spool {self.spool.path} and are sent on the next start"
             )
-            raise MqttError(
-                f"{left} events were not acknowledged by the broker within {self._ack_timeout_s:g} s; {fate}"
-            )
+            by = "stored by the collector" if self.store_acks is not None else "acknowledged by the broker"
+            raise MqttError(f"{left} events were not {by} within {self._ack_timeout_s:g} s; {fate}")
 
 
 def open_spool(config: SpoolConfig, clock: Callable[[], float] = time.time) -> Spool:

@@ -288,6 +288,27 @@ class Spool:
             self._pending, self._pending_bytes = self._pending - n, self._pending_bytes - size
         return int(n)
 
+    def release(self, event_ids: Iterable[str]) -> int:
+        """The collector stored these (footfall/acks.py): delete them, whether the broker acknowledged them yet
+        or not; returns how many were here. Ids the spool does not hold (released already) are ignored."""
+        keys = [(i,) for i in event_ids]
+        if not keys:
+            return 0
+        with self._lock, self._errors("release stored events"), immediate_transaction(self._db):
+            self._db.execute("CREATE TEMP TABLE IF NOT EXISTS stored (event_id TEXT PRIMARY KEY)")
+            self._db.execute("DELETE FROM temp.stored")
+            self._db.executemany("INSERT OR IGNORE INTO temp.stored VALUES (?)", keys)
+            where = "event_id IN (SELECT event_id FROM temp.stored)"
+            n, size, n_pending, size_pending = self._db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(size), 0), COUNT(*) - COUNT(acked_at),"
+                f" COALESCE(SUM(CASE WHEN acked_at IS NULL THEN size END), 0) FROM events WHERE {where}"
+            ).fetchone()
+            self._db.execute(f"DELETE FROM events WHERE {where}")
+            self._count("stored", n)
+            self._rows, self._bytes = self._rows - n, self._bytes - size
+            self._pending, self._pending_bytes = self._pending - n_pending, self._pending_bytes - size_pending
+        return int(n)
+
     def expire(self) -> int:
         """Forget acknowledged rows past `keep_acked_s`; drop pending ones past `max_age_s` (counted)."""
         now = self._clock()
