@@ -263,7 +263,8 @@ class SpoolConfig(Section):
         "stored",
         description="stored: an event leaves the spool once the collector says it is stored (end to end, "
         "survives a broker that loses what it acknowledged); broker: on the broker's PUBACK (keep_acked_s "
-        "then covers a broker crash), for a collector that sends no store acknowledgements",
+        "then covers a broker crash; with stored, acknowledged events are kept until stored or max_age_s), "
+        "for a collector that sends no store acknowledgements",
     )
     inflight: int = Field(100, ge=1, le=65_535, description="events awaiting the broker's PUBACK at once")
     sync: Literal["full", "normal"] = Field(

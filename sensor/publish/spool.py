@@ -288,6 +288,23 @@ class Spool:
             self._pending, self._pending_bytes = self._pending - n, self._pending_bytes - size
         return int(n)
 
+    def mark_unacked(self, seqs: Iterable[int]) -> int:
+        """Pending again: a re-sent event the broker did not pass on (end to end, it must go out again)."""
+        keys = [(s,) for s in seqs]
+        if not keys:
+            return 0
+        with self._lock, self._errors("mark events pending again"), immediate_transaction(self._db):
+            n = size = 0
+            for (seq,) in keys:
+                row = self._db.execute(
+                    "SELECT size FROM events WHERE seq = ? AND acked_at IS NOT NULL", (seq,)
+                ).fetchone()
+                if row is not None:
+                    self._db.execute("UPDATE events SET acked_at = NULL WHERE seq = ?", (seq,))
+                    n, size = n + 1, size + row[0]
+            self._pending, self._pending_bytes = self._pending + n, self._pending_bytes + size
+        return n
+
     def release(self, event_ids: Iterable[str]) -> int:
         """The collector stored these (footfall/acks.py): delete them, whether the broker acknowledged them yet
         or not; returns how many were here. Ids the spool does not hold (released already) are ignored."""
@@ -342,6 +359,11 @@ class Spool:
     @property
     def pending_count(self) -> int:
         return self._pending
+
+    @property
+    def unreleased_count(self) -> int:
+        """Events still in the spool, acknowledged by the broker or not (end to end: not stored yet)."""
+        return self._rows
 
     def stats(self) -> SpoolStats:
         with self._lock, self._errors("read its figures"):
