@@ -11,7 +11,7 @@ the same capture, or re-sending after a crash, yields the same ids and the colle
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
@@ -36,6 +36,9 @@ TIME_MIN: Final = datetime(2000, 1, 1, tzinfo=UTC)
 TIME_MAX: Final = datetime(2100, 1, 1, tzinfo=UTC)
 """The absolute window of every wire timestamp, [TIME_MIN, TIME_MAX); the collector narrows the future side
 (`ingest.max_future_s`), and the API's date parameters are bounded by the same window."""
+FIRST_DAY: Final = TIME_MIN.date()
+LAST_DAY: Final = (TIME_MAX - timedelta(days=2)).date()
+"""The days a report or an API query may ask for: a local day and the next stay inside the wire's window."""
 MAX_SECONDS: Final = 366 * 86_400.0  # a dwell or an uptime longer than a year is a bug, not a visit
 MAX_PEOPLE: Final = 1_000_000.0
 

@@ -15,7 +15,7 @@ import click
 from footfall.cli import load_or_fail, package_version, tool_group
 from footfall.mqtt import Message, MqttClient, MqttError
 from sensor import config as sensor_config
-from sensor.decode.capture import CaptureError, merge_captures
+from sensor.decode.capture import CaptureError, merge_captures, read_capture
 from sensor.decode.frames import CaptureRecord
 from sensor.keys.consent import PrivacyFilter, TokenKey, control_topic
 from sensor.keys.keystore import KeyFileError
@@ -115,11 +115,18 @@ def privacy_filter(
     return privacy, client
 
 
-def _records(paths: tuple[Path, ...]) -> Iterator[CaptureRecord]:
+def _records(paths: tuple[Path, ...], cut: list[str]) -> Iterator[CaptureRecord]:
+    """The captures' records in time order; each capture whose last record is cut short goes into `cut`."""
     try:
-        yield from merge_captures(list(paths))
+        readers = [read_capture(path) for path in paths]
+        yield from merge_captures(readers)
     except CaptureError as exc:
         raise click.ClickException(str(exc)) from None
+    for reader in readers:
+        if reader.truncated_tail:
+            cut.append(
+                f"{reader.source}: truncated_record at byte {reader.truncated_at} (the rest was ignored)"
+            )
 
 
 @main.command()
@@ -150,6 +157,9 @@ def _records(paths: tuple[Path, ...]) -> Iterator[CaptureRecord]:
 @click.option("--store", help="Override site.store from the config.")
 @click.option("--sensor", "sensor_name", help="Override site.sensor from the config.")
 @click.option(
+    "--strict", is_flag=True, help="A capture cut short (a truncated last record) is an error, not a warning."
+)
+@click.option(
     "--privacy-control",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Opt-outs and consents from this file (footfall-collector tokens control) instead of the broker.",
@@ -163,6 +173,7 @@ def replay(
     store: str | None,
     sensor_name: str | None,
     privacy_control: Path | None,
+    strict: bool,
 ) -> None:
     """Replay pcap/pcapng CAPTURES (several files are merged in time order) through the sensor."""
     config = load_config(config_path)
@@ -185,9 +196,10 @@ def replay(
             sink = MqttSink.connect(config, package_version(), time.time_ns())
         except MqttError as exc:
             raise click.ClickException(str(exc)) from None
+    cut: list[str] = []
     pipeline = Pipeline(config, salts, sink, drop_mac=privacy.drop, consent_of_mac=privacy.consent_token)
     try:
-        pipeline.run(_records(captures))
+        pipeline.run(_records(captures, cut))
         pipeline.finish()
     except MqttError as exc:
         raise click.ClickException(str(exc)) from None
@@ -209,12 +221,18 @@ def replay(
     if stats.errors:
         reasons = ", ".join(f"{k}={v}" for k, v in sorted(stats.errors.items()))
         click.echo(f"skipped malformed frames: {reasons}", err=True)
+    for warning in cut:
+        click.echo(f"warning: {warning}", err=True)
+    if cut:
+        click.echo(f"capture warnings: truncated_record={len(cut)}", err=True)
     optouts, consents = privacy.counts
     click.echo(
         f"privacy: control revision {privacy.revision} ({optouts} opt-outs, {consents} consents):"
         f" dropped {pipeline.dropped_optout} frames of opted-out devices",
         err=True,
     )
+    if strict and cut:
+        raise click.ClickException(f"{len(cut)} captures cut short (--strict)")
 
 
 @main.command("check-config")
