@@ -25,6 +25,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from collector.api.limits import BodyLimit
 from collector.config import CollectorConfig
 from collector.online import journeys
 from collector.online import kpis as omnichannel
@@ -40,6 +41,8 @@ from collector.privacy.registry import PrivacyError, entry
 from collector.reports import report as reports
 from collector.storage.privacy import ListName, PutOutcome, RegistryEntry
 from collector.storage.store import Store
+from footfall.events import FIRST_DAY as EARLIEST
+from footfall.events import LAST_DAY as LATEST
 from footfall.secretfile import KeyFileError, read_private, zero
 from sensor.keys.consent import TokenKey
 
@@ -51,6 +54,7 @@ Clock = Callable[[], datetime]
 ITEMS = Body(max_length=MAX_ITEMS, description=f"a JSON array, at most {MAX_ITEMS} items, all or nothing")
 FIRST_DAY = Query(alias="from", description="first local day, YYYY-MM-DD (default: first with data)")
 LAST_DAY = Query(alias="to", description="last local day, inclusive (default: last with data)")
+Day = Annotated[date, Field(ge=EARLIEST, le=LATEST)]  # the days events can have: no date overflows a query
 
 
 class ApiTokenError(Exception):
@@ -185,6 +189,8 @@ def create_app(
         exception_handlers={RequestValidationError: _validation_error},
     )
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(_authorised)])
+    # Chunked bodies too, counted as they arrive; added first, so innermost: its 413 reaches FastAPI as is.
+    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
 
     @app.middleware("http")
     async def bearer_first(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -262,8 +268,8 @@ def create_app(
     @v1.get("/stores/{store}/report", summary="Footfall report: hours, capture rate, dwell, repeat visitors")
     def get_report(
         store: str,
-        first: Annotated[date | None, FIRST_DAY] = None,
-        last: Annotated[date | None, LAST_DAY] = None,
+        first: Annotated[Day | None, FIRST_DAY] = None,
+        last: Annotated[Day | None, LAST_DAY] = None,
     ) -> dict[str, Any]:
         first, last = period(store, first, last)
         return reports.to_dict(reports.for_store(db, store, first, last, config.report))
@@ -271,8 +277,8 @@ def create_app(
     @v1.get("/stores/{store}/kpis", summary="Omnichannel KPIs: web-to-store, store-to-web, lag, recognised")
     def get_kpis(
         store: str,
-        first: Annotated[date | None, FIRST_DAY] = None,
-        last: Annotated[date | None, LAST_DAY] = None,
+        first: Annotated[Day | None, FIRST_DAY] = None,
+        last: Annotated[Day | None, LAST_DAY] = None,
         days: Annotated[
             int, Query(ge=1, le=365, description="N, the window in days")
         ] = omnichannel.DEFAULT_DAYS,
