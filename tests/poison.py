@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from collector.storage.store import SqliteStore, Store
+from collector.storage.base import Store
+from collector.storage.sqlite import SqliteStore
 from footfall.events import CountEvent
 from tests.test_report import count
 

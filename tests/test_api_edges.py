@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from collector.api.app import MAX_BODY_BYTES, create_app
 from collector.config import CollectorConfig
-from collector.storage.store import SqliteStore
+from collector.storage.sqlite import SqliteStore
 from tests.pgserver import postgres_dsn, postgres_server  # noqa: F401
 from tests.test_api import AUTH, KEY, TOKEN, Api, api  # noqa: F401
 from tests.test_omnichannel import NOW, populate

@@ -12,8 +12,8 @@ import pytest
 from collector.config import IngestConfig
 from collector.ingest.ingestor import Ingestor
 from collector.ingest.metrics import CollectorMetrics
+from collector.storage.base import Store
 from collector.storage.privacy import RetentionCutoffs
-from collector.storage.store import Store
 from footfall.events import Event, topic_for
 from tests.pgserver import BACKENDS, open_backend, postgres_dsn, postgres_server  # noqa: F401
 from tests.test_report import count, visit

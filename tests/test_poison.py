@@ -15,7 +15,8 @@ from collector.cli.main import main
 from collector.config import CollectorConfig, IngestConfig
 from collector.ingest.ingestor import Ingestor, Reason
 from collector.ingest.service import Collector
-from collector.storage.store import SqliteStore, Store, StoreRefused
+from collector.storage.base import Store, StoreRefused
+from collector.storage.sqlite import SqliteStore
 from footfall.events import CountEvent, topic_for
 from tests.conftest import Broker
 from tests.pgserver import BACKENDS, open_backend, postgres_dsn, postgres_server  # noqa: F401

@@ -10,7 +10,7 @@ import pytest
 
 from collector.config import CollectorConfig
 from collector.ingest.service import Collector
-from collector.storage.store import SqliteStore
+from collector.storage.sqlite import SqliteStore
 from footfall.acks import ack_payloads, ack_topic, parse_ack
 from footfall.mqtt import BrokerSettings, MqttClient
 from sensor.config import SensorConfig

@@ -12,7 +12,8 @@ import pytest
 
 from collector.config import IngestConfig
 from collector.ingest.ingestor import Ingestor, Reason
-from collector.storage.store import SqliteStore, Store
+from collector.storage.base import Store
+from collector.storage.sqlite import SqliteStore
 from footfall.events import INT32_MAX, MAX_PEOPLE, MAX_SECONDS, TIME_MAX, TIME_MIN, CountEvent
 from tests.pgserver import BACKENDS, open_backend, postgres_dsn, postgres_server  # noqa: F401
 from tests.test_report import count, status

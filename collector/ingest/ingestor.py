@@ -14,14 +14,13 @@ acknowledged, so the broker delivers the payload again; an event the store keeps
 acknowledged either, which also stops the broker sending more than its window.
 
 Payloads are untrusted: before a sample or a topic reaches a log or the database, anything shaped like
-a MAC address is masked, so a buggy sensor cannot leak one through the dead letters.
+a MAC address is masked (footfall/mac.py: the one MAC grammar), so a buggy sensor cannot leak one through the dead letters.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
 import time
 from collections import Counter
@@ -29,26 +28,31 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from pydantic import BaseModel, ValidationError
 
 from collector.config import IngestConfig
 from collector.ingest.acks import Settled, claimed
 from collector.ingest.poison import store_isolating
-from collector.storage.store import DeadLetter, Store, StoreError
-from footfall.events import EVENT_KINDS, Event, VisitOpenEvent, topic_for
+from collector.storage.base import DeadLetter, StoreError
+from collector.storage.conflicts import Conflict
+from footfall.events import EVENT_KINDS, KIND_OF_SCHEMA, Event, VisitOpenEvent, topic_for
+from footfall.mac import mask_macs
 
 log = logging.getLogger(__name__)
 
 SAMPLE_BYTES = 512
-# Every common spelling of a MAC: aa:bb:.., aa-bb-.., aa.bb.., "aa bb .." (or mixed), aabb.ccdd.eeff, bare hex
-# (any run of 12 or more hex digits, since a MAC may hide inside a longer run).
-_MAC = re.compile(
-    rb"(?i)(?<![0-9a-f])(?:[0-9a-f]{2}(?:[:\-. ][0-9a-f]{2}){5}"
-    rb"|[0-9a-f]{4}\.[0-9a-f]{4}\.[0-9a-f]{4}|[0-9a-f]{12,})(?![0-9a-f])"
-)
-_KIND_OF_SCHEMA = {model.model_fields["schema_"].default: kind for kind, model in EVENT_KINDS.items()}
+
+
+class EventStore(Protocol):
+    """What the Ingestor needs of the store (collector/storage/base.py `Store` is one)."""
+
+    def add(self, events: Sequence[Event]) -> int: ...
+
+    def dead_letter(self, letters: Sequence[DeadLetter], rejected: Mapping[str, int], keep: int) -> None: ...
+
+    def conflicts(self, events: Sequence[Event]) -> list[Conflict]: ...
 
 
 class Reason(StrEnum):
@@ -104,11 +108,6 @@ class _Rejected(Exception):
         self.detail = detail
 
 
-def mask_macs(data: bytes) -> bytes:
-    """Replace anything shaped like a MAC address, in any spelling, by x's (separators and length kept)."""
-    return _MAC.sub(lambda m: re.sub(rb"(?i)[0-9a-f]", b"x", m[0]), data)
-
-
 def _masked(data: bytes, limit: int) -> bytes:
     # Mask before cutting (masking keeps lengths), so a MAC straddling the cut cannot survive in part.
     return mask_macs(data[: limit + 16])[:limit]
@@ -156,15 +155,17 @@ class Ingestor:
 
     def __init__(
         self,
-        store: Store,
+        store: EventStore,
         config: IngestConfig,
         prefix: str,
         clock: Callable[[], float] = time.time,
         *,
+        on_stored: Callable[[Sequence[Event]], object] | None = None,
         on_settled: Callable[[Sequence[Settled]], object] | None = None,
     ) -> None:
         """`on_settled` gets, after each flush, the (store, sensor, event_id) made durable (collector/ingest/acks.py)."""
         self._store = store
+        self._on_stored = on_stored
         self._on_settled = on_settled
         self._settled: list[Settled] = []
         self._config = config
@@ -222,7 +223,7 @@ class Ingestor:
         if not isinstance(data, dict):
             return self._rejected_line(source, line, Reason.WRONG_SCHEMA, "not a JSON object")
         schema = data.get("schema")
-        kind = _KIND_OF_SCHEMA.get(schema) if isinstance(schema, str) else None
+        kind = KIND_OF_SCHEMA.get(schema) if isinstance(schema, str) else None
         if kind is None:
             return self._rejected_line(source, line, Reason.WRONG_SCHEMA, f"unknown schema {schema!r}")
         store, sensor = data.get("store"), data.get("sensor")
@@ -329,7 +330,7 @@ class Ingestor:
                 done, self._batch = batch[: result.done], batch[result.done :]
                 inserted = result.inserted
                 self._stored += inserted
-                self._settle(done, result.refused, inserted)
+                self._hand_on(self._settle(done, result.refused, inserted))
                 if result.error is not None:
                     self._store_failed(result.error, len(self._batch))
                     return inserted
@@ -350,8 +351,12 @@ class Ingestor:
                     log.exception("sending store acknowledgements failed")
             return inserted
 
-    def _settle(self, done: Sequence[Event], refused: Sequence[tuple[Event, str]], inserted: int) -> None:
-        """Count the outcome of stored events: duplicates, and conflicts and refusals as dead letters."""
+    def _settle(
+        self, done: Sequence[Event], refused: Sequence[tuple[Event, str]], inserted: int
+    ) -> list[Event]:
+        """Count the outcome of stored events: duplicates, and conflicts and refusals as dead letters.
+
+        Returns the events that are in the store (new or re-sent), for `on_stored`."""
         for event, reason in refused:
             self._reject_event(event, Reason.STORE_REFUSED, reason)
         gone = {id(e) for e, _ in refused}
@@ -372,7 +377,10 @@ class Ingestor:
                     f" ({', '.join(conflict.fields)} differ); the stored event is kept",
                 )
             repeats -= len(conflicts)
+            clashing = {id(c.event) for c in conflicts}
+            kept = [e for e in kept if id(e) not in clashing]
         self._duplicates += max(repeats, 0)
+        return kept
 
     def _reject_event(self, event: Event, reason: Reason, detail: str) -> None:
         """An accepted event that the store refused or that conflicts: a dead letter, counted once."""
@@ -391,6 +399,16 @@ class Ingestor:
             log.error("cannot record rejected payloads: %s", exc)
         else:
             self._letters, self._new_rejections = [], Counter()
+
+    def _hand_on(self, batch: Sequence[Event]) -> None:
+        # Before the acknowledgements: a stored batch reaches `on_stored` (the real-time triggers) even
+        # if the collector dies right after. A failing callback is logged and never fails the batch.
+        if self._on_stored is None:
+            return
+        try:
+            self._on_stored(batch)
+        except Exception:
+            log.exception("the stored-batch callback failed for a batch of %d events", len(batch))
 
     def _store_failed(self, exc: StoreError, pending: int) -> None:
         self._store_errors += 1

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from collector.storage.store import StoreError, StoreRefused
+from collector.storage.base import StoreError, StoreRefused
 from footfall.events import Event
 
 log = logging.getLogger(__name__)

@@ -88,11 +88,11 @@ def _range(prop: dict[str, Any]) -> str:
 
 
 def schema_tables() -> str:
-    from footfall.events import _BY_SCHEMA, json_schemas
+    from footfall.events import SCHEMA_MODELS, json_schemas
 
     parts = []
     schemas = json_schemas()
-    for name, model in _BY_SCHEMA.items():
+    for name, model in SCHEMA_MODELS.items():
         parts.append(f"**`{name}`** — {(model.__doc__ or '').strip().splitlines()[0]}\n")
         lines = ["| field | type | range | meaning |", "|---|---|---|---|"]
         props = schemas[name]["properties"]
