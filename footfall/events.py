@@ -251,6 +251,11 @@ def json_schemas() -> dict[str, dict[str, Any]]:
         schema = TypeAdapter(model).json_schema(by_alias=True, mode="serialization")
         # `schema` has a default for the producer's convenience, but every payload must carry it.
         schema["required"] = ["schema", *[r for r in schema.get("required", []) if r != "schema"]]
+        for prop in schema["properties"].values():
+            # A dict's key constraint becomes patternProperties, which leaves other keys free: close it,
+            # as the model does (`decode_errors` keys are printable text too).
+            if "patternProperties" in prop:
+                prop["additionalProperties"] = False
         schemas[name] = schema
     return schemas
 

@@ -66,12 +66,11 @@ def _range(prop: dict[str, Any]) -> str:
     for option in prop.get("anyOf", []):
         if option.get("type") != "null":
             prop = {**prop, **option}
-    if "additionalProperties" in prop:
-        return (
-            "values "
-            + _range(prop["additionalProperties"])
-            + (f", at most {prop['maxProperties']} keys" if "maxProperties" in prop else "")
-        )
+    if "patternProperties" in prop:
+        ((key_pattern, values),) = prop["patternProperties"].items()
+        keys = _range({"pattern": key_pattern, **prop.get("propertyNames", {})})
+        most = f", at most {prop['maxProperties']}" if "maxProperties" in prop else ""
+        return f"keys {keys}{most}; values {_range(values)}"
     parts = []
     if "minimum" in prop or "maximum" in prop:
         parts.append(f"{prop.get('minimum', '')}..{prop.get('maximum', '')}")
