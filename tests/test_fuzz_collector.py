@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.fuzz_collector import Case, Generator, Oracle, real_events, run
+from bench.fuzz_collector import real_events, run
+from bench.fuzz_payloads import Case, Generator, Oracle
 from collector.storage.base import Store
 from tests.conftest import Broker
 from tests.pgserver import BACKENDS, open_backend, postgres_dsn, postgres_server  # noqa: F401

@@ -25,22 +25,23 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any, Protocol, cast
 
 from pydantic import BaseModel, ValidationError
 
 from collector.config import IngestConfig
 from collector.ingest.acks import Settled, claimed
+from collector.ingest.outcomes import IngestStats, Outcome, Reason
 from collector.ingest.poison import store_isolating
+from collector.ingest.ratelog import RateLimitedLog
 from collector.storage.base import DeadLetter, StoreError
 from collector.storage.conflicts import Conflict
 from footfall.events import EVENT_KINDS, KIND_OF_SCHEMA, Event, VisitOpenEvent, topic_for
 from footfall.mac import mask_macs
 
 log = logging.getLogger(__name__)
+__all__ = ["IngestStats", "Ingestor", "Outcome", "Reason", "mask_macs"]
 
 SAMPLE_BYTES = 512
 
@@ -53,52 +54,6 @@ class EventStore(Protocol):
     def dead_letter(self, letters: Sequence[DeadLetter], rejected: Mapping[str, int], keep: int) -> None: ...
 
     def conflicts(self, events: Sequence[Event]) -> list[Conflict]: ...
-
-
-class Reason(StrEnum):
-    WRONG_TOPIC = "wrong_topic"
-    OVERSIZED = "oversized"
-    NOT_JSON = "not_json"
-    WRONG_SCHEMA = "wrong_schema"
-    INVALID = "invalid"
-    TOPIC_MISMATCH = "topic_mismatch"
-    STORE_REFUSED = (
-        "store_refused"  # passed every check, yet the database refused it (collector/ingest/poison.py)
-    )
-    CONFLICT = "conflict"  # same event_id as a stored event, other content (collector/storage/conflicts.py)
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What became of one payload: accepted (queued for the store) or rejected with a reason."""
-
-    reason: Reason | None = None
-    detail: str = ""
-    event_id: str = ""
-
-    @property
-    def accepted(self) -> bool:
-        return self.reason is None
-
-
-@dataclass(frozen=True, slots=True)
-class IngestStats:
-    received: int = 0
-    accepted: int = 0
-    stored: int = 0
-    duplicates: int = 0  # accepted, but already stored: not a rejection
-    rejected: Mapping[str, int] = field(default_factory=dict)
-    pending: int = 0  # accepted, not stored yet
-    store_errors: int = 0
-    dropped: int = 0  # accepted but lost because the store kept failing
-
-    def line(self) -> str:
-        reasons = ", ".join(f"{r} {n}" for r, n in sorted(self.rejected.items()) if n) or "none"
-        extra = f"; store errors {self.store_errors}, dropped {self.dropped}" if self.store_errors else ""
-        return (
-            f"received {self.received}, stored {self.stored}, duplicates {self.duplicates}, "
-            f"pending {self.pending}, rejected {sum(self.rejected.values())} ({reasons}){extra}"
-        )
 
 
 class _Rejected(Exception):
@@ -127,27 +82,6 @@ def _validation_detail(exc: ValidationError) -> str:
     parts = [f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()[:3]]
     more = exc.error_count() - len(parts)
     return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
-
-
-class _RateLimitedLog:
-    """One WARNING per reason per interval, saying how many were suppressed in between."""
-
-    def __init__(self, interval_s: float, clock: Callable[[], float]) -> None:
-        self._interval_s = interval_s
-        self._clock = clock
-        self._last: dict[str, float] = {}
-        self._suppressed: Counter[str] = Counter()
-
-    def warn(self, reason: str, message: str, *args: object) -> None:
-        now = self._clock()
-        last = self._last.get(reason)
-        if last is not None and now - last < self._interval_s:
-            self._suppressed[reason] += 1
-            return
-        self._last[reason] = now
-        suppressed = self._suppressed.pop(reason, 0)
-        tail = f" ({suppressed} more {reason} since the last warning)" if suppressed else ""
-        log.warning(message + tail, *args)
 
 
 class Ingestor:
@@ -180,7 +114,7 @@ class Ingestor:
         self._received = self._accepted = self._stored = self._duplicates = 0
         self._store_errors = self._dropped = 0
         self._last_flush = clock()
-        self._warn = _RateLimitedLog(config.rejection_log_interval_s, clock)
+        self._warn = RateLimitedLog(log, config.rejection_log_interval_s, clock)
         # A store that keeps failing must not grow memory without bound.
         self._max_pending = max(100 * config.batch_size, 10_000)
 

@@ -9,6 +9,10 @@ size before the first acknowledgement (MQTT 5 Receive Maximum), so batches fill 
 graceful stop (SIGTERM, SIGINT) stops taking messages, stores and acknowledges the batch, then
 disconnects; what arrives meanwhile stays in the session for the next start.
 
+After each commit the sensors hear which of their events are durable (stored, duplicates, dead letters):
+store acknowledgements on `<prefix>/<store>/ack/<sensor>` (collector/ingest/acks.py, footfall/acks.py), on
+which their spools release them.
+
 Privacy duties run here too: the retained control message (opt-out and consent tokens, per store) is
 published on every connection and again whenever the registry's revision changes (the CLI may change it
 while the service runs), and retention runs every `retention.interval_h`, the first time five minutes

@@ -1,8 +1,9 @@
 """Sinks that take events out of the sensor: MQTT (the normal path) and JSON lines (analysis).
 
 The MQTT path is store and forward: `MqttSink.send` queues the event in the spool (sensor/publish/spool.py),
-durably, and returns; the `Forwarder` thread publishes the spool with QoS 1 and removes an event only
-on the broker's PUBACK. See sensor/publish/spool.py for the guarantees and the bounds.
+durably, and returns; the `Forwarder` thread publishes the spool with QoS 1, and an event leaves the
+spool on the collector's store acknowledgement (`spool.release: stored`, footfall/acks.py), or on the
+broker's PUBACK (`release: broker`). See sensor/publish/spool.py for the guarantees and the bounds.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""Store and forward: every event is on disk before it is sent, and leaves only once the broker has it.
+"""Store and forward: every event is on disk before it is sent, and leaves only once it is safe.
+
+Safe is, by `spool.release`: `stored` (the default), the collector's store acknowledgement (`release`,
+sensor/publish/storeacks.py), end to end; `broker`, the broker's PUBACK (`mark_acked`), as below.
 
 `Spool` is the durable queue: SQLite in WAL mode, one row per event, written (and with `sync: full`,
 fsynced) before `put` returns. `sensor.publisher.Forwarder` moves it to the broker in order, QoS 1, at most
