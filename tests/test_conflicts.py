@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -15,18 +13,16 @@ from collector.ingest.metrics import CollectorMetrics
 from collector.storage.base import Store
 from collector.storage.privacy import RetentionCutoffs
 from footfall.events import Event, topic_for
-from tests.pgserver import BACKENDS, open_backend, postgres_dsn, postgres_server  # noqa: F401
+from tests.pgserver import each_store, postgres_dsn, postgres_server  # noqa: F401
 from tests.test_report import count, visit
 
 T0 = datetime(2024, 5, 1, 7, 0, tzinfo=UTC)
 DAY = (T0 - timedelta(days=1), T0 + timedelta(days=1))
 
 
-@pytest.fixture(params=BACKENDS)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    db = open_backend(request, tmp_path)()
-    yield db
-    db.close()
+@pytest.fixture
+def store(each_store: Store) -> Store:  # noqa: F811
+    return each_store
 
 
 def ingest(ingestor: Ingestor, *events: Event) -> None:

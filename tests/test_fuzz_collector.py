@@ -10,8 +10,6 @@ counted by reason, and the service still stores an event afterwards (`run` asser
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -19,7 +17,7 @@ from bench.fuzz_collector import real_events, run
 from bench.fuzz_payloads import Case, Generator, Oracle
 from collector.storage.base import Store
 from tests.conftest import Broker
-from tests.pgserver import BACKENDS, open_backend, postgres_dsn, postgres_server  # noqa: F401
+from tests.pgserver import each_store, postgres_dsn, postgres_server  # noqa: F401
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
 N = 10_000
@@ -30,11 +28,9 @@ def cases(tmp_path_factory: pytest.TempPathFactory) -> list[Case]:
     return Generator(random.Random(12), real_events(tmp_path_factory.mktemp("real"))).cases(N)
 
 
-@pytest.fixture(params=BACKENDS)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    db = open_backend(request, tmp_path)()
-    yield db
-    db.close()
+@pytest.fixture
+def store(each_store: Store) -> Store:  # noqa: F811
+    return each_store
 
 
 def test_every_valid_event_is_stored_once_and_every_reject_is_counted_by_reason(

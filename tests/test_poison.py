@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,7 +19,7 @@ from collector.storage.base import Store, StoreRefused
 from collector.storage.sqlite import SqliteStore
 from footfall.events import CountEvent, topic_for
 from tests.conftest import Broker
-from tests.pgserver import BACKENDS, open_backend, postgres_dsn, postgres_server  # noqa: F401
+from tests.pgserver import each_store, postgres_dsn, postgres_server  # noqa: F401
 from tests.poison import POISON, counts, poison
 from tests.test_collector_service import publisher, wait_for  # noqa: F401
 from tests.test_report import count
@@ -28,11 +28,9 @@ T0 = datetime(2024, 5, 1, 7, 0, tzinfo=UTC)
 DAY = (T0 - timedelta(days=1), T0 + timedelta(days=2))
 
 
-@pytest.fixture(params=BACKENDS)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    db = open_backend(request, tmp_path)()
-    yield db
-    db.close()
+@pytest.fixture
+def store(each_store: Store) -> Store:  # noqa: F811
+    return each_store
 
 
 def unchecked(**changes: object) -> CountEvent:

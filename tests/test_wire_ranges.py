@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +13,7 @@ from collector.ingest.ingestor import Ingestor, Reason
 from collector.storage.base import Store
 from collector.storage.sqlite import SqliteStore
 from footfall.events import INT32_MAX, MAX_PEOPLE, MAX_SECONDS, TIME_MAX, TIME_MIN, CountEvent
-from tests.pgserver import BACKENDS, open_backend, postgres_dsn, postgres_server  # noqa: F401
+from tests.pgserver import each_store, postgres_dsn, postgres_server  # noqa: F401
 from tests.test_report import count, status
 
 T0 = datetime(2024, 5, 1, 7, 0, tzinfo=UTC)
@@ -23,11 +21,9 @@ INTS = [n for n, f in CountEvent.model_fields.items() if f.annotation is int]
 TOPIC = "footfall/v1/paris-01/s1/"
 
 
-@pytest.fixture(params=BACKENDS)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    db = open_backend(request, tmp_path)()
-    yield db
-    db.close()
+@pytest.fixture
+def store(each_store: Store) -> Store:  # noqa: F811
+    return each_store
 
 
 def edited(payload: bytes, **changes: Any) -> bytes:
