@@ -115,6 +115,8 @@ def run(backend: str, store: Store, port: int, cases: list[Case], mqtt_share: fl
     config = CollectorConfig.model_validate(
         {
             "mqtt": {"port": port, "client_id": f"fuzz-{backend}", "session_expiry_s": 600},
+            # Retention would delete the old visits the generator makes, if a slow run lasts past its first go.
+            "retention": {"enabled": False},
             "ingest": {"flush_interval_s": 0.2, "batch_size": 1000, "max_future_s": MAX_FUTURE_S,
                        "rejection_log_interval_s": 60},
         }
