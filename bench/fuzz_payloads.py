@@ -90,6 +90,8 @@ class Oracle:
             return None
         if "start" in times and "end" in times and times["end"] < times["start"]:  # type: ignore[operator]
             return None
+        if not _interval_holds(data):
+            return None
         if (data["store"], data["sensor"]) != (levels[2], levels[3]):
             return None
         if data["sensor"].lower() in COLLECTOR_LEVELS:
@@ -98,6 +100,14 @@ class Oracle:
 
     def _is_time(self, schema: str, key: str) -> bool:
         return key in self._times[schema]
+
+
+def _interval_holds(data: dict[str, Any]) -> bool:
+    """A count's 80 % interval: both ends or neither, and present_low <= present <= present_high."""
+    low, high = data.get("present_low"), data.get("present_high")
+    if (low is None) != (high is None):
+        return False
+    return low is None or bool(low <= data["present"] <= high)
 
 
 def _finite(value: Any) -> bool:
