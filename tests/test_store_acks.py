@@ -14,7 +14,7 @@ from collector.storage.sqlite import SqliteStore
 from footfall.acks import ack_payloads, ack_topic, parse_ack
 from footfall.mqtt import BrokerSettings, MqttClient
 from sensor.config import SensorConfig
-from sensor.publish.publisher import MqttSink
+from sensor.publish.mqttsink import MqttSink
 from tests.conftest import Broker
 from tests.poison import counts
 from tests.test_collector_service import wait_for
