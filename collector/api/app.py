@@ -35,6 +35,7 @@ from collector.privacy.registry import PrivacyError, entry
 from collector.reports import report as reports
 from collector.storage.base import ProfileStore, Store
 from collector.storage.privacy import ListName, PutOutcome, RegistryEntry
+from collector.web import app as dashboard
 from footfall.events import FIRST_DAY as EARLIEST
 from footfall.events import LAST_DAY as LATEST
 from footfall.secretfile import KeyFileError, read_private, zero
@@ -313,4 +314,5 @@ def create_app(
     app.include_router(_report_routes(db, profiles, config.report))
     app.state.api_token = token
     app.state.token_key = key
+    dashboard.mount(app, config, db, clock=clock)  # the pages at /, next to /v1
     return app
