@@ -16,6 +16,11 @@ once), the rest at the rate, so a restart resumes where the killed one stopped. 
   that its spool holds unacknowledged events; restart it.
 - spool_full: the broker is killed as in the first, but the sensor's spool holds only 100 events: the
   full policy drops visit events, never counts, and counts what it dropped.
+- replay_lost_by_broker: the collector is offline (its session made, then stopped); the sensor sends the
+  whole stream, the broker acknowledges all of it and is SIGKILLed before its next autosave, losing it;
+  restarted, then the collector. The sensor kept every event until the collector's store acknowledgement.
+- replay_lost_by_broker_sensor_restarted: the same, but the sensor is SIGKILLed too once the broker has
+  acknowledged the stream, and started again (same spool) after the broker.
 
 Figures: generated (distinct events the sensor made), stored (distinct in the collector's database),
 dropped (by the spool's policy, counted by the sensor), lost = generated - stored - dropped, duplicated
@@ -300,6 +305,35 @@ def spool_full(rig: Rig) -> Figures:
     return rig.figures("spool_full", caught_up, note, dropped)
 
 
+def replay_lost_by_broker(rig: Rig, *, restart_sensor: bool = False) -> Figures:
+    rig.broker.start()
+    started = time.monotonic()
+    wait_for(lambda: _listening(rig.port), 10, "the broker to listen")
+    rig.collector.start()  # makes the collector's persistent session, then leaves: the broker queues for it
+    wait_for(lambda: "collecting footfall/v1/+/+/+" in rig.collector.text(), 30, "the collector")
+    rig.collector.signal(signal.SIGTERM)
+    rig.sensor.start()
+    wait_for(rig.sensor_done, rig.params.timeout_s, "the sensor to finish the stream")
+    time.sleep(1.0)  # the broker's PUBACKs for the last window
+    if restart_sensor:
+        rig.sensor.signal(signal.SIGKILL)
+    spooled = rig.spool_figure("SELECT COUNT(*) FROM events")
+    rig.broker.signal(signal.SIGKILL)
+    held_s = time.monotonic() - started
+    rig.broker.start()
+    wait_for(lambda: _listening(rig.port), 10, "the broker to listen again")
+    if restart_sensor:
+        rig.sensor.start()
+    caught_up = rig.restart(rig.collector)
+    note = (
+        f"broker SIGKILLed {held_s:.0f} s after its start (autosave_interval 30 s) holding the whole stream"
+        f" for an offline collector; {spooled} kept in the spool{'; sensor restarted' if restart_sensor else ''}"
+    )
+    return rig.figures(
+        "replay_lost_by_broker" + ("_sensor_restarted" if restart_sensor else ""), caught_up, note
+    )
+
+
 def query(path: Path, sql: str) -> list[tuple[Any, ...]]:
     """Rows of `sql` on a database another process is writing ([] while it does not exist yet)."""
     if not path.exists():
@@ -318,6 +352,8 @@ SCENARIOS: dict[str, Callable[[Rig], Figures]] = {
     "collector_killed": collector_killed,
     "sensor_killed": sensor_killed,
     "spool_full": spool_full,
+    "replay_lost_by_broker": replay_lost_by_broker,
+    "replay_lost_by_broker_sensor_restarted": lambda rig: replay_lost_by_broker(rig, restart_sensor=True),
 }
 
 

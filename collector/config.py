@@ -72,6 +72,12 @@ class IngestConfig(Section):
         10.0, ge=0, le=3600, description="log each rejection reason at most once per this many seconds"
     )
     stats_log_interval_s: float = Field(60.0, gt=0, le=86_400, description="log running counts this often")
+    max_future_s: float = Field(
+        86_400,
+        ge=0,
+        le=366 * 86_400,
+        description="refuse timestamps more than this far ahead of the collector's clock (a sensor's clock gone wrong)",
+    )
 
 
 class ReportConfig(Section):

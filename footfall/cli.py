@@ -28,11 +28,30 @@ def package_version() -> str:
         return "0+unknown"
 
 
+class ToolGroup(click.Group):
+    """A group whose commands never end in a traceback for a path or a file: one line, exit status 1.
+
+    A file that cannot be opened or written (a missing directory, no permission, a full disk) or that is
+    not the text it should be arrives here as OSError or UnicodeDecodeError, from whatever command.
+    """
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except OSError as exc:
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise click.ClickException(f"{where}{exc.strerror or exc}") from None
+        except UnicodeDecodeError as exc:
+            raise click.ClickException(
+                f"not UTF-8 text: byte 0x{exc.object[exc.start]:02x} at offset {exc.start}"
+            ) from None
+
+
 def tool_group(prog_name: str) -> Callable[[Callable[[], None]], click.Group]:
     """Decorator: the tool's top-level click group, its help the function's docstring."""
 
     def decorate(f: Callable[[], None]) -> click.Group:
-        @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+        @click.group(cls=ToolGroup, context_settings={"help_option_names": ["-h", "--help"]})
         @click.option(
             "--log-level",
             default="info",

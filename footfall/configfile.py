@@ -59,6 +59,10 @@ def load_model(path: Path, model: type[M], overrides: dict[str, Any] | None = No
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(path, [f"{path}: cannot read config: {exc.strerror or exc}"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            path, [f"{path}: not UTF-8 text: byte 0x{exc.object[exc.start]:02x} at offset {exc.start}"]
+        ) from None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)

@@ -11,32 +11,105 @@ the same capture, or re-sending after a crash, yields the same ids and the colle
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationInfo,
+    model_validator,
+)
 
 SCHEMA_VISIT: Final = "footfall.visit/1"
 SCHEMA_COUNT: Final = "footfall.count/1"
 SCHEMA_STATUS: Final = "footfall.status/1"
 SCHEMA_VISIT_OPEN: Final = "footfall.visit_open/1"
 
-Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
+# The ranges below are what both store backends hold (PostgreSQL INTEGER columns are 32-bit, SQLite's
+# are 64-bit) and what a report can render: an event outside them is refused at the door, never half-stored.
+INT32_MAX: Final = 2**31 - 1
+TIME_MIN: Final = datetime(2000, 1, 1, tzinfo=UTC)
+TIME_MAX: Final = datetime(2100, 1, 1, tzinfo=UTC)
+"""The absolute window of every wire timestamp, [TIME_MIN, TIME_MAX); the collector narrows the future side
+(`ingest.max_future_s`), and the API's date parameters are bounded by the same window."""
+FIRST_DAY: Final = TIME_MIN.date()
+LAST_DAY: Final = (TIME_MAX - timedelta(days=2)).date()
+"""The days a report or an API query may ask for: a local day and the next stay inside the wire's window."""
+MAX_SECONDS: Final = 366 * 86_400.0  # a dwell or an uptime longer than a year is a bug, not a visit
+MAX_PEOPLE: Final = 1_000_000.0
+
+# No C0/C1 control characters (NUL included: PostgreSQL TEXT cannot hold it), no bidirectional overrides,
+# embeddings, isolates or marks (they make a log line or a report read differently from what it holds).
+_NO_CONTROL = r"\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+Text = Annotated[str, StringConstraints(pattern=f"^[^{_NO_CONTROL}]*$")]
+"""Free text (versions, sources): printable only."""
+
+NAME_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+HEX_ID_PATTERN: Final = r"^(?:[0-9a-f]{8}){1,8}$"
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 """Store and sensor names: they become MQTT topic levels, so no '/', '+', '#' or spaces."""
 
-HexId = Annotated[str, StringConstraints(pattern=r"^(?:[0-9a-f]{8}){1,8}$")]
+COLLECTOR_LEVELS: Final = frozenset({"control", "trigger", "ack"})
+"""Topic levels under `<prefix>/<store>/` that only the collector writes (privacy control, real-time triggers,
+store acknowledgements): never a sensor's name, or the sensor's own `<sensor>/#` grant would cover them."""
+
+
+def _not_reserved(name: str) -> str:
+    if name.lower() in COLLECTOR_LEVELS:
+        reserved = ", ".join(sorted(COLLECTOR_LEVELS))
+        raise ValueError(f"{name!r} is a topic level the collector owns ({reserved}): not a sensor name")
+    return name
+
+
+SensorName = Annotated[Name, AfterValidator(_not_reserved)]
+"""A sensor's name: a `Name` that is none of the collector's own topic levels (COLLECTOR_LEVELS)."""
+
+EpochId = Annotated[str, StringConstraints(pattern=r"^(?:[A-Za-z0-9][A-Za-z0-9_.:-]{0,63})?$")]
+"""A salt epoch id (`20261124T0300Z`), or empty where no pseudonym is involved (statuses)."""
+
+HexId = Annotated[str, StringConstraints(pattern=HEX_ID_PATTERN)]
 """Pseudonyms and ids: whole 32-bit words of lowercase hex, so never 12 hex digits (a bare MAC's shape)."""
-Count = Annotated[int, Field(ge=0)]
-Timestamp = Annotated[datetime, Field(description="UTC, ISO 8601")]
+Count = Annotated[int, Field(ge=0, le=INT32_MAX)]
+Seconds = Annotated[float, Field(ge=0, le=MAX_SECONDS)]
+People = Annotated[float, Field(ge=0, le=MAX_PEOPLE)]
+
+
+def _in_window(value: datetime, info: ValidationInfo) -> datetime:
+    # Enforced on the wire (JSON, as the collector parses it), not when a sensor builds an event: a sensor
+    # whose clock is wrong (a Pi booted without network time is in 1970) keeps running, and the collector
+    # rejects those events as `invalid`, with the reason.
+    if info.mode == "json" and not TIME_MIN <= value < TIME_MAX:
+        raise ValueError(f"outside the wire's window [{TIME_MIN:%Y-%m-%d}, {TIME_MAX:%Y-%m-%d})")
+    return value
+
+
+Timestamp = Annotated[
+    AwareDatetime,
+    AfterValidator(_in_window),
+    Field(
+        description="UTC, ISO 8601",
+        json_schema_extra={
+            "formatMinimum": TIME_MIN.isoformat(),
+            "formatExclusiveMaximum": TIME_MAX.isoformat(),
+        },
+    ),
+]
 
 
 class _Event(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    # allow_inf_nan=False: JSON's `Infinity`/`NaN` extensions are refused (a report cannot print them).
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
     event_id: HexId = Field(description="deterministic: the same capture replayed gives the same id")
     store: Name = Field(description="store id (also a topic level)")
-    sensor: Name = Field(description="sensor id within the store (also a topic level)")
-    epoch: str = Field(max_length=64, description="salt epoch the pseudonyms in this event belong to")
+    sensor: SensorName = Field(description="sensor id within the store (also a topic level)")
+    epoch: EpochId = Field(description="salt epoch the pseudonyms in this event belong to")
 
     def to_json(self) -> bytes:
         return self.model_dump_json(by_alias=True, exclude_none=True).encode()
@@ -54,7 +127,7 @@ class VisitEvent(_Event):
     device: HexId = Field(description="pseudonym of the (estimated) device within the epoch")
     start: Timestamp
     end: Timestamp
-    dwell_s: float = Field(ge=0, description="seconds from first to last frame of the visit")
+    dwell_s: Seconds = Field(description="seconds from first to last frame of the visit")
     kind: VisitKind = Field(description="visitor (inside long enough), passerby, or fixed (till, PC, staff)")
     frames: Count = Field(description="probe requests heard during the visit")
     addresses: Count = Field(description="distinct (pseudonymised) addresses the device used in this visit")
@@ -63,7 +136,9 @@ class VisitEvent(_Event):
         None, ge=-127, le=20, description="strongest signal, dBm (absent without RSSI)"
     )
     rssi_median: int | None = Field(None, ge=-127, le=20, description="median signal, dBm")
-    visit_no: int = Field(ge=1, description="1 for the device's first visit in this epoch, 2 for the next...")
+    visit_no: int = Field(
+        ge=1, le=INT32_MAX, description="1 for the device's first visit in this epoch, 2 for the next..."
+    )
     consent: HexId | None = Field(None, description="stable consent token, only for consented devices")
 
     model_config = ConfigDict(populate_by_name=True)
@@ -96,23 +171,21 @@ class CountEvent(_Event):
     )
     start: Timestamp = Field(description="interval start, UTC")
     end: Timestamp = Field(description="interval end (exclusive), UTC")
-    present: float = Field(ge=0, description="estimated people inside, time-averaged over the interval")
-    present_low: float | None = Field(
-        None, ge=0, description="lower end of the 80 % interval of `present` (absent: no interval)"
+    present: People = Field(description="estimated people inside, time-averaged over the interval")
+    present_low: People | None = Field(
+        None, description="lower end of the 80 % interval of `present` (absent: no interval)"
     )
-    present_high: float | None = Field(
-        None, ge=0, description="upper end of the 80 % interval of `present` (absent: no interval)"
+    present_high: People | None = Field(
+        None, description="upper end of the 80 % interval of `present` (absent: no interval)"
     )
     visitors: Count = Field(description="visits that qualified as visitor visits in this interval")
     passersby: Count = Field(description="visits that closed as passerby visits in this interval")
-    visitors_est: float | None = Field(
+    visitors_est: People | None = Field(
         None,
-        ge=0,
         description="people behind `visitors`: visitors x presence.visitor_factor (site-calibrated)",
     )
-    passersby_est: float | None = Field(
+    passersby_est: People | None = Field(
         None,
-        ge=0,
         description="people behind `passersby`: passersby x presence.passerby_factor (site-calibrated)",
     )
     visitors_present: Count = Field(description="visitor visits open at the end of the interval")
@@ -147,16 +220,18 @@ class StatusEvent(_Event):
     )
     state: Literal["online", "offline"] = Field(description="offline is also the broker-sent last will")
     at: Timestamp = Field(description="when the status was made, UTC")
-    version: str = Field(max_length=32, description="footfall version of the sensor")
-    uptime_s: float = Field(0, ge=0, description="seconds since the sensor started")
-    source: str = Field("", max_length=256, description="interface or capture being read")
+    version: Text = Field(max_length=32, description="footfall version of the sensor")
+    uptime_s: Seconds = Field(0, description="seconds since the sensor started")
+    source: Text = Field("", max_length=256, description="interface or capture being read")
     frames: Count = Field(0, description="frames read since start")
     probe_requests: Count = Field(0, description="...of them valid probe requests")
-    decode_errors: dict[str, Count] = Field(default_factory=dict, description="malformed frames by reason")
-    interface: str | None = Field(None, max_length=15, description="live capture: the monitor interface")
+    decode_errors: dict[Annotated[Text, StringConstraints(max_length=64)], Count] = Field(
+        default_factory=dict, max_length=64, description="malformed frames by reason"
+    )
+    interface: Text | None = Field(None, max_length=15, description="live capture: the monitor interface")
     channel: int | None = Field(None, ge=1, le=233, description="live capture: the channel tuned now")
     frames_per_s: float | None = Field(
-        None, ge=0, description="frames captured per second since the last status"
+        None, ge=0, le=1e9, description="frames captured per second since the last status"
     )
     drops: Count | None = Field(None, description="frames lost so far, by the kernel and the sensor")
     spool_depth: Count | None = Field(None, description="events waiting in the spool for the broker")
@@ -214,6 +289,11 @@ def json_schemas() -> dict[str, dict[str, Any]]:
         schema = TypeAdapter(model).json_schema(by_alias=True, mode="serialization")
         # `schema` has a default for the producer's convenience, but every payload must carry it.
         schema["required"] = ["schema", *[r for r in schema.get("required", []) if r != "schema"]]
+        for prop in schema["properties"].values():
+            # A dict's key constraint becomes patternProperties, which leaves other keys free: close it,
+            # as the model does (`decode_errors` keys are printable text too).
+            if "patternProperties" in prop:
+                prop["additionalProperties"] = False
         schemas[name] = schema
     return schemas
 

@@ -9,7 +9,7 @@ from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, mo
 
 from footfall.broker import MqttSection
 from footfall.configfile import Section, load_model, validate_model
-from footfall.events import Name
+from footfall.events import Name, SensorName
 from footfall.mac import MacError, parse_mac
 from sensor.estimate.count_model import CountModel, shipped_model
 from sensor.estimate.devices import ResolverParams
@@ -23,7 +23,7 @@ _P = PresenceParams()
 
 class SiteConfig(Section):
     store: Name = Field("demo", description="store id; sensors of one store share its key seed")
-    sensor: Name = Field("sensor-1", description="this sensor's id within the store")
+    sensor: SensorName = Field("sensor-1", description="this sensor's id within the store")
     timezone: str = Field("Europe/Paris", description="IANA zone of the store (salt epochs, reports)")
 
     @field_validator("sensor")
@@ -376,6 +376,13 @@ class SpoolConfig(Section):
         le=86_400,
         description="events the broker acknowledged this recently are sent again after a reconnection, "
         "in case a crashed broker lost them (the collector drops duplicates)",
+    )
+    release: Literal["stored", "broker"] = Field(
+        "stored",
+        description="stored: an event leaves the spool once the collector says it is stored (end to end, "
+        "survives a broker that loses what it acknowledged); broker: on the broker's PUBACK (keep_acked_s "
+        "then covers a broker crash; with stored, acknowledged events are kept until stored or max_age_s), "
+        "for a collector that sends no store acknowledgements",
     )
     inflight: int = Field(100, ge=1, le=65_535, description="events awaiting the broker's PUBACK at once")
     sync: Literal["full", "normal"] = Field(

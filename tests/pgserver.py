@@ -141,3 +141,11 @@ def open_backend(request: pytest.FixtureRequest, directory: Path) -> Callable[[]
 
     dsn: str = request.getfixturevalue("postgres_dsn")()
     return lambda: PostgresStore(dsn)
+
+
+@pytest.fixture(params=BACKENDS)
+def each_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """One open store per backend (import it with `postgres_dsn` and `postgres_server`), closed after."""
+    db = open_backend(request, tmp_path)()
+    yield db
+    db.close()

@@ -31,20 +31,20 @@ def db(tmp_path: Path) -> Path:
     jsonl.write_bytes(b"\n".join([*lines, b"", b"{not json", lines[0]]) + b"\n")
     path = tmp_path / "f.db"
     code, out = invoke("ingest", jsonl, "--db", path)
-    assert code == 0, out
+    assert code == 1, out  # a rejected line fails the run, after every good line is stored
     assert out == (
         f"{jsonl}: {len(lines) + 2} lines: received {len(lines) + 2}, stored {len(lines)}, duplicates 1, "
-        "pending 0, rejected 1 (not_json 1)\n"
+        "pending 0, rejected 1 (not_json 1)\nError: 1 lines rejected (not_json 1)\n"
     )
     return path
 
 
-def test_ingest_strict_fails_when_a_line_was_rejected(tmp_path: Path) -> None:
+def test_ingest_fails_when_a_line_was_rejected_and_names_the_reasons(tmp_path: Path) -> None:
     jsonl = tmp_path / "bad.jsonl"
-    jsonl.write_bytes(b"[]\n")
-    code, out = invoke("ingest", jsonl, "--db", tmp_path / "f.db", "--strict")
+    jsonl.write_bytes(b"[]\n{\n[]\n")
+    code, out = invoke("ingest", jsonl, "--db", tmp_path / "f.db")
     assert code == 1
-    assert out.splitlines()[-1] == "Error: 1 lines rejected"
+    assert out.splitlines()[-1] == "Error: 3 lines rejected (not_json 1, wrong_schema 2)"
 
 
 def test_report_table_for_the_day(db: Path) -> None:
@@ -164,7 +164,7 @@ def test_schema_markdown_has_a_table_per_event_with_every_field() -> None:
         assert f"### `{name}`\n" in out
         for field in spec["properties"]:
             assert f"\n| `{field}` | " in out
-    assert "| `frames` | integer (≥ 0) |" in out
+    assert "| `frames` | integer (≥ 0, ≤ 2147483647) |" in out
     assert '| `kind` | `"visitor"` or `"passerby"` or `"fixed"` |' in out
 
 

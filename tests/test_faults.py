@@ -82,3 +82,28 @@ def test_a_full_spool_drops_only_visits_and_counts_every_drop(
     db.close()
     assert stored_counts == made.count("footfall.count/1"), "no count event may be dropped"
     assert result.stored + result.dropped == result.generated
+
+
+def test_a_broker_killed_holding_a_whole_replay_for_an_offline_collector_loses_nothing(
+    events: Path, tmp_path: Path, figures: list[Figures]
+) -> None:
+    result = scenario("replay_lost_by_broker", events, tmp_path, figures)
+    assert result.stored == result.generated
+    assert spool_rows(tmp_path / "replay_lost_by_broker") == 0, "every event released on its store ack"
+
+
+def test_the_same_with_the_sensor_restarted_loses_nothing(
+    events: Path, tmp_path: Path, figures: list[Figures]
+) -> None:
+    name = "replay_lost_by_broker_sensor_restarted"
+    result = scenario(name, events, tmp_path, figures)
+    assert result.stored == result.generated
+    assert spool_rows(tmp_path / name) == 0
+
+
+def spool_rows(work: Path) -> int:
+    db = sqlite3.connect(work / "spool.db")
+    try:
+        return int(db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+    finally:
+        db.close()

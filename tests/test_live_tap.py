@@ -64,7 +64,7 @@ def tap() -> Iterator[RadiotapTap]:
 def config(interface: str, spool: Path | None = None, **sections: dict[str, object]) -> SensorConfig:
     data: dict[str, object] = {"capture": {"interface": interface, "recreate": False}, **sections}
     if spool is not None:
-        data["spool"] = {"path": str(spool)}
+        data["spool"] = {"path": str(spool), "release": "broker"}  # no collector: the broker leg only
     return SensorConfig.model_validate(data)
 
 
@@ -311,7 +311,7 @@ def test_run_command_captures_until_sigterm_and_then_publishes_open_visits(
         f"privacy: {{key_file: {provisioned_key(tmp_path)}}}\n"
         f"capture: {{interface: {tap.name}, recreate: false}}\n"
         f"health: {{metrics_port: {port}, status_interval_s: 5}}\n"
-        f"spool: {{path: {tmp_path / 'spool.db'}}}\n"
+        f"spool: {{path: {tmp_path / 'spool.db'}, release: broker}}\n"
     )
     sub, got = subscriber(broker, "footfall/v1/#")
     code = "import sys; from sensor.cli.live import run; run(sys.argv[1:])"

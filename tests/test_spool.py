@@ -301,7 +301,8 @@ def sensor_config(broker: Broker, path: Path) -> SensorConfig:
         {
             "site": {"store": "paris-01", "sensor": "s1"},
             "mqtt": {"port": broker.port},
-            "spool": {"path": str(path), "sync": "normal"},
+            # No collector here: these prove the broker leg, so events leave on the PUBACK.
+            "spool": {"path": str(path), "sync": "normal", "release": "broker"},
         }
     )
 

@@ -26,6 +26,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from collector.api.limits import BodyLimit
 from collector.config import CollectorConfig, ReportConfig
 from collector.online import journeys
 from collector.online import kpis as omnichannel
@@ -35,6 +36,8 @@ from collector.reports import report as reports
 from collector.storage.base import ProfileStore, Store
 from collector.storage.privacy import ListName, PutOutcome, RegistryEntry
 from collector.web import app as dashboard
+from footfall.events import FIRST_DAY as EARLIEST
+from footfall.events import LAST_DAY as LATEST
 from footfall.secretfile import KeyFileError, read_private, zero
 from footfall.times import too_far_ahead
 from footfall.tokens import TokenKey
@@ -47,6 +50,7 @@ Clock = Callable[[], datetime]
 ITEMS = Body(max_length=MAX_ITEMS, description=f"a JSON array, at most {MAX_ITEMS} items, all or nothing")
 FIRST_DAY = Query(alias="from", description="first local day, YYYY-MM-DD (default: first with data)")
 LAST_DAY = Query(alias="to", description="last local day, inclusive (default: last with data)")
+Day = Annotated[date, Field(ge=EARLIEST, le=LATEST)]  # the days events can have: no date overflows a query
 
 
 class ApiTokenError(Exception):
@@ -263,8 +267,8 @@ def _report_routes(db: Store, profiles: ProfileStore, config: ReportConfig) -> A
     @v1.get("/stores/{store}/report", summary="Footfall report: hours, capture rate, dwell, repeat visitors")
     def get_report(
         store: str,
-        first: Annotated[date | None, FIRST_DAY] = None,
-        last: Annotated[date | None, LAST_DAY] = None,
+        first: Annotated[Day | None, FIRST_DAY] = None,
+        last: Annotated[Day | None, LAST_DAY] = None,
     ) -> dict[str, Any]:
         first, last = period(store, first, last)
         return reports.to_dict(reports.for_store(db, store, first, last, config))
@@ -272,8 +276,8 @@ def _report_routes(db: Store, profiles: ProfileStore, config: ReportConfig) -> A
     @v1.get("/stores/{store}/kpis", summary="Omnichannel KPIs: web-to-store, store-to-web, lag, recognised")
     def get_kpis(
         store: str,
-        first: Annotated[date | None, FIRST_DAY] = None,
-        last: Annotated[date | None, LAST_DAY] = None,
+        first: Annotated[Day | None, FIRST_DAY] = None,
+        last: Annotated[Day | None, LAST_DAY] = None,
         days: Annotated[
             int, Query(ge=1, le=365, description="N, the window in days")
         ] = omnichannel.DEFAULT_DAYS,
@@ -302,6 +306,8 @@ def create_app(
         summary="Store visits joined with online profiles, for consented profiles only.",
         exception_handlers={RequestValidationError: _validation_error},
     )
+    # Chunked bodies too, counted as they arrive; added first, so innermost: its 413 reaches FastAPI as is.
+    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     _install_bearer_first(app, token)
     app.include_router(_registry_routes(db, clock))
     app.include_router(_online_routes(profiles, clock, config.report.zone))

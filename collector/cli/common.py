@@ -14,6 +14,7 @@ from collector.config import CollectorConfig, load
 from collector.storage.backends import open_store
 from collector.storage.base import Store, StoreError
 from footfall.cli import load_or_fail
+from footfall.events import FIRST_DAY, LAST_DAY
 
 CONFIG_OPTION = click.option(
     "--config",
@@ -31,15 +32,19 @@ DB_OPTION = click.option(
 
 
 def day_option(ctx: click.Context, param: click.Parameter, value: str | None) -> date | None:
-    """Option callback: YYYY-MM-DD only (fromisoformat alone would also take 20240501 or 2024-W18)."""
+    """Option callback: YYYY-MM-DD only (fromisoformat alone would also take 20240501 or 2024-W18),
+    within the days an event can have (footfall.events.FIRST_DAY..LAST_DAY)."""
     if value is None:
         return None
     try:
         if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
             raise ValueError
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a date of the form YYYY-MM-DD") from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise click.BadParameter(f"{value} is outside {FIRST_DAY}..{LAST_DAY}, the days events can have")
+    return day
 
 
 def load_config(path: Path | None, db_path: Path | None = None) -> CollectorConfig:

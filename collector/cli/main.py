@@ -124,9 +124,14 @@ def report(
 @click.argument("file", type=click.File("rb"))
 @DB_OPTION
 @CONFIG_OPTION
-@click.option("--strict", is_flag=True, help="Exit with status 1 if any line was rejected.")
+@click.option(
+    "--strict", is_flag=True, hidden=True, help="Kept for old scripts: a rejected line always fails."
+)
 def ingest(*, file: Any, db_path: Path | None, config_path: Path | None, strict: bool) -> None:
-    """Store the events of a JSON-lines FILE (one MQTT payload a line; '-' for stdin) like the live path."""
+    """Store the events of a JSON-lines FILE (one MQTT payload a line; '-' for stdin) like the live path.
+
+    Exits with status 1 when any line was rejected (its reason counted), after storing all the others.
+    """
     if db_path is not None and config_path is not None:
         raise click.UsageError("give --db or --config, not both")
     config = load_config(config_path, db_path)
@@ -144,8 +149,9 @@ def ingest(*, file: Any, db_path: Path | None, config_path: Path | None, strict:
     click.echo(f"{name}: {lines} lines: {stats.line()}")
     if stats.store_errors:
         raise click.ClickException(f"{stats.pending} events could not be stored in {config.store.path}")
-    if strict and stats.rejected:
-        raise click.ClickException(f"{sum(stats.rejected.values())} lines rejected")
+    if stats.rejected:
+        reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(stats.rejected.items()))
+        raise click.ClickException(f"{sum(stats.rejected.values())} lines rejected ({reasons})")
 
 
 @main.command()

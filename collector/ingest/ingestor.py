@@ -25,19 +25,23 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any, Protocol, cast
 
 from pydantic import BaseModel, ValidationError
 
 from collector.config import IngestConfig
+from collector.ingest.acks import Settled, claimed
+from collector.ingest.outcomes import IngestStats, Outcome, Reason
+from collector.ingest.poison import store_isolating
+from collector.ingest.ratelog import RateLimitedLog
 from collector.storage.base import DeadLetter, StoreError
-from footfall.events import EVENT_KINDS, KIND_OF_SCHEMA, Event, VisitOpenEvent
+from collector.storage.conflicts import Conflict
+from footfall.events import EVENT_KINDS, KIND_OF_SCHEMA, Event, VisitOpenEvent, topic_for
 from footfall.mac import mask_macs
 
 log = logging.getLogger(__name__)
+__all__ = ["IngestStats", "Ingestor", "Outcome", "Reason", "mask_macs"]
 
 SAMPLE_BYTES = 512
 
@@ -49,47 +53,7 @@ class EventStore(Protocol):
 
     def dead_letter(self, letters: Sequence[DeadLetter], rejected: Mapping[str, int], keep: int) -> None: ...
 
-
-class Reason(StrEnum):
-    WRONG_TOPIC = "wrong_topic"
-    OVERSIZED = "oversized"
-    NOT_JSON = "not_json"
-    WRONG_SCHEMA = "wrong_schema"
-    INVALID = "invalid"
-    TOPIC_MISMATCH = "topic_mismatch"
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What became of one payload: accepted (queued for the store) or rejected with a reason."""
-
-    reason: Reason | None = None
-    detail: str = ""
-    event_id: str = ""
-
-    @property
-    def accepted(self) -> bool:
-        return self.reason is None
-
-
-@dataclass(frozen=True, slots=True)
-class IngestStats:
-    received: int = 0
-    accepted: int = 0
-    stored: int = 0
-    duplicates: int = 0  # accepted, but already stored: not a rejection
-    rejected: Mapping[str, int] = field(default_factory=dict)
-    pending: int = 0  # accepted, not stored yet
-    store_errors: int = 0
-    dropped: int = 0  # accepted but lost because the store kept failing
-
-    def line(self) -> str:
-        reasons = ", ".join(f"{r} {n}" for r, n in sorted(self.rejected.items()) if n) or "none"
-        extra = f"; store errors {self.store_errors}, dropped {self.dropped}" if self.store_errors else ""
-        return (
-            f"received {self.received}, stored {self.stored}, duplicates {self.duplicates}, "
-            f"pending {self.pending}, rejected {sum(self.rejected.values())} ({reasons}){extra}"
-        )
+    def conflicts(self, events: Sequence[Event]) -> list[Conflict]: ...
 
 
 class _Rejected(Exception):
@@ -105,7 +69,8 @@ def _masked(data: bytes, limit: int) -> bytes:
 
 
 def _safe_text(data: bytes, limit: int) -> str:
-    return _masked(data, limit).decode("utf-8", "replace")
+    # NUL spelled out: PostgreSQL TEXT cannot hold it, and a dead letter must always be recordable.
+    return _masked(data, limit).decode("utf-8", "replace").replace("\x00", "\\x00")
 
 
 def _json_detail(exc: Exception) -> str:
@@ -119,27 +84,6 @@ def _validation_detail(exc: ValidationError) -> str:
     return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
 
 
-class _RateLimitedLog:
-    """One WARNING per reason per interval, saying how many were suppressed in between."""
-
-    def __init__(self, interval_s: float, clock: Callable[[], float]) -> None:
-        self._interval_s = interval_s
-        self._clock = clock
-        self._last: dict[str, float] = {}
-        self._suppressed: Counter[str] = Counter()
-
-    def warn(self, reason: str, message: str, *args: object) -> None:
-        now = self._clock()
-        last = self._last.get(reason)
-        if last is not None and now - last < self._interval_s:
-            self._suppressed[reason] += 1
-            return
-        self._last[reason] = now
-        suppressed = self._suppressed.pop(reason, 0)
-        tail = f" ({suppressed} more {reason} since the last warning)" if suppressed else ""
-        log.warning(message + tail, *args)
-
-
 class Ingestor:
     """Validates payloads and stores accepted events in batches; thread-safe, never raises from `handle`."""
 
@@ -151,9 +95,13 @@ class Ingestor:
         clock: Callable[[], float] = time.time,
         *,
         on_stored: Callable[[Sequence[Event]], object] | None = None,
+        on_settled: Callable[[Sequence[Settled]], object] | None = None,
     ) -> None:
+        """`on_settled` gets, after each flush, the (store, sensor, event_id) made durable (collector/ingest/acks.py)."""
         self._store = store
         self._on_stored = on_stored
+        self._on_settled = on_settled
+        self._settled: list[Settled] = []
         self._config = config
         self._prefix = prefix.split("/")
         self._clock = clock
@@ -166,7 +114,7 @@ class Ingestor:
         self._received = self._accepted = self._stored = self._duplicates = 0
         self._store_errors = self._dropped = 0
         self._last_flush = clock()
-        self._warn = _RateLimitedLog(config.rejection_log_interval_s, clock)
+        self._warn = RateLimitedLog(log, config.rejection_log_interval_s, clock)
         # A store that keeps failing must not grow memory without bound.
         self._max_pending = max(100 * config.batch_size, 10_000)
 
@@ -191,6 +139,8 @@ class Ingestor:
             self._batch.append(event)
             if ack is not None:
                 self._acks.append(ack)
+            if self._on_settled is not None:
+                self._settled.append((event.store, event.sensor, event.event_id))
             full = len(self._batch) >= self._config.batch_size
         if full:
             self.flush()
@@ -247,7 +197,7 @@ class Ingestor:
             event = model.model_validate_json(payload, strict=True)
         except ValidationError as exc:
             raise _Rejected(Reason.INVALID, _validation_detail(exc)) from None
-        _check_times(event)
+        _check_times(event, datetime.fromtimestamp(self._clock() + self._config.max_future_s, UTC))
         if (event.store, event.sensor) != (store, sensor):
             raise _Rejected(
                 Reason.TOPIC_MISMATCH,
@@ -256,7 +206,14 @@ class Ingestor:
         return cast("Event", event)  # one of the three Event models, by EVENT_KINDS
 
     def _reject(
-        self, topic: str, payload: bytes, reason: Reason, detail: str, ack: Callable[[], object] | None = None
+        self,
+        topic: str,
+        payload: bytes,
+        reason: Reason,
+        detail: str,
+        ack: Callable[[], object] | None = None,
+        *,
+        claim: bool = True,
     ) -> None:
         # Topic and detail may quote the payload (a topic level, a schema value): masked like it.
         safe_topic = _safe_text(topic.encode("utf-8", "replace"), 256)
@@ -277,6 +234,10 @@ class Ingestor:
             del self._letters[: -self._config.dead_letter_keep or len(self._letters)]
             if ack is not None:
                 self._acks.append(ack)
+            if claim and self._on_settled is not None:
+                settled = claimed(self._prefix, topic, payload)
+                if settled is not None:
+                    self._settled.append(settled)
         self._warn.warn(
             reason.value,
             "rejected payload on %s (%d bytes): %s: %s",
@@ -299,26 +260,15 @@ class Ingestor:
             inserted = 0
             if self._batch:
                 batch = self._batch
-                try:
-                    inserted = self._store.add(batch)
-                except StoreError as exc:
-                    self._store_failed(exc, len(batch))
-                    return 0
-                self._batch = []
+                result = store_isolating(self._store.add, batch)
+                done, self._batch = batch[: result.done], batch[result.done :]
+                inserted = result.inserted
                 self._stored += inserted
-                self._hand_on(batch)
-                # visit_open events feed the trigger only and are never stored: not duplicates.
-                storable = sum(1 for e in batch if not isinstance(e, VisitOpenEvent))
-                self._duplicates += storable - inserted
-            if self._new_rejections:
-                try:
-                    self._store.dead_letter(
-                        self._letters, self._new_rejections, self._config.dead_letter_keep
-                    )
-                except StoreError as exc:
-                    log.error("cannot record rejected payloads: %s", exc)
-                else:
-                    self._letters, self._new_rejections = [], Counter()
+                self._hand_on(self._settle(done, result.refused, inserted))
+                if result.error is not None:
+                    self._store_failed(result.error, len(self._batch))
+                    return inserted
+            self._record_letters()
             # Everything handled so far is stored: acknowledge it, still under the lock so that
             # acknowledgements leave in arrival order even when two threads flush.
             acks, self._acks = self._acks, []
@@ -327,7 +277,62 @@ class Ingestor:
                     ack()
                 except Exception:  # one failed acknowledgement must not withhold the others
                     log.exception("acknowledging a stored message failed")
+            settled, self._settled = self._settled, []
+            if settled and self._on_settled is not None:
+                try:
+                    self._on_settled(settled)
+                except Exception:  # a lost store acknowledgement costs a re-send, never an event
+                    log.exception("sending store acknowledgements failed")
             return inserted
+
+    def _settle(
+        self, done: Sequence[Event], refused: Sequence[tuple[Event, str]], inserted: int
+    ) -> list[Event]:
+        """Count the outcome of stored events: duplicates, and conflicts and refusals as dead letters.
+
+        Returns the events that are in the store (new or re-sent), for `on_stored`."""
+        for event, reason in refused:
+            self._reject_event(event, Reason.STORE_REFUSED, reason)
+        gone = {id(e) for e, _ in refused}
+        kept = [e for e in done if id(e) not in gone]
+        # visit_open events feed the trigger only and are never stored: not duplicates.
+        repeats = sum(1 for e in kept if not isinstance(e, VisitOpenEvent)) - inserted
+        if repeats > 0:
+            try:
+                conflicts = self._store.conflicts(kept)
+            except StoreError as exc:  # the events are stored: only the comparison is lost
+                log.error("cannot compare %d re-sent events with the stored ones: %s", repeats, exc)
+                conflicts = []
+            for conflict in conflicts:
+                self._reject_event(
+                    conflict.event,
+                    Reason.CONFLICT,
+                    f"event_id {conflict.event.event_id} is stored with other content"
+                    f" ({', '.join(conflict.fields)} differ); the stored event is kept",
+                )
+            repeats -= len(conflicts)
+            clashing = {id(c.event) for c in conflicts}
+            kept = [e for e in kept if id(e) not in clashing]
+        self._duplicates += max(repeats, 0)
+        return kept
+
+    def _reject_event(self, event: Event, reason: Reason, detail: str) -> None:
+        """An accepted event that the store refused or that conflicts: a dead letter, counted once."""
+        with self._lock:
+            self._accepted -= 1
+            self._received -= 1  # _reject counts it again
+        topic = topic_for("/".join(self._prefix), event)
+        self._reject(topic, event.to_json(), reason, detail, claim=False)  # settled when accepted
+
+    def _record_letters(self) -> None:
+        if not self._new_rejections:
+            return
+        try:
+            self._store.dead_letter(self._letters, self._new_rejections, self._config.dead_letter_keep)
+        except StoreError as exc:
+            log.error("cannot record rejected payloads: %s", exc)
+        else:
+            self._letters, self._new_rejections = [], Counter()
 
     def _hand_on(self, batch: Sequence[Event]) -> None:
         # Before the acknowledgements: a stored batch reaches `on_stored` (the real-time triggers) even
@@ -365,11 +370,20 @@ class Ingestor:
             )
 
 
-def _check_times(event: BaseModel) -> None:
+def _check_times(event: BaseModel, latest: datetime) -> None:
+    """Aware, not beyond `latest` (the collector's clock plus `ingest.max_future_s`), end not before start.
+
+    The model already bounds every timestamp to [TIME_MIN, TIME_MAX); this is the configurable side.
+    """
     values: dict[str, Any] = {name: getattr(event, name) for name in type(event).model_fields}
     for name, value in values.items():
         if isinstance(value, datetime) and value.utcoffset() is None:
             raise _Rejected(Reason.INVALID, f"{name}: timestamp has no time zone (UTC expected, e.g. ...Z)")
+        if isinstance(value, datetime) and value > latest:
+            raise _Rejected(
+                Reason.INVALID,
+                f"{name}: {value.isoformat()} is after {latest.isoformat()} (ingest.max_future_s)",
+            )
     start, end = values.get("start"), values.get("end")
     if isinstance(start, datetime) and isinstance(end, datetime) and end < start:
         raise _Rejected(Reason.INVALID, f"end {end.isoformat()} is before start {start.isoformat()}")

@@ -9,6 +9,10 @@ size before the first acknowledgement (MQTT 5 Receive Maximum), so batches fill 
 graceful stop (SIGTERM, SIGINT) stops taking messages, stores and acknowledges the batch, then
 disconnects; what arrives meanwhile stays in the session for the next start.
 
+After each commit the sensors hear which of their events are durable (stored, duplicates, dead letters):
+store acknowledgements on `<prefix>/<store>/ack/<sensor>` (collector/ingest/acks.py, footfall/acks.py), on
+which their spools release them.
+
 Privacy duties run here too: the retained control message (opt-out and consent tokens, per store) is
 published on every connection and again whenever the registry's revision changes (the CLI may change it
 while the service runs), and retention runs every `retention.interval_h`, the first time five minutes
@@ -34,6 +38,7 @@ from functools import partial
 from types import FrameType
 
 from collector.config import CollectorConfig
+from collector.ingest.acks import AckPublisher
 from collector.ingest.ingestor import Ingestor, IngestStats
 from collector.online.triggers import Triggers, Webhook, webhook_from_config
 from collector.privacy import retention
@@ -44,6 +49,7 @@ from collector.storage.backends import open_store
 from collector.storage.base import Store, StoreError
 from footfall.broker import broker_settings
 from footfall.configfile import ConfigError
+from footfall.events import COLLECTOR_LEVELS
 from footfall.mqtt import Message, MqttClient, MqttError
 from footfall.tokens import TokenKey
 
@@ -99,10 +105,17 @@ class Collector:
                 webhook=self._webhook,
                 clock=lambda: datetime.fromtimestamp(clock(), UTC),
             )
-        # Each stored batch goes on to the triggers, before it is acknowledged.
+        # Each stored batch goes on to the triggers, before it is acknowledged; then the sensors hear
+        # which of their events are stored (footfall/acks.py).
         on_stored = None if self.triggers is None else self.triggers.handle
+        self.store_acks = AckPublisher(self._client.publish, config.mqtt.topic_prefix)
         self.ingestor = Ingestor(
-            self._store, config.ingest, config.mqtt.topic_prefix, clock, on_stored=on_stored
+            self._store,
+            config.ingest,
+            config.mqtt.topic_prefix,
+            clock,
+            on_stored=on_stored,
+            on_settled=self.store_acks,
         )
         self._monotonic = monotonic
         self._stop = threading.Event()
@@ -278,9 +291,10 @@ class Collector:
         return self.last_retention
 
     def _is_control(self, topic: str) -> bool:
+        # Our own messages (the retained privacy control, store acknowledgements), delivered back to us.
         levels = topic.split("/")
         n = len(self.config.mqtt.topic_prefix.split("/"))
-        return len(levels) == n + 3 and levels[n + 1] == "control"
+        return len(levels) == n + 3 and levels[n + 1] in COLLECTOR_LEVELS
 
     def _install_signal_handlers(self) -> Callable[[], None]:
         if threading.current_thread() is not threading.main_thread():

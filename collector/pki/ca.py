@@ -35,6 +35,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from footfall.events import COLLECTOR_LEVELS, NAME_PATTERN
+
 Kind = Literal["broker", "sensor", "collector"]
 KINDS: tuple[str, ...] = get_args(Kind)
 REASONS = {
@@ -42,7 +44,7 @@ REASONS = {
     for r in x509.ReasonFlags
     if r not in (x509.ReasonFlags.unspecified, x509.ReasonFlags.remove_from_crl)
 }
-_NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}"  # footfall.events.Name: a topic level
+_NAME = NAME_PATTERN[1:-1]  # footfall.events.Name, unanchored: a topic level
 _HOST = re.compile(
     r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
 )
@@ -86,6 +88,11 @@ def check_name(kind: str, name: str) -> None:
         raise PkiError(f"unknown kind {kind!r}: expected one of {', '.join(KINDS)}")
     if not _KIND_RULES[kind][0].match(name):
         raise PkiError(f"bad {kind} name {name!r}: expected {_EXPECTED[kind]}")
+    if kind == "sensor" and name.split("/", 1)[1].lower() in COLLECTOR_LEVELS:
+        raise PkiError(
+            f"bad sensor name {name!r}: {name.split('/', 1)[1]!r} is a topic level only the collector writes"
+            f" ({', '.join(sorted(COLLECTOR_LEVELS))}); its certificate could speak for the collector"
+        )
 
 
 class Pki:
@@ -268,9 +275,19 @@ class Pki:
                 continue
             if cert.kind == "sensor":
                 store = cert.name.split("/", 1)[0]
-                grants = [f"topic write {prefix}/{cert.name}/#", f"topic read {prefix}/{store}/control/#"]
+                sensor = cert.name.split("/", 1)[1]
+                grants = [
+                    f"topic write {prefix}/{cert.name}/#",
+                    f"topic read {prefix}/{store}/control/#",
+                    f"topic read {prefix}/{store}/ack/{sensor}",
+                ]
             else:
-                grants = [f"topic read {prefix}/#", f"topic write {prefix}/+/control/#"]
+                grants = [
+                    f"topic read {prefix}/#",
+                    f"topic write {prefix}/+/control/#",
+                    f"topic write {prefix}/+/trigger",
+                    f"topic write {prefix}/+/ack/+",
+                ]
             lines += [
                 "",
                 f"# {cert.kind} {cert.name}, certificate {cert.serial}",

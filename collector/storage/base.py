@@ -24,6 +24,7 @@ from importlib import resources
 from typing import Protocol
 
 from collector.online.profiles import OnlineEvent, Profile
+from collector.storage.conflicts import Conflict
 from collector.storage.privacy import PrivacyStore
 from footfall.events import Event
 from footfall.times import to_us
@@ -33,6 +34,18 @@ _MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 class StoreError(Exception):
     """The database refused or failed an operation; the backend's own exception is converted to text."""
+
+
+class StoreRefused(StoreError):
+    """The database refused the data itself (a value out of its range, a constraint): retrying cannot help.
+
+    Any other StoreError (the database unreachable, locked, out of disk) may pass; the Ingestor retries
+    those and isolates these (collector/ingest/poison.py).
+    """
+
+
+# Backend-neutral Python errors raised while a driver adapts a value (an int past int64: OverflowError).
+DATA_ERRORS: tuple[type[Exception], ...] = (OverflowError, ValueError, TypeError)
 
 
 def us(value: datetime) -> int:
@@ -226,6 +239,10 @@ class Store(PrivacyStore, Protocol):
 
     def sensors(self, store: str, start: datetime, end: datetime) -> list[str]:
         """Sensors of `store` with any event (visit, count or status) in [start, end)."""
+        ...
+
+    def conflicts(self, events: Sequence[Event]) -> list[Conflict]:
+        """Events of `events` whose event_id is stored with other content (collector/storage/conflicts.py)."""
         ...
 
     def profiles(self) -> ProfileStore:

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from collector.storage.base import CountRow, DeadLetter, VisitRow, us
+from collector.storage.conflicts import Conflict, find_conflicts
 from collector.storage.privacy_sql import PrivacyReads
 from collector.storage.sql import Insert, Rows
 from footfall.events import CountEvent, Event, StatusEvent, VisitEvent, VisitOpenEvent
@@ -154,6 +155,9 @@ class StoreReads(PrivacyReads):
             (store, us(start), us(end)),
         )
         return [CountRow(r[0], from_us(r[1]), from_us(r[2]), r[3], r[4], r[5], r[6], r[7]) for r in rows]
+
+    def conflicts(self, events: Sequence[Event]) -> list[Conflict]:
+        return find_conflicts(self.query, events, EVENT_INSERTS, _COLUMNS)
 
     def sensors(self, store: str, start: datetime, end: datetime) -> list[str]:
         span = (store, us(start), us(end))

@@ -26,7 +26,17 @@ from typing import Any
 import psycopg
 
 from collector.online.profiles import OnlineEvent, Profile
-from collector.storage.base import DeadLetter, Migration, ProfileStore, PutCounts, StoreError, pending, us
+from collector.storage.base import (
+    DATA_ERRORS,
+    DeadLetter,
+    Migration,
+    ProfileStore,
+    PutCounts,
+    StoreError,
+    StoreRefused,
+    pending,
+    us,
+)
 from collector.storage.base import migrations as all_migrations
 from collector.storage.events_sql import DEAD_LETTER_SQL, EVENT_INSERTS, StoreReads, insert_rows
 from collector.storage.privacy import (
@@ -51,6 +61,8 @@ from footfall.events import Event
 
 MIGRATION_LOCK = 0x466F6F7466616C6C  # "Footfall": pg_advisory_xact_lock key for migrations
 
+
+_PG_REFUSALS: tuple[type[Exception], ...] = (psycopg.DataError, psycopg.IntegrityError, *DATA_ERRORS)
 
 # The SQLite store's statements, with PostgreSQL's placeholders.
 _INSERTS: dict[type[Any], Insert] = {kind: (pg(sql), row) for kind, (sql, row) in EVENT_INSERTS.items()}
@@ -182,8 +194,15 @@ class PostgresStore(StoreReads):
     def _errors(self, doing: str) -> Iterator[None]:
         try:
             yield
+        except _PG_REFUSALS as exc:
+            # DataError: integer out of range, a NUL in a text; IntegrityError: a CHECK constraint.
+            raise StoreRefused(f"{self.path}: cannot {doing}: {type(exc).__name__}: {_text(exc)}") from None
         except psycopg.Error as exc:
             raise StoreError(f"{self.path}: cannot {doing}: {_message(exc)}") from None
+
+
+def _text(exc: Exception) -> str:
+    return _message(exc) if isinstance(exc, psycopg.Error) else str(exc)
 
 
 def _message(exc: psycopg.Error) -> str:

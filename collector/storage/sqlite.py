@@ -20,7 +20,17 @@ from pathlib import Path
 from typing import Any
 
 from collector.online.profiles import OnlineEvent, Profile
-from collector.storage.base import DeadLetter, ProfileStore, PutCounts, StoreError, migrations, pending, us
+from collector.storage.base import (
+    DATA_ERRORS,
+    DeadLetter,
+    ProfileStore,
+    PutCounts,
+    StoreError,
+    StoreRefused,
+    migrations,
+    pending,
+    us,
+)
 from collector.storage.events_sql import DEAD_LETTER_SQL, EVENT_INSERTS, StoreReads, insert_rows
 from collector.storage.privacy import (
     ListName,
@@ -51,6 +61,9 @@ class _Rollback(Exception):
     def __init__(self, result: PutResult | RetentionCounts) -> None:
         super().__init__("rolled back")
         self.result = result
+
+
+_SQLITE_REFUSALS: tuple[type[Exception], ...] = (sqlite3.IntegrityError, sqlite3.DataError, *DATA_ERRORS)
 
 
 class SqliteStore(StoreReads):
@@ -193,6 +206,8 @@ class SqliteStore(StoreReads):
     def _errors(self, doing: str) -> Iterator[None]:
         try:
             yield
+        except _SQLITE_REFUSALS as exc:
+            raise StoreRefused(f"{self.path}: cannot {doing}: {type(exc).__name__}: {exc}") from None
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: cannot {doing}: {exc}") from None
 

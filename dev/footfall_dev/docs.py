@@ -77,17 +77,47 @@ def config_table(model: type[BaseModel]) -> str:
     return "\n".join(lines)
 
 
+def _range(prop: dict[str, Any]) -> str:
+    """The bounds a JSON Schema property puts on its value, short enough for a table cell."""
+    from footfall.events import _NO_CONTROL
+
+    for option in prop.get("anyOf", []):
+        if option.get("type") != "null":
+            prop = {**prop, **option}
+    if "patternProperties" in prop:
+        ((key_pattern, values),) = prop["patternProperties"].items()
+        keys = _range({"pattern": key_pattern, **prop.get("propertyNames", {})})
+        most = f", at most {prop['maxProperties']}" if "maxProperties" in prop else ""
+        return f"keys {keys}{most}; values {_range(values)}"
+    parts = []
+    if "minimum" in prop or "maximum" in prop:
+        parts.append(f"{prop.get('minimum', '')}..{prop.get('maximum', '')}")
+    if "formatMinimum" in prop:
+        parts.append(f"[{prop['formatMinimum'][:10]}, {prop['formatExclusiveMaximum'][:10]})")
+    pattern = prop.get("pattern", "")
+    if pattern == f"^[^{_NO_CONTROL}]*$":
+        parts.append("printable (no control, NUL or bidi characters)")
+    elif pattern:
+        parts.append(f"`{pattern}`".replace("|", "\\|"))
+    if "maxLength" in prop:
+        parts.append(f"≤ {prop['maxLength']} chars")
+    return ", ".join(parts)
+
+
 def schema_tables() -> str:
-    from footfall.events import SCHEMA_MODELS
+    from footfall.events import SCHEMA_MODELS, json_schemas
 
     parts = []
+    schemas = json_schemas()
     for name, model in SCHEMA_MODELS.items():
         parts.append(f"**`{name}`** — {(model.__doc__ or '').strip().splitlines()[0]}\n")
-        lines = ["| field | type | meaning |", "|---|---|---|"]
+        lines = ["| field | type | range | meaning |", "|---|---|---|---|"]
+        props = schemas[name]["properties"]
         for field_name, info in model.model_fields.items():
             wire = info.alias or field_name
             meaning = (info.description or "").replace("|", "\\|")
-            lines.append(f"| `{wire}` | {_type_name(info.annotation)} | {meaning} |")
+            limits = _range(props[wire])
+            lines.append(f"| `{wire}` | {_type_name(info.annotation)} | {limits} | {meaning} |")
         parts.append("\n".join(lines))
     return "\n\n".join(parts)
 

@@ -19,7 +19,7 @@ from sensor import config as sensor_config
 from sensor.cli.calibrate import calibrate
 from sensor.cli.keys import keys
 from sensor.cli.live import COMMANDS as LIVE_COMMANDS
-from sensor.decode.capture import CaptureError, merge_captures
+from sensor.decode.capture import CaptureError, merge_captures, read_capture
 from sensor.decode.frames import CaptureRecord
 from sensor.keys.consent import PrivacyFilter
 from sensor.keys.keystore import KeyFileError, StoreSeed
@@ -57,11 +57,18 @@ def salt_source(seed: Path | None = None) -> SaltSource:
     return FixedSalt(os.urandom(32), epoch="ephemeral")
 
 
-def _records(paths: tuple[Path, ...]) -> Iterator[CaptureRecord]:
+def _records(paths: tuple[Path, ...], cut: list[str]) -> Iterator[CaptureRecord]:
+    """The captures' records in time order; each capture whose last record is cut short goes into `cut`."""
     try:
-        yield from merge_captures(list(paths))
+        readers = [read_capture(path) for path in paths]
+        yield from merge_captures(readers)
     except CaptureError as exc:
         raise click.ClickException(str(exc)) from None
+    for reader in readers:
+        if reader.truncated_tail:
+            cut.append(
+                f"{reader.source}: truncated_record at byte {reader.truncated_at} (the rest was ignored)"
+            )
 
 
 def _with_site(
@@ -123,6 +130,9 @@ def _summary(pipeline: Pipeline, privacy: PrivacyFilter, destination: str, elaps
 @click.option("--store", help="Override site.store from the config.")
 @click.option("--sensor", "sensor_name", help="Override site.sensor from the config.")
 @click.option(
+    "--strict", is_flag=True, help="A capture cut short (a truncated last record) is an error, not a warning."
+)
+@click.option(
     "--privacy-control",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Opt-outs and consents from this file (footfall-collector tokens control) instead of the broker.",
@@ -136,6 +146,7 @@ def replay(
     store: str | None,
     sensor_name: str | None,
     privacy_control: Path | None,
+    strict: bool,
 ) -> None:
     """Replay pcap/pcapng CAPTURES (several files are merged in time order) through the sensor."""
     config = _with_site(load_config(config_path), store, sensor_name)
@@ -154,9 +165,10 @@ def replay(
             sink = MqttSink.connect(config, package_version(), time.time_ns())
         except (MqttError, ConfigError) as exc:
             raise click.ClickException(str(exc)) from None
+    cut: list[str] = []
     pipeline = Pipeline(config, salts, sink, drop_mac=privacy.drop, consent_of_mac=privacy.consent_token)
     try:
-        pipeline.run(_records(captures))
+        pipeline.run(_records(captures, cut))
         pipeline.finish()
     except MqttError as exc:
         raise click.ClickException(str(exc)) from None
@@ -168,6 +180,12 @@ def replay(
         if control_client is not None:
             control_client.close()
     _summary(pipeline, privacy, destination, time.monotonic() - started)
+    for warning in cut:
+        click.echo(f"warning: {warning}", err=True)
+    if cut:
+        click.echo(f"capture warnings: truncated_record={len(cut)}", err=True)
+    if strict and cut:
+        raise click.ClickException(f"{len(cut)} captures cut short (--strict)")
 
 
 @main.command("check-config")

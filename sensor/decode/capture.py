@@ -57,7 +57,8 @@ _record = fast_init(CaptureRecord)  # CaptureRecord(...), faster: see sensor/dec
 class CaptureReader(Iterator[CaptureRecord]):
     """Iterates the records of one capture buffer; after the loop, says how it ended.
 
-    `truncated_tail` is True when the last record (or block) was cut short; `records` counts the
+    `truncated_tail` is True when the last record (or block) was cut short, `truncated_at` the byte
+    offset where that record starts; `records` counts the
     records yielded; `format` is "pcap" or "pcapng". The header is checked on construction, so a
     file that is not a capture fails at once rather than at the first `next()`.
     """
@@ -65,6 +66,7 @@ class CaptureReader(Iterator[CaptureRecord]):
     def __init__(self, buf: Buffer, source: str = "<bytes>") -> None:
         self.source = source
         self.truncated_tail = False
+        self.truncated_at: int | None = None
         self.records = 0
         self._buf = buf
         if len(buf) < 4:
@@ -86,6 +88,9 @@ class CaptureReader(Iterator[CaptureRecord]):
 
     def __next__(self) -> CaptureRecord:
         return next(self._it)
+
+    def _cut(self, offset: int) -> None:
+        self.truncated_tail, self.truncated_at = True, offset
 
     def _fail(self, offset: int, message: str) -> CaptureError:
         return CaptureError(self.source, offset, message)
@@ -137,7 +142,7 @@ class CaptureReader(Iterator[CaptureRecord]):
                     start = off + header
                     off = start + incl
                     if off > end:
-                        self.truncated_tail = True
+                        self._cut(start - 16)
                         return
                     count += 1
                     yield _record(sec * 1_000_000_000 + frac * frac_ns, linktype, buf[start:off], orig)
@@ -146,7 +151,7 @@ class CaptureReader(Iterator[CaptureRecord]):
                 if release is not None:
                     release(off)
             if off < end:
-                self.truncated_tail = True
+                self._cut(off)
         finally:
             self.records = count
 
@@ -169,12 +174,12 @@ class CaptureReader(Iterator[CaptureRecord]):
                     release(off)
                     release_at = off + _RELEASE_BYTES
                 if off + 12 > end:
-                    self.truncated_tail = True
+                    self._cut(off)
                     return
                 btype = struct.unpack_from(order + "I", buf, off)[0]
                 if btype == PCAPNG_SHB:
                     if off + 28 > end:
-                        self.truncated_tail = True
+                        self._cut(off)
                         return
                     order = self._byte_order(off)
                     interfaces = []
@@ -182,7 +187,7 @@ class CaptureReader(Iterator[CaptureRecord]):
                 if blen < 12 or blen % 4 or blen > _MAX_BLOCK:
                     raise self._fail(off, f"bad block length {blen} (block type 0x{btype:08x})")
                 if off + blen > end:
-                    self.truncated_tail = True
+                    self._cut(off)
                     return
                 if btype == _IDB:
                     interfaces.append(self._interface(order, off, blen))

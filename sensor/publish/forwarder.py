@@ -61,8 +61,14 @@ class Forwarder:
         inflight: int = 100,
         tick_s: float = 0.05,
         clock: Callable[[], float] = time.monotonic,
+        release_on_puback: bool = True,
     ) -> None:
+        """`release_on_puback=False` (end to end): a PUBACK marks the event acknowledged by the broker, but
+        it stays in the spool until the collector's store acknowledgement releases it
+        (sensor/publish/storeacks.py); every reconnection, the first one of a restart too, sends again
+        every acknowledged event not released yet (the spool then keeps them up to `max_age_s`)."""
         self._spool = spool
+        self._release_on_puback = release_on_puback
         self._client = client
         self._window = inflight
         self._tick_s = tick_s
@@ -99,9 +105,13 @@ class Forwarder:
     def drain(self, timeout_s: float) -> int:
         """Wait until every queued event is acknowledged or the time is up; returns how many are left."""
         deadline = self._clock() + timeout_s
-        while self._spool.pending_count and self._clock() < deadline:
+        while self._left() and self._clock() < deadline:
             time.sleep(0.02)
-        return self._spool.pending_count
+        return self._left()
+
+    def _left(self) -> int:
+        # End to end, an event is done once the collector stored it, not once the broker has it.
+        return self._spool.pending_count if self._release_on_puback else self._spool.unreleased_count
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -120,6 +130,8 @@ class Forwarder:
             if seq is None:
                 continue
             self.refused += 1
+            if not self._release_on_puback:  # a re-sent acknowledged event: pending again, to be offered
+                self._spool.mark_unacked([seq])
             delay = RETRY_AFTER_S.get(reason, DEFAULT_RETRY_S)
             self._retry_at[seq] = now + delay
             if now - self._last_refusal_log.get(reason, -60.0) >= 60.0:
@@ -155,7 +167,7 @@ class Forwarder:
         self._cursor = 0  # anything pending and not in paho's hands goes out again (refused ones too)
         self._retry_at.clear()
         self._more.set()
-        if not first:
+        if not first or not self._release_on_puback:  # end to end: a restart may follow a lost broker
             self._resend.extend(self._spool.recently_acked())
             if self._resend:
                 log.info("reconnected: sending again the %d events acknowledged lately", len(self._resend))

@@ -1,8 +1,9 @@
 """The sensor's MQTT sink: store and forward.
 
 `MqttSink.send` queues the event in the spool (sensor/publish/spool.py), durably, and returns; the
-`Forwarder` thread (sensor/publish/forwarder.py) publishes the spool with QoS 1 and removes an event
-only on the broker's PUBACK. The sensor's `offline` status is the connection's last will.
+`Forwarder` thread (sensor/publish/forwarder.py) publishes the spool with QoS 1; an event leaves the spool
+on the collector's store acknowledgement (`spool.release: stored`, footfall/acks.py), or on the broker's
+PUBACK (`release: broker`). The sensor's `offline` status is the connection's last will.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from sensor.config import SensorConfig, SpoolConfig
 from sensor.publish.forwarder import Forwarder
 from sensor.publish.spool import Spool
 from sensor.publish.status import status_event
+from sensor.publish.storeacks import StoreAcks
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +41,14 @@ class MqttSink:
         self._prefix = config.mqtt.topic_prefix
         self._client = client
         self.spool = spool
-        self.forwarder = Forwarder(spool, client, inflight=config.spool.inflight)
+        end_to_end = config.spool.release == "stored"
+        self.forwarder = Forwarder(
+            spool, client, inflight=config.spool.inflight, release_on_puback=not end_to_end
+        )
+        self.store_acks: StoreAcks | None = None
+        if end_to_end:
+            self.store_acks = StoreAcks(spool, self.forwarder.notify)
+            self.store_acks.attach(client, config.mqtt.topic_prefix, config.site.store, config.site.sensor)
         self._ack_timeout_s = ack_timeout_s
         self._temporary_spool = config.spool.path is None
         self.sent = 0
@@ -66,12 +75,14 @@ class MqttSink:
         will = Will(f"{config.mqtt.topic_prefix}/{site.store}/{site.sensor}/status", will_event.to_json())
         settings = broker_settings(config.mqtt, f"footfall-sensor-{site.store}-{site.sensor}")
         client = MqttClient(replace(settings, max_inflight=config.spool.inflight), will)
+        sink = cls(config, client, spool, ack_timeout_s=ack_timeout_s)  # subscribes before connecting
         try:
             client.connect(wait_s or 10.0, wait=wait_s is not None)
         except MqttError:
+            sink.forwarder.stop()
             spool.close()
             raise
-        return cls(config, client, spool, ack_timeout_s=ack_timeout_s)
+        return sink
 
     @property
     def spool_depth(self) -> int:
@@ -97,9 +108,8 @@ class MqttSink:
                 if self._temporary_spool
                 else f"they stay in the spool {self.spool.path} and are sent on the next start"
             )
-            raise MqttError(
-                f"{left} events were not acknowledged by the broker within {self._ack_timeout_s:g} s; {fate}"
-            )
+            by = "stored by the collector" if self.store_acks is not None else "acknowledged by the broker"
+            raise MqttError(f"{left} events were not {by} within {self._ack_timeout_s:g} s; {fate}")
 
 
 def open_spool(config: SpoolConfig, clock: Callable[[], float] = time.time) -> Spool:
@@ -120,7 +130,8 @@ def open_spool(config: SpoolConfig, clock: Callable[[], float] = time.time) -> S
         max_events=config.max_events,
         max_age_s=config.max_age_s,
         on_full=config.on_full,
-        keep_acked_s=config.keep_acked_s,
+        # End to end, what the broker acknowledged stays until the collector stored it (or it is too old).
+        keep_acked_s=config.max_age_s if config.release == "stored" else config.keep_acked_s,
         sync=config.sync,
         clock=clock,
     )

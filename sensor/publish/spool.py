@@ -1,4 +1,7 @@
-"""Store and forward: every event is on disk before it is sent, and leaves only once the broker has it.
+"""Store and forward: every event is on disk before it is sent, and leaves only once it is safe.
+
+Safe is, by `spool.release`: `stored` (the default), the collector's store acknowledgement (`release`,
+sensor/publish/storeacks.py), end to end; `broker`, the broker's PUBACK (`mark_acked`), as below.
 
 `Spool` is the durable queue: SQLite in WAL mode, one row per event, written (and with `sync: full`,
 fsynced) before `put` returns. `sensor.publish.forwarder.Forwarder` moves it to the broker in order, QoS 1, at most
@@ -288,6 +291,44 @@ class Spool:
             self._pending, self._pending_bytes = self._pending - n, self._pending_bytes - size
         return int(n)
 
+    def mark_unacked(self, seqs: Iterable[int]) -> int:
+        """Pending again: a re-sent event the broker did not pass on (end to end, it must go out again)."""
+        keys = [(s,) for s in seqs]
+        if not keys:
+            return 0
+        with self._lock, self._errors("mark events pending again"), immediate_transaction(self._db):
+            n = size = 0
+            for (seq,) in keys:
+                row = self._db.execute(
+                    "SELECT size FROM events WHERE seq = ? AND acked_at IS NOT NULL", (seq,)
+                ).fetchone()
+                if row is not None:
+                    self._db.execute("UPDATE events SET acked_at = NULL WHERE seq = ?", (seq,))
+                    n, size = n + 1, size + row[0]
+            self._pending, self._pending_bytes = self._pending + n, self._pending_bytes + size
+        return n
+
+    def release(self, event_ids: Iterable[str]) -> int:
+        """The collector stored these (footfall/acks.py): delete them, whether the broker acknowledged them yet
+        or not; returns how many were here. Ids the spool does not hold (released already) are ignored."""
+        keys = [(i,) for i in event_ids]
+        if not keys:
+            return 0
+        with self._lock, self._errors("release stored events"), immediate_transaction(self._db):
+            self._db.execute("CREATE TEMP TABLE IF NOT EXISTS stored (event_id TEXT PRIMARY KEY)")
+            self._db.execute("DELETE FROM temp.stored")
+            self._db.executemany("INSERT OR IGNORE INTO temp.stored VALUES (?)", keys)
+            where = "event_id IN (SELECT event_id FROM temp.stored)"
+            n, size, n_pending, size_pending = self._db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(size), 0), COUNT(*) - COUNT(acked_at),"
+                f" COALESCE(SUM(CASE WHEN acked_at IS NULL THEN size END), 0) FROM events WHERE {where}"
+            ).fetchone()
+            self._db.execute(f"DELETE FROM events WHERE {where}")
+            self._count("stored", n)
+            self._rows, self._bytes = self._rows - n, self._bytes - size
+            self._pending, self._pending_bytes = self._pending - n_pending, self._pending_bytes - size_pending
+        return int(n)
+
     def expire(self) -> int:
         """Forget acknowledged rows past `keep_acked_s`; drop pending ones past `max_age_s` (counted)."""
         now = self._clock()
@@ -321,6 +362,11 @@ class Spool:
     @property
     def pending_count(self) -> int:
         return self._pending
+
+    @property
+    def unreleased_count(self) -> int:
+        """Events still in the spool, acknowledged by the broker or not (end to end: not stored yet)."""
+        return self._rows
 
     def stats(self) -> SpoolStats:
         with self._lock, self._errors("read its figures"):
