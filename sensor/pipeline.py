@@ -96,7 +96,7 @@ class _SightingDraft:
 _new = object.__new__
 
 
-check_draft(Sighting, _SightingDraft)
+_DRAFT = check_draft(Sighting, _SightingDraft)  # False in the compiled build
 
 
 class Pipeline:
@@ -161,19 +161,34 @@ class Pipeline:
             # borrowing another epoch's would file the device under the wrong pseudonym.
             self.dropped_epoch_gone += 1
             return
-        draft = _new(_SightingDraft)
-        draft.ts_ns = ts_ns
-        draft.address = address
-        draft.epoch = self.pseudonyms.epoch
-        draft.randomized = probe.randomized
-        draft.rssi_dbm = probe.rssi_dbm
-        draft.channel = probe.channel
-        draft.seq = probe.seq
-        draft.fingerprint = probe.fingerprint
-        draft.ie_ids = probe.ie_ids
-        draft.directed = probe.ssid != ""
-        draft.__class__ = Sighting  # type: ignore[assignment]
-        sighting: Sighting = draft  # type: ignore[assignment]
+        sighting: Sighting
+        if not _DRAFT:
+            sighting = Sighting(
+                ts_ns,
+                address,
+                self.pseudonyms.epoch,
+                probe.randomized,
+                probe.rssi_dbm,
+                probe.channel,
+                probe.seq,
+                probe.fingerprint,
+                probe.ie_ids,
+                probe.ssid != "",
+            )
+        else:
+            draft = _new(_SightingDraft)
+            draft.ts_ns = ts_ns
+            draft.address = address
+            draft.epoch = self.pseudonyms.epoch
+            draft.randomized = probe.randomized
+            draft.rssi_dbm = probe.rssi_dbm
+            draft.channel = probe.channel
+            draft.seq = probe.seq
+            draft.fingerprint = probe.fingerprint
+            draft.ie_ids = probe.ie_ids
+            draft.directed = probe.ssid != ""
+            draft.__class__ = Sighting  # type: ignore[assignment]
+            sighting = draft  # type: ignore[assignment]
         device = self.resolver.resolve(sighting)
         if self._consent_of_mac is not None:
             token = self._consent_of_mac(mac)

@@ -28,6 +28,7 @@ from ruamel.yaml.error import YAMLError
 
 from footfall.configfile import ConfigError
 from sensor import config as sensor_config
+from sensor.cli import progress
 from sensor.decode.capture import CaptureError, merge_captures, read_capture
 from sensor.decode.decoder import FrameDecoder
 from sensor.decode.frames import CaptureRecord
@@ -272,6 +273,7 @@ def signal(
 )
 @click.option("--factor-only", is_flag=True, help="Fit the site factor only, keep inside RSSI and holdover.")
 @click.option("--windows", "show_windows", is_flag=True, help="Also print every 15-minute window.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar (one is drawn on a terminal).")
 def counts(
     captures: tuple[Path, ...],
     truth_path: Path,
@@ -279,6 +281,7 @@ def counts(
     write: bool,
     factor_only: bool,
     show_windows: bool,
+    quiet: bool,
 ) -> None:
     """Fit inside RSSI, holdover (grid) and site factor (least squares) to a people count."""
     if write and config_path is None:
@@ -303,14 +306,20 @@ def counts(
         raise click.ClickException(str(exc)) from None
     truth = [w.truth for w in windows]
 
+    bar = progress.Counter(show=progress.wanted(quiet), unit="frames", desc="calibrate")
+
     def replay(params: EstimatorParams) -> list[float]:
-        return window_means(count_series(with_estimator(config, params), records), windows, span)
+        means = window_means(count_series(with_estimator(config, params), records), windows, span)
+        bar.add(len(records))
+        return means
 
     base = config.estimator.params()
-    before = score(replay(base), truth)
+    before_values = replay(base)
+    before = score(before_values, truth)
     fit = fit_counts(replay, truth, base, full_grid=not factor_only)
     after_values = replay(fit.params)
     after = score(after_values, truth)
+    bar.close()
     click.echo(
         f"{len(windows)} windows of 15 minutes ({before.busy_windows} with >= 3 people), "
         f"mean truth {statistics.fmean(truth):.1f} people"
@@ -321,7 +330,6 @@ def counts(
             f"{label:<10}{p.inside_rssi_dbm:>16}{p.holdover_s:>11g}{p.site_factor:>12.3f}{s.mae:>7.2f}{_pct(s):>8}"
         )
     if show_windows:
-        before_values = replay(base)
         click.echo(f"{'window (UTC)':<18}{'truth':>7}{'before':>8}{'fitted':>8}")
         for w, b, a in zip(windows, before_values, after_values, strict=True):
             stamp = _utc(w.start_ns)

@@ -15,6 +15,7 @@ import click
 from footfall.cli import load_or_fail, package_version, tool_group
 from footfall.mqtt import Message, MqttClient, MqttError
 from sensor import config as sensor_config
+from sensor.cli import progress
 from sensor.decode.capture import CaptureError, merge_captures
 from sensor.decode.frames import CaptureRecord
 from sensor.keys.consent import PrivacyFilter, TokenKey, control_topic
@@ -154,6 +155,9 @@ def _records(paths: tuple[Path, ...]) -> Iterator[CaptureRecord]:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Opt-outs and consents from this file (footfall-collector tokens control) instead of the broker.",
 )
+@click.option(
+    "--quiet", "-q", is_flag=True, help="No progress bar (one is drawn on a terminal for a long replay)."
+)
 def replay(
     captures: tuple[Path, ...],
     config_path: Path | None,
@@ -163,6 +167,7 @@ def replay(
     store: str | None,
     sensor_name: str | None,
     privacy_control: Path | None,
+    quiet: bool,
 ) -> None:
     """Replay pcap/pcapng CAPTURES (several files are merged in time order) through the sensor."""
     config = load_config(config_path)
@@ -187,7 +192,8 @@ def replay(
             raise click.ClickException(str(exc)) from None
     pipeline = Pipeline(config, salts, sink, drop_mac=privacy.drop, consent_of_mac=privacy.consent_token)
     try:
-        pipeline.run(_records(captures))
+        size = sum(p.stat().st_size for p in captures)
+        pipeline.run(progress.records(_records(captures), size, show=progress.wanted(quiet)))
         pipeline.finish()
     except MqttError as exc:
         raise click.ClickException(str(exc)) from None

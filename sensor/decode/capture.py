@@ -65,6 +65,8 @@ class _RecordDraft:
 
 
 def _record(ts_ns: int, linktype: int, data: Buffer, orig_len: int) -> CaptureRecord:
+    if not _DRAFT:
+        return CaptureRecord(ts_ns, linktype, data, orig_len)  # type: ignore[arg-type]
     record = _new(_RecordDraft)
     record.ts_ns = ts_ns
     record.linktype = linktype
@@ -75,7 +77,7 @@ def _record(ts_ns: int, linktype: int, data: Buffer, orig_len: int) -> CaptureRe
 
 
 _new = object.__new__
-check_draft(CaptureRecord, _RecordDraft)
+_DRAFT = check_draft(CaptureRecord, _RecordDraft)  # False in the compiled build
 
 
 class CaptureReader(Iterator[CaptureRecord]):
@@ -163,6 +165,11 @@ class CaptureReader(Iterator[CaptureRecord]):
                         self.truncated_tail = True
                         return
                     count += 1
+                    if not _DRAFT:
+                        yield CaptureRecord(
+                            sec * 1_000_000_000 + frac * frac_ns, linktype, buf[start:off], orig
+                        )
+                        continue
                     record = _new(_RecordDraft)
                     record.ts_ns = sec * 1_000_000_000 + frac * frac_ns
                     record.linktype = linktype

@@ -113,7 +113,7 @@ class _ProbeDraft:
     randomized: bool
 
 
-check_draft(ProbeRequest, _ProbeDraft)
+_DRAFT = check_draft(ProbeRequest, _ProbeDraft)  # False in the compiled build
 
 
 class FrameDecoder:
@@ -187,6 +187,11 @@ class FrameDecoder:
             if suspicious and (suspicious == _OVERRUN or not fcs_known):
                 ssid, ids, fingerprint, _ = self._repair(data, off, end, blob, walked, fcs_known=fcs_known)
             self.stats.probe_requests += 1
+            randomized = transmitter[0] & 0x02 != 0
+            if not _DRAFT:
+                return ProbeRequest(
+                    ts_ns, transmitter, rssi, freq, channel, seq_ctrl >> 4, ssid, ids, fingerprint, randomized
+                )
             probe = _new(_ProbeDraft)
             probe.ts_ns = ts_ns
             probe.transmitter = transmitter
@@ -197,7 +202,7 @@ class FrameDecoder:
             probe.ssid = ssid
             probe.ie_ids = ids
             probe.fingerprint = fingerprint
-            probe.randomized = transmitter[0] & 0x02 != 0
+            probe.randomized = randomized
             probe.__class__ = ProbeRequest  # type: ignore[assignment]
             return probe  # type: ignore[return-value]
         except DecodeError as exc:

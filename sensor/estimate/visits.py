@@ -24,6 +24,8 @@ from sensor.decode.frames import Sighting, check_draft
 
 NS = 1_000_000_000
 EXPIRY_TICK_NS = 5 * NS  # how often (frame time) open visits are checked for their timeout
+# Before every frame time (int64 ns): an int, not -inf, so the compiled build keeps `_due_ns` a native int.
+DUE_AT_ONCE = -(2**63)
 
 Emit = Callable[[VisitEvent | CountEvent | VisitOpenEvent], None]
 _new = object.__new__
@@ -79,7 +81,7 @@ class _SpanDraft:
     fixed: bool
 
 
-check_draft(VisitSpan, _SpanDraft)
+_DRAFT = check_draft(VisitSpan, _SpanDraft)  # False in the compiled build
 
 
 @dataclass(slots=True)
@@ -99,6 +101,8 @@ class _Visit:
     consent: str | None = None
 
     def span(self, fixed: bool) -> VisitSpan:
+        if not _DRAFT:
+            return VisitSpan(self.device, self.start_ns, self.last_ns, self.inside, fixed)
         span = _new(_SpanDraft)
         span.device = self.device
         span.start_ns = self.start_ns
@@ -163,9 +167,9 @@ class PresenceModel:
         self._epoch = ""
         self._interval: _Interval | None = None
         self._next_expiry_ns = 0
-        # The first frame time at which an interval ends or the expiry tick is due (-inf: no
+        # The first frame time at which an interval ends or the expiry tick is due (DUE_AT_ONCE: no
         # interval yet), so a frame costs one comparison for both.
-        self._due_ns: float = float("-inf")
+        self._due_ns = DUE_AT_ONCE
         self.visits_emitted = 0
         self.counts_emitted = 0
 
@@ -227,7 +231,7 @@ class PresenceModel:
         self._open.clear()
         self._emit_count(self._interval)
         self._interval = None
-        self._due_ns = float("-inf")
+        self._due_ns = DUE_AT_ONCE
 
     @property
     def open_visits(self) -> int:

@@ -21,6 +21,7 @@ from typing import BinaryIO, Protocol
 
 from footfall.events import Event, StatusEvent, event_id, utc
 from footfall.mqtt import BrokerSettings, MqttClient, MqttError, TlsSettings, Will
+from sensor.buildinfo import build
 from sensor.config import SensorConfig, SpoolConfig
 from sensor.publish.spool import Entry, Spool
 
@@ -73,6 +74,7 @@ def status_event(
             "state": state,
             "at": utc(at_ns),
             "version": version,
+            "build": build(),
             **figures,
         },
         strict=False,

@@ -1,0 +1,142 @@
+"""The mypyc-compiled hot path gives byte-for-byte the same events as the pure-Python source.
+
+The compiled build is made once per source version (a cache under build/, keyed by a hash of the
+sources, mypy's version and the interpreter) from a copy of the tree, with the same `setup.py` the
+installer uses; the pure build is a copy without the extensions. Both replay the same real captures
+through the `replay` command in their own process, and the JSON lines must be identical.
+Skipped only where there is no C compiler (CI has one).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import mypy.version
+import pytest
+
+from sensor.buildinfo import HOT_MODULES
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+SOURCES = ("sensor", "footfall")
+BUILD_FILES = ("setup.py", "pyproject.toml", "README.md")
+
+
+def source_key() -> str:
+    digest = hashlib.sha256(f"{sys.version} mypy {mypy.version.__version__}".encode())
+    for top in SOURCES:
+        for path in sorted((REPO / top).rglob("*.py")):
+            digest.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes())
+    for name in BUILD_FILES:
+        digest.update((REPO / name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def copy_tree(dest: Path) -> None:
+    ignore = shutil.ignore_patterns("__pycache__", "*.so")
+    for top in SOURCES:
+        shutil.copytree(REPO / top, dest / top, ignore=ignore)
+    for name in BUILD_FILES:
+        shutil.copy2(REPO / name, dest / name)
+
+
+@pytest.fixture(scope="session")
+def builds() -> dict[str, Path]:
+    """{"pure": tree, "compiled": tree}: two importable copies of the package, built once per source."""
+    cc = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    if shutil.which(cc) is None:
+        pytest.skip(f"no C compiler ({cc}): the compiled build cannot be made here")
+    root = REPO / "build" / f"mypyc-{source_key()}"
+    pure, compiled = root / "pure", root / "compiled"
+    if not (root / "done").exists():
+        shutil.rmtree(root, ignore_errors=True)
+        copy_tree(pure)
+        copy_tree(compiled)
+        done = subprocess.run(
+            [sys.executable, "setup.py", "build_ext", "--inplace"],
+            check=False,
+            cwd=compiled,
+            env={**os.environ, "FOOTFALL_COMPILE": "1"},
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        (root / "done").touch()
+    return {"pure": pure, "compiled": compiled}
+
+
+def run(tree: Path, *code: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    return subprocess.run(
+        [sys.executable, "-c", "\n".join(code)],
+        check=False,
+        cwd=tree,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def replay(tree: Path, seed: Path, out: Path, captures: list[Path]) -> str:
+    done = run(
+        tree,
+        "from sensor.cli.main import main",
+        f"main([ 'replay', *{[str(c) for c in captures]!r}, '--to', 'jsonl', '--out', {str(out)!r},"
+        f" '--seed', {str(seed)!r}, '--quiet'], standalone_mode=False)",
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stderr
+
+
+def test_each_build_reports_itself(builds: dict[str, Path]) -> None:
+    for kind, tree in builds.items():
+        done = run(tree, "from sensor import buildinfo", "print(buildinfo.build())")
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == kind
+
+
+def test_the_compiled_tree_loads_every_hot_module_from_an_extension(builds: dict[str, Path]) -> None:
+    done = run(builds["compiled"], "from sensor import buildinfo", "print(*buildinfo.compiled_modules())")
+    assert done.stdout.split() == list(HOT_MODULES)
+
+
+def test_compiled_and_pure_builds_replay_real_captures_to_identical_json_lines(
+    builds: dict[str, Path], shared_data: Path, tmp_path: Path
+) -> None:
+    seed = tmp_path / "store.seed"
+    made = run(
+        builds["pure"],
+        "from sensor.cli.main import main",
+        f"main(['keys', 'seed', '--store', 'lab', '--out', {str(seed)!r}, '--at', '2020-01-01T00:00'],"
+        " standalone_mode=False)",
+    )
+    assert made.returncode == 0, made.stderr
+    groups = {
+        "lab-days": sorted((shared_data / "fryza-lab").glob("*.pcap")),
+        "other-radios": [
+            *sorted((shared_data / "captures").glob("*.*cap")),
+            REPO / "tests" / "data" / "fryza-2022-11-22-head.pcap",
+        ],
+        "demo": [REPO / "sensor" / "demo" / "demo-store.pcap"],
+    }
+    for name, captures in groups.items():
+        outputs = {}
+        summaries = {}
+        for kind, tree in builds.items():
+            out = tmp_path / f"{name}-{kind}.jsonl"
+            stderr = replay(tree, seed, out, captures)
+            outputs[kind] = out.read_bytes()
+            # "replayed N frames (M probe requests) in T s: ..." without the time
+            summaries[kind] = [line.split(" in ")[0] for line in stderr.splitlines() if "replayed" in line]
+        assert outputs["pure"], f"{name}: no events at all"
+        assert outputs["compiled"] == outputs["pure"], f"{name}: the builds' JSON lines differ"
+        assert summaries["compiled"] == summaries["pure"]
