@@ -23,7 +23,8 @@ import pytest
 from sensor.buildinfo import HOT_MODULES
 from tests.conftest import REPO
 
-pytestmark = pytest.mark.slow
+# The first run of a source version compiles it (~1 min on an idle 2-core machine, several when shared).
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
 SOURCES = ("sensor", "footfall")
 BUILD_FILES = ("setup.py", "pyproject.toml", "README.md")
