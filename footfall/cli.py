@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from click.utils import make_default_short_help
 
 T = TypeVar("T")
 
@@ -87,7 +88,7 @@ class LazyGroup(click.Group):
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         names = self.list_commands(ctx)
         limit = formatter.width - 6 - max(map(len, names), default=0)
-        rows = [(name, click.utils.make_default_short_help(self.listing[name], limit)) for name in names]
+        rows = [(name, make_default_short_help(self.listing[name], limit)) for name in names]
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
