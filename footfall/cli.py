@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from click.utils import make_default_short_help
 
 T = TypeVar("T")
 
@@ -88,7 +87,10 @@ class LazyGroup(click.Group):
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         names = self.list_commands(ctx)
         limit = formatter.width - 6 - max(map(len, names), default=0)
-        rows = [(name, make_default_short_help(self.listing[name], limit)) for name in names]
+        # click's own shortening, on a stand-in command that carries only the help text
+        rows = [
+            (name, click.Command(name, help=self.listing[name]).get_short_help_str(limit)) for name in names
+        ]
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
