@@ -1,8 +1,8 @@
 """The mypyc-compiled hot path gives byte-for-byte the same events as the pure-Python source.
 
-The compiled build is made once per source version (a cache under build/, keyed by a hash of the
-sources, mypy's version and the interpreter) from a copy of the tree, with the same `setup.py` the
-installer uses; the pure build is a copy without the extensions. Both replay the same real captures
+The compiled build is made once per version of the compiled sources (a cache under build/, keyed by a
+hash of them, mypy's version and the interpreter) with the same `setup.py` the installer uses; each
+session copies today's tree twice and adds the cached extensions to one copy. Both replay the same real captures
 through the `replay` command in their own process, and the JSON lines must be identical.
 Skipped only where there is no C compiler (CI has one).
 """
@@ -28,15 +28,20 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
 SOURCES = ("sensor", "footfall")
 BUILD_FILES = ("setup.py", "pyproject.toml", "README.md")
+# What the compiled code depends on: the hot modules and the modules whose types they use.
+TYPED_DEPENDENCIES = (
+    "sensor/config.py",
+    "footfall/events.py",
+    "footfall/configfile.py",
+    "sensor/buildinfo.py",
+)
 
 
 def source_key() -> str:
     digest = hashlib.sha256(f"{sys.version} mypy {mypy.version.__version__}".encode())
-    for top in SOURCES:
-        for path in sorted((REPO / top).rglob("*.py")):
-            digest.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes())
-    for name in BUILD_FILES:
-        digest.update((REPO / name).read_bytes())
+    files = [name.replace(".", "/") + ".py" for name in HOT_MODULES] + list(TYPED_DEPENDENCIES)
+    for name in [*files, "setup.py"]:
+        digest.update(name.encode() + b"\0" + (REPO / name).read_bytes())
     return digest.hexdigest()[:16]
 
 
@@ -48,29 +53,41 @@ def copy_tree(dest: Path) -> None:
         shutil.copy2(REPO / name, dest / name)
 
 
-@pytest.fixture(scope="session")
-def builds() -> dict[str, Path]:
-    """{"pure": tree, "compiled": tree}: two importable copies of the package, built once per source."""
-    cc = (sysconfig.get_config_var("CC") or "cc").split()[0]
-    if shutil.which(cc) is None:
-        pytest.skip(f"no C compiler ({cc}): the compiled build cannot be made here")
+def compiled_extensions() -> Path:
+    """A tree built with the installer's setup.py, once per version of the compiled sources."""
     root = REPO / "build" / f"mypyc-{source_key()}"
-    pure, compiled = root / "pure", root / "compiled"
     if not (root / "done").exists():
         shutil.rmtree(root, ignore_errors=True)
-        copy_tree(pure)
-        copy_tree(compiled)
+        copy_tree(root)
         done = subprocess.run(
             [sys.executable, "setup.py", "build_ext", "--inplace"],
             check=False,
-            cwd=compiled,
+            cwd=root,
             env={**os.environ, "FOOTFALL_COMPILE": "1"},
             capture_output=True,
             text=True,
-            timeout=900,
+            timeout=1200,
         )
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         (root / "done").touch()
+    return root
+
+
+@pytest.fixture(scope="session")
+def builds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """{"pure": tree, "compiled": tree}: two importable copies of today's source, one with the extensions."""
+    cc = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    if shutil.which(cc) is None:
+        pytest.skip(f"no C compiler ({cc}): the compiled build cannot be made here")
+    built = compiled_extensions()
+    base = tmp_path_factory.mktemp("builds")
+    pure, compiled = base / "pure", base / "compiled"
+    copy_tree(pure)
+    copy_tree(compiled)
+    for extension in built.rglob("*.so"):
+        if "build" not in extension.relative_to(built).parts:
+            target = compiled / extension.relative_to(built)
+            shutil.copy2(extension, target)
     return {"pure": pure, "compiled": compiled}
 
 

@@ -8,13 +8,15 @@ one addition, not a call into the bar.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterable, Iterator
 from typing import IO, Any, TypeVar
 
 from sensor.decode.frames import CaptureRecord
 
-DELAY_S = 1.0  # shorter work shows no bar at all
+# Shorter work shows no bar at all; FOOTFALL_PROGRESS_DELAY_S changes it (the tests draw at once).
+DELAY_S = float(os.environ.get("FOOTFALL_PROGRESS_DELAY_S", "1.0"))
 _BATCH = 4096  # records between two updates of the bar
 _RECORD_OVERHEAD = 16  # a pcap record header: the bar counts the bytes of the file it came from
 
@@ -30,16 +32,14 @@ def wanted(quiet: bool, stream: IO[str] | None = None) -> bool:
 def _bar(total: float | None, unit: str, desc: str, stream: IO[str] | None, **options: Any) -> Any:
     from tqdm import tqdm  # only where a bar is drawn
 
-    return tqdm(
-        total=total,
-        unit=unit,
-        desc=desc,
-        file=sys.stderr if stream is None else stream,
-        delay=DELAY_S,
-        dynamic_ncols=True,
-        leave=False,
-        **options,
-    )
+    file = sys.stderr if stream is None else stream
+    try:
+        columns = os.get_terminal_size(file.fileno()).columns
+    except (OSError, ValueError):
+        columns = 0
+    # A terminal that reports no size (a bare pty) gets 80 x 24, not a hidden bar.
+    width: dict[str, Any] = {"dynamic_ncols": True} if columns else {"ncols": 80, "nrows": 24}
+    return tqdm(total=total, unit=unit, desc=desc, file=file, delay=DELAY_S, leave=False, **width, **options)
 
 
 def records(
