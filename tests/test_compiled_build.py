@@ -134,7 +134,7 @@ def test_compiled_and_pure_builds_replay_real_captures_to_identical_json_lines(
     made = run(
         builds["pure"],
         "from sensor.cli.main import main",
-        f"main(['keys', 'seed', '--store', 'lab', '--out', {str(seed)!r}, '--at', '2020-01-01T00:00'],"
+        f"main(['keys', 'seed', '--store', 'lab', '--out', {str(seed)!r}, '--at', '2000-01-01T00:00'],"
         " standalone_mode=False)",
     )
     assert made.returncode == 0, made.stderr
