@@ -5,7 +5,9 @@
 Prints frames/s and peak memory for: the decoder alone; the whole pipeline (decode + pseudonymise +
 device resolution + people estimate + presence model + event building) with and without the estimator;
 scapy on a sample of the same file; tshark's field extraction on the same file when tshark is installed.
-Each measurement runs in a fresh process so peak RSS belongs to it alone. Figures, not assertions: the
+Each measurement runs in a fresh process so peak RSS belongs to it alone. frames/CPU-s divides by the
+process's CPU time: on a shared machine it is the one-core figure, wall-clock frames/s is not. The
+build measured (compiled or pure, sensor.buildinfo) is the one importable from the repository. Figures, not assertions: the
 machines are shared and noisy, so no test depends on them.
 """
 
@@ -63,7 +65,7 @@ def measure(mode: str, capture: Path, sample: int) -> dict[str, Any]:
     if heap:
         tracemalloc.start()
     frames = 0
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     if mode == "decode":
         decoder = FrameDecoder()
         decode = decoder.decode
@@ -96,12 +98,16 @@ def measure(mode: str, capture: Path, sample: int) -> dict[str, Any]:
                 break
     else:
         raise SystemExit(f"unknown mode {mode}")
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    from sensor import buildinfo
+
     result: dict[str, Any] = {
         "mode": mode,
+        "build": buildinfo.build(),
         "frames": frames,
         "seconds": round(elapsed, 3),
         "frames_per_s": round(frames / elapsed),
+        "frames_per_cpu_s": round(frames / cpu),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
     if heap:
@@ -117,15 +123,17 @@ def tshark(capture: Path, frames: int) -> dict[str, Any] | None:
     cmd = [binary, "-n", "-r", str(capture), "-c", str(frames), "-T", "fields"]
     for f in fields:
         cmd += ["-e", f]
-    started = time.perf_counter()
+    started, before = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(cmd, capture_output=True, check=True).stdout
-    elapsed = time.perf_counter() - started
+    elapsed, after = time.perf_counter() - started, resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     n = out.count(b"\n")
     return {
         "mode": "tshark -T fields",
         "frames": n,
         "seconds": round(elapsed, 3),
         "frames_per_s": round(n / elapsed),
+        "frames_per_cpu_s": round(n / cpu),
     }
 
 
@@ -147,6 +155,8 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=1_000_000, help="size of the generated capture")
     parser.add_argument("--capture", type=Path, help="use this radiotap capture instead of a generated one")
     parser.add_argument("--sample", type=int, default=20_000, help="frames scapy reads (it is slow)")
+    parser.add_argument("--no-heap", action="store_true", help="skip the (slow) tracemalloc run")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -154,17 +164,26 @@ def main() -> None:
         return
     capture = ensure_capture(args.frames, args.capture)
     print(f"capture: {capture} ({capture.stat().st_size / 2**20:.0f} MiB)")
+    from sensor.cli import progress
+
+    modes = ["decode", "pipeline-naive", "pipeline", "pipeline+heap", "scapy"]
+    if args.no_heap:
+        modes.remove("pipeline+heap")
+    show = progress.wanted(args.quiet)
     rows = [
-        child("decode", capture, args.sample),
-        child("pipeline-naive", capture, args.sample),
-        child("pipeline", capture, args.sample),
-        child("pipeline+heap", capture, args.sample),
-        child("scapy", capture, args.sample),
+        child(m, capture, args.sample)
+        for m in progress.count(modes, show=show, unit="run", desc="pipeline", total=len(modes))
     ]
     ts = tshark(capture, 200_000)
     if ts:
         rows.append(ts)
-    print(f"{'what':<22}{'frames':>11}{'seconds':>10}{'frames/s':>12}{'peak RSS MB':>13}{'peak heap MB':>14}")
+    else:
+        print("tshark: not installed (apt-get install -y tshark) - its row is missing")
+    print(f"build: {rows[0]['build']} (sensor.buildinfo)")
+    print(
+        f"{'what':<22}{'frames':>11}{'seconds':>10}{'frames/s':>12}{'frames/CPU-s':>14}"
+        f"{'peak RSS MB':>13}{'peak heap MB':>14}"
+    )
     names = {
         "decode": "decoder only",
         "pipeline-naive": "pipeline, naive",
@@ -176,7 +195,7 @@ def main() -> None:
         label = names.get(r["mode"], r["mode"]) + (" +tracemalloc" if heap else "")
         print(
             f"{label:<22}{r['frames']:>11,}{r['seconds']:>10.2f}{r['frames_per_s']:>12,}"
-            f"{r.get('peak_rss_mb', ''):>13}{heap:>14}"
+            f"{r['frames_per_cpu_s']:>14,}{r.get('peak_rss_mb', ''):>13}{heap:>14}"
         )
 
 

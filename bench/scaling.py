@@ -8,7 +8,8 @@ to bench/.cache. Each day is replayed through the whole pipeline (decode, pseudo
 people estimate, presence, events built) in a fresh process: frames/s and peak RSS; then again under
 tracemalloc: the peak heap, and the heap still held at the end of the day (before the final flush),
 when the crowd has left. What the pipeline holds should follow the devices live at once, so the
-end-of-day heap must not grow with the day's total. Prints one table; the build (compiled or pure)
+end-of-day heap must not grow with the day's total. frames/CPU-s (the process's CPU time) is the
+one-core figure on a shared machine; "vs 1x" compares it. Prints one table; the build (compiled or pure)
 is the one installed.
 """
 
@@ -65,11 +66,11 @@ def measure(path: Path, heap: bool) -> dict[str, Any]:
     pipeline = Pipeline(SensorConfig(), FixedSalt(b"k" * 32), sink)
     if heap:
         tracemalloc.start()
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     pipeline.run(read_capture(path))
     held = tracemalloc.get_traced_memory()[0] if heap else 0
     pipeline.finish()
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     frames = pipeline.decoder.stats.frames
     out: dict[str, Any] = {
         "build": buildinfo.build(),
@@ -77,6 +78,7 @@ def measure(path: Path, heap: bool) -> dict[str, Any]:
         "events": sink.events,
         "seconds": elapsed,
         "frames_per_s": frames / elapsed,
+        "frames_per_cpu_s": frames / cpu,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
     if heap:
@@ -114,17 +116,17 @@ def main() -> None:
     show = progress.wanted(args.quiet)
     for d, heap in progress.count(runs, show=show, unit="run", desc="scaling", total=len(runs)):
         results[d, heap] = child(paths[d], heap)
-    first = results[densities[0], False]["frames_per_s"]
+    first = results[densities[0], False]["frames_per_cpu_s"]
     print(f"build: {results[densities[0], False]['build']}")
     print(
-        f"{'density':>8}{'frames':>12}{'events':>9}{'frames/s':>11}{'vs 1x':>7}{'peak RSS MB':>13}"
+        f"{'density':>8}{'frames':>12}{'events':>9}{'frames/s':>11}{'frames/CPU-s':>14}{'vs 1x':>7}{'peak RSS MB':>13}"
         f"{'peak heap MB':>14}{'held at end MB':>16}"
     )
     for d in densities:
         run, traced = results[d, False], results[d, True]
         print(
             f"{d:>7}x{run['frames']:>12,}{run['events']:>9,}{run['frames_per_s']:>11,.0f}"
-            f"{run['frames_per_s'] / first:>7.2f}{run['peak_rss_mb']:>13.1f}"
+            f"{run['frames_per_cpu_s']:>14,.0f}{run['frames_per_cpu_s'] / first:>7.2f}{run['peak_rss_mb']:>13.1f}"
             f"{traced['peak_heap_mb']:>14.1f}{traced['held_at_end_mb']:>16.1f}"
         )
 
