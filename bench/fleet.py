@@ -178,7 +178,8 @@ class TimedStore:
 def collector_main(port: int, dsn_file: Path, client_id: str, group: str | None, out: Path) -> None:
     from collector.config import CollectorConfig
     from collector.ingest.service import Collector
-    from collector.storage.store import Store, open_store
+    from collector.storage.backends import open_store
+    from collector.storage.base import Store
 
     config = CollectorConfig.model_validate(
         {
@@ -351,7 +352,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with running_postgres(fsync=True) as dsn:
             (work / "pg.dsn").write_text(dsn)
             from collector.config import StoreConfig
-            from collector.storage.store import open_store
+            from collector.storage.backends import open_store
 
             open_store(StoreConfig(backend="postgresql", dsn_file=work / "pg.dsn")).close()  # migrations
             print(

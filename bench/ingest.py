@@ -193,7 +193,8 @@ def run_one(backend: str, store_options: dict[str, Any], work: Path, args: argpa
     collector's session at the broker first, then the collector drains it (its capacity alone)."""
     from collector.config import CollectorConfig
     from collector.ingest.service import Collector
-    from collector.storage.store import Store, open_store
+    from collector.storage.backends import open_store
+    from collector.storage.base import Store
 
     with mosquitto(work) as port:
         config = CollectorConfig.model_validate(

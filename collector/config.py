@@ -9,31 +9,19 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 
+from footfall.broker import MqttSection
 from footfall.configfile import Section, load_model, validate_model
 from footfall.events import Name
 
 
-class TlsConfig(Section):
-    ca_file: Path
-    cert_file: Path | None = None
-    key_file: Path | None = None
+class MqttConfig(MqttSection):
+    """The shared MQTT section (footfall/broker.py) plus the collector's persistent, possibly shared, session."""
 
-
-class MqttConfig(Section):
-    host: str = "127.0.0.1"
-    port: int = Field(1883, ge=1, le=65535)
     client_id: str = Field(
         "footfall-collector",
         max_length=64,
         description="must be stable: the broker keeps the persistent session under this id",
     )
-    username: str | None = None
-    password_file: Path | None = Field(
-        None, description="file holding the password (e.g. a systemd credential)"
-    )
-    tls: TlsConfig | None = None
-    topic_prefix: str = Field("footfall/v1", pattern=r"^[^#+]+[^/#+]$")
-    keepalive_s: int = Field(30, ge=5, le=3600)
     connect_timeout_s: float = Field(
         10, gt=0, le=600, description="at start, fail if the broker is not up by then"
     )

@@ -157,14 +157,16 @@ EVENT_KINDS: dict[str, type[_Event]] = {
     "status": StatusEvent,
     "visit_open": VisitOpenEvent,
 }
-"""Topic suffix → model: the one table that ties topics to schemas."""
+"""Topic suffix → model: the one table that ties topics to schemas (the two below are derived from it)."""
 
-_BY_SCHEMA: dict[str, type[_Event]] = {
-    SCHEMA_VISIT: VisitEvent,
-    SCHEMA_COUNT: CountEvent,
-    SCHEMA_STATUS: StatusEvent,
-    SCHEMA_VISIT_OPEN: VisitOpenEvent,
+SCHEMA_MODELS: dict[str, type[_Event]] = {
+    model.model_fields["schema_"].default: model for model in EVENT_KINDS.values()
 }
+"""Schema name → model."""
+KIND_OF_SCHEMA: dict[str, str] = {
+    model.model_fields["schema_"].default: kind for kind, model in EVENT_KINDS.items()
+}
+"""Schema name → topic suffix."""
 
 
 def event_id(*parts: object) -> str:
@@ -179,13 +181,13 @@ def utc(ts_ns: int) -> datetime:
 
 
 def model_for_schema(schema: str) -> type[_Event] | None:
-    return _BY_SCHEMA.get(schema)
+    return SCHEMA_MODELS.get(schema)
 
 
 def json_schemas() -> dict[str, dict[str, Any]]:
     """JSON Schema of every event, by schema name (used for the README and by consumers)."""
     schemas = {}
-    for name, model in _BY_SCHEMA.items():
+    for name, model in SCHEMA_MODELS.items():
         schema = TypeAdapter(model).json_schema(by_alias=True, mode="serialization")
         # `schema` has a default for the producer's convenience, but every payload must carry it.
         schema["required"] = ["schema", *[r for r in schema.get("required", []) if r != "schema"]]
@@ -195,7 +197,7 @@ def json_schemas() -> dict[str, dict[str, Any]]:
 
 def topic_kind(event: Event) -> str:
     """The topic suffix an event is published under (`visit`, `count`, `status`)."""
-    return event.schema_.split(".", 1)[1].split("/", 1)[0]
+    return KIND_OF_SCHEMA[event.schema_]
 
 
 def topic_for(prefix: str, event: Event) -> str:

@@ -3,7 +3,7 @@
 paho's own types stay inside; callers see `Message`, `MqttError` and plain values. Reconnection is
 paho's (capped exponential backoff, forever); subscriptions are renewed in `on_connect` so a broker
 restart without a persistent session loses no subscription. `publish` returns the message id and
-`take_acked` / `take_refused` report the broker's PUBACKs, so a caller with a spool removes an event
+`wait_acked` / `wait_any_acked` / `take_refused` report the broker's PUBACKs, so a caller with a spool removes an event
 only once it is safe. With `manual_ack` the client acknowledges a received message only when told to
 (`ack`), after the caller has made it durable: a receiver killed before that gets it again.
 """
@@ -185,14 +185,8 @@ class MqttClient:
             self._acked -= done
             return mids - done
 
-    def take_acked(self) -> set[int]:
-        """Message ids acknowledged since the last call (for callers that track their own in-flight set)."""
-        with self._lock:
-            done, self._acked = self._acked, set()
-            return done
-
     def wait_any_acked(self, timeout_s: float) -> set[int]:
-        """Like `take_acked`, but first wait up to `timeout_s` for at least one acknowledgement."""
+        """Message ids acknowledged since the last call, after waiting up to `timeout_s` for at least one."""
         with self._ack_cond:
             self._ack_cond.wait_for(lambda: bool(self._acked or self._refused), timeout=timeout_s)
             done, self._acked = self._acked, set()

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from footfall.broker import MqttSection
 from footfall.configfile import Section, load_model, validate_model
 from footfall.events import Name
 from sensor.estimate.devices import ResolverParams
@@ -28,20 +29,8 @@ class SiteConfig(Section):
         return value
 
 
-class TlsConfig(Section):
-    ca_file: Path
-    cert_file: Path | None = None
-    key_file: Path | None = None
-
-
-class MqttConfig(Section):
-    host: str = "127.0.0.1"
-    port: int = Field(1883, ge=1, le=65535)
-    username: str | None = None
-    password_file: Path | None = None
-    tls: TlsConfig | None = None
-    topic_prefix: str = Field("footfall/v1", pattern=r"^[^#+]+[^/#+]$")
-    keepalive_s: int = Field(30, ge=5, le=3600)
+class MqttConfig(MqttSection):
+    """The broker, as footfall/broker.py declares it for both sides (the client id is the site's)."""
 
 
 class PresenceConfig(Section):
@@ -283,6 +272,3 @@ def load(path: Path | None) -> SensorConfig:
     if path is None:
         return validate_model(SensorConfig, {})
     return load_model(path, SensorConfig)
-
-
-Destination = Literal["mqtt", "jsonl"]

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from collector.storage.store import SqliteStore, Store
+from collector.storage.base import Store
+from collector.storage.sqlite import SqliteStore
 from tests.conftest import free_port
 
 PG_BIN_DIRS = tuple(sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True))

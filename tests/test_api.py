@@ -24,9 +24,9 @@ import uvicorn
 
 from collector.api.app import ApiTokenError, create_app, load_api_token
 from collector.config import CollectorConfig
-from collector.online.profiles import open_profiles
-from collector.storage.store import SqliteStore, Store
-from sensor.keys.consent import TokenKey
+from collector.storage.base import Store
+from collector.storage.sqlite import SqliteStore
+from footfall.tokens import TokenKey
 from tests.conftest import free_port
 from tests.pgserver import BACKENDS, open_backend, postgres_dsn, postgres_server  # noqa: F401
 from tests.test_omnichannel import NOW, populate
@@ -111,7 +111,7 @@ def test_profiles_are_stored_and_a_batch_with_a_bad_item_stores_nothing(api: Api
         (["body", 2, "id"], "String should match pattern '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$'"),
     ]
     assert "x@example.org" not in bad.text
-    profiles = open_profiles(api.db)
+    profiles = api.db.profiles()
     assert profiles.profile("zoe") is not None and profiles.profile("yan") is None
 
 
@@ -131,7 +131,7 @@ def test_online_events_are_deduplicated_and_a_future_or_repeated_id_refuses_the_
     assert bad.status_code == 422 and details(bad) == [
         (["body", 1], "at: 2024-05-12T10:00:00+00:00 is more than a day in the future")
     ]
-    assert [e.id for e in open_profiles(api.db).online_events("alice") if e.id.startswith("web")] == ["web-1"]
+    assert [e.id for e in api.db.profiles().online_events("alice") if e.id.startswith("web")] == ["web-1"]
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from collector.cli.main import main
 from collector.config import CollectorConfig, load
-from collector.ingest.service import broker_settings
+from footfall.broker import broker_settings
 from footfall.events import json_schemas
 from tests.conftest import REPO
 from tests.test_report import DAY, the_day
@@ -176,7 +176,9 @@ def test_the_mqtt_password_comes_from_its_file_without_the_newline(tmp_path: Pat
     secret = tmp_path / "mqtt-password"
     secret.write_text("s3cret\n")
     config = CollectorConfig.model_validate({"mqtt": {"username": "collector", "password_file": str(secret)}})
-    settings = broker_settings(config.mqtt)
+    settings = broker_settings(
+        config.mqtt, config.mqtt.client_id, session_expiry_s=config.mqtt.session_expiry_s
+    )
     assert (settings.username, settings.password, settings.session_expiry_s) == ("collector", "s3cret", 3600)
     assert "s3cret" not in repr(settings)
 

@@ -18,7 +18,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from collector.config import CollectorConfig
 from collector.ingest.service import Collector
-from collector.storage.store import SqliteStore
+from collector.storage.sqlite import SqliteStore
 from tests.conftest import REPO, Broker
 from tests.test_report import count, status, visit
 

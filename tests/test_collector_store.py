@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from collector.storage.store import DeadLetter, SqliteStore, StoreError, migrations
+from collector.storage.base import DeadLetter, StoreError, migrations
+from collector.storage.sqlite import SqliteStore
 from footfall.events import Event
 from tests.test_report import count, status, visit
 

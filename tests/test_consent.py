@@ -16,18 +16,13 @@ from click.testing import CliRunner
 from footfall_dev.craft import radiotap_probe_request, rates_element
 from paho.mqtt.enums import CallbackAPIVersion
 
+from footfall.control import SCHEMA_CONTROL, ControlMessage, control_topic
 from footfall.events import CountEvent, VisitEvent
+from footfall.tokens import TokenKey
 from sensor.cli.main import main as sensor_main
 from sensor.config import SensorConfig
 from sensor.decode.capture import PcapWriter
-from sensor.keys.consent import (
-    MAX_CONTROL_BYTES,
-    SCHEMA_CONTROL,
-    ControlMessage,
-    PrivacyFilter,
-    TokenKey,
-    control_topic,
-)
+from sensor.keys.consent import MAX_CONTROL_BYTES, PrivacyFilter
 from sensor.keys.keystore import KeyFileCorrupt, KeyFileError, KeyPermissionError
 from sensor.keys.pseudonym import FixedSalt, Pseudonymizer
 from sensor.pipeline import ListSink, Pipeline

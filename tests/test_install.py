@@ -59,7 +59,7 @@ def test_install_lays_out_user_config_keys_and_enabled_units_with_the_right_mode
     assert "\n  key_file: /var/lib/footfall/sensor.key" in sensor_yaml
     assert "\n  path: /var/lib/footfall/footfall.db" in (root / "etc/footfall/collector.yaml").read_text()
     wants = root / "etc/systemd/system/multi-user.target.wants"
-    for unit in ("footfall-sensor.service", "footfall-iface.service", "footfall-collector.ingest.service"):
+    for unit in ("footfall-sensor.service", "footfall-iface.service", "footfall-collector.service"):
         assert (root / "etc/systemd/system" / unit).read_text() == (REPO / "systemd" / unit).read_text()
         assert os.readlink(wants / unit) == f"/etc/systemd/system/{unit}"
 

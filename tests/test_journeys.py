@@ -12,9 +12,9 @@ from click.testing import CliRunner
 
 from collector.cli.omni import COMMANDS
 from collector.online import journeys
-from collector.online.profiles import StoreVisit, open_profiles
+from collector.storage.base import Store, StoreVisit
 from collector.storage.privacy import RegistryEntry
-from collector.storage.store import SqliteStore, Store
+from collector.storage.sqlite import SqliteStore
 from tests.pgserver import BACKENDS, open_backend, postgres_dsn, postgres_server  # noqa: F401
 from tests.test_omnichannel import NOW, TOKENS, at, online, populate
 from tests.test_report import PARIS
@@ -32,7 +32,7 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
 
 
 def test_the_timeline_merges_both_sources_by_time_across_devices(db: Store) -> None:
-    journey = journeys.for_profile(open_profiles(db), "dave")
+    journey = journeys.for_profile(db.profiles(), "dave")
     assert [(s.at, s.source) for s in journey.steps] == [
         (at(5, 2, 7), "store"),  # device D1
         (at(5, 2, 8), "online"),
@@ -43,7 +43,7 @@ def test_the_timeline_merges_both_sources_by_time_across_devices(db: Store) -> N
 
 
 def test_visits_of_every_store_and_kind_are_on_the_timeline(db: Store) -> None:
-    journey = journeys.for_profile(open_profiles(db), "carol")
+    journey = journeys.for_profile(db.profiles(), "carol")
     assert [(s.source, s.store, s.kind) for s in journey.steps] == [
         ("online", None, None),
         ("store", "lyon-02", "visitor"),
@@ -53,12 +53,12 @@ def test_visits_of_every_store_and_kind_are_on_the_timeline(db: Store) -> None:
 
 def test_a_profile_without_consent_has_no_journey_even_with_online_events(db: Store) -> None:
     with pytest.raises(journeys.JourneyError, match="profile 'erin' has no registered consent"):
-        journeys.for_profile(open_profiles(db), "erin")
+        journeys.for_profile(db.profiles(), "erin")
 
 
 def test_an_opt_out_removes_the_device_s_visits_from_the_journey(db: Store) -> None:
     db.registry_put([RegistryEntry("optout", TOKENS["D1"], "", at(5, 9, 12), "test")], NOW)
-    journey = journeys.for_profile(open_profiles(db), "dave")  # D2 still consents
+    journey = journeys.for_profile(db.profiles(), "dave")  # D2 still consents
     assert [(s.at, s.source) for s in journey.steps] == [(at(5, 2, 8), "online"), (at(5, 3, 11), "store")]
 
 
@@ -71,7 +71,7 @@ def test_an_online_event_at_the_same_instant_as_a_visit_comes_first() -> None:
 
 
 def test_renderings_show_local_times(db: Store) -> None:
-    journey = journeys.for_profile(open_profiles(db), "alice")
+    journey = journeys.for_profile(db.profiles(), "alice")
     data = journeys.to_dict(journey, PARIS)
     assert data["steps"][0] == {
         "at": "2024-05-01T09:00:00+02:00", "source": "online", "channel": "web", "type": "page_view",

@@ -20,8 +20,9 @@ from collector.config import ReportConfig
 from collector.online import kpis as omnichannel
 from collector.reports import report as reports
 from collector.reports.merge import merge_overlapping, merge_recognised, merge_sensors
+from collector.storage.base import VisitRow
 from collector.storage.privacy import ConsentedVisit
-from collector.storage.store import SqliteStore, VisitRow
+from collector.storage.sqlite import SqliteStore
 from tests.test_report import visit
 
 UTC_DAY = date(2024, 5, 1)

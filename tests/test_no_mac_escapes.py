@@ -34,11 +34,11 @@ import pytest
 from footfall_dev.craft import radiotap_probe_request, rates_element, vendor_element
 from paho.mqtt.enums import CallbackAPIVersion
 
-from collector.storage.store import SqliteStore
+from collector.storage.sqlite import SqliteStore
 from footfall.events import VisitEvent
+from footfall.tokens import TokenKey
 from sensor.config import SensorConfig
 from sensor.decode.capture import PcapWriter
-from sensor.keys.consent import TokenKey
 from sensor.keys.keystore import StoreSeed
 from sensor.keys.salts import SaltSchedule
 from sensor.keys.seedsalts import SeedSalts

@@ -39,9 +39,10 @@ from click.testing import CliRunner
 from collector.cli.omni import COMMANDS
 from collector.config import ReportConfig
 from collector.online import kpis as omnichannel
-from collector.online.profiles import OnlineEvent, Profile, open_profiles
+from collector.online.profiles import OnlineEvent, Profile
+from collector.storage.base import Store
 from collector.storage.privacy import RegistryEntry
-from collector.storage.store import SqliteStore, Store
+from collector.storage.sqlite import SqliteStore
 from tests.pgserver import BACKENDS, open_backend, postgres_dsn, postgres_server  # noqa: F401
 from tests.test_report import PARIS, local, visit
 
@@ -104,7 +105,7 @@ def populate(db: Store) -> None:
     db.add(VISITS)
     entries = [RegistryEntry("consent", TOKENS[d], p, at(4, 1, 12), "test") for d, p in CONSENTS.items()]
     assert db.registry_put(entries, NOW).applied
-    profiles = open_profiles(db)
+    profiles = db.profiles()
     profiles.put_profiles([Profile(id=p) for p in ("alice", "bob", "carol", "dave", "erin")], NOW)
     assert profiles.add_online_events(ONLINE) == len(ONLINE)
 
@@ -120,7 +121,7 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
 
 def kpis(db: Store, days: int = 2) -> omnichannel.Kpis:
     return omnichannel.for_store(
-        db, open_profiles(db), "paris-01", FIRST, LAST, ReportConfig(timezone="Europe/Paris"), days
+        db, db.profiles(), "paris-01", FIRST, LAST, ReportConfig(timezone="Europe/Paris"), days
     )
 
 

@@ -25,7 +25,7 @@ from collector.cli.pki import pki as pki_cli
 from collector.config import CollectorConfig
 from collector.ingest.service import Collector
 from collector.pki.ca import Pki, PkiError
-from collector.storage.store import SqliteStore
+from collector.storage.sqlite import SqliteStore
 from footfall.mqtt import BrokerSettings, Message, MqttClient, MqttError, TlsSettings
 from sensor.config import SensorConfig
 from sensor.publish.publisher import MqttSink

@@ -22,10 +22,14 @@ from paho.mqtt.enums import CallbackAPIVersion
 from collector.cli.privacy import COMMANDS
 from collector.config import CollectorConfig
 from collector.ingest.service import Collector
-from collector.privacy.registry import PrivacyError, entry, parse_mac, parse_time, read_csv
+from collector.privacy.csvimport import read_csv
+from collector.privacy.registry import PrivacyError, entry, parse_mac
+from collector.privacy.timestamps import parse_time
 from collector.storage.privacy import PutOutcome, RegistryEntry
-from collector.storage.store import SqliteStore
-from sensor.keys.consent import PrivacyFilter, TokenKey, control_topic
+from collector.storage.sqlite import SqliteStore
+from footfall.control import control_topic
+from footfall.tokens import TokenKey
+from sensor.keys.consent import PrivacyFilter
 from tests.conftest import Broker
 from tests.test_report import visit
 
@@ -88,7 +92,7 @@ def test_every_common_spelling_of_a_mac_parses_to_the_same_six_bytes(text: str) 
     ("text", "why"),
     [
         ("3c:22:fb:12:ab", "not a MAC address"),
-        ("3c:22-fb:12:ab:9f", "not a MAC address"),  # mixed separators
+        ("3c:22:fb:12:ab:9f:00", "not a MAC address"),  # seven pairs
         ("3c22fb12ab9f00", "not a MAC address"),
         ("3c:22:fb:12:ab:9g", "not a MAC address"),
         ("01:00:5e:00:00:fb", "a group (multicast) address"),

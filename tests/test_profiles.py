@@ -14,8 +14,8 @@ from pydantic import ValidationError
 
 from collector.cli.omni import COMMANDS
 from collector.online.profile_files import read_records
-from collector.online.profiles import OnlineEvent, Profile, open_profiles, reason
-from collector.storage.store import SqliteStore
+from collector.online.profiles import OnlineEvent, Profile, reason
+from collector.storage.sqlite import SqliteStore
 
 NOW = datetime(2024, 5, 10, 12, tzinfo=UTC)
 cli = click.Group("footfall-collector", commands=list(COMMANDS))
@@ -68,7 +68,7 @@ def test_an_online_event_needs_an_offset_a_known_channel_and_type_and_no_negativ
 
 def test_profiles_are_replaced_whole_and_counted_by_what_changed(tmp_path: Path) -> None:
     db = SqliteStore(tmp_path / "f.db")
-    store = open_profiles(db)
+    store = db.profiles()
     first = store.put_profiles([Profile(id="a", segments=("x",)), Profile(id="b")], NOW)
     again = store.put_profiles([Profile(id="a", segments=("y",)), Profile(id="b")], NOW)
     assert (first.added, again.updated, again.unchanged) == (2, 1, 1)
@@ -77,7 +77,7 @@ def test_profiles_are_replaced_whole_and_counted_by_what_changed(tmp_path: Path)
 
 
 def test_an_online_event_sent_twice_is_stored_once(tmp_path: Path) -> None:
-    store = open_profiles(SqliteStore(tmp_path / "f.db"))
+    store = SqliteStore(tmp_path / "f.db").profiles()
     e = OnlineEvent.model_validate(event())
     assert (store.add_online_events([e]), store.add_online_events([e])) == (1, 0)
     assert store.online_events("p-1") == [e]
@@ -115,7 +115,7 @@ def test_an_import_with_one_bad_row_stores_nothing_and_lists_every_bad_line(tmp_
     assert result.exit_code == 1
     assert f"{bad}:3: channel" in result.output and f"{bad}:4: at" in result.output
     assert "2 bad rows: nothing stored" in result.output
-    assert not db.exists() or open_profiles(SqliteStore(db)).online_events("p-1") == []
+    assert not db.exists() or SqliteStore(db).profiles().online_events("p-1") == []
     ok = CliRunner().invoke(cli, ["events", "import", str(good), "--db", str(db)])
     assert ok.exit_code == 0 and "2 online events: 2 new, 0 already stored" in ok.output
     again = CliRunner().invoke(cli, ["events", "import", str(good), "--db", str(db)])
@@ -145,7 +145,7 @@ def test_a_file_of_unknown_suffix_needs_a_format(tmp_path: Path) -> None:
 
 def test_erasing_a_profile_deletes_it_and_its_online_events_only(tmp_path: Path) -> None:
     db = tmp_path / "f.db"
-    store = open_profiles(SqliteStore(db))
+    store = SqliteStore(db).profiles()
     store.put_profiles([Profile(id="p-1"), Profile(id="p-2")], NOW)
     store.add_online_events(
         [OnlineEvent.model_validate(event()), OnlineEvent.model_validate(event(id="ev-9", profile_id="p-2"))]

@@ -35,7 +35,8 @@ import pytest
 
 from collector.config import ReportConfig
 from collector.reports import report as reports
-from collector.storage.store import SqliteStore, VisitRow
+from collector.storage.base import VisitRow
+from collector.storage.sqlite import SqliteStore
 from footfall.events import CountEvent, Event, StatusEvent, VisitEvent, event_id
 
 PARIS = ZoneInfo("Europe/Paris")

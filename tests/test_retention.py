@@ -16,8 +16,9 @@ from collector.cli.privacy import COMMANDS
 from collector.config import CollectorConfig, ReportConfig, RetentionConfig
 from collector.privacy import retention
 from collector.reports import report as reports
+from collector.storage.base import DeadLetter
 from collector.storage.privacy import RegistryEntry, RetentionCounts
-from collector.storage.store import DeadLetter, SqliteStore
+from collector.storage.sqlite import SqliteStore
 from footfall.configfile import ConfigError, validate_model
 from tests.conftest import Broker
 from tests.test_report import DAY, count, h, the_day, visit

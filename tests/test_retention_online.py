@@ -1,5 +1,5 @@
 """Retention of online events: older than `online_days` (or `visits_days` when unset) they are deleted,
-counted in the account, and a dry run only counts them; `mac_inside` is the public MAC check."""
+counted in the account, and a dry run only counts them."""
 
 from __future__ import annotations
 
@@ -10,10 +10,9 @@ from pathlib import Path
 import pytest
 
 from collector.config import RetentionConfig
-from collector.online.profiles import OnlineEvent, Profile, open_profiles
+from collector.online.profiles import OnlineEvent, Profile
 from collector.privacy import retention
-from collector.privacy.registry import mac_inside
-from collector.storage.store import Store
+from collector.storage.base import Store
 from tests.pgserver import BACKENDS, open_backend, postgres_dsn, postgres_server  # noqa: F401
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
@@ -28,7 +27,7 @@ def online(n: int, when: datetime) -> OnlineEvent:
 @pytest.fixture(params=BACKENDS)
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     store = open_backend(request, tmp_path)()
-    profiles = open_profiles(store)
+    profiles = store.profiles()
     profiles.put_profiles([Profile(id="bob")], NOW)
     # 400 days ago, 100 days ago, yesterday
     days = (400, 100, 1)
@@ -38,11 +37,11 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
 
 
 def ids(db: Store) -> list[str]:
-    return [e.id for e in open_profiles(db).online_events("bob")]
+    return [e.id for e in db.profiles().online_events("bob")]
 
 
 def test_online_events_older_than_visits_days_go_by_default(db: Store) -> None:
-    done = retention.run(db, RetentionConfig(), NOW, profiles=open_profiles(db))  # visits_days 396
+    done = retention.run(db, RetentionConfig(), NOW, profiles=db.profiles())  # visits_days 396
     assert done.online_events_deleted == 1 and ids(db) == ["ev-1", "ev-2"]
     assert done.online_before == NOW - timedelta(days=396)
     assert done.to_dict()["counts"]["online_events_deleted"] == 1
@@ -51,9 +50,9 @@ def test_online_events_older_than_visits_days_go_by_default(db: Store) -> None:
 
 def test_online_days_sets_its_own_cutoff_and_a_dry_run_only_counts(db: Store) -> None:
     config = RetentionConfig(online_days=30)
-    dry = retention.run(db, config, NOW, dry_run=True, profiles=open_profiles(db))
+    dry = retention.run(db, config, NOW, dry_run=True, profiles=db.profiles())
     assert dry.online_events_deleted == 2 and ids(db) == ["ev-0", "ev-1", "ev-2"]
-    done = retention.run(db, config, NOW, profiles=open_profiles(db))
+    done = retention.run(db, config, NOW, profiles=db.profiles())
     assert done.online_events_deleted == 2 and ids(db) == ["ev-2"]
 
 
@@ -61,18 +60,3 @@ def test_without_the_profile_storage_online_events_are_not_part_of_the_run(db: S
     done = retention.run(db, RetentionConfig(online_days=1), NOW)
     assert done.online_before is None and "online" not in done.line()
     assert "online_events_deleted" not in done.to_dict()["counts"] and len(ids(db)) == 3
-
-
-@pytest.mark.parametrize(
-    ("text", "inside"),
-    [
-        ("crm-1234", False),
-        ("id-aa:bb:cc:dd:ee:ff", True),
-        ("AA-BB-CC-DD-EE-FF", True),
-        ("aabb.ccdd.eeff", True),
-        ("x112233445566y", True),
-        ("1122334455667", False),  # 13 hex digits: a longer number, not a MAC
-    ],
-)
-def test_mac_inside_finds_every_common_spelling_within_a_text(text: str, inside: bool) -> None:
-    assert mac_inside(text) is inside

@@ -16,9 +16,9 @@ import pytest
 
 from collector.config import CollectorConfig
 from collector.ingest.service import Collector
-from collector.online.profiles import Profile, open_profiles
+from collector.online.profiles import Profile
 from collector.storage.privacy import RegistryEntry
-from collector.storage.store import SqliteStore
+from collector.storage.sqlite import SqliteStore
 from footfall.configfile import ConfigError
 from footfall.mqtt import BrokerSettings, Message, MqttClient
 from tests.conftest import Broker
@@ -67,7 +67,7 @@ def consents_and_profiles(path: Path) -> None:
     try:
         entry = RegistryEntry("consent", TOKENS["B"], "bob", at(4, 1, 12), "test")
         assert db.registry_put([entry], NOW).applied
-        open_profiles(db).put_profiles([Profile(id="bob"), Profile(id="erin")], NOW)
+        db.profiles().put_profiles([Profile(id="bob"), Profile(id="erin")], NOW)
     finally:
         db.close()
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from collector.online.profiles import OnlineEvent, Profile, open_profiles
+from collector.online.profiles import OnlineEvent, Profile
+from collector.storage.base import DeadLetter, Store, StoreError, migrations
 from collector.storage.privacy import PutOutcome, RegistryEntry, RetentionCutoffs
-from collector.storage.store import DeadLetter, Store, StoreError, migrations
 from footfall.events import Event
 from tests.pgserver import BACKENDS, open_backend, postgres_dsn, postgres_server  # noqa: F401
 from tests.test_report import count, status, visit
@@ -128,7 +128,7 @@ def test_retention_drops_pseudonyms_and_deletes_old_visits_and_a_dry_run_keeps_a
 
 
 def test_profiles_and_online_events_join_visits_through_consents_only(store: Store) -> None:
-    profiles = open_profiles(store)
+    profiles = store.profiles()
     store.add([visit(at(0), 600).model_copy(update={"consent": TOKEN_A})])
     store.registry_put([consent(TOKEN_A, "alice")], at(60))
     assert (

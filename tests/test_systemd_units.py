@@ -17,7 +17,7 @@ import pytest
 from sensor.live.loop import TICK_S
 from tests.conftest import REPO
 
-UNITS = ("footfall-sensor.service", "footfall-iface.service", "footfall-collector.ingest.service")
+UNITS = ("footfall-sensor.service", "footfall-iface.service", "footfall-collector.service")
 VENV_BIN = "/opt/footfall/venv/bin/"
 HOST_UNITS = Path("/usr/lib/systemd/system")
 
@@ -108,7 +108,7 @@ def test_every_unit_runs_unprivileged_and_hardened(name: str) -> None:
     [
         ("footfall-sensor.service", "CAP_NET_RAW CAP_NET_ADMIN"),
         ("footfall-iface.service", "CAP_NET_ADMIN"),
-        ("footfall-collector.ingest.service", ""),
+        ("footfall-collector.service", ""),
     ],
 )
 def test_each_unit_gets_only_the_capabilities_it_needs(name: str, caps: str) -> None:
@@ -117,7 +117,7 @@ def test_each_unit_gets_only_the_capabilities_it_needs(name: str, caps: str) -> 
     assert service.get("AmbientCapabilities", [""]) == [caps]
 
 
-@pytest.mark.parametrize("name", ["footfall-sensor.service", "footfall-collector.ingest.service"])
+@pytest.mark.parametrize("name", ["footfall-sensor.service", "footfall-collector.service"])
 def test_services_keep_state_restart_on_failure_and_load_secrets_as_credentials(name: str) -> None:
     service = unit(name)["Service"]
     assert service["StateDirectory"] == ["footfall"] and service["StateDirectoryMode"] == ["0700"]

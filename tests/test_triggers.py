@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from collector.online.profiles import open_profiles
 from collector.online.triggers import Trigger, Triggers, Webhook, trigger_topic
-from collector.storage.store import SqliteStore
+from collector.storage.sqlite import SqliteStore
 from footfall.mqtt import BrokerSettings, Message, MqttClient
 from tests.conftest import Broker
 from tests.test_omnichannel import NOW, TOKENS, VISITS, at, consented_visit, populate
@@ -58,7 +57,7 @@ def test_a_consented_visitor_visit_publishes_one_trigger_with_the_profile_and_st
     sender.connect()
     try:
         assert listener.subscribe("footfall/v1/+/trigger", received.put, wait_s=5)
-        triggers = Triggers(open_profiles(db), sender.publish, "footfall/v1", clock=lambda: NOW)
+        triggers = Triggers(db.profiles(), sender.publish, "footfall/v1", clock=lambda: NOW)
         sent = triggers.handle([BOB, ANON, ERIN, CAROL_PASSING])  # bob only: others lack a registered consent
         again = triggers.handle([BOB])  # the same visit re-delivered
         message = received.get(timeout=10)
@@ -81,7 +80,7 @@ def test_a_consented_visitor_visit_publishes_one_trigger_with_the_profile_and_st
 
 def test_a_withdrawn_consent_stops_the_triggers_of_that_device(db: SqliteStore) -> None:
     published: list[tuple[str, bytes]] = []
-    triggers = Triggers(open_profiles(db), lambda t, b: published.append((t, b)), "footfall/v1")
+    triggers = Triggers(db.profiles(), lambda t, b: published.append((t, b)), "footfall/v1")
     db.registry_remove("consent", [TOKENS["D1"]])
     later = consented_visit("D1", at(5, 9, 10))
     assert triggers.handle([later, consented_visit("D2", at(5, 9, 11))])[0].profile_id == "dave"
@@ -91,7 +90,7 @@ def test_a_withdrawn_consent_stops_the_triggers_of_that_device(db: SqliteStore) 
 def test_every_trigger_goes_to_the_webhook_too(db: SqliteStore) -> None:
     post = FakePost(204, 204)
     hook = Webhook("http://tool.example/hook", post=post, sleep=lambda s: None)
-    triggers = Triggers(open_profiles(db), lambda t, b: None, "footfall/v1", webhook=hook)
+    triggers = Triggers(db.profiles(), lambda t, b: None, "footfall/v1", webhook=hook)
     hook.start()
     triggers.handle([BOB, ALICE])
     hook.stop()

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from collector.online.profiles import open_profiles
 from collector.online.triggers import Triggers
-from collector.storage.store import SqliteStore
+from collector.storage.sqlite import SqliteStore
 from footfall.events import Event, VisitEvent, VisitOpenEvent, event_id
 from sensor.config import PresenceConfig
 from sensor.estimate.visits import PresenceModel
@@ -80,7 +79,7 @@ def opening_of(visit: VisitEvent) -> VisitOpenEvent:
 
 def test_the_trigger_fires_at_the_opening_and_not_again_when_the_visit_closes(db: SqliteStore) -> None:
     published: list[tuple[str, bytes]] = []
-    triggers = Triggers(open_profiles(db), lambda t, b: published.append((t, b)), "footfall/v1")
+    triggers = Triggers(db.profiles(), lambda t, b: published.append((t, b)), "footfall/v1")
     first = triggers.handle([opening_of(BOB)])
     assert [t.profile_id for t in first] == ["bob"]
     assert first[0].visit == opening_of(BOB).event_id
@@ -89,7 +88,7 @@ def test_the_trigger_fires_at_the_opening_and_not_again_when_the_visit_closes(db
 
 
 def test_a_closed_visit_without_an_opening_still_triggers(db: SqliteStore) -> None:
-    triggers = Triggers(open_profiles(db), lambda t, b: None, "footfall/v1")
+    triggers = Triggers(db.profiles(), lambda t, b: None, "footfall/v1")
     assert [t.profile_id for t in triggers.handle([BOB])] == ["bob"]
 
 

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -25,23 +26,17 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from collector.config import CollectorConfig
+from collector.config import CollectorConfig, ReportConfig
 from collector.online import journeys
 from collector.online import kpis as omnichannel
-from collector.online.profiles import (
-    MAX_FUTURE,
-    OnlineEvent,
-    Profile,
-    ProfileStore,
-    check_batch,
-    open_profiles,
-)
+from collector.online.profiles import OnlineEvent, Profile, check_batch
 from collector.privacy.registry import PrivacyError, entry
 from collector.reports import report as reports
+from collector.storage.base import ProfileStore, Store
 from collector.storage.privacy import ListName, PutOutcome, RegistryEntry
-from collector.storage.store import Store
 from footfall.secretfile import KeyFileError, read_private, zero
-from sensor.keys.consent import TokenKey
+from footfall.times import too_far_ahead
+from footfall.tokens import TokenKey
 
 MAX_ITEMS = 10_000
 MAX_BODY_BYTES = 16 * 1024 * 1024  # uvicorn sets no limit; a bigger array is refused unread
@@ -116,7 +111,7 @@ def _registry_entries(
     bad: list[tuple[int, str]] = []
     for i, item in enumerate(items):
         at = (item.at or now).astimezone(UTC)
-        if at > now + MAX_FUTURE:
+        if too_far_ahead(at, now):
             bad.append((i, f"at: {at.isoformat()} is more than a day in the future"))
             continue
         try:
@@ -150,41 +145,15 @@ def _token_key(request: Request) -> TokenKey:
     return key
 
 
-def create_app(
-    config: CollectorConfig,
-    db: Store,
-    token: bytes,
-    *,
-    key: TokenKey | None = None,
-    clock: Clock = lambda: datetime.now(UTC),
-) -> FastAPI:
-    """The API over an open store; `key` is the token key (consents and opt-outs need it)."""
-    if len(token) < MIN_TOKEN_CHARS:
-        raise ApiTokenError(f"the API token must have at least {MIN_TOKEN_CHARS} characters")
-    profiles: ProfileStore = open_profiles(db)
-    zone = config.report.zone
+def _v1() -> APIRouter:
+    return APIRouter(prefix="/v1", dependencies=[Depends(_authorised)])
+
+
+def _install_bearer_first(app: FastAPI, token: bytes) -> None:
+    """Refuse a request without the token (401) or with an oversized body (413) before anything else."""
 
     def right(given: str) -> bool:
         return hmac.compare_digest(given.encode(), token)
-
-    def period(store: str, first: date | None, last: date | None) -> tuple[date, date]:
-        extent = db.extent(store)
-        if extent is None:
-            raise HTTPException(404, f"no events for store {store!r}")
-        data_first, data_last = extent[0].astimezone(zone).date(), extent[1].astimezone(zone).date()
-        first = first or (data_first if last is None else min(data_first, last))
-        last = last or max(data_last, first)
-        if first > last:
-            raise HTTPException(400, f"from {first} is after to {last}")
-        return first, last
-
-    app = FastAPI(
-        title="footfall collector",
-        version="1",
-        summary="Store visits joined with online profiles, for consented profiles only.",
-        exception_handlers={RequestValidationError: _validation_error},
-    )
-    v1 = APIRouter(prefix="/v1", dependencies=[Depends(_authorised)])
 
     @app.middleware("http")
     async def bearer_first(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -199,6 +168,11 @@ def create_app(
                 {"detail": f"body over {MAX_BODY_BYTES} bytes (or a bad Content-Length)"}, 413
             )
         return await call_next(request)
+
+
+def _registry_routes(db: Store, clock: Clock) -> APIRouter:
+    """POST /v1/consents and /v1/optouts: a MAC in, its token into the registry."""
+    v1 = _v1()
 
     def put_registry(list_: ListName, items: Sequence[ConsentIn | OptOutIn], tk: TokenKey) -> dict[str, Any]:
         now = clock()
@@ -227,6 +201,13 @@ def create_app(
         items: Annotated[list[OptOutIn], ITEMS], tk: Annotated[TokenKey, Depends(_token_key)]
     ) -> dict[str, Any]:
         return put_registry("optout", items, tk)
+
+    return v1
+
+
+def _online_routes(profiles: ProfileStore, clock: Clock, zone: ZoneInfo) -> APIRouter:
+    """Profiles, online events and a consented profile's journey."""
+    v1 = _v1()
 
     @v1.post("/profiles", summary="Insert or replace online profiles")
     def post_profiles(items: Annotated[list[Profile], ITEMS]) -> dict[str, int]:
@@ -259,6 +240,25 @@ def create_app(
         except journeys.JourneyError as exc:
             raise HTTPException(404, str(exc)) from None
 
+    return v1
+
+
+def _report_routes(db: Store, profiles: ProfileStore, config: ReportConfig) -> APIRouter:
+    """A store's footfall report and omnichannel KPIs over a period of local days."""
+    v1 = _v1()
+    zone = config.zone
+
+    def period(store: str, first: date | None, last: date | None) -> tuple[date, date]:
+        extent = db.extent(store)
+        if extent is None:
+            raise HTTPException(404, f"no events for store {store!r}")
+        data_first, data_last = extent[0].astimezone(zone).date(), extent[1].astimezone(zone).date()
+        first = first or (data_first if last is None else min(data_first, last))
+        last = last or max(data_last, first)
+        if first > last:
+            raise HTTPException(400, f"from {first} is after to {last}")
+        return first, last
+
     @v1.get("/stores/{store}/report", summary="Footfall report: hours, capture rate, dwell, repeat visitors")
     def get_report(
         store: str,
@@ -266,7 +266,7 @@ def create_app(
         last: Annotated[date | None, LAST_DAY] = None,
     ) -> dict[str, Any]:
         first, last = period(store, first, last)
-        return reports.to_dict(reports.for_store(db, store, first, last, config.report))
+        return reports.to_dict(reports.for_store(db, store, first, last, config))
 
     @v1.get("/stores/{store}/kpis", summary="Omnichannel KPIs: web-to-store, store-to-web, lag, recognised")
     def get_kpis(
@@ -278,11 +278,33 @@ def create_app(
         ] = omnichannel.DEFAULT_DAYS,
     ) -> dict[str, Any]:
         first, last = period(store, first, last)
-        return omnichannel.to_dict(
-            omnichannel.for_store(db, profiles, store, first, last, config.report, days)
-        )
+        return omnichannel.to_dict(omnichannel.for_store(db, profiles, store, first, last, config, days))
 
+    return v1
+
+
+def create_app(
+    config: CollectorConfig,
+    db: Store,
+    token: bytes,
+    *,
+    key: TokenKey | None = None,
+    clock: Clock = lambda: datetime.now(UTC),
+) -> FastAPI:
+    """The API over an open store; `key` is the token key (consents and opt-outs need it)."""
+    if len(token) < MIN_TOKEN_CHARS:
+        raise ApiTokenError(f"the API token must have at least {MIN_TOKEN_CHARS} characters")
+    profiles: ProfileStore = db.profiles()
+    app = FastAPI(
+        title="footfall collector",
+        version="1",
+        summary="Store visits joined with online profiles, for consented profiles only.",
+        exception_handlers={RequestValidationError: _validation_error},
+    )
+    _install_bearer_first(app, token)
+    app.include_router(_registry_routes(db, clock))
+    app.include_router(_online_routes(profiles, clock, config.report.zone))
+    app.include_router(_report_routes(db, profiles, config.report))
     app.state.api_token = token
     app.state.token_key = key
-    app.include_router(v1)
     return app

@@ -11,7 +11,8 @@ from pathlib import Path
 import click
 
 from collector.config import CollectorConfig, load
-from collector.storage.store import Store, StoreError, open_store
+from collector.storage.backends import open_store
+from collector.storage.base import Store, StoreError
 from footfall.cli import load_or_fail
 
 CONFIG_OPTION = click.option(

@@ -14,7 +14,7 @@ from collector.cli.common import CONFIG_OPTION, DB_OPTION, day_option, load_conf
 from collector.ingest.ingestor import Ingestor
 from collector.ingest.service import Collector
 from collector.reports import report as reports
-from collector.storage.store import StoreError
+from collector.storage.base import StoreError
 from footfall.cli import tool_group
 from footfall.configfile import ConfigError
 from footfall.events import json_schemas

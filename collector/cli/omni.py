@@ -24,8 +24,8 @@ from collector.config import CollectorConfig
 from collector.online import journeys as journeys_
 from collector.online import kpis as omnichannel
 from collector.online.profile_files import Parsed, read_records
-from collector.online.profiles import OnlineEvent, Profile, ProfileStore, Record, open_profiles
-from collector.storage.store import Store
+from collector.online.profiles import OnlineEvent, Profile, Record
+from collector.storage.base import ProfileStore, Store
 
 MAX_LISTED = 50
 _FORMATS: dict[str, Literal["csv", "jsonl"]] = {
@@ -54,7 +54,7 @@ def config_for(config_path: Path | None, db_path: Path | None) -> CollectorConfi
 @contextmanager
 def opened(config: CollectorConfig, *, create: bool) -> Iterator[tuple[Store, ProfileStore]]:
     with opened_store(config, create=create) as db:
-        yield db, open_profiles(db)
+        yield db, db.profiles()
 
 
 def _file_format(path: str, fmt: str) -> Literal["csv", "jsonl"]:
@@ -241,7 +241,8 @@ def api(
         raise click.ClickException(
             f"the API needs the collector extra (pip install 'footfall[collector]'): {exc}"
         ) from None
-    from collector.privacy.registry import PrivacyError, load_token_key
+    from collector.privacy.keys import load_token_key
+    from collector.privacy.registry import PrivacyError
 
     if token_file is None:
         raise click.UsageError(

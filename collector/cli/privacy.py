@@ -24,24 +24,17 @@ import click
 from collector.cli.common import load_config, opened
 from collector.config import CollectorConfig
 from collector.privacy import retention as retention_
-from collector.privacy.registry import (
-    PrivacyError,
-    control_messages,
-    control_stores,
-    entry,
-    init_token_key,
-    load_token_key,
-    parse_mac,
-    parse_time,
-    publish_now,
-    read_csv,
-)
+from collector.privacy.control import control_messages, control_stores, publish_now
+from collector.privacy.csvimport import read_csv
+from collector.privacy.keys import init_token_key, load_token_key
+from collector.privacy.registry import PrivacyError, entry, parse_mac
+from collector.privacy.timestamps import parse_time
+from collector.storage.base import Store
 from collector.storage.privacy import ListName, PutOutcome, PutResult, RegistryEntry
-from collector.storage.store import Store
 from footfall.configfile import ConfigError
 from footfall.mqtt import MqttError
 from footfall.secretfile import KeyFileError
-from sensor.keys.consent import TokenKey
+from footfall.tokens import TokenKey
 
 _PATH = click.Path(dir_okay=False, path_type=Path)
 
@@ -146,16 +139,28 @@ def _render(entries: Sequence[RegistryEntry], fmt: str) -> str:
     return "\n".join([*lines, f"{len(rows)} entries"]) + "\n"
 
 
+def _noun(list_: ListName) -> str:
+    return "opt-out" if list_ == "optout" else "consent"
+
+
+_MAC_OPTION = click.option(
+    "--mac",
+    prompt="MAC address",
+    help="The device's MAC; left out, it is asked for (off the shell history).",
+)
+
+
 def _register_list_commands(group: click.Group, list_: ListName) -> None:
-    noun = "opt-out" if list_ == "optout" else "consent"
-    mac_option = click.option(
-        "--mac",
-        prompt="MAC address",
-        help="The device's MAC; left out, it is asked for (off the shell history).",
-    )
+    """add, remove, import and list, for the opt-out or the consent list."""
+    for register in (_add_command, _remove_command, _import_command, _list_command):
+        register(group, list_)
+
+
+def _add_command(group: click.Group, list_: ListName) -> None:
+    noun = _noun(list_)
 
     @group.command("add", help=f"Register one device's {noun}.")
-    @mac_option
+    @_MAC_OPTION
     @click.option(
         "--profile", default="", required=list_ == "consent", help="Profile id in the source system."
     )
@@ -183,10 +188,14 @@ def _register_list_commands(group: click.Group, list_: ListName) -> None:
             click.echo(f"{noun} {result.outcomes[0].value}: device {made.token[:8]}…{_side_effects(result)}")
             _announce(ctx, db, key, result.revision != before)
 
+
+def _remove_command(group: click.Group, list_: ListName) -> None:
+    noun = _noun(list_)
+
     @group.command(
         "remove", help=f"Remove one device's {noun}; a consent's token is cleared from stored visits."
     )
-    @mac_option
+    @_MAC_OPTION
     @_with_ctx
     def remove(ctx: _Ctx, mac: str) -> None:
         key = ctx.key()
@@ -203,6 +212,8 @@ def _register_list_commands(group: click.Group, list_: ListName) -> None:
                 click.echo(f"device {token[:8]}… has no {noun}: nothing removed")
             _announce(ctx, db, key, result.removed + result.visit_tokens_cleared > 0)
 
+
+def _import_command(group: click.Group, list_: ListName) -> None:
     @group.command("import")
     @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
     @click.option("--strict", is_flag=True, help="Import nothing if any row is bad or refused (exit 1).")
@@ -238,6 +249,8 @@ def _register_list_commands(group: click.Group, list_: ListName) -> None:
                 raise click.ClickException("refused rows; nothing imported (--strict)")
             _announce(ctx, db, key, result.revision != before)
 
+
+def _list_command(group: click.Group, list_: ListName) -> None:
     @group.command("list")
     @click.option(
         "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True
@@ -314,9 +327,7 @@ def retention_run(ctx: _Ctx, dry_run: bool, at_text: str | None, fmt: str) -> No
             raise click.BadParameter(f"{at_text!r} is not an ISO 8601 time", param_hint="--at") from None
         now = now if now.tzinfo else now.replace(tzinfo=UTC)
     with ctx.store(create=False) as db:
-        from collector.online.profiles import open_profiles
-
-        report = retention_.run(db, ctx.config.retention, now, dry_run=dry_run, profiles=open_profiles(db))
+        report = retention_.run(db, ctx.config.retention, now, dry_run=dry_run, profiles=db.profiles())
     click.echo(json.dumps(report.to_dict(), indent=2) if fmt == "json" else report.line())
 
 

@@ -14,39 +14,40 @@ acknowledged, so the broker delivers the payload again; an event the store keeps
 acknowledged either, which also stops the broker sending more than its window.
 
 Payloads are untrusted: before a sample or a topic reaches a log or the database, anything shaped like
-a MAC address is masked, so a buggy sensor cannot leak one through the dead letters.
+a MAC address is masked (footfall/mac.py: the one MAC grammar), so a buggy sensor cannot leak one through the dead letters.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from pydantic import BaseModel, ValidationError
 
 from collector.config import IngestConfig
-from collector.storage.store import DeadLetter, Store, StoreError
-from footfall.events import EVENT_KINDS, Event, VisitOpenEvent
+from collector.storage.base import DeadLetter, StoreError
+from footfall.events import EVENT_KINDS, KIND_OF_SCHEMA, Event, VisitOpenEvent
+from footfall.mac import mask_macs
 
 log = logging.getLogger(__name__)
 
 SAMPLE_BYTES = 512
-# Every common spelling of a MAC: aa:bb:.., aa-bb-.., aa.bb.., "aa bb .." (or mixed), aabb.ccdd.eeff, bare hex
-# (any run of 12 or more hex digits, since a MAC may hide inside a longer run).
-_MAC = re.compile(
-    rb"(?i)(?<![0-9a-f])(?:[0-9a-f]{2}(?:[:\-. ][0-9a-f]{2}){5}"
-    rb"|[0-9a-f]{4}\.[0-9a-f]{4}\.[0-9a-f]{4}|[0-9a-f]{12,})(?![0-9a-f])"
-)
-_KIND_OF_SCHEMA = {model.model_fields["schema_"].default: kind for kind, model in EVENT_KINDS.items()}
+
+
+class EventStore(Protocol):
+    """What the Ingestor needs of the store (collector/storage/base.py `Store` is one)."""
+
+    def add(self, events: Sequence[Event]) -> int: ...
+
+    def dead_letter(self, letters: Sequence[DeadLetter], rejected: Mapping[str, int], keep: int) -> None: ...
 
 
 class Reason(StrEnum):
@@ -98,11 +99,6 @@ class _Rejected(Exception):
         self.detail = detail
 
 
-def mask_macs(data: bytes) -> bytes:
-    """Replace anything shaped like a MAC address, in any spelling, by x's (separators and length kept)."""
-    return _MAC.sub(lambda m: re.sub(rb"(?i)[0-9a-f]", b"x", m[0]), data)
-
-
 def _masked(data: bytes, limit: int) -> bytes:
     # Mask before cutting (masking keeps lengths), so a MAC straddling the cut cannot survive in part.
     return mask_macs(data[: limit + 16])[:limit]
@@ -148,9 +144,16 @@ class Ingestor:
     """Validates payloads and stores accepted events in batches; thread-safe, never raises from `handle`."""
 
     def __init__(
-        self, store: Store, config: IngestConfig, prefix: str, clock: Callable[[], float] = time.time
+        self,
+        store: EventStore,
+        config: IngestConfig,
+        prefix: str,
+        clock: Callable[[], float] = time.time,
+        *,
+        on_stored: Callable[[Sequence[Event]], object] | None = None,
     ) -> None:
         self._store = store
+        self._on_stored = on_stored
         self._config = config
         self._prefix = prefix.split("/")
         self._clock = clock
@@ -204,7 +207,7 @@ class Ingestor:
         if not isinstance(data, dict):
             return self._rejected_line(source, line, Reason.WRONG_SCHEMA, "not a JSON object")
         schema = data.get("schema")
-        kind = _KIND_OF_SCHEMA.get(schema) if isinstance(schema, str) else None
+        kind = KIND_OF_SCHEMA.get(schema) if isinstance(schema, str) else None
         if kind is None:
             return self._rejected_line(source, line, Reason.WRONG_SCHEMA, f"unknown schema {schema!r}")
         store, sensor = data.get("store"), data.get("sensor")
@@ -303,6 +306,7 @@ class Ingestor:
                     return 0
                 self._batch = []
                 self._stored += inserted
+                self._hand_on(batch)
                 # visit_open events feed the trigger only and are never stored: not duplicates.
                 storable = sum(1 for e in batch if not isinstance(e, VisitOpenEvent))
                 self._duplicates += storable - inserted
@@ -324,6 +328,16 @@ class Ingestor:
                 except Exception:  # one failed acknowledgement must not withhold the others
                     log.exception("acknowledging a stored message failed")
             return inserted
+
+    def _hand_on(self, batch: Sequence[Event]) -> None:
+        # Before the acknowledgements: a stored batch reaches `on_stored` (the real-time triggers) even
+        # if the collector dies right after. A failing callback is logged and never fails the batch.
+        if self._on_stored is None:
+            return
+        try:
+            self._on_stored(batch)
+        except Exception:
+            log.exception("the stored-batch callback failed for a batch of %d events", len(batch))
 
     def _store_failed(self, exc: StoreError, pending: int) -> None:
         self._store_errors += 1

@@ -27,30 +27,25 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from types import FrameType
-from typing import Any, cast
 
-from collector.config import CollectorConfig, MqttConfig
+from collector.config import CollectorConfig
 from collector.ingest.ingestor import Ingestor, IngestStats
-from collector.online.profiles import ProfileStore, open_profiles
 from collector.online.triggers import Triggers, Webhook, webhook_from_config
 from collector.privacy import retention
-from collector.privacy.registry import (
-    PrivacyError,
-    control_messages,
-    control_stores,
-    load_token_key,
-    publish_control,
-)
-from collector.storage.store import Store, StoreError, open_store
+from collector.privacy.control import control_messages, control_stores, publish_control
+from collector.privacy.keys import load_token_key
+from collector.privacy.registry import PrivacyError
+from collector.storage.backends import open_store
+from collector.storage.base import Store, StoreError
+from footfall.broker import broker_settings
 from footfall.configfile import ConfigError
-from footfall.events import Event
-from footfall.mqtt import BrokerSettings, Message, MqttClient, MqttError, TlsSettings
-from sensor.keys.consent import TokenKey
+from footfall.mqtt import Message, MqttClient, MqttError
+from footfall.tokens import TokenKey
 
 log = logging.getLogger(__name__)
 
@@ -69,62 +64,6 @@ def _token_key(config: CollectorConfig) -> TokenKey | None:
         raise ConfigError(path, [f"privacy.token_key_file: {exc}"]) from None
 
 
-def broker_settings(mqtt: MqttConfig) -> BrokerSettings:
-    """The MQTT section as the client's settings, with the password read from its file."""
-    password = None
-    if mqtt.password_file is not None:
-        try:
-            password = mqtt.password_file.read_text(encoding="utf-8").rstrip("\r\n")
-        except OSError as exc:
-            raise ConfigError(
-                mqtt.password_file,
-                [f"{mqtt.password_file}: cannot read mqtt.password_file: {exc.strerror or exc}"],
-            ) from None
-    tls = None
-    if mqtt.tls is not None:
-        tls = TlsSettings(mqtt.tls.ca_file, mqtt.tls.cert_file, mqtt.tls.key_file)
-    return BrokerSettings(
-        host=mqtt.host,
-        port=mqtt.port,
-        client_id=mqtt.client_id,
-        username=mqtt.username,
-        password=password,
-        tls=tls,
-        keepalive_s=mqtt.keepalive_s,
-        session_expiry_s=mqtt.session_expiry_s,
-    )
-
-
-def _profiles_of(store: Store) -> ProfileStore | None:
-    try:
-        return open_profiles(store)
-    except TypeError:  # a store without profile storage (a test double): no triggers, no online retention
-        return None
-
-
-class _StoreThenTrigger:
-    """The store as the Ingestor sees it: each batch, once stored, goes on to the triggers.
-
-    (A stored-batch callback on the Ingestor would make this proxy unnecessary.) The triggers run
-    before the batch is acknowledged; a failing trigger is logged and never fails the batch.
-    """
-
-    def __init__(self, store: Store, triggers: Triggers) -> None:
-        self._store = store
-        self._triggers = triggers
-
-    def add(self, events: Sequence[Event]) -> int:
-        inserted = self._store.add(events)  # a StoreError propagates: the Ingestor retries the batch
-        try:
-            self._triggers.handle(events)
-        except Exception:
-            log.exception("real-time triggers failed for a batch of %d events", len(events))
-        return inserted
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
-
-
 class Collector:
     """Subscribes to `<prefix>/+/+/+` (shared, with a share group) and stores what the Ingestor accepts."""
 
@@ -134,9 +73,13 @@ class Collector:
         *,
         store: Store | None = None,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`clock` gives wall time (timestamps, retention); `monotonic` the intervals (ticks, idle)."""
         self.config = config
-        settings = broker_settings(config.mqtt)  # may raise ConfigError: before anything is opened
+        mqtt = config.mqtt
+        # May raise ConfigError: before anything is opened.
+        settings = broker_settings(mqtt, mqtt.client_id, session_expiry_s=mqtt.session_expiry_s)
         window = min(65_535, max(2 * config.ingest.batch_size, 100))
         settings = replace(settings, manual_ack=True, receive_maximum=window)
         self._key = _token_key(config)
@@ -146,14 +89,9 @@ class Collector:
             self._webhook = webhook_from_config(config.triggers)  # may raise ConfigError
         self._store = store if store is not None else open_store(config.store)
         self._client = MqttClient(settings)
-        self._profiles = _profiles_of(self._store)
+        self._profiles = self._store.profiles()
         self.triggers: Triggers | None = None
-        ingest_store = self._store
         if config.triggers.enabled:
-            if self._profiles is None:
-                if self._own_store:
-                    self._store.close()
-                raise StoreError("triggers.enabled needs a store with profile storage (SQLite or PostgreSQL)")
             self.triggers = Triggers(
                 self._profiles,
                 self._client.publish,
@@ -161,12 +99,16 @@ class Collector:
                 webhook=self._webhook,
                 clock=lambda: datetime.fromtimestamp(clock(), UTC),
             )
-            ingest_store = cast("Store", _StoreThenTrigger(self._store, self.triggers))
-        self.ingestor = Ingestor(ingest_store, config.ingest, config.mqtt.topic_prefix, clock)
+        # Each stored batch goes on to the triggers, before it is acknowledged.
+        on_stored = None if self.triggers is None else self.triggers.handle
+        self.ingestor = Ingestor(
+            self._store, config.ingest, config.mqtt.topic_prefix, clock, on_stored=on_stored
+        )
+        self._monotonic = monotonic
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
         self._draining = False  # stopping: leave new messages to the broker's session
-        self._last_message = time.monotonic()
+        self._last_message = self._monotonic()
         self._clock = clock
         self._control_lock = threading.Lock()
         self._published: tuple[int, tuple[str, ...]] = (-1, ())  # revision and stores last published
@@ -204,7 +146,7 @@ class Collector:
             if self._webhook is not None:
                 self._webhook.stop()
             raise
-        self._last_message = time.monotonic()
+        self._last_message = self._monotonic()
         self._ticker = threading.Thread(target=self._tick, name="collector-flush", daemon=True)
         self._ticker.start()
         log.info(
@@ -221,7 +163,7 @@ class Collector:
     def wait(self, until_idle_s: float | None = None) -> str:
         """Block until stopped ('stopped') or until `until_idle_s` pass without a message ('idle')."""
         while not self._stop.wait(0.1):
-            if until_idle_s is not None and time.monotonic() - self._last_message >= until_idle_s:
+            if until_idle_s is not None and self._monotonic() - self._last_message >= until_idle_s:
                 log.info("no message for %g s: stopping", until_idle_s)
                 return "idle"
         return "stopped"
@@ -261,19 +203,19 @@ class Collector:
         if self._is_control(message.topic):
             self._client.ack(message)
             return  # our own retained control message, delivered back by the `+/+/+` subscription
-        self._last_message = time.monotonic()
+        self._last_message = self._monotonic()
         self.messages += 1
         self.ingestor.handle(message.topic, message.payload, partial(self._client.ack, message))
 
     def _tick(self) -> None:
         period = min(max(self.config.ingest.flush_interval_s / 2, 0.05), 1.0)
-        started = time.monotonic()
+        started = self._monotonic()
         next_log = started + self.config.ingest.stats_log_interval_s
         next_privacy, next_stores = started + PRIVACY_POLL_S, started + STORES_POLL_S
         next_retention = started + FIRST_RETENTION_S
         while not self._stop.wait(period):
             self.ingestor.flush_if_due()
-            now = time.monotonic()
+            now = self._monotonic()
             if now >= next_log:
                 next_log += self.config.ingest.stats_log_interval_s
                 state = "connected" if self._client.connected else "DISCONNECTED"

@@ -15,7 +15,8 @@ from datetime import datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from collector.online.profiles import OnlineEvent, ProfileStore, StoreVisit
+from collector.online.profiles import OnlineEvent
+from collector.storage.base import ProfileStore, StoreVisit
 
 Source = Literal["online", "store"]
 

@@ -24,18 +24,18 @@ import bisect
 import json
 import statistics
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from collector.config import ReportConfig
-from collector.online.profiles import OnlineEvent, ProfileStore
+from collector.online.profiles import OnlineEvent
 from collector.reports.merge import merge_recognised, merge_sensors
 from collector.reports.report import day_span, pct, period
+from collector.storage.base import ProfileStore, Store, VisitRow
 from collector.storage.privacy import ConsentedVisit
-from collector.storage.store import Store, VisitRow
 
 DEFAULT_DAYS = 7
 MULTI_SENSOR_NOTE = "{n} sensors: a visit heard by several of them at overlapping times counts once."
@@ -113,23 +113,10 @@ def build(
         if e.type == "purchase":
             purchases[e.profile_id].append(e.at)
 
-    # web-to-store: an online event in the period, then a visit in (event, event + N]
     active = {e.profile_id for e in online if start <= e.at < end}
-    visit_starts: dict[str, list[datetime]] = defaultdict(list)  # sorted: `came` is by start
-    for v in sorted(came, key=lambda v: v.start):
-        visit_starts[v.profile].append(v.start)
-    converted = {
-        p
-        for p in active
-        if any(_any_in(visit_starts[p], at, at + window) for at in times[p] if start <= at < end)
-    }
-
+    converted = _web_to_store(active, came, times, start, end, window)
     followed = sum(1 for v in in_period if _any_in(purchases[v.profile], v.end, v.end + window))
-    lags = []
-    for v in in_period:
-        before = times[v.profile][: bisect.bisect_left(times[v.profile], v.start)]
-        if before and v.start - before[-1] <= window:
-            lags.append((v.start - before[-1]).total_seconds())
+    lags = _lags_s(in_period, times, window)
 
     notes = []
     if sensors > 1:
@@ -151,6 +138,37 @@ def build(
         daily=_daily(first, last, zone, visitor_visits, in_period),
         notes=tuple(notes),
     )
+
+
+def _web_to_store(
+    active: set[str],
+    came: Sequence[ConsentedVisit],
+    times: Mapping[str, Sequence[datetime]],
+    start: datetime,
+    end: datetime,
+    window: timedelta,
+) -> set[str]:
+    """Profiles of `active` with an online event in the period, then a visit in (event, event + N]."""
+    visit_starts: dict[str, list[datetime]] = defaultdict(list)  # sorted: `came` is by start
+    for v in sorted(came, key=lambda v: v.start):
+        visit_starts[v.profile].append(v.start)
+    return {
+        p
+        for p in active
+        if any(_any_in(visit_starts[p], at, at + window) for at in times[p] if start <= at < end)
+    }
+
+
+def _lags_s(
+    visits: Sequence[ConsentedVisit], times: Mapping[str, Sequence[datetime]], window: timedelta
+) -> list[float]:
+    """Seconds from a profile's last online event to its visit, for visits with one within N days before."""
+    lags = []
+    for v in visits:
+        before = times[v.profile][: bisect.bisect_left(times[v.profile], v.start)]
+        if before and v.start - before[-1] <= window:
+            lags.append((v.start - before[-1]).total_seconds())
+    return lags
 
 
 def _any_in(times: Sequence[datetime], after: datetime, until: datetime) -> bool:

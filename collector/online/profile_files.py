@@ -16,7 +16,7 @@ from typing import Any, Generic, Literal, TextIO
 from pydantic import ValidationError
 
 from collector.online.profiles import OnlineEvent, Profile, Record, check_batch, reason
-from collector.privacy.registry import BadRow
+from collector.rows import BadRow
 
 
 @dataclass(frozen=True, slots=True)

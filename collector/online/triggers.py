@@ -35,7 +35,7 @@ from typing import Final, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from collector.config import TriggersConfig
-from collector.online.profiles import ProfileStore
+from collector.storage.base import ProfileStore
 from footfall.configfile import ConfigError
 from footfall.events import Event, VisitEvent, VisitOpenEvent
 

@@ -12,7 +12,7 @@ Per the `retention:` config section, against visit end times:
 - online events (from the marketing tool) older than `online_days`, or `visits_days` when unset, are
   deleted, when `run` is given the profile storage (the service does);
 - count intervals (the aggregates) and sensor statuses are kept.
-A withdrawn consent or a new opt-out clears the device's token from stored visits at once (store_privacy).
+A withdrawn consent or a new opt-out clears the device's token from stored visits at once (collector/storage/privacy_sql.py).
 
 `run` takes the time as an argument, logs one line at INFO and returns the figures; the service calls it
 every `interval_h`, `footfall-collector retention run [--dry-run]` on demand.
@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from collector.config import RetentionConfig
-from collector.online.profiles import OnlineRetention, ProfileStore
+from collector.storage.base import ProfileStore
 from collector.storage.privacy import PrivacyStore, RetentionCounts, RetentionCutoffs
 
 log = logging.getLogger(__name__)
@@ -118,11 +118,8 @@ def run(
     counts = store.apply_retention(limits, dry_run=dry_run, label=label)
     report = RetentionReport(now, dry_run, limits, counts)
     if profiles is not None:
-        if isinstance(profiles, OnlineRetention):
-            before = online_cutoff(config, now)
-            deleted = profiles.delete_online_events(before, dry_run=dry_run)
-            report = replace(report, online_before=before, online_events_deleted=deleted)
-        else:
-            log.warning("%s cannot delete old online events yet: kept", type(profiles).__name__)
+        before = online_cutoff(config, now)
+        deleted = profiles.delete_online_events(before, dry_run=dry_run)
+        report = replace(report, online_before=before, online_events_deleted=deleted)
     log.info("%s", report.line())
     return report

@@ -19,8 +19,8 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Protocol, TypeVar
 
+from collector.storage.base import VisitRow
 from collector.storage.privacy import ConsentedVisit
-from collector.storage.store import VisitRow
 
 
 class _Timed(Protocol):

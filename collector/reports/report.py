@@ -16,7 +16,7 @@ import json
 import statistics
 import textwrap
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 
 from collector.config import ReportConfig
 from collector.reports.merge import merge_sensors
-from collector.storage.store import CountRow, Store, VisitRow
+from collector.storage.base import CountRow, Store, VisitRow
 
 HOUR = timedelta(hours=1)
 REPEAT_NOTE = (
@@ -113,32 +113,13 @@ def build(
 ) -> Report:
     """The report over rows already restricted to the store and period (see `period`)."""
     start, end = period(first, last, zone)
-    slots = int((end - start) / HOUR)
-    passersby, visitors = [0] * slots, [0] * slots
-    present_by_interval: dict[datetime, float] = defaultdict(float)
     visits = [v for v in merge_sensors(visits) if start <= v.start < end]  # outside the period: no hour
     counts = [c for c in counts if start <= c.start < end]
-    for v in visits:
-        slot = int((v.start - start) // HOUR)
-        if v.kind == "visitor":
-            visitors[slot] += 1
-        elif v.kind == "passerby":
-            passersby[slot] += 1
+    present_by_interval: dict[datetime, float] = defaultdict(float)
     for c in counts:  # sensors of one store are summed interval by interval
         present_by_interval[c.start] += c.present
-    present_in_slot: dict[int, list[float]] = defaultdict(list)
-    for at, present in present_by_interval.items():
-        present_in_slot[int((at - start) // HOUR)].append(present)
-
-    rows = [
-        HourRow(
-            (start + i * HOUR).astimezone(zone),
-            passersby[i],
-            visitors[i],
-            statistics.fmean(present_in_slot[i]) if present_in_slot.get(i) else None,
-        )
-        for i in range(slots)
-    ]
+    rows = _hour_rows(visits, present_by_interval, start, int((end - start) / HOUR), zone)
+    passersby, visitors = sum(r.passersby for r in rows), sum(r.visitors for r in rows)
     visitor_visits = [v for v in visits if v.kind == "visitor"]
     per_device: dict[tuple[str, str], int] = defaultdict(int)  # one seed per store: same pseudonym on all
     for v in visitor_visits:
@@ -148,14 +129,6 @@ def build(
         present_by_interval, key=lambda at: (present_by_interval[at], -at.timestamp()), default=None
     )
 
-    notes = [REPEAT_NOTE, FIXED_NOTE]
-    if len(sensors) > 1:
-        notes.append(
-            f"{len(sensors)} sensors: a device heard by several at overlapping times is one visit;"
-            " people present are summed over them."
-        )
-    if not visits and not counts:
-        notes.insert(0, f"No visits or counts for store {store!r} in this period.")
     return Report(
         store=store,
         first=first,
@@ -163,9 +136,9 @@ def build(
         timezone=zone.key,
         sensors=tuple(sorted(sensors)),
         hours=tuple(_active_hours(rows)),
-        passersby=sum(passersby),
-        visitors=sum(visitors),
-        capture_rate=capture_rate(sum(visitors), sum(passersby)),
+        passersby=passersby,
+        visitors=visitors,
+        capture_rate=capture_rate(visitors, passersby),
         unique_visitors=len(per_device),
         repeat_visitors=sum(1 for n in per_device.values() if n > 1),
         median_dwell_s=statistics.median(v.dwell_s for v in visitor_visits) if visitor_visits else None,
@@ -175,10 +148,51 @@ def build(
         present_peak_at=peak_at.astimezone(zone) if peak_at is not None else None,
         fixed_visits=len(fixed),
         fixed_devices=len({(v.epoch, v.device) for v in fixed}),
-        notes=tuple(notes),
+        notes=_notes(store, sensors, empty=not visits and not counts),
         visitors_people=_sum_known(c.visitors_est for c in counts),
         passersby_people=_sum_known(c.passersby_est for c in counts),
     )
+
+
+def _hour_rows(
+    visits: Sequence[VisitRow],
+    present_by_interval: Mapping[datetime, float],
+    start: datetime,
+    slots: int,
+    zone: ZoneInfo,
+) -> list[HourRow]:
+    """One row per hour from `start`: passersby and visitors whose visit started in it, people present."""
+    passersby, visitors = [0] * slots, [0] * slots
+    for v in visits:
+        slot = int((v.start - start) // HOUR)
+        if v.kind == "visitor":
+            visitors[slot] += 1
+        elif v.kind == "passerby":
+            passersby[slot] += 1
+    present_in_slot: dict[int, list[float]] = defaultdict(list)
+    for at, present in present_by_interval.items():
+        present_in_slot[int((at - start) // HOUR)].append(present)
+    return [
+        HourRow(
+            (start + i * HOUR).astimezone(zone),
+            passersby[i],
+            visitors[i],
+            statistics.fmean(present_in_slot[i]) if present_in_slot.get(i) else None,
+        )
+        for i in range(slots)
+    ]
+
+
+def _notes(store: str, sensors: Sequence[str], *, empty: bool) -> tuple[str, ...]:
+    notes = [REPEAT_NOTE, FIXED_NOTE]
+    if len(sensors) > 1:
+        notes.append(
+            f"{len(sensors)} sensors: a device heard by several at overlapping times is one visit;"
+            " people present are summed over them."
+        )
+    if empty:
+        notes.insert(0, f"No visits or counts for store {store!r} in this period.")
+    return tuple(notes)
 
 
 def _sum_known(values: Iterable[float | None]) -> float | None:

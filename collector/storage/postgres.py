@@ -1,4 +1,4 @@
-"""The PostgreSQL backend of `Store` (collector/storage/store.py), for several collectors on one database.
+"""The PostgreSQL backend of `Store` (collector/storage/base.py), for several collectors on one database.
 
 The same tables and the same semantics as `SqliteStore`: events keyed by their deterministic event_id
 (a re-sent event is stored once, whichever collector got it), times as integer UTC microseconds, the
@@ -6,6 +6,11 @@ schema grown by numbered migrations (collector/storage/migrations/postgresql/NNN
 names as SQLite's), each applied once in a transaction under an advisory lock, so collectors starting
 together do not race. psycopg 3 (`pip install psycopg`), one connection in autocommit mode with
 explicit transactions, shared by the service's threads behind a lock, as the SQLite store does.
+
+The privacy registry and retention run the very statements SQLite's do (privacy_sql.py, through
+`Placeholders`); the revision row is updated inside each transaction, so two collectors on one database
+serialise on it. What retention deletes or rewrites is left to autovacuum to reclaim; unlike SQLite there
+is no file to truncate, and the old row versions are not readable through SQL once the transaction committed.
 
 The DSN (libpq key=value or URI) may hold a password; it never appears in an error message.
 """
@@ -20,35 +25,35 @@ from typing import Any
 
 import psycopg
 
-from collector.online.profiles import (
+from collector.online.profiles import OnlineEvent, Profile
+from collector.storage.base import DeadLetter, Migration, ProfileStore, PutCounts, StoreError, us
+from collector.storage.base import migrations as all_migrations
+from collector.storage.events_sql import DEAD_LETTER_SQL, EVENT_INSERTS, StoreReads, insert_rows
+from collector.storage.privacy import (
+    ListName,
+    PrivacySets,
+    PutResult,
+    RegistryEntry,
+    RemoveResult,
+    RetentionCounts,
+    RetentionCutoffs,
+)
+from collector.storage.privacy_sql import current_revision, put_entries, read_sets, remove_entries, retention
+from collector.storage.profiles import (
     ADD_ONLINE_EVENTS,
     DELETE_ONLINE_EVENTS,
-    OnlineEvent,
-    Profile,
     ProfileReads,
-    ProfileStore,
-    PutCounts,
     erase_profile,
     upsert_profiles,
 )
-from collector.storage.privacy_pg import PostgresPrivacy
-from collector.storage.sql import DEAD_LETTER_SQL, Insert, Placeholders, insert_rows, pg
-from collector.storage.store import _INSERTS as _SQLITE_INSERTS
-from collector.storage.store import (
-    DeadLetter,
-    Migration,
-    StoreError,
-    StoreReads,
-    _us,
-)
-from collector.storage.store import migrations as all_migrations
+from collector.storage.sql import Insert, Placeholders, pg
 from footfall.events import Event
 
 MIGRATION_LOCK = 0x466F6F7466616C6C  # "Footfall": pg_advisory_xact_lock key for migrations
 
 
 # The SQLite store's statements, with PostgreSQL's placeholders.
-_INSERTS: dict[type[Any], Insert] = {kind: (pg(sql), row) for kind, (sql, row) in _SQLITE_INSERTS.items()}
+_INSERTS: dict[type[Any], Insert] = {kind: (pg(sql), row) for kind, (sql, row) in EVENT_INSERTS.items()}
 
 
 def migrations() -> list[Migration]:
@@ -56,8 +61,8 @@ def migrations() -> list[Migration]:
     return all_migrations("postgresql")
 
 
-class PostgresStore(PostgresPrivacy, StoreReads):
-    """`Store` on PostgreSQL; `profile_store()` gives the `ProfileStore` on the same connection."""
+class PostgresStore(StoreReads):
+    """`Store` on PostgreSQL; `profiles()` gives the `ProfileStore` on the same connection."""
 
     def __init__(self, dsn: str, *, create: bool = True) -> None:
         try:
@@ -100,11 +105,11 @@ class PostgresStore(PostgresPrivacy, StoreReads):
                 self._db.execute(migration.sql.encode())  # no parameters: several statements at once
                 self._db.execute(
                     "INSERT INTO schema_migrations VALUES (%s, %s, %s)",
-                    (migration.version, migration.name, _us(datetime.now(UTC))),
+                    (migration.version, migration.name, us(datetime.now(UTC))),
                 )
         return len(known)
 
-    def profile_store(self) -> ProfileStore:
+    def profiles(self) -> ProfileStore:
         return PostgresProfiles(self._db, self._lock, self._errors)
 
     # -- writing ------------------------------------------------------------------------------------------
@@ -123,7 +128,7 @@ class PostgresStore(PostgresPrivacy, StoreReads):
         return new
 
     def dead_letter(self, letters: Sequence[DeadLetter], rejected: Mapping[str, int], keep: int) -> None:
-        rows = [(_us(d.at), d.reason, d.topic, d.detail, d.size, d.payload) for d in letters[-keep:] if keep]
+        rows = [(us(d.at), d.reason, d.topic, d.detail, d.size, d.payload) for d in letters[-keep:] if keep]
         with (
             self._lock,
             self._errors(f"record {len(letters)} rejected payloads"),
@@ -136,12 +141,45 @@ class PostgresStore(PostgresPrivacy, StoreReads):
                 pg(DEAD_LETTER_SQL[2]).encode(), [(reason, n) for reason, n in rejected.items() if n]
             )
 
+    # -- the privacy registry -------------------------------------------------------------------------------
+    def registry_put(
+        self, entries: Sequence[RegistryEntry], now: datetime, *, strict: bool = False
+    ) -> PutResult:
+        with self._lock, self._errors(f"record {len(entries)} registry entries"), self._db.transaction():
+            # FOR UPDATE: two collectors putting the same token serialise on its row.
+            result = put_entries(Placeholders(self._db), entries, us(now), strict=strict, lock=" FOR UPDATE")
+            if not result.applied:
+                raise psycopg.Rollback()
+        return result
+
+    def registry_remove(self, list_: ListName, tokens: Sequence[str]) -> RemoveResult:
+        with self._lock, self._errors(f"remove {len(tokens)} {list_} entries"), self._db.transaction():
+            return remove_entries(Placeholders(self._db), list_, tokens)
+
+    def registry_sets(self) -> PrivacySets:
+        with self._lock, self._errors("read the privacy registry"), self._db.transaction():
+            return read_sets(Placeholders(self._db))
+
+    def registry_revision(self) -> int:
+        with self._lock, self._errors("read the privacy registry revision"):
+            return current_revision(Placeholders(self._db), False)
+
+    # -- retention ------------------------------------------------------------------------------------------
+    def apply_retention(
+        self, cutoffs: RetentionCutoffs, *, dry_run: bool, label: Callable[[int], str]
+    ) -> RetentionCounts:
+        with self._lock, self._errors("apply retention"), self._db.transaction():
+            counts = retention(Placeholders(self._db), cutoffs, label, "event_id")
+            if dry_run:
+                raise psycopg.Rollback()  # the exact figures, then nothing kept
+        return counts
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
     # -- plumbing -----------------------------------------------------------------------------------------
-    def _query(self, doing: str, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    def query(self, doing: str, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock, self._errors(doing):
             return self._db.execute(pg(sql).encode(), params).fetchall()
 
@@ -160,8 +198,6 @@ def _message(exc: psycopg.Error) -> str:
 class PostgresProfiles(ProfileReads):
     """`ProfileStore` on PostgreSQL (the SQL of `SqliteProfiles`, with PostgreSQL's placeholders)."""
 
-    _time = staticmethod(_us)
-
     def __init__(
         self,
         db: psycopg.Connection[Any],
@@ -170,21 +206,21 @@ class PostgresProfiles(ProfileReads):
     ) -> None:
         self._db, self._lock, self._errors = db, lock, errors
 
-    def _query(self, doing: str, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    def query(self, doing: str, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock, self._errors(doing):
             return self._db.execute(pg(sql).encode(), params).fetchall()
 
     def put_profiles(self, profiles: Sequence[Profile], now: datetime) -> PutCounts:
         with self._lock, self._errors(f"store {len(profiles)} profiles"), self._db.transaction():
-            return upsert_profiles(Placeholders(self._db), profiles, _us(now), lock=" FOR UPDATE")
+            return upsert_profiles(Placeholders(self._db), profiles, us(now), lock=" FOR UPDATE")
 
     def add_online_events(self, events: Sequence[OnlineEvent]) -> int:
-        rows = [(e.id, e.profile_id, _us(e.at), e.channel, e.type, e.product, e.value) for e in events]
+        rows = [(e.id, e.profile_id, us(e.at), e.channel, e.type, e.product, e.value) for e in events]
         with self._lock, self._errors(f"store {len(events)} online events"), self._db.transaction():
             return int(Placeholders(self._db).executemany(ADD_ONLINE_EVENTS, rows).rowcount)
 
     def consent_profiles(self, tokens: Sequence[str]) -> dict[str, str]:
-        rows = self._query(
+        rows = self.query(
             "look up consent tokens",
             "SELECT token, profile FROM privacy_registry WHERE list = 'consent' AND token = ANY(?)",
             (sorted(set(tokens)),),
@@ -198,6 +234,6 @@ class PostgresProfiles(ProfileReads):
     def delete_online_events(self, before: datetime, *, dry_run: bool) -> int:
         """Delete online events that happened before `before` (with `dry_run`, only count them)."""
         if dry_run:
-            return self._count_online_events(before)
+            return self.count_online_events(before)
         with self._lock, self._errors("delete old online events"), self._db.transaction():
-            return int(self._db.execute(pg(DELETE_ONLINE_EVENTS).encode(), (_us(before),)).rowcount)
+            return int(self._db.execute(pg(DELETE_ONLINE_EVENTS).encode(), (us(before),)).rowcount)

@@ -7,12 +7,10 @@ connection so that code written against `Db` runs on either backend unchanged. T
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Protocol
-
-from footfall.events import Event, VisitOpenEvent
 
 Rows = list[tuple[Any, ...]]
 Insert = tuple[str, Callable[[Any], tuple[Any, ...]]]  # statement, row builder
@@ -50,23 +48,3 @@ class Placeholders:
         with self._db.cursor() as cursor:
             cursor.executemany(pg(sql).encode(), rows)
             return Rowcount(max(cursor.rowcount, 0))
-
-
-# Recording rejected payloads: add the sample, trim it to the newest `keep`, add to the totals.
-DEAD_LETTER_SQL = (
-    "INSERT INTO dead_letters (at_us, reason, topic, detail, size, payload) VALUES (?, ?, ?, ?, ?, ?)",
-    "DELETE FROM dead_letters WHERE id <= (SELECT COALESCE(MAX(id), 0) FROM dead_letters) - ?",
-    "INSERT INTO rejections VALUES (?, ?)"
-    " ON CONFLICT (reason) DO UPDATE SET count = rejections.count + excluded.count",
-)
-
-
-def insert_rows(events: Sequence[Event], inserts: Mapping[type[Any], Insert]) -> dict[str, Rows]:
-    """The rows to insert, by statement of `inserts` (a backend's event model -> statement, row builder)."""
-    by_table: dict[str, Rows] = {}
-    for event in events:
-        if isinstance(event, VisitOpenEvent):
-            continue  # feeds the real-time trigger only; the closing visit event is the record
-        sql, row = inserts[type(event)]
-        by_table.setdefault(sql, []).append(row(event))
-    return by_table

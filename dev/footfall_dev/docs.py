@@ -60,10 +60,10 @@ def config_table(model: type[BaseModel]) -> str:
 
 
 def schema_tables() -> str:
-    from footfall.events import _BY_SCHEMA
+    from footfall.events import SCHEMA_MODELS
 
     parts = []
-    for name, model in _BY_SCHEMA.items():
+    for name, model in SCHEMA_MODELS.items():
         parts.append(f"**`{name}`** — {(model.__doc__ or '').strip().splitlines()[0]}\n")
         lines = ["| field | type | meaning |", "|---|---|---|"]
         for field_name, info in model.model_fields.items():

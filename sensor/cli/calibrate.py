@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import io
 import os
-import re
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +25,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError
 
+from footfall import mac as mac_grammar
 from footfall.configfile import ConfigError
 from sensor import config as sensor_config
 from sensor.cli import progress
@@ -53,15 +53,14 @@ from sensor.estimate.calibrate import (
 from sensor.estimate.occupancy import EstimatorParams
 
 NS = 1_000_000_000
-_MAC = re.compile(r"^[0-9a-fA-F]{2}([:-]?)(?:[0-9a-fA-F]{2}\1){4}[0-9a-fA-F]{2}$")
 
 
 def parse_mac(text: str) -> bytes:
-    """aa:bb:cc:dd:ee:ff, aa-bb-..., or aabbccddeeff → 6 bytes (the text is never echoed whole)."""
-    text = text.strip()
-    if not _MAC.match(text):
-        raise click.BadParameter(f"not a MAC address ({len(text)} characters; expected aa:bb:cc:dd:ee:ff)")
-    return bytes.fromhex(re.sub(r"[:-]", "", text))
+    """A MAC in any spelling of footfall/mac.py → 6 bytes (the text is never echoed)."""
+    try:
+        return mac_grammar.parse_mac(text)
+    except mac_grammar.MacError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def masked(mac: bytes) -> str:

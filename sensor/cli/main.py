@@ -12,18 +12,21 @@ from typing import BinaryIO
 
 import click
 
+from footfall.broker import broker_settings
 from footfall.cli import load_or_fail, package_version, tool_group
+from footfall.control import control_topic
 from footfall.mqtt import Message, MqttClient, MqttError
+from footfall.tokens import TokenKey
 from sensor import config as sensor_config
 from sensor.cli import progress
 from sensor.decode.capture import CaptureError, merge_captures
 from sensor.decode.frames import CaptureRecord
-from sensor.keys.consent import PrivacyFilter, TokenKey, control_topic
+from sensor.keys.consent import PrivacyFilter
 from sensor.keys.keystore import KeyFileError
 from sensor.keys.pseudonym import FixedSalt, SaltSource
 from sensor.keys.seedsalts import SeedTooLate
 from sensor.pipeline import Pipeline, Sink
-from sensor.publish.publisher import JsonlSink, MqttSink, broker_settings
+from sensor.publish.publisher import JsonlSink, MqttSink
 
 log = logging.getLogger("footfall.sensor")
 
@@ -95,7 +98,7 @@ def privacy_filter(
         log.warning("no --privacy-control file: opt-outs and consents are not applied to this replay")
         return privacy, None
     topic = control_topic(config.mqtt.topic_prefix, site.store)
-    client = MqttClient(broker_settings(config, f"footfall-sensor-{site.store}-{site.sensor}-privacy"))
+    client = MqttClient(broker_settings(config.mqtt, f"footfall-sensor-{site.store}-{site.sensor}-privacy"))
 
     def on_control(message: Message) -> None:
         privacy.apply(message.payload)

@@ -97,18 +97,19 @@ def key_summary(path: Path) -> str:
 
 def broker_error(config: SensorConfig, timeout_s: float = 5.0) -> tuple[str, str | None]:
     """(where, None) if the broker accepted a connection with the configured TLS/credentials, else the error."""
+    from footfall.broker import broker_settings
+    from footfall.configfile import ConfigError
     from footfall.mqtt import MqttClient, MqttError
-    from sensor.publish.publisher import broker_settings
 
     m = config.mqtt
     where = f"mqtt{'s' if m.tls else ''}://{m.host}:{m.port}" + (f" as {m.username}" if m.username else "")
     try:
         # Its own client id: reusing the sensor's would disconnect the running sensor.
-        settings = broker_settings(config, f"footfall-doctor-{config.site.store}-{config.site.sensor}")
+        settings = broker_settings(config.mqtt, f"footfall-doctor-{config.site.store}-{config.site.sensor}")
         client = MqttClient(settings)
         client.connect(timeout_s)
-    except OSError as exc:
-        return where, f"cannot read {exc.filename}: {exc.strerror}"
+    except ConfigError as exc:
+        return where, str(exc)
     except (MqttError, ValueError) as exc:
         return where, str(exc)
     client.close()

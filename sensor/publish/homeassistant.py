@@ -19,10 +19,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
+from footfall.broker import broker_settings
 from footfall.events import CountEvent, Event
 from footfall.mqtt import Message, MqttClient, MqttError
 from sensor.config import SensorConfig
-from sensor.publish.publisher import broker_settings
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,9 @@ class HomeAssistantLink:
 
     def __init__(self, config: SensorConfig, version: str, now: Callable[[], datetime]) -> None:
         site = config.site
-        self._client = MqttClient(broker_settings(config, f"footfall-sensor-{site.store}-{site.sensor}-ha"))
+        self._client = MqttClient(
+            broker_settings(config.mqtt, f"footfall-sensor-{site.store}-{site.sensor}-ha")
+        )
         self.ha = HomeAssistant(config, version, self._send)
         self._now = now
         self._client.on_connect(self.ha.announce)

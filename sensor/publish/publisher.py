@@ -19,8 +19,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+from footfall.broker import broker_settings
 from footfall.events import Event, StatusEvent, event_id, utc
-from footfall.mqtt import BrokerSettings, MqttClient, MqttError, TlsSettings, Will
+from footfall.mqtt import MqttClient, MqttError, Will
 from sensor.buildinfo import build
 from sensor.config import SensorConfig, SpoolConfig
 from sensor.publish.spool import Entry, Spool
@@ -44,21 +45,6 @@ class JsonlSink:
         self._stream.flush()
         if self._close_stream:
             self._stream.close()
-
-
-def broker_settings(config: SensorConfig, client_id: str) -> BrokerSettings:
-    m = config.mqtt
-    password = m.password_file.read_text().strip() if m.password_file else None
-    tls = TlsSettings(m.tls.ca_file, m.tls.cert_file, m.tls.key_file) if m.tls else None
-    return BrokerSettings(
-        host=m.host,
-        port=m.port,
-        client_id=client_id,
-        username=m.username,
-        password=password,
-        tls=tls,
-        keepalive_s=m.keepalive_s,
-    )
 
 
 def status_event(
@@ -295,7 +281,7 @@ class MqttSink:
         spool = open_spool(config.spool)
         will_event = status_event(config, "offline", now_ns, version)
         will = Will(f"{config.mqtt.topic_prefix}/{site.store}/{site.sensor}/status", will_event.to_json())
-        settings = broker_settings(config, f"footfall-sensor-{site.store}-{site.sensor}")
+        settings = broker_settings(config.mqtt, f"footfall-sensor-{site.store}-{site.sensor}")
         client = MqttClient(replace(settings, max_inflight=config.spool.inflight), will)
         try:
             client.connect(wait_s or 10.0, wait=wait_s is not None)
