@@ -142,6 +142,7 @@ class Pipeline:
             people=people,
             consent_of=self._device_consent.get,
             per_visit=mode != "aggregate",
+            is_live=resolver.knows if isinstance(resolver, DeviceResolver) else None,
         )
         self.last_ts_ns = 0
 

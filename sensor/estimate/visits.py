@@ -145,6 +145,7 @@ class PresenceModel:
         people: PeopleEstimate | None = None,
         consent_of: Callable[[str], str | None] = lambda device: None,
         per_visit: bool = True,
+        is_live: Callable[[str], bool] | None = None,
     ) -> None:
         # per_visit=False (privacy mode `aggregate`): visits are still tracked for the counts, but no
         # per-device event is ever built, so none can leave the sensor.
@@ -164,6 +165,9 @@ class PresenceModel:
         # Least recently heard first, so timed-out visits are found at the front without a scan.
         self._open: OrderedDict[str, _Visit] = OrderedDict()
         self._visits_in_epoch: dict[str, int] = {}
+        # A device the resolver has forgotten can never visit again under its id: at each interval its
+        # visit count is dropped, so the counts follow the devices live at once, not the day's total.
+        self._is_live = is_live
         self._epoch = ""
         self._interval: _Interval | None = None
         self._next_expiry_ns = 0
@@ -264,6 +268,7 @@ class PresenceModel:
             self._expire(current.end_ns)
             self._emit_count(current)
             current = self._interval = _Interval(current.end_ns, current.end_ns + self._interval_ns)
+            self._forget_gone()
         self._next_expiry_ns = ts + EXPIRY_TICK_NS
         self._due_ns = min(current.end_ns, self._next_expiry_ns)
         return current
@@ -373,6 +378,12 @@ class PresenceModel:
                 devices=len(interval.devices - fixed),
             )
         )
+
+    def _forget_gone(self) -> None:
+        live = self._is_live
+        if live is not None:
+            opened = self._open
+            self._visits_in_epoch = {d: n for d, n in self._visits_in_epoch.items() if d in opened or live(d)}
 
     def _new_epoch(self, epoch: str) -> None:
         # Pseudonyms of the old epoch can never be seen again: forget how often they visited.
