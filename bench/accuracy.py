@@ -36,25 +36,24 @@ from footfall_dev.generator.day import LINKTYPE_RADIOTAP, generate
 from footfall_dev.generator.model import StoreModel
 
 from footfall.events import CountEvent, VisitEvent
+from footfall.times import NS
 from sensor.config import SensorConfig
 from sensor.decode.capture import read_capture
 from sensor.decode.frames import CaptureRecord
 from sensor.estimate.calibrate import (
     Score,
     Window,
-    count_series,
     fit_counts,
     read_truth,
     score,
     truth_windows,
     window_means,
-    with_estimator,
 )
 from sensor.estimate.occupancy import EstimatorParams
 from sensor.keys.pseudonym import FixedSalt
 from sensor.pipeline import ListSink, Pipeline
+from sensor.replay import count_series, with_estimator
 
-NS = 1_000_000_000
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 DEFAULT_CALIBRATION_DAY = "2022-11-22"
 LAB_TZ = ZoneInfo("Europe/Prague")  # only for reading times; the lab truth joins on frame index

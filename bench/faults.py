@@ -354,7 +354,7 @@ def sensor_main(config_path: Path, events_path: Path, rate: float) -> None:
 
     from footfall.events import model_for_schema
     from sensor.config import load
-    from sensor.publish.publisher import MqttSink
+    from sensor.publish.mqttsink import MqttSink
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     sink = MqttSink.connect(load(config_path), "bench", time.time_ns(), wait_s=None, ack_timeout_s=3600)

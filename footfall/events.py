@@ -14,7 +14,7 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, model_validator
 
 SCHEMA_VISIT: Final = "footfall.visit/1"
 SCHEMA_COUNT: Final = "footfall.count/1"
@@ -97,6 +97,12 @@ class CountEvent(_Event):
     start: Timestamp = Field(description="interval start, UTC")
     end: Timestamp = Field(description="interval end (exclusive), UTC")
     present: float = Field(ge=0, description="estimated people inside, time-averaged over the interval")
+    present_low: float | None = Field(
+        None, ge=0, description="lower end of the 80 % interval of `present` (absent: no interval)"
+    )
+    present_high: float | None = Field(
+        None, ge=0, description="upper end of the 80 % interval of `present` (absent: no interval)"
+    )
     visitors: Count = Field(description="visits that qualified as visitor visits in this interval")
     passersby: Count = Field(description="visits that closed as passerby visits in this interval")
     visitors_est: float | None = Field(
@@ -120,6 +126,17 @@ class CountEvent(_Event):
     devices: Count = Field(description="estimated distinct devices heard")
 
     model_config = ConfigDict(populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _interval_holds_present(self) -> CountEvent:
+        low, high = self.present_low, self.present_high
+        if (low is None) != (high is None):
+            raise ValueError("present_low and present_high come together or not at all")
+        if low is not None and high is not None and not low <= self.present <= high:
+            raise ValueError(
+                f"need present_low <= present <= present_high, got {low}, {self.present}, {high}"
+            )
+        return self
 
 
 class StatusEvent(_Event):

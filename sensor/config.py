@@ -12,8 +12,10 @@ from footfall.configfile import Section, load_model, validate_model
 from footfall.events import Name
 from sensor.estimate.devices import ResolverParams
 from sensor.estimate.occupancy import EstimatorParams
+from sensor.estimate.visits import PresenceParams
 
 Rssi = Annotated[int, Field(ge=-120, le=0)]
+_P = PresenceParams()
 
 
 class SiteConfig(Section):
@@ -34,22 +36,26 @@ class MqttConfig(MqttSection):
 
 
 class PresenceConfig(Section):
-    """The visit model (Meraki/Cloud4Wi style): defaults are the common industry ones."""
+    """The visit model (sensor/estimate/visits.py): defaults are the common industry ones."""
 
-    visit_timeout_s: float = Field(600, gt=0, le=86_400, description="close a visit after this long unheard")
-    visitor_rssi: Rssi = Field(-70, description="a visit whose strongest frame reached this (dBm) is inside")
-    # 180 s, not the industry's 5 minutes: phones scan every 0.5-2 minutes, so a 5-minute stay is heard
-    # for about 4, and a 300 s threshold drops real short visits (bench/accuracy.py, generated days).
-    min_dwell_s: float = Field(180, ge=0, le=86_400, description="...and that lasted at least this long")
-    interval_s: int = Field(300, ge=10, le=3600, description="count events every this many seconds")
+    visit_timeout_s: float = Field(
+        _P.visit_timeout_s, gt=0, le=86_400, description="close a visit after this long unheard"
+    )
+    visitor_rssi: Rssi = Field(
+        _P.visitor_rssi, description="a visit whose strongest frame reached this (dBm) is inside"
+    )
+    min_dwell_s: float = Field(
+        _P.min_dwell_s, ge=0, le=86_400, description="...and that lasted at least this long"
+    )
+    interval_s: int = Field(_P.interval_s, ge=10, le=3600, description="count events every this many seconds")
     visitor_factor: float = Field(
-        1.0,
+        _P.visitor_factor,
         ge=0,
         le=100,
         description="people per visitor visit (phone-carrying share, phones heard): visitors_est",
     )
     passerby_factor: float = Field(
-        1.0,
+        _P.passerby_factor,
         ge=0,
         le=100,
         description="people per passerby visit (many passersby are never heard): passersby_est",
@@ -62,6 +68,9 @@ class PresenceConfig(Section):
                 f"interval_s must divide 3600 so intervals align to the hour, got {self.interval_s}"
             )
         return self
+
+    def params(self) -> PresenceParams:
+        return PresenceParams(**self.model_dump())
 
 
 class PrivacyConfig(Section):

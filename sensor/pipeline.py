@@ -14,7 +14,8 @@ from typing import Protocol
 from footfall.events import Event
 from sensor.config import SensorConfig
 from sensor.decode.decoder import FrameDecoder
-from sensor.decode.frames import CaptureRecord, Sighting, check_draft
+from sensor.decode.fastinit import fast_init
+from sensor.decode.frames import CaptureRecord, Sighting
 from sensor.estimate.devices import DeviceResolver
 from sensor.estimate.occupancy import OccupancyEstimator
 from sensor.estimate.visits import PeopleEstimate, PresenceModel
@@ -60,43 +61,7 @@ class ListSink:
         pass
 
 
-class _SightingDraft:
-    """Sighting's slots, writable: filled in, then its `__class__` becomes Sighting.
-
-    A frozen dataclass's __init__ sets each field through object.__setattr__: about a microsecond
-    for Sighting's ten fields, as much as the rest of a frame's way through the presence model.
-    See sensor.decode._ProbeDraft for the same trick on ProbeRequest; `check_draft` fails at
-    import if the two classes drift apart.
-    """
-
-    __slots__ = (  # CPython lays slots out by sorted name
-        "address",
-        "channel",
-        "directed",
-        "epoch",
-        "fingerprint",
-        "ie_ids",
-        "randomized",
-        "rssi_dbm",
-        "seq",
-        "ts_ns",
-    )
-    ts_ns: int
-    address: str
-    epoch: str
-    randomized: bool
-    rssi_dbm: int | None
-    channel: int | None
-    seq: int
-    fingerprint: str
-    ie_ids: tuple[int, ...]
-    directed: bool
-
-
-_new = object.__new__
-
-
-_DRAFT = check_draft(Sighting, _SightingDraft)  # False in the compiled build
+_sighting = fast_init(Sighting)  # Sighting(...), faster: see sensor/decode/fastinit.py
 
 
 class Pipeline:
@@ -134,7 +99,7 @@ class Pipeline:
         self.dropped_optout = 0
         self.dropped_epoch_gone = 0
         self.presence = PresenceModel(
-            config.presence,
+            config.presence.params(),
             config.site.store,
             config.site.sensor,
             sink.send,
@@ -162,34 +127,18 @@ class Pipeline:
             # borrowing another epoch's would file the device under the wrong pseudonym.
             self.dropped_epoch_gone += 1
             return
-        sighting: Sighting
-        if not _DRAFT:
-            sighting = Sighting(
-                ts_ns,
-                address,
-                self.pseudonyms.epoch,
-                probe.randomized,
-                probe.rssi_dbm,
-                probe.channel,
-                probe.seq,
-                probe.fingerprint,
-                probe.ie_ids,
-                probe.ssid != "",
-            )
-        else:
-            draft = _new(_SightingDraft)
-            draft.ts_ns = ts_ns
-            draft.address = address
-            draft.epoch = self.pseudonyms.epoch
-            draft.randomized = probe.randomized
-            draft.rssi_dbm = probe.rssi_dbm
-            draft.channel = probe.channel
-            draft.seq = probe.seq
-            draft.fingerprint = probe.fingerprint
-            draft.ie_ids = probe.ie_ids
-            draft.directed = probe.ssid != ""
-            draft.__class__ = Sighting  # type: ignore[assignment]
-            sighting = draft  # type: ignore[assignment]
+        sighting = _sighting(
+            ts_ns,
+            address,
+            self.pseudonyms.epoch,
+            probe.randomized,
+            probe.rssi_dbm,
+            probe.channel,
+            probe.seq,
+            probe.fingerprint,
+            probe.ie_ids,
+            probe.ssid != "",
+        )
         device = self.resolver.resolve(sighting)
         if self._consent_of_mac is not None:
             token = self._consent_of_mac(mac)

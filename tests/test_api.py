@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -30,6 +31,7 @@ from footfall.tokens import TokenKey
 from tests.conftest import free_port
 from tests.pgserver import BACKENDS, open_backend, postgres_dsn, postgres_server  # noqa: F401
 from tests.test_omnichannel import NOW, populate
+from tests.test_report import count
 
 TOKEN = b"0123456789abcdef0123456789abcdef-api"
 AUTH = {"Authorization": f"Bearer {TOKEN.decode()}"}
@@ -198,6 +200,18 @@ def test_kpis_and_report_match_the_hand_computed_figures(api: Api) -> None:
     assert (kpis.json()["median_lag_s"], kpis.json()["recognised"]["share"]) == (93_600, 0.5)
     report = api.client.get("/v1/stores/paris-01/report", params={"from": "2024-05-01", "to": "2024-05-02"})
     assert report.status_code == 200 and report.json()["totals"]["visitors"] == 6
+
+
+def test_the_report_endpoint_carries_the_80_percent_range_of_people_present(api: Api) -> None:
+    start = datetime(2024, 5, 1, 7, tzinfo=UTC)
+    api.db.add(
+        [count(start, 3.0, store="lyon-09").model_copy(update={"present_low": 2.0, "present_high": 4.5})]
+    )
+    report = api.client.get("/v1/stores/lyon-09/report", params={"from": "2024-05-01", "to": "2024-05-01"})
+    assert report.status_code == 200
+    totals, hour = report.json()["totals"], report.json()["hours"][0]
+    assert (totals["present_mean"], totals["present_low"], totals["present_high"]) == (3.0, 2.0, 4.5)
+    assert (hour["present_low"], hour["present_high"]) == (2.0, 4.5)
 
 
 @pytest.mark.parametrize(

@@ -30,7 +30,7 @@ def test_a_new_database_gets_every_migration_once_and_records_it(tmp_path: Path)
     assert (
         rows
         == [(m.version, m.name) for m in migrations()]
-        == [(1, "init"), (2, "privacy"), (3, "people"), (4, "profiles")]
+        == [(1, "init"), (2, "privacy"), (3, "people"), (4, "profiles"), (6, "present_interval")]
     )
     assert {"visits", "counts", "statuses", "dead_letters", "rejections"} <= tables
 
@@ -46,8 +46,8 @@ def test_a_database_from_a_newer_collector_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "f.db"
     SqliteStore(path).close()
     with sqlite3.connect(path) as db:
-        db.execute("INSERT INTO schema_migrations VALUES (5, 'future', 0)")
-    with pytest.raises(StoreError, match=r"schema version 5, newer than this collector knows \(4\)"):
+        db.execute("INSERT INTO schema_migrations VALUES (7, 'future', 0)")
+    with pytest.raises(StoreError, match=r"schema version 7, newer than this collector knows \(6\)"):
         SqliteStore(path)
 
 
@@ -145,3 +145,19 @@ def test_a_large_batch_is_stored_in_one_go() -> None:
     events = [visit(at(n / 100), 60, device=f"d{n}") for n in range(20_000)]
     assert store.add(events) == 20_000
     assert store.add(events[:100]) == 0
+
+
+def test_a_migration_numbered_below_one_already_applied_is_still_applied(tmp_path: Path) -> None:
+    """Branches number migrations apart (0006 may reach a database before 0005): apply by set, not by max."""
+    path = tmp_path / "f.db"
+    SqliteStore(path).close()
+    with sqlite3.connect(path) as db:  # as if 0004 had arrived after 0006
+        db.execute("DELETE FROM schema_migrations WHERE version = 4")
+        db.execute("DROP TABLE online_events")
+        db.execute("DROP TABLE profiles")
+    SqliteStore(path).close()
+    with sqlite3.connect(path) as db:
+        versions = [r[0] for r in db.execute("SELECT version FROM schema_migrations ORDER BY version")]
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert versions == [m.version for m in migrations()]
+    assert "profiles" in tables

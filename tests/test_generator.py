@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import statistics
 from collections import Counter
@@ -11,24 +12,29 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from footfall_dev.craft import channel_frequency
+from footfall_dev.craft import channel_frequency, radiotap_probe_request
 from footfall_dev.generator import (
     CLASSES,
+    TWO_SENSORS,
     GeneratedDay,
     Kind,
     ModelError,
+    SensorPlace,
     StoreModel,
     Truth,
     generate,
+    lab,
     scale_to_frames,
     truth_path,
     write_day,
+    write_store,
 )
 from footfall_dev.generator.__main__ import DEMO_CAPTURE, main
 from footfall_dev.generator.radio import device_emissions
 from scapy.layers.dot11 import Dot11, Dot11Beacon, Dot11Elt, Dot11ProbeReq, RadioTap
 
 from sensor.decode.capture import read_capture
+from sensor.decode.decoder import FrameDecoder
 
 NS = 1_000_000_000
 # a short morning keeps scapy's share of the run down; every kind of person and device is in it
@@ -190,12 +196,9 @@ def test_randomizing_phones_use_many_addresses_and_fixed_devices_one(day: Genera
             continue
         if person.kind is Kind.FIXED or not dev.randomized:
             assert (dev.addresses, dev.addresses_heard) == (1, 1 if dev.frames else 0), person
-        elif (
-            person.kind is Kind.VISITOR
-            and person.dwell_s > 900
-            and CLASSES[dev.device_class].address != "interval"
-        ):
-            assert dev.addresses_heard >= 5, person  # a new address at least every scan
+        elif CLASSES[dev.device_class].address in ("per_burst", "per_channel"):
+            per_scan = 3 * CLASSES[dev.device_class].frames_per_channel[1]  # most frames one scan sends
+            assert dev.addresses_heard * per_scan >= dev.frames, person  # a new address every scan
     fixed = [p.device for p in day.truth.people if p.kind is Kind.FIXED]
     assert fixed and all(d is not None and d.frames > 100 for d in fixed)  # probing all morning
 
@@ -277,6 +280,41 @@ def test_a_model_that_contradicts_itself_is_refused_with_the_numbers() -> None:
         StoreModel(capture_hours=(10, 21))
     with pytest.raises(ModelError, match="device_mix names"):
         StoreModel(device_mix=(("fixed_pc", 1.0),))
+    with pytest.raises(ModelError, match=r"sensors \['door-1', 'door-1'\]"):
+        StoreModel(sensors=(SensorPlace(), SensorPlace()))
+
+
+# -- the lab-measured phones -------------------------------------------------------------------------------
+
+
+def test_the_default_mix_is_at_least_forty_lab_fingerprints_with_shares_that_add_up() -> None:
+    mix = dict(StoreModel().device_mix)
+    assert len(mix) >= 40 and all(name.startswith("lab_") for name in mix)
+    assert sum(mix.values()) == pytest.approx(1.0, abs=1e-3)
+    policies = Counter(CLASSES[name].address.value for name in mix)
+    assert set(policies) == {"global", "per_burst", "interval"}  # factory, per-scan and timed, as measured
+
+
+def test_each_lab_class_sends_the_very_fingerprint_it_was_measured_with() -> None:
+    """The sensor's fingerprint of a generated probe equals the one bench/fingerprints.py measured."""
+    measured = {
+        row["fingerprint"][:8]: row["fingerprint"]
+        for row in json.loads((Path(lab.__file__).parent / "fingerprints.json").read_text())
+    }
+    decoder = FrameDecoder()
+    for entry in lab.load():
+        cls = entry.cls
+        frame = radiotap_probe_request(b"\x02" * 6, 1, b"", cls.encode(0, 6), -50, channel_frequency(6))
+        probe = decoder.decode(0, 127, frame)
+        assert probe is not None and probe.fingerprint == measured[cls.name.removeprefix("lab_")], cls.like
+
+
+def test_a_store_model_with_two_sensors_round_trips_through_its_truth_file(tmp_path: Path) -> None:
+    model = dataclasses.replace(TINY, sensors=TWO_SENSORS)
+    truth, paths = write_store(model, tmp_path / "two.pcap")
+    assert [p.name for p in paths] == ["two.door-1.pcap", "two.back-1.pcap"]
+    assert all(p.stat().st_size > 0 for p in paths)
+    assert Truth.load(tmp_path / "two.truth.json") == truth and truth.model.sensors == TWO_SENSORS
 
 
 def test_scaling_to_a_frame_target_lands_within_ten_percent() -> None:

@@ -20,17 +20,16 @@ from sensor.config import SensorConfig
 from sensor.decode.capture import read_capture
 from sensor.decode.frames import ProbeRequest, Sighting
 from sensor.estimate.calibrate import (
-    count_series,
     fit_counts,
     read_truth,
     score,
     truth_windows,
     window_means,
-    with_estimator,
 )
 from sensor.estimate.occupancy import EstimatorParams
 from sensor.keys.pseudonym import FixedSalt
 from sensor.pipeline import ListSink, Pipeline
+from sensor.replay import count_series, with_estimator
 
 pytestmark = pytest.mark.realdata
 

@@ -24,7 +24,6 @@ from pathlib import Path
 import pytest
 
 from footfall.mqtt import BrokerSettings, Message, MqttClient
-from sensor.cli.live import LiveSensor, snapshot
 from sensor.config import SensorConfig
 from sensor.decode.capture import read_capture
 from sensor.keys.keystore import KeyStore, StoreSeed
@@ -33,8 +32,9 @@ from sensor.keys.salts import DEFAULT_SPEC, SaltSchedule
 from sensor.live.iface import IfaceState, RadiotapTap
 from sensor.live.loop import LiveCapture
 from sensor.live.packetsocket import CaptureError
+from sensor.live.sensor import LiveSensor, snapshot
 from sensor.pipeline import ListSink, Pipeline
-from sensor.publish.publisher import MqttSink
+from sensor.publish.mqttsink import MqttSink
 from tests.conftest import Broker, free_port
 
 BARE_RADIOTAP = bytes([0, 0, 8, 0, 0, 0, 0, 0])  # version 0, length 8, no field: wraps a bare 802.11 frame
@@ -220,7 +220,7 @@ def test_live_sensor_publishes_visits_counts_and_status_to_mosquitto(
     sub, got = subscriber(broker, "footfall/v1/#")
     salts = KeyStore.open(cfg.privacy.key_file)  # type: ignore[arg-type]
     sink = MqttSink.connect(cfg, "test", time.time_ns())
-    sensor = LiveSensor(cfg, salts, sink, "test")
+    sensor = LiveSensor(cfg, salts, sink, "test", spool_depth=lambda: sink.spool_depth, closing=[salts.close])
     runner = threading.Thread(target=sensor.run, daemon=True)
     runner.start()
     assert wait_until(lambda: sensor.capture.source is not None), sensor.capture.down_reason

@@ -7,11 +7,10 @@ from collections.abc import Sequence
 import pytest
 
 from footfall.events import CountEvent, VisitEvent
-from sensor.config import PresenceConfig
 from sensor.decode.frames import Sighting
 from sensor.estimate.devices import DeviceResolver
 from sensor.estimate.occupancy import EstimatorParams, OccupancyEstimator, fit_site
-from sensor.estimate.visits import PresenceModel
+from sensor.estimate.visits import PresenceModel, PresenceParams
 
 S = 1_000_000_000
 
@@ -117,7 +116,7 @@ def test_the_estimator_plugs_into_the_presence_model() -> None:
     events: list[VisitEvent | CountEvent] = []
     resolver = DeviceResolver()
     est = OccupancyEstimator(EstimatorParams(holdover_s=600, site_factor=1.0), resolver.is_fixed)
-    model = PresenceModel(PresenceConfig(interval_s=300), "s", "s1", events.append, people=est)
+    model = PresenceModel(PresenceParams(interval_s=300), "s", "s1", events.append, people=est)
     for m in range(20):
         s = sighting(60.0 * m, -50, address=f"{m:016x}")
         device = resolver.resolve(s)

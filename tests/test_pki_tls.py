@@ -28,7 +28,7 @@ from collector.pki.ca import Pki, PkiError
 from collector.storage.sqlite import SqliteStore
 from footfall.mqtt import BrokerSettings, Message, MqttClient, MqttError, TlsSettings
 from sensor.config import SensorConfig
-from sensor.publish.publisher import MqttSink
+from sensor.publish.mqttsink import MqttSink
 from tests.conftest import REPO, Broker, free_port, mosquitto_binary
 from tests.test_report import visit
 

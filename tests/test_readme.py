@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
-from footfall_dev.docs import README, render
+import re
+
+from footfall_dev.docs import README, demo_report, render
 
 from tests.conftest import REPO
 
 
 def test_generated_sections_match_the_models() -> None:
     text = README.read_text()
-    assert render(text) == text, "README is stale: run `.venv/bin/python -m footfall_dev.docs`"
+    assert render(text, skip=frozenset({"demo-report"})) == text, (
+        "README is stale: run `.venv/bin/python -m footfall_dev.docs`"
+    )
+
+
+def test_what_the_demo_prints_is_what_the_demo_pipeline_prints() -> None:
+    block = re.search(
+        r"<!-- generated:demo-report -->\n(.*?)\n<!-- /generated:demo-report -->", README.read_text(), re.S
+    )
+    assert block is not None, "README lost its demo-report block"
+    report = demo_report()
+    assert "Fixed devices" in report and "Total" in report
+    assert block.group(1) == report, (
+        "README's demo output is stale: run `.venv/bin/python -m footfall_dev.docs`"
+    )
 
 
 def test_ci_runs_exactly_the_readme_test_command() -> None:

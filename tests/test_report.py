@@ -308,6 +308,8 @@ def test_csv_has_one_row_per_hour_and_a_total(day_report: reports.Report) -> Non
         "visitors": "2",
         "capture_rate": "0.5000",
         "present_mean": "3.5000",
+        "present_low": "",  # no sensor of the day sent an interval
+        "present_high": "",
     }
     assert rows[-1]["hour_start"] == "total"
     assert (rows[-1]["passersby"], rows[-1]["visitors"]) == ("5", "5")
@@ -342,3 +344,32 @@ def test_people_estimates_from_calibrated_sensors_are_summed_and_absent_otherwis
     assert (report.visitors_people, report.passersby_people) == (3.3, 4.4)
     assert "People (est.)    3 visitors, 4 passersby" in reports.render_table(report)
     assert reports.to_dict(report)["totals"]["visitors_people"] == 3.3
+
+
+def test_the_80_percent_range_of_present_is_shown_in_table_csv_and_json() -> None:
+    bounded = [
+        count(local(DAY, 9), 2.0).model_copy(update={"present_low": 1.0, "present_high": 3.5}),
+        count(local(DAY, 9, 5), 4.0).model_copy(
+            update={"present_low": 3.0, "present_high": 5.5, "event_id": event_id("c2")}
+        ),
+    ]
+    db = SqliteStore(":memory:")
+    db.add(bounded)
+    report = reports.for_store(db, "paris-01", DAY, DAY, ReportConfig())
+    db.close()
+    assert (report.present_mean, report.present_low, report.present_high) == (3.0, 2.0, 4.5)
+    table = reports.render_table(report).splitlines()
+    assert "80% range" in table[3]
+    assert table[4].endswith("2.0-4.5")
+    assert "People present   mean 3.0, peak 4.0 at 2024-05-01 09:05 (80% range of the mean 2.0-4.5)" in table
+    rows = list(csv.DictReader(io.StringIO(reports.render_csv(report))))
+    assert (rows[0]["present_low"], rows[0]["present_high"]) == ("2.0000", "4.5000")
+    assert (rows[-1]["present_low"], rows[-1]["present_high"]) == ("2.0000", "4.5000")
+    data = json.loads(reports.render_json(report))
+    assert (data["hours"][0]["present_low"], data["hours"][0]["present_high"]) == (2.0, 4.5)
+    assert (data["totals"]["present_low"], data["totals"]["present_high"]) == (2.0, 4.5)
+
+
+def test_without_bounds_from_the_sensor_the_table_has_no_range_column(day_report: reports.Report) -> None:
+    assert "80% range" not in reports.render_table(day_report)
+    assert day_report.present_low is day_report.present_high is None

@@ -20,7 +20,8 @@ import pytest
 
 from footfall.mqtt import BrokerSettings, Message, MqttClient, MqttError
 from sensor.config import SensorConfig
-from sensor.publish.publisher import Forwarder, MqttSink
+from sensor.publish.forwarder import Forwarder
+from sensor.publish.mqttsink import MqttSink
 from sensor.publish.spool import Spool
 from tests.conftest import REPO, Broker, make_broker
 from tests.test_report import count, visit

@@ -45,7 +45,7 @@ def test_every_migration_is_applied_once_and_reopening_applies_nothing(reopen: C
     version = first.schema_version()  # type: ignore[attr-defined]
     first.close()
     again = reopen()
-    assert version == again.schema_version() == len(migrations()) == 4  # type: ignore[attr-defined]
+    assert version == again.schema_version() == max(m.version for m in migrations()) == 6  # type: ignore[attr-defined]
     again.close()
 
 
@@ -142,3 +142,10 @@ def test_profiles_and_online_events_join_visits_through_consents_only(store: Sto
     assert profiles.consented_online_events(at(-60), at(0)) == [event]
     assert profiles.consent_profiles([TOKEN_A, TOKEN_B]) == {TOKEN_A: "alice"}
     assert profiles.erase("alice") == (1, 1) and profiles.online_events("alice") == []
+
+
+def test_a_count_intervals_80_percent_bounds_are_stored_and_read_back(store: Store) -> None:
+    bounded = count(at(0), 3.0).model_copy(update={"present_low": 1.5, "present_high": 4.25})
+    store.add([bounded, count(at(5), 2.0)])
+    rows = store.counts("paris-01", at(-1), at(10))
+    assert [(r.present, r.present_low, r.present_high) for r in rows] == [(3.0, 1.5, 4.25), (2.0, None, None)]

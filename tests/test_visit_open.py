@@ -10,13 +10,12 @@ import pytest
 from collector.online.triggers import Triggers
 from collector.storage.sqlite import SqliteStore
 from footfall.events import Event, VisitEvent, VisitOpenEvent, event_id
-from sensor.config import PresenceConfig
-from sensor.estimate.visits import PresenceModel
+from sensor.estimate.visits import PresenceModel, PresenceParams
 from tests.test_omnichannel import populate
 from tests.test_triggers import BOB
 from tests.test_visits import T0, h, sight
 
-CFG = PresenceConfig(visit_timeout_s=120, visitor_rssi=-65, min_dwell_s=300, interval_s=300)
+CFG = PresenceParams(visit_timeout_s=120, visitor_rssi=-65, min_dwell_s=300, interval_s=300)
 TOKEN = "c0" * 16
 
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from footfall.events import CountEvent, Event, VisitEvent
-from sensor.config import PresenceConfig
 from sensor.decode.frames import Sighting
-from sensor.estimate.visits import PresenceModel
+from sensor.estimate.visits import PresenceModel, PresenceParams
 
 NS = 1_000_000_000
 T0 = int(datetime(2026, 11, 24, 9, 0, tzinfo=UTC).timestamp()) * NS  # an interval boundary
-CFG = PresenceConfig(visit_timeout_s=120, visitor_rssi=-65, min_dwell_s=300, interval_s=300)
+CFG = PresenceParams(visit_timeout_s=120, visitor_rssi=-65, min_dwell_s=300, interval_s=300)
 
 
 def h(name: str) -> str:

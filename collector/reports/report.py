@@ -5,7 +5,10 @@ first day's midnight to the midnight after the last day, and hours are the absol
 that midnight, so a daylight-saving day simply has 23 or 25 of them. A visit belongs to the hour its
 visit started; `fixed` devices (printers, tills, staff phones left on site) are reported apart and
 take no part in visitors, passersby or capture rate. Visits of one device heard by several sensors of the
-store at overlapping times count once (collector/reports/merge.py: the strongest signal wins).
+store at overlapping times count once (collector/reports/merge.py: the strongest signal wins), and so do
+the people present and the people estimates: the sensors' figures are summed, then scaled by the share of
+distinct people the merged visits show (merge.py's `store_intervals`). `present_low`/`present_high`, the
+80 % interval the sensor sends with `present`, are carried along and averaged like it.
 """
 
 from __future__ import annotations
@@ -16,14 +19,14 @@ import json
 import statistics
 import textwrap
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from collector.config import ReportConfig
-from collector.reports.merge import merge_sensors
+from collector.reports.merge import StoreInterval, distinct_visits, merge_sensors, store_intervals
 from collector.storage.base import CountRow, Store, VisitRow
 
 HOUR = timedelta(hours=1)
@@ -40,6 +43,8 @@ class HourRow:
     passersby: int
     visitors: int
     present_mean: float | None  # mean over the count intervals that started in this hour
+    present_low: float | None = None  # mean of their 80 % interval ends, when every interval had them
+    present_high: float | None = None
 
     @property
     def capture_rate(self) -> float | None:
@@ -79,6 +84,8 @@ class Report:
     present_mean: float | None
     present_peak: float | None
     present_peak_at: datetime | None  # local start of the interval of the peak
+    present_low: float | None  # the mean of the intervals' 80 % bounds around `present`, when all had them
+    present_high: float | None
     fixed_visits: int
     fixed_devices: int
     notes: tuple[str, ...]
@@ -113,12 +120,12 @@ def build(
 ) -> Report:
     """The report over rows already restricted to the store and period (see `period`)."""
     start, end = period(first, last, zone)
-    visits = [v for v in merge_sensors(visits) if start <= v.start < end]  # outside the period: no hour
+    raw = [v for v in visits if start <= v.start < end]  # outside the period: no hour
+    visits = merge_sensors(raw)
     counts = [c for c in counts if start <= c.start < end]
-    present_by_interval: dict[datetime, float] = defaultdict(float)
-    for c in counts:  # sensors of one store are summed interval by interval
-        present_by_interval[c.start] += c.present
-    rows = _hour_rows(visits, present_by_interval, start, int((end - start) / HOUR), zone)
+    intervals = store_intervals(counts, raw, visits)  # sensors combined, shared people once
+    present_by_interval = {i.start: i.present for i in intervals}
+    rows = _hour_rows(visits, intervals, start, int((end - start) / HOUR), zone)
     passersby, visitors = sum(r.passersby for r in rows), sum(r.visitors for r in rows)
     visitor_visits = [v for v in visits if v.kind == "visitor"]
     per_device: dict[tuple[str, str], int] = defaultdict(int)  # one seed per store: same pseudonym on all
@@ -146,17 +153,21 @@ def build(
         present_mean=statistics.fmean(present_by_interval.values()) if present_by_interval else None,
         present_peak=present_by_interval[peak_at] if peak_at is not None else None,
         present_peak_at=peak_at.astimezone(zone) if peak_at is not None else None,
+        present_low=_mean_known([i.present_low for i in intervals]),
+        present_high=_mean_known([i.present_high for i in intervals]),
         fixed_visits=len(fixed),
         fixed_devices=len({(v.epoch, v.device) for v in fixed}),
         notes=_notes(store, sensors, empty=not visits and not counts),
-        visitors_people=_sum_known(c.visitors_est for c in counts),
-        passersby_people=_sum_known(c.passersby_est for c in counts),
+        visitors_people=_sum_known((c.visitors_est for c in counts), distinct_visits(raw, visits, "visitor")),
+        passersby_people=_sum_known(
+            (c.passersby_est for c in counts), distinct_visits(raw, visits, "passerby")
+        ),
     )
 
 
 def _hour_rows(
     visits: Sequence[VisitRow],
-    present_by_interval: Mapping[datetime, float],
+    intervals: Sequence[StoreInterval],
     start: datetime,
     slots: int,
     zone: ZoneInfo,
@@ -169,15 +180,17 @@ def _hour_rows(
             visitors[slot] += 1
         elif v.kind == "passerby":
             passersby[slot] += 1
-    present_in_slot: dict[int, list[float]] = defaultdict(list)
-    for at, present in present_by_interval.items():
-        present_in_slot[int((at - start) // HOUR)].append(present)
+    in_slot: dict[int, list[StoreInterval]] = defaultdict(list)
+    for interval in intervals:
+        in_slot[int((interval.start - start) // HOUR)].append(interval)
     return [
         HourRow(
             (start + i * HOUR).astimezone(zone),
             passersby[i],
             visitors[i],
-            statistics.fmean(present_in_slot[i]) if present_in_slot.get(i) else None,
+            statistics.fmean(x.present for x in in_slot[i]) if in_slot.get(i) else None,
+            _mean_known([x.present_low for x in in_slot.get(i, ())]),
+            _mean_known([x.present_high for x in in_slot.get(i, ())]),
         )
         for i in range(slots)
     ]
@@ -188,16 +201,21 @@ def _notes(store: str, sensors: Sequence[str], *, empty: bool) -> tuple[str, ...
     if len(sensors) > 1:
         notes.append(
             f"{len(sensors)} sensors: a device heard by several at overlapping times is one visit;"
-            " people present are summed over them."
+            " people present and people estimates are summed over them, less the people they share."
         )
     if empty:
         notes.insert(0, f"No visits or counts for store {store!r} in this period.")
     return tuple(notes)
 
 
-def _sum_known(values: Iterable[float | None]) -> float | None:
+def _sum_known(values: Iterable[float | None], share: float = 1.0) -> float | None:
     known = [v for v in values if v is not None]
-    return round(sum(known), 1) if known else None
+    return round(share * sum(known), 1) if known else None
+
+
+def _mean_known(values: Sequence[float | None]) -> float | None:
+    """The mean, when every value is known (a bound missing on one interval leaves the mean undefined)."""
+    return statistics.fmean(v for v in values if v is not None) if values and None not in values else None
 
 
 def dwell_buckets(dwells_s: Sequence[float], edges_min: Sequence[float]) -> tuple[DwellBucket, ...]:
@@ -260,16 +278,19 @@ def _minutes(seconds: float | None) -> str:
 def render_table(report: Report) -> str:
     """Aligned text for a person: the hours, then the totals, then what the figures mean."""
     days = day_span(report.first, report.last)
+    bounds = any(h.present_low is not None for h in report.hours)  # the column only when a sensor sends them
     out = [
         f"Footfall report: store {report.store}, {days} ({report.timezone})",
         f"Sensors: {', '.join(report.sensors) or 'none'}",
         "",
-        f"{'Date':<10}  {'Hour':<5}  {'Passersby':>9}  {'Visitors':>8}  {'Capture':>7}  {'Present':>7}",
+        f"{'Date':<10}  {'Hour':<5}  {'Passersby':>9}  {'Visitors':>8}  {'Capture':>7}  {'Present':>7}"
+        + (f"  {'80% range':>11}" if bounds else ""),
     ]
     for h in report.hours:
         out.append(
             f"{h.start:%Y-%m-%d}  {h.start:%H:%M}  {h.passersby:>9}  {h.visitors:>8}  "
             f"{pct(h.capture_rate):>7}  {_num(h.present_mean):>7}"
+            + (f"  {_range(h.present_low, h.present_high):>11}" if bounds else "")
         )
     if not report.hours:
         out.append("(no activity)")
@@ -296,6 +317,8 @@ def render_table(report: Report) -> str:
     peak = ""
     if report.present_peak_at is not None:
         peak = f", peak {_num(report.present_peak)} at {report.present_peak_at:%Y-%m-%d %H:%M}"
+    if report.present_low is not None and report.present_high is not None:
+        peak += f" (80% range of the mean {_range(report.present_low, report.present_high)})"
     out += [
         f"People present   mean {_num(report.present_mean)}{peak}",
         f"Fixed devices    {report.fixed_devices} ({report.fixed_visits} visits), not counted above",
@@ -309,7 +332,18 @@ def render_csv(report: Report) -> str:
     """One row per hour and a total row, for a spreadsheet; the other figures are in table and json."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["store", "hour_start", "passersby", "visitors", "capture_rate", "present_mean"])
+    writer.writerow(
+        [
+            "store",
+            "hour_start",
+            "passersby",
+            "visitors",
+            "capture_rate",
+            "present_mean",
+            "present_low",
+            "present_high",
+        ]
+    )
     for h in report.hours:
         writer.writerow(
             [
@@ -319,12 +353,27 @@ def render_csv(report: Report) -> str:
                 h.visitors,
                 _ratio(h.capture_rate),
                 _ratio(h.present_mean),
+                _ratio(h.present_low),
+                _ratio(h.present_high),
             ]
         )
     writer.writerow(
-        [report.store, "total", report.passersby, report.visitors, _ratio(report.capture_rate), ""]
+        [
+            report.store,
+            "total",
+            report.passersby,
+            report.visitors,
+            _ratio(report.capture_rate),
+            _ratio(report.present_mean),
+            _ratio(report.present_low),
+            _ratio(report.present_high),
+        ]
     )
     return buffer.getvalue()
+
+
+def _range(low: float | None, high: float | None) -> str:
+    return "-" if low is None or high is None else f"{low:.1f}-{high:.1f}"
 
 
 def _ratio(value: float | None) -> str:
@@ -345,6 +394,8 @@ def to_dict(report: Report) -> dict[str, Any]:
                 "visitors": h.visitors,
                 "capture_rate": h.capture_rate,
                 "present_mean": h.present_mean,
+                "present_low": h.present_low,
+                "present_high": h.present_high,
             }
             for h in report.hours
         ],
@@ -356,6 +407,8 @@ def to_dict(report: Report) -> dict[str, Any]:
             "repeat_visitors": report.repeat_visitors,
             "median_dwell_s": report.median_dwell_s,
             "present_mean": report.present_mean,
+            "present_low": report.present_low,
+            "present_high": report.present_high,
             "present_peak": report.present_peak,
             "present_peak_at": report.present_peak_at.isoformat() if report.present_peak_at else None,
             "fixed_visits": report.fixed_visits,

@@ -68,6 +68,8 @@ class CountRow:
     present: float
     visitors_est: float | None = None  # people behind the visitor visits, when the sensor is calibrated
     passersby_est: float | None = None
+    present_low: float | None = None  # the 80 % interval around `present`, when the sensor sent one
+    present_high: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,9 +120,28 @@ def migrations(dialect: str = "") -> list[Migration]:
             found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))
     found.sort(key=lambda m: m.version)
     versions = [m.version for m in found]
-    if versions != list(range(1, len(found) + 1)):
-        raise StoreError(f"migrations must be numbered 1..{len(found)} without gaps, found {versions}")
+    # Gaps are allowed (branches number their migrations apart, 0006 may land before 0005); two files
+    # of one number are not: which one a database has would depend on the order they arrived in.
+    if len(set(versions)) != len(versions) or (versions and versions[0] < 1):
+        raise StoreError(f"migrations must have distinct numbers from 1 up, found {versions}")
     return found
+
+
+def pending(known: Sequence[Migration], applied: Sequence[int], where: str) -> list[Migration]:
+    """The migrations of `known` not in `applied` (the versions a database records), in order.
+
+    By set rather than by the highest version, so a migration numbered below one already applied (a
+    branch merged late) is still applied; a recorded version this collector does not ship is refused.
+    """
+    versions = {m.version for m in known}
+    newest = max(versions, default=0)
+    unknown = sorted(set(applied) - versions)
+    if unknown:
+        raise StoreError(
+            f"{where} has schema version {unknown[-1]}, newer than this collector knows ({newest})"
+        )
+    done = set(applied)
+    return [m for m in known if m.version not in done]
 
 
 class ProfileStore(Protocol):

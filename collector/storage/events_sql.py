@@ -49,6 +49,7 @@ def _count_row(e: CountEvent) -> tuple[Any, ...]:
         e.event_id, e.store, e.sensor, e.epoch, us(e.start), us(e.end), e.present, e.visitors,
         e.passersby, e.visitors_present, e.new_visitors, e.returning_visitors, e.fixed_devices, e.frames,
         e.frames_randomized, e.addresses, e.addresses_randomized, e.devices, e.visitors_est, e.passersby_est,
+        e.present_low, e.present_high,
     )  # fmt: skip
 
 
@@ -74,6 +75,7 @@ _COLUMNS = {
         "event_id", "store", "sensor", "epoch", "start_us", "end_us", "present", "visitors", "passersby",
         "visitors_present", "new_visitors", "returning_visitors", "fixed_devices", "frames",
         "frames_randomized", "addresses", "addresses_randomized", "devices", "visitors_est", "passersby_est",
+        "present_low", "present_high",
     ),
     "statuses": (
         "event_id", "store", "sensor", "epoch", "state", "at_us", "version", "uptime_s", "source", "frames",
@@ -85,7 +87,7 @@ _COLUMNS = {
 # Event model → (insert statement, row builder): the one place that maps the wire schema to tables.
 EVENT_INSERTS: dict[type[Any], Insert] = {
     VisitEvent: (_insert("visits", 16), _visit_row),
-    CountEvent: (_insert("counts", 20), _count_row),
+    CountEvent: (_insert("counts", 22), _count_row),
     StatusEvent: (_insert("statuses", 12), _status_row),
 }
 
@@ -136,11 +138,12 @@ class StoreReads(PrivacyReads):
     def counts(self, store: str, start: datetime, end: datetime) -> list[CountRow]:
         rows = self.query(
             f"read counts of {store}",
-            "SELECT sensor, start_us, end_us, present, visitors_est, passersby_est FROM counts"
+            "SELECT sensor, start_us, end_us, present, visitors_est, passersby_est, present_low, present_high"
+            " FROM counts"
             " WHERE store = ? AND start_us >= ? AND start_us < ? ORDER BY start_us, sensor",
             (store, us(start), us(end)),
         )
-        return [CountRow(r[0], from_us(r[1]), from_us(r[2]), r[3], r[4], r[5]) for r in rows]
+        return [CountRow(r[0], from_us(r[1]), from_us(r[2]), r[3], r[4], r[5], r[6], r[7]) for r in rows]
 
     def sensors(self, store: str, start: datetime, end: datetime) -> list[str]:
         span = (store, us(start), us(end))

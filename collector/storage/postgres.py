@@ -26,7 +26,7 @@ from typing import Any
 import psycopg
 
 from collector.online.profiles import OnlineEvent, Profile
-from collector.storage.base import DeadLetter, Migration, ProfileStore, PutCounts, StoreError, us
+from collector.storage.base import DeadLetter, Migration, ProfileStore, PutCounts, StoreError, pending, us
 from collector.storage.base import migrations as all_migrations
 from collector.storage.events_sql import DEAD_LETTER_SQL, EVENT_INSERTS, StoreReads, insert_rows
 from collector.storage.privacy import (
@@ -95,19 +95,14 @@ class PostgresStore(StoreReads):
                 "CREATE TABLE IF NOT EXISTS schema_migrations"
                 " (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_us BIGINT NOT NULL)"
             )
-            row = self._db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()
-            current = int(row[0]) if row else 0
-            if current > len(known):
-                raise StoreError(
-                    f"{self.path} has schema version {current}, newer than this collector knows ({len(known)})"
-                )
-            for migration in known[current:]:
+            applied = [int(r[0]) for r in self._db.execute("SELECT version FROM schema_migrations")]
+            for migration in pending(known, applied, self.path):
                 self._db.execute(migration.sql.encode())  # no parameters: several statements at once
                 self._db.execute(
                     "INSERT INTO schema_migrations VALUES (%s, %s, %s)",
                     (migration.version, migration.name, us(datetime.now(UTC))),
                 )
-        return len(known)
+        return self.schema_version()
 
     def profiles(self) -> ProfileStore:
         return PostgresProfiles(self._db, self._lock, self._errors)

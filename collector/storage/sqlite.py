@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from collector.online.profiles import OnlineEvent, Profile
-from collector.storage.base import DeadLetter, ProfileStore, PutCounts, StoreError, migrations, us
+from collector.storage.base import DeadLetter, ProfileStore, PutCounts, StoreError, migrations, pending, us
 from collector.storage.events_sql import DEAD_LETTER_SQL, EVENT_INSERTS, StoreReads, insert_rows
 from collector.storage.privacy import (
     ListName,
@@ -89,25 +89,23 @@ class SqliteStore(StoreReads):
     def migrate(self) -> int:
         """Apply the migrations not applied yet; returns the resulting schema version."""
         known = migrations()
-        current = self.schema_version()
-        if current > len(known):
-            raise StoreError(
-                f"{self.path} has schema version {current}, newer than this collector knows ({len(known)})"
-            )
-        for migration in known[current:]:
-            applied = us(datetime.now(UTC))
+        self.schema_version()  # creates the table
+        with self._lock, self._errors("read the applied migrations"):
+            applied = [int(r[0]) for r in self._db.execute("SELECT version FROM schema_migrations")]
+        for migration in pending(known, applied, self.path):
+            applied_us = us(datetime.now(UTC))
             with self._lock, self._errors(f"apply migration {migration.version:04d}_{migration.name}"):
                 try:
                     self._db.executescript(
                         f"BEGIN;\n{migration.sql}\n;"
-                        f"INSERT INTO schema_migrations VALUES ({migration.version}, '{migration.name}', {applied});"
+                        f"INSERT INTO schema_migrations VALUES ({migration.version}, '{migration.name}', {applied_us});"
                         "\nCOMMIT;"
                     )
                 except sqlite3.Error:
                     if self._db.in_transaction:
                         self._db.execute("ROLLBACK")
                     raise
-        return len(known)
+        return self.schema_version()
 
     def profiles(self) -> ProfileStore:
         return SqliteProfiles(self._db, self._lock, self._errors)

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import re
 import sys
+import tempfile
 import types
 import typing
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import click
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
@@ -86,15 +88,58 @@ def _collector_config() -> str:
     return config_table(CollectorConfig)
 
 
+DEMO_CAPTURE = README.parent / "sensor" / "demo" / "demo-store.pcap"
+
+
+def demo_report() -> str:
+    """What `scripts/demo` prints at the end, made the broker-free way (replay to JSON lines, ingest, report).
+
+    tests/test_end_to_end.py proves the MQTT path gives the same report; the figures do not depend on
+    the throwaway key the demo replays with.
+    """
+    from click.testing import CliRunner
+
+    from collector.cli.main import main as collector
+    from sensor.cli.main import main as sensor
+
+    def run(group: click.Group, *args: str) -> str:
+        result = CliRunner().invoke(group, list(args))
+        if result.exit_code != 0:
+            raise RuntimeError(f"{group.name} {' '.join(args)}: {result.output}")
+        return result.output
+
+    with tempfile.TemporaryDirectory(prefix="footfall-demo-") as tmp:
+        config, events, db = Path(tmp, "sensor.yaml"), Path(tmp, "events.jsonl"), Path(tmp, "footfall.db")
+        config.write_text("site:\n  store: demo\n  sensor: door-1\n")  # as scripts/demo writes it
+        run(
+            sensor,
+            "replay",
+            str(DEMO_CAPTURE),
+            "--config",
+            str(config),
+            "--to",
+            "jsonl",
+            "--out",
+            str(events),
+        )
+        run(collector, "ingest", str(events), "--db", str(db))
+        report = run(collector, "report", "--store", "demo", "--db", str(db))
+    return f"```text\n{report.rstrip()}\n```"
+
+
 BLOCKS: dict[str, Callable[[], str]] = {
     "event-schema": schema_tables,
     "sensor-config": _sensor_config,
     "collector-config": _collector_config,
+    "demo-report": demo_report,
 }
 
 
-def render(text: str) -> str:
+def render(text: str, skip: frozenset[str] = frozenset()) -> str:
+    """`text` with every generated block made again (but those in `skip`)."""
     for name, make in BLOCKS.items():
+        if name in skip:
+            continue
         pattern = re.compile(rf"(<!-- generated:{name} -->\n).*?(<!-- /generated:{name} -->)", re.S)
         text = pattern.sub(lambda m, make=make: m.group(1) + make() + "\n" + m.group(2), text)  # type: ignore[misc]
     return text

@@ -27,17 +27,18 @@ from ruamel.yaml.error import YAMLError
 
 from footfall import mac as mac_grammar
 from footfall.configfile import ConfigError
+from footfall.times import NS
 from sensor import config as sensor_config
 from sensor.cli import progress
 from sensor.decode.capture import CaptureError, merge_captures, read_capture
 from sensor.decode.decoder import FrameDecoder
-from sensor.decode.frames import CaptureRecord
+from sensor.decode.frames import CaptureRecord, ProbeRequest
 from sensor.estimate.calibrate import (
     CalibrationError,
     DistanceSpan,
     Score,
+    SignalFit,
     Window,
-    count_series,
     fit_counts,
     fit_log_distance,
     label_frames,
@@ -48,11 +49,9 @@ from sensor.estimate.calibrate import (
     truth_format,
     truth_windows,
     window_means,
-    with_estimator,
 )
 from sensor.estimate.occupancy import EstimatorParams
-
-NS = 1_000_000_000
+from sensor.replay import count_series, with_estimator
 
 
 def parse_mac(text: str) -> bytes:
@@ -192,6 +191,37 @@ def signal(
     if not records:
         raise click.ClickException("the capture has no records")
     start, end = records[0].ts_ns, records[-1].ts_ns
+    own, names = _phone_probes(records, macs, follow_fingerprint=follow_fingerprint)
+    try:
+        spans: list[DistanceSpan] = (
+            parse_distance_csv(distances.read_text(encoding="utf-8"), start, tz) if distances else []
+        )
+        spans += parse_at(marks, start, end, tz)
+        samples = label_frames(((p.ts_ns, p.rssi_dbm) for p in own if p.rssi_dbm is not None), spans)
+        fit = fit_log_distance(samples)
+    except CalibrationError as exc:
+        raise click.ClickException(str(exc)) from None
+    _print_fit(fit, f"phone {names}: {len(own)} probe requests, {len(samples)} at a known distance")
+    if door_distance is None:
+        return
+    try:
+        suggested = fit.visitor_rssi(door_distance, margin)
+    except CalibrationError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"door at {door_distance:g} m: mean {fit.rssi_at(door_distance):.1f} dBm; "
+        f"suggested presence.visitor_rssi: {suggested} (mean - {margin:g} sigma)"
+    )
+    if write:
+        assert config_path is not None
+        write_config(config_path, "presence", {"visitor_rssi": suggested})
+        click.echo(f"wrote presence.visitor_rssi: {suggested} to {config_path}")
+
+
+def _phone_probes(
+    records: Sequence[CaptureRecord], macs: Sequence[bytes], *, follow_fingerprint: bool
+) -> tuple[list[ProbeRequest], str]:
+    """The installer's phone's probe requests (and its masked MACs), or one clear error if it is not there."""
     decoder = FrameDecoder()
     probes = [p for r in records if (p := decoder.decode(r.ts_ns, r.linktype, r.data)) is not None]
     wanted = set(macs)
@@ -212,16 +242,11 @@ def signal(
     if follow_fingerprint:
         prints = {p.fingerprint for p in own}
         own = [p for p in probes if p.transmitter in wanted or p.fingerprint in prints]
-    try:
-        spans: list[DistanceSpan] = (
-            parse_distance_csv(distances.read_text(encoding="utf-8"), start, tz) if distances else []
-        )
-        spans += parse_at(marks, start, end, tz)
-        samples = label_frames(((p.ts_ns, p.rssi_dbm) for p in own if p.rssi_dbm is not None), spans)
-        fit = fit_log_distance(samples)
-    except CalibrationError as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(f"phone {names}: {len(own)} probe requests, {len(samples)} at a known distance")
+    return own, names
+
+
+def _print_fit(fit: SignalFit, heading: str) -> None:
+    click.echo(heading)
     click.echo(f"{'distance m':>10} {'frames':>7} {'mean dBm':>9} {'model dBm':>10}")
     for d, frames, mean in fit.points:
         click.echo(f"{d:>10g} {frames:>7} {mean:>9.1f} {fit.rssi_at(d):>10.1f}")
@@ -231,20 +256,6 @@ def signal(
     )
     if fit.r2 < 0.5:
         click.echo("warning: R² below 0.5, the signal hardly follows the distance (walls? body in between?)")
-    if door_distance is None:
-        return
-    try:
-        suggested = fit.visitor_rssi(door_distance, margin)
-    except CalibrationError as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(
-        f"door at {door_distance:g} m: mean {fit.rssi_at(door_distance):.1f} dBm; "
-        f"suggested presence.visitor_rssi: {suggested} (mean - {margin:g} sigma)"
-    )
-    if write:
-        assert config_path is not None
-        write_config(config_path, "presence", {"visitor_rssi": suggested})
-        click.echo(f"wrote presence.visitor_rssi: {suggested} to {config_path}")
 
 
 # -- counts --------------------------------------------------------------------------------------------
@@ -286,23 +297,11 @@ def counts(
     if write and config_path is None:
         raise click.UsageError("--write needs --config FILE (the file to update)")
     config = _config(config_path)
-    text = truth_path.read_text(encoding="utf-8")
     try:
-        kind = truth_format(text)
-        if kind == "fryza" and len(captures) != 1:
-            raise CalibrationError(
-                f"a Fryza-lab truth indexes the frames of one capture, got {len(captures)} captures"
-            )
-        records = _records(captures) if kind != "fryza" else list(_one(captures[0]))
-        if not records:
-            raise CalibrationError("the capture has no records")
-        steps = read_truth(text, [r.ts_ns for r in records], ZoneInfo(config.site.timezone))
-        span = (records[0].ts_ns, records[-1].ts_ns)
-        windows = [w for w in truth_windows(steps) if _covered(w, span)]
-        if not windows:
-            raise CalibrationError("no 15-minute window where the truth and the capture overlap")
+        records, windows = _truth_windows(truth_path.read_text(encoding="utf-8"), captures, config)
     except CalibrationError as exc:
         raise click.ClickException(str(exc)) from None
+    span = (records[0].ts_ns, records[-1].ts_ns)
     truth = [w.truth for w in windows]
 
     bar = progress.Counter(show=progress.wanted(quiet), unit="frames", desc="calibrate")
@@ -344,6 +343,26 @@ def counts(
         }
         write_config(config_path, "estimator", values)
         click.echo(f"wrote estimator {', '.join(f'{k}: {v}' for k, v in values.items())} to {config_path}")
+
+
+def _truth_windows(
+    text: str, captures: Sequence[Path], config: sensor_config.SensorConfig
+) -> tuple[list[CaptureRecord], list[Window]]:
+    """The capture's records and the 15-minute truth windows it covers (CalibrationError if none)."""
+    kind = truth_format(text)
+    if kind == "fryza" and len(captures) != 1:
+        raise CalibrationError(
+            f"a Fryza-lab truth indexes the frames of one capture, got {len(captures)} captures"
+        )
+    records = _records(captures) if kind != "fryza" else list(_one(captures[0]))
+    if not records:
+        raise CalibrationError("the capture has no records")
+    steps = read_truth(text, [r.ts_ns for r in records], ZoneInfo(config.site.timezone))
+    span = (records[0].ts_ns, records[-1].ts_ns)
+    windows = [w for w in truth_windows(steps) if _covered(w, span)]
+    if not windows:
+        raise CalibrationError("no 15-minute window where the truth and the capture overlap")
+    return records, windows
 
 
 def _one(path: Path) -> list[CaptureRecord]:

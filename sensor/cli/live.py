@@ -1,9 +1,7 @@
 """`footfall-sensor run | doctor | iface`: the Pi side (registered in sensor/cli/main.py with add_command).
 
-`LiveSensor` is the composition: key store → pipeline → MQTT sink, the capture loop around the
-pipeline, and health (status, metrics, watchdog, Home Assistant) reading the loop's snapshots. A
-graceful stop (SIGTERM/SIGINT) closes the open visits, publishes them and an `offline` status, and
-waits for the broker's acknowledgements.
+The commands parse and call: the live sensor is composed in sensor/live/sensor.py, the checks are
+sensor/doctor/, the interface set-up sensor/live/iface.py.
 """
 
 from __future__ import annotations
@@ -12,28 +10,18 @@ import logging
 import signal
 import sys
 import threading
-import time
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
 import click
 
 from footfall.configfile import ConfigError
-from footfall.events import Event
-from footfall.metrics import MetricsServer, serve_metrics
 from footfall.mqtt import MqttError
 from sensor import config as sensor_config
 from sensor.doctor import checks as doc
-from sensor.keys.pseudonym import SaltSource
 from sensor.live import iface
-from sensor.live.channels import ChannelHopper, ChannelPlan, Runner, run_command
-from sensor.live.health import SensorMetrics, Snapshot, StatusReporter, sd_notify
-from sensor.live.loop import Clock, LiveCapture, Opener
-from sensor.live.packetsocket import PacketSocket
-from sensor.pipeline import Pipeline, Sink
-from sensor.publish.homeassistant import HomeAssistantLink
+from sensor.live.channels import ChannelPlan
 
 log = logging.getLogger("footfall.sensor")
 _CONFIG = click.option(
@@ -43,147 +31,6 @@ _CONFIG = click.option(
     envvar="FOOTFALL_SENSOR_CONFIG",
     help="Sensor config YAML.",
 )
-
-
-class EventTap:
-    """The pipeline's sink: passes events on, counts them, and shows them to observers (Home Assistant)."""
-
-    def __init__(self, sink: Sink, observers: Sequence[Callable[[Event], None]]) -> None:
-        self.sink = sink
-        self.observers = observers
-        self.sent = 0
-
-    def send(self, event: Event) -> None:
-        self.sink.send(event)
-        self.sent += 1
-        for observe in self.observers:
-            try:
-                observe(event)
-            except Exception:  # an observer bug must not lose the event stream
-                log.exception("event observer failed")
-
-    def close(self) -> None:
-        """The sink is closed by LiveSensor.finish, after the offline status."""
-
-
-class LiveSensor:
-    def __init__(
-        self,
-        config: sensor_config.SensorConfig,
-        salts: SaltSource,
-        sink: Sink,
-        version: str,
-        *,
-        clock: Clock | None = None,
-        open_source: Opener = PacketSocket.open,
-        runner: Runner = run_command,
-        home_assistant: HomeAssistantLink | None = None,
-        drop_mac: Callable[[bytes], bool] | None = None,
-        consent_of_mac: Callable[[bytes], str | None] | None = None,
-    ) -> None:
-        self.config = config
-        self.salts = salts
-        self.sink = sink
-        self.home_assistant = home_assistant
-        observers = [home_assistant.observe] if home_assistant is not None else []
-        self.events = EventTap(sink, observers)
-        self.pipeline = Pipeline(config, salts, self.events, drop_mac=drop_mac, consent_of_mac=consent_of_mac)
-        capture = config.capture
-        hopper = ChannelHopper(capture.interface, ChannelPlan.from_config(capture), runner)
-        self.status = StatusReporter(config, version, sink.send)
-        self.metrics = SensorMetrics(version)
-        self.metrics_server: MetricsServer | None = None
-        self.capture = LiveCapture(
-            capture,
-            self.pipeline,
-            clock=clock,
-            open_source=open_source,
-            setup_iface=lambda c: iface.setup(c, runner),
-            hopper=hopper,
-            on_tick=self._tick,
-        )
-
-    def _tick(self, capture: LiveCapture) -> None:
-        snap = snapshot(capture, spool_depth=_spool_depth(self.sink), events_sent=self.events.sent)
-        self.metrics.update(snap)
-        try:
-            self.status.tick(snap)
-        except MqttError as exc:
-            log.warning("status not published: %s", exc)
-        sd_notify("WATCHDOG=1")
-
-    def run(self) -> None:
-        """Capture until stop(); then finish()."""
-        health = self.config.health
-        if health.metrics_port:
-            self.metrics_server = serve_metrics(self.metrics, health.metrics_host, health.metrics_port)
-        if self.home_assistant is not None:
-            self.home_assistant.start()
-        sd_notify("READY=1")
-        try:
-            self.capture.run()
-        finally:
-            self.finish()
-
-    def stop(self) -> None:
-        self.capture.stop()
-
-    def finish(self) -> None:
-        sd_notify("STOPPING=1")
-        self.pipeline.presence.flush()  # open visits close now and are published, not lost
-        self.status.final(
-            snapshot(self.capture, spool_depth=_spool_depth(self.sink), events_sent=self.events.sent)
-        )
-        try:
-            self.sink.close()
-        finally:
-            if self.metrics_server is not None:
-                self.metrics_server.close()
-            if self.home_assistant is not None:
-                self.home_assistant.close()
-            close = getattr(self.salts, "close", None)
-            if close is not None:
-                close()
-
-
-def snapshot(capture: LiveCapture, *, spool_depth: int | None = None, events_sent: int = 0) -> Snapshot:
-    """The capture's and the pipeline's figures now, for status and metrics."""
-    p, c, stats = capture.pipeline, capture.counters, capture.pipeline.decoder.stats
-    hopper = capture.hopper
-    truncated = capture.source.truncated if capture.source is not None else 0
-    return Snapshot(
-        at_ns=capture.clock.wall_ns(),
-        uptime_s=capture.clock.monotonic() - capture.started,
-        interface=capture.capture.interface,
-        capture_up=capture.source is not None,
-        down_reason=capture.down_reason,
-        channel=hopper.current if hopper is not None else None,
-        hopping=len(capture.capture.channels) > 1,
-        frames=c.frames,
-        probe_requests=stats.probe_requests,
-        decode_errors=dict(stats.errors),
-        kernel_drops=c.kernel_drops,
-        app_drops=c.app_drops + truncated,
-        stalls=c.stalls,
-        opens=c.opens,
-        failures=c.failures,
-        hops=hopper.hops if hopper is not None else 0,
-        hop_failures=hopper.failures if hopper is not None else 0,
-        open_visits=p.presence.open_visits,
-        visits_emitted=p.presence.visits_emitted,
-        counts_emitted=p.presence.counts_emitted,
-        events_sent=events_sent,
-        spool_depth=spool_depth,
-        epoch=p.pseudonyms.epoch,
-        dropped_optout=p.dropped_optout,
-        dropped_epoch_gone=p.dropped_epoch_gone,
-    )
-
-
-def _spool_depth(sink: Sink) -> int | None:
-    """Events waiting in the MqttSink's spool (`sink.spool.pending_count`); None for a sink without one."""
-    depth = getattr(getattr(sink, "spool", None), "pending_count", None)
-    return depth if isinstance(depth, int) else None
 
 
 def _load(path: Path | None) -> sensor_config.SensorConfig:
@@ -210,30 +57,15 @@ def _on_signals(stop: Callable[[], None]) -> None:
 def run(config_path: Path | None) -> None:
     """Capture live on the configured monitor interface and publish events (until SIGTERM)."""
     from footfall.cli import package_version
-    from sensor.cli.main import key_salt_source, privacy_filter
-    from sensor.publish.publisher import MqttSink
+    from sensor.live.sensor import open_live_sensor
+    from sensor.live.sources import SourceError
 
     config = _load(config_path)
     version = package_version()
-    salts = key_salt_source(config)
-    # Opt-outs and consents as in replay: from the retained control topic (fails closed with a token key).
-    privacy, control_client = privacy_filter(config, None, True)
     try:
-        sink = MqttSink.connect(config, version, time.time_ns())
-    except MqttError as exc:
+        sensor = open_live_sensor(config, version)
+    except (SourceError, MqttError, ConfigError) as exc:
         raise click.ClickException(str(exc)) from None
-    ha = None
-    if config.health.home_assistant.enabled:
-        ha = HomeAssistantLink(config, version, lambda: datetime.now(UTC))
-    sensor = LiveSensor(
-        config,
-        salts,
-        sink,
-        version,
-        home_assistant=ha,
-        drop_mac=privacy.drop,
-        consent_of_mac=privacy.consent_token,
-    )
     _on_signals(sensor.stop)
     log.info(
         "footfall-sensor %s: %s on %s, %s",
@@ -246,9 +78,6 @@ def run(config_path: Path | None) -> None:
         sensor.run()
     except MqttError as exc:
         raise click.ClickException(str(exc)) from None
-    finally:
-        if control_client is not None:
-            control_client.close()
     c = sensor.capture.counters
     click.echo(
         f"stopped: {c.frames} frames, {c.kernel_drops} kernel drops, {c.app_drops} app drops, "

@@ -18,7 +18,8 @@ from types import TracebackType
 from typing import BinaryIO
 
 from sensor.decode.errors import CaptureError
-from sensor.decode.frames import CaptureRecord, check_draft
+from sensor.decode.fastinit import fast_init
+from sensor.decode.frames import CaptureRecord
 
 __all__ = [
     "CaptureError",
@@ -50,34 +51,7 @@ _OPT_ENDOFOPT, _OPT_IF_TSRESOL, _OPT_IF_TSOFFSET = 0, 9, 14
 Buffer = bytes | mmap.mmap
 
 
-class _RecordDraft:
-    """CaptureRecord's slots, writable: filled in, then its `__class__` becomes CaptureRecord.
-
-    The frozen dataclass's __init__ (object.__setattr__ per field) would cost more than the
-    parsing itself; see sensor.decode._ProbeDraft for the same trick on ProbeRequest.
-    """
-
-    __slots__ = ("data", "linktype", "orig_len", "ts_ns")  # CPython lays slots out by sorted name
-    data: Buffer
-    linktype: int
-    orig_len: int
-    ts_ns: int
-
-
-def _record(ts_ns: int, linktype: int, data: Buffer, orig_len: int) -> CaptureRecord:
-    if not _DRAFT:
-        return CaptureRecord(ts_ns, linktype, data, orig_len)  # type: ignore[arg-type]
-    record = _new(_RecordDraft)
-    record.ts_ns = ts_ns
-    record.linktype = linktype
-    record.data = data
-    record.orig_len = orig_len
-    record.__class__ = CaptureRecord  # type: ignore[assignment]
-    return record  # type: ignore[return-value]
-
-
-_new = object.__new__
-_DRAFT = check_draft(CaptureRecord, _RecordDraft)  # False in the compiled build
+_record = fast_init(CaptureRecord)  # CaptureRecord(...), faster: see sensor/decode/fastinit.py
 
 
 class CaptureReader(Iterator[CaptureRecord]):
@@ -150,33 +124,23 @@ class CaptureReader(Iterator[CaptureRecord]):
         off = _PCAP_HEADER_LEN
         count = 0
         release = _releaser(buf)
+        header = _PCAP_RECORD_HEADER_LEN  # a local: read once per record
         try:
             # Record by record in windows of _RELEASE_BYTES: the pages of a window are handed back
             # at its end, without a test per record.
             while True:
                 stop = min(end, off + _RELEASE_BYTES)
-                while off + 16 <= stop:
+                while off + header <= stop:
                     sec, frac, incl, orig = unpack(buf, off)
                     if incl > limit:
                         raise self._fail(off, f"record length {incl} exceeds the maximum {limit}")
-                    start = off + 16
+                    start = off + header
                     off = start + incl
                     if off > end:
                         self.truncated_tail = True
                         return
                     count += 1
-                    if not _DRAFT:
-                        yield CaptureRecord(
-                            sec * 1_000_000_000 + frac * frac_ns, linktype, buf[start:off], orig
-                        )
-                        continue
-                    record = _new(_RecordDraft)
-                    record.ts_ns = sec * 1_000_000_000 + frac * frac_ns
-                    record.linktype = linktype
-                    record.data = buf[start:off]
-                    record.orig_len = orig
-                    record.__class__ = CaptureRecord  # type: ignore[assignment]
-                    yield record  # type: ignore[misc]
+                    yield _record(sec * 1_000_000_000 + frac * frac_ns, linktype, buf[start:off], orig)
                 if stop == end:
                     break
                 if release is not None:
@@ -223,18 +187,7 @@ class CaptureReader(Iterator[CaptureRecord]):
                 if btype == _IDB:
                     interfaces.append(self._interface(order, off, blen))
                 elif btype in (_EPB, _OPB):
-                    if btype == _EPB:
-                        if_id, ts_hi, ts_lo, cap, orig = struct.unpack_from(order + "5I", buf, off + 8)
-                    else:
-                        if_id, _, ts_hi, ts_lo, cap, orig = struct.unpack_from(order + "HH4I", buf, off + 8)
-                    if if_id >= len(interfaces):
-                        raise self._fail(
-                            off, f"packet names interface {if_id}, the section declared {len(interfaces)}"
-                        )
-                    if 28 + cap > blen - 4:
-                        raise self._fail(off, f"captured length {cap} overruns its block of {blen} bytes")
-                    linktype, mult, div, base, _ = interfaces[if_id]
-                    last_ts = ((ts_hi << 32 | ts_lo) * mult) // div + base
+                    last_ts, linktype, cap, orig = self._packet_block(order, off, blen, btype, interfaces)
                     count += 1
                     yield _record(last_ts, linktype, buf[off + 28 : off + 28 + cap], orig)
                 elif btype == _SPB:
@@ -250,6 +203,21 @@ class CaptureReader(Iterator[CaptureRecord]):
                 off += blen
         finally:
             self.records = count
+
+    def _packet_block(
+        self, order: str, off: int, blen: int, btype: int, interfaces: list[tuple[int, int, int, int, int]]
+    ) -> tuple[int, int, int, int]:
+        """An enhanced (or obsolete) packet block's timestamp, link type, captured and original lengths."""
+        if btype == _EPB:
+            if_id, ts_hi, ts_lo, cap, orig = struct.unpack_from(order + "5I", self._buf, off + 8)
+        else:
+            if_id, _, ts_hi, ts_lo, cap, orig = struct.unpack_from(order + "HH4I", self._buf, off + 8)
+        if if_id >= len(interfaces):
+            raise self._fail(off, f"packet names interface {if_id}, the section declared {len(interfaces)}")
+        if 28 + cap > blen - 4:
+            raise self._fail(off, f"captured length {cap} overruns its block of {blen} bytes")
+        linktype, mult, div, base, _ = interfaces[if_id]
+        return ((ts_hi << 32 | ts_lo) * mult) // div + base, linktype, cap, orig
 
     def _byte_order(self, off: int) -> str:
         bom = struct.unpack_from("<I", self._buf, off + 8)[0]

@@ -1,4 +1,4 @@
-"""802.11 frames: the MAC header, what kind of frame it is, and a probe request's elements.
+"""802.11 frames: the MAC header's layout, what kind of frame it is, and a probe request's elements.
 
 The element walk also computes the device fingerprint of Vanhoef et al. (2016, "Why MAC address
 randomization is not enough"): the ordered element ids plus the contents of the elements a phone
@@ -15,11 +15,23 @@ import struct
 from dataclasses import dataclass
 from enum import Enum
 
-from sensor.decode.errors import Malformed, Truncated
-
 HEADER_LEN = 24  # management frame: fc, duration, addr1..3, seq_ctrl
 FC_PROBE_REQUEST = 0x40  # first frame-control byte: version 0, type 0 (mgmt), subtype 4
 FC_FLAG_ORDER = 0x80  # in a management frame: a 4-byte HT Control field follows seq_ctrl
+HT_CONTROL_LEN = 4
+# The management header, as the decoder reads it in one call (sensor/decode/decoder.py is its only
+# reader: the hot loop cannot afford a function per frame, so the layout is owned here and applied
+# there). Little-endian, HEADER_LEN bytes:
+MGMT_HEADER = struct.Struct(
+    "<"
+    "x"  # frame control, byte 0: version, type, subtype (read on its own first: FRAME_KIND)
+    "B"  # frame control, byte 1: flags (FC_FLAG_ORDER: an HT Control field follows)
+    "2x"  # duration
+    "6x"  # addr1, receiver
+    "6s"  # addr2, transmitter
+    "6x"  # addr3, BSSID
+    "H"  # seq_ctrl: sequence number << 4 | fragment number
+)
 
 EID_SSID, EID_VENDOR, EID_EXTENSION = 0, 221, 255
 
@@ -91,18 +103,6 @@ FINGERPRINT_EXT: dict[int, Keep] = {
 
 
 @dataclass(frozen=True, slots=True)
-class Dot11Header:
-    fc: int  # the first frame-control byte (version, type, subtype)
-    flags: int  # the second frame-control byte
-    kind: str  # "probe_req", "beacon", "data", ... from FRAME_KIND
-    addr1: bytes
-    addr2: bytes
-    addr3: bytes
-    seq: int  # sequence number (seq_ctrl >> 4)
-    body_offset: int  # where the frame body starts (24, or 28 with an HT Control field)
-
-
-@dataclass(frozen=True, slots=True)
 class Elements:
     """What a probe request's element walk yields."""
 
@@ -114,34 +114,6 @@ class Elements:
     # The last element is exactly 4 bytes (id, len 2, 2 bytes): what an FCS the radio header did not
     # announce can look like, so the decoder checks the CRC before trusting it.
     short_tail: bool
-
-
-_SEQ = struct.Struct("<H")
-
-
-def parse_header(frame: bytes) -> Dot11Header:
-    """Decode the management-frame header (control frames are shorter: only `kind` is meaningful)."""
-    if len(frame) < 1:
-        raise Truncated("dot11_truncated", 1, 0)
-    kind = FRAME_KIND[frame[0]]
-    if kind == BAD_VERSION:
-        raise Malformed("dot11_bad_version", f"protocol version {frame[0] & 3}, 0 expected")
-    if len(frame) < HEADER_LEN:
-        raise Truncated("dot11_truncated", HEADER_LEN, len(frame))
-    flags = frame[1]
-    body = HEADER_LEN + 4 if flags & FC_FLAG_ORDER and not frame[0] & 0x0C else HEADER_LEN
-    if len(frame) < body:
-        raise Truncated("dot11_truncated", body, len(frame))
-    return Dot11Header(
-        fc=frame[0],
-        flags=flags,
-        kind=kind,
-        addr1=frame[4:10],
-        addr2=frame[10:16],
-        addr3=frame[16:22],
-        seq=_SEQ.unpack_from(frame, 22)[0] >> 4,
-        body_offset=body,
-    )
 
 
 def parse_elements(body: bytes) -> Elements:

@@ -7,9 +7,7 @@ touch a raw MAC.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,34 +53,3 @@ class Sighting:
     fingerprint: str
     ie_ids: tuple[int, ...]
     directed: bool  # the probe named an SSID (its value is dropped)
-
-
-def check_draft(frozen: type[Any], draft: type[Any]) -> bool:
-    """Whether `draft` may stand in for `frozen`; fails at import, not with corrupt values, if they drift apart.
-
-    Hot paths build these frozen values by filling a `draft` (a plain class with the same slots) and
-    then assigning its `__class__`: a frozen dataclass's __init__ costs ~1 µs per object through
-    object.__setattr__, more than the parsing itself. Python allows the assignment only between classes
-    of identical slot layout, and none of these classes has a __post_init__, so nothing is skipped.
-
-    False in the compiled build (sensor.buildinfo): mypyc's native classes have no `__slots__` and refuse
-    a `__class__` assignment, and their constructor is as fast as the draft, so callers construct directly.
-    """
-    if _native(frozen) or _native(draft):
-        return False
-    names = tuple(f.name for f in dataclasses.fields(frozen))
-    where = f"{draft.__module__}.{draft.__qualname__}"
-    if sorted(draft.__slots__) != sorted(names) or hasattr(frozen, "__post_init__"):
-        raise TypeError(f"{frozen.__module__}.{frozen.__qualname__} changed: update {where}")
-    value = object.__new__(draft)
-    for i, name in enumerate(names):
-        setattr(value, name, i)
-    value.__class__ = frozen  # raises if the layouts differ
-    if value != frozen(*range(len(names))):
-        raise TypeError(f"{where} does not build an equal {frozen.__qualname__}")
-    return True
-
-
-def _native(cls: type[Any]) -> bool:
-    """A class compiled by mypyc (it records its attributes in `__mypyc_attrs__`)."""
-    return "__mypyc_attrs__" in cls.__dict__

@@ -5,7 +5,7 @@ Two fits, both over plain data passed in (frames, capture records, truth text), 
 1. Signal: the installer walks their own phone to known distances; the log-distance model
    rssi = P1m - 10 n log10(d) is fitted by least squares (`fit_log_distance`) and suggests
    `presence.visitor_rssi` for the door (`SignalFit.visitor_rssi`).
-2. Counts: a capture replayed through the real pipeline (`count_series`) against a ground-truth
+2. Counts: a capture replayed through the real pipeline (`sensor.replay.count_series`) against a ground-truth
    people count (`read_truth`) per 15-minute window (`truth_windows`, `window_means`); the site's
    numbers are fitted by `sensor.occupancy.fit_site` (grid over thresholds, least squares for the
    factor) and scored (`score`).
@@ -24,14 +24,9 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
-from footfall.events import CountEvent
-from sensor.config import SensorConfig
-from sensor.decode.frames import CaptureRecord
+from footfall.times import NS
 from sensor.estimate.occupancy import EstimatorParams, Fit, fit_site
-from sensor.keys.pseudonym import FixedSalt
-from sensor.pipeline import ListSink, Pipeline
 
-NS = 1_000_000_000
 WINDOW_S = 900
 BUSY = 3.0  # windows with at least this many people enter the MAPE
 
@@ -286,28 +281,6 @@ def window_means(
     return out
 
 
-def count_series(config: SensorConfig, records: Iterable[CaptureRecord]) -> list[tuple[int, int, float]]:
-    """Replay records through the real pipeline: (start_ns, end_ns, present) per count event."""
-    sink = ListSink()
-    pipeline = Pipeline(config, FixedSalt(b"calibration-replay-key-000000000"), sink)
-    pipeline.run(records)
-    pipeline.finish()
-    return [(_ns(e.start), _ns(e.end), e.present) for e in sink.events if isinstance(e, CountEvent)]
-
-
-def with_estimator(config: SensorConfig, params: EstimatorParams) -> SensorConfig:
-    """`config` with the estimator numbers of `params` that the config file carries."""
-    section = config.estimator.model_copy(
-        update={
-            "inside_rssi_dbm": params.inside_rssi_dbm,
-            "holdover_s": params.holdover_s,
-            "site_factor": params.site_factor,
-            "global_weight": params.global_weight,
-        }
-    )
-    return config.model_copy(update={"estimator": section})
-
-
 def fit_counts(
     replay: Callable[[EstimatorParams], Sequence[float]],
     truth: Sequence[float],
@@ -344,7 +317,3 @@ def score(estimate: Sequence[float], truth: Sequence[float], busy: float = BUSY)
     heavy = [(x, y) for x, y in pairs if y >= busy]
     mape = 100 * statistics.fmean(abs(x - y) / y for x, y in heavy) if heavy else None
     return Score(mae, mape, len(pairs), len(heavy))
-
-
-def _ns(moment: datetime) -> int:
-    return int(moment.timestamp() * 1_000_000) * 1000

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 from sensor.decode.frames import Sighting
 
-NS = 1_000_000_000
 SEQ_MOD = 4096
 NEVER = -(2**63)  # the `live_until_ns` of a device that can never take a new address
 # Elements a phone adds or drops between its kinds of probe: SSID and DS parameter set (vary per

@@ -52,8 +52,9 @@ from dataclasses import dataclass
 from hashlib import blake2b
 from typing import TypeVar
 
+from footfall.times import NS
 from sensor.decode.frames import Sighting
-from sensor.estimate.candidates import NEVER, NS, Device, Linker, family
+from sensor.estimate.candidates import NEVER, Device, Linker, family
 from sensor.estimate.fixed import ClockDetector, ResidentFingerprints
 
 __all__ = ["DeviceResolver", "ResolverParams", "ResolverStats", "family"]
@@ -292,7 +293,13 @@ class DeviceResolver:
 
     def _make(self, s: Sighting, fam: tuple[int, ...] | None = None) -> Device:
         ts = s.ts_ns
-        ident = blake2b(f"{s.address}/{ts}".encode(), digest_size=8).hexdigest()
+        # From the address alone the first time it starts a device: every sensor of the store has the same
+        # pseudonym for it (one seed), so they name the device alike whatever their clocks say, and the
+        # collector merges their visits; a later device on the same address (a split) adds its time.
+        again = s.address in self._by_address
+        ident = blake2b(
+            f"{s.address}/{ts}".encode() if again else s.address.encode(), digest_size=8
+        ).hexdigest()
         dev = Device(
             id=ident,
             keys=[s.fingerprint],

@@ -24,10 +24,10 @@ import heapq
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
+from footfall.times import NS
 from sensor.decode.frames import Sighting
 from sensor.estimate.devices import ResolverParams
 
-NS = 1_000_000_000
 _BURST_NS = NS  # frames of one scan burst are less than this apart
 
 

@@ -19,16 +19,38 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from footfall.events import CountEvent, VisitEvent, VisitKind, VisitOpenEvent, event_id, utc
-from sensor.config import PresenceConfig
-from sensor.decode.frames import Sighting, check_draft
+from footfall.times import NS
+from sensor.decode.fastinit import fast_init
+from sensor.decode.frames import Sighting
 
-NS = 1_000_000_000
 EXPIRY_TICK_NS = 5 * NS  # how often (frame time) open visits are checked for their timeout
 # Before every frame time (int64 ns): an int, not -inf, so the compiled build keeps `_due_ns` a native int.
 DUE_AT_ONCE = -(2**63)
 
 Emit = Callable[[VisitEvent | CountEvent | VisitOpenEvent], None]
-_new = object.__new__
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceParams:
+    """The visit model's numbers (Meraki/Cloud4Wi style): the defaults are the common industry ones.
+
+    The `presence` section of the sensor config (sensor/config.py) composes these, with their bounds.
+    """
+
+    visit_timeout_s: float = 600  # close a visit after this long unheard
+    visitor_rssi: int = -70  # a visit whose strongest frame reached this (dBm) is inside...
+    # 180 s, not the industry's 5 minutes: phones scan every 0.5-2 minutes, so a 5-minute stay is heard
+    # for about 4, and a 300 s threshold drops real short visits (bench/accuracy.py, generated days).
+    min_dwell_s: float = 180  # ...and that lasted at least this long
+    interval_s: int = 300  # count events every this many seconds; divides 3600
+    visitor_factor: float = 1.0  # people per visitor visit
+    passerby_factor: float = 1.0  # people per passerby visit
+
+    def __post_init__(self) -> None:
+        if self.interval_s <= 0 or 3600 % self.interval_s:
+            raise ValueError(
+                f"interval_s must divide 3600 so intervals align to the hour, got {self.interval_s}"
+            )
 
 
 class PeopleEstimate(Protocol):
@@ -70,18 +92,7 @@ class InsideVisits:
         return covered / (end_ns - start_ns)
 
 
-class _SpanDraft:
-    """VisitSpan's slots, writable: the fast construction of sensor.frames.check_draft, checked below."""
-
-    __slots__ = ("device", "fixed", "inside", "last_ns", "start_ns")  # sorted, as CPython lays them out
-    device: str
-    start_ns: int
-    last_ns: int
-    inside: bool
-    fixed: bool
-
-
-_DRAFT = check_draft(VisitSpan, _SpanDraft)  # False in the compiled build
+_span = fast_init(VisitSpan)  # VisitSpan(...), faster: see sensor/decode/fastinit.py
 
 
 @dataclass(slots=True)
@@ -101,16 +112,7 @@ class _Visit:
     consent: str | None = None
 
     def span(self, fixed: bool) -> VisitSpan:
-        if not _DRAFT:
-            return VisitSpan(self.device, self.start_ns, self.last_ns, self.inside, fixed)
-        span = _new(_SpanDraft)
-        span.device = self.device
-        span.start_ns = self.start_ns
-        span.last_ns = self.last_ns
-        span.inside = self.inside
-        span.fixed = fixed
-        span.__class__ = VisitSpan  # type: ignore[assignment]
-        return span  # type: ignore[return-value]
+        return _span(self.device, self.start_ns, self.last_ns, self.inside, fixed)
 
 
 @dataclass(slots=True)
@@ -136,7 +138,7 @@ class PresenceModel:
 
     def __init__(
         self,
-        config: PresenceConfig,
+        config: PresenceParams,
         store: str,
         sensor: str,
         emit: Emit,

@@ -26,13 +26,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from footfall.times import NS
+
 log = logging.getLogger(__name__)
 
 DEFAULT_SPEC = "daily@04:00"
 MAX_HOURS = 24  # longest epoch accepted without allow_long
 DAY_DIVISORS = (1, 2, 3, 4, 6, 8, 12, 24)
 
-_NS = 1_000_000_000
 _NAIVE_EPOCH = datetime(1970, 1, 1)
 _SPEC = re.compile(r"(?:daily|every:(?P<hours>\d{1,4})h)(?:@(?P<hh>\d{2}):(?P<mm>\d{2}))?")
 
@@ -120,11 +121,11 @@ class SaltSchedule:
     def start_ns(self, index: int) -> int:
         """UTC start of epoch `index`."""
         wall = _NAIVE_EPOCH + timedelta(minutes=self.at_minutes) + index * timedelta(hours=self.hours)
-        return self._first_instant_at(wall) * _NS
+        return self._first_instant_at(wall) * NS
 
     def index_at(self, ts_ns: int) -> int:
         """Index of the epoch containing `ts_ns` (UTC ns)."""
-        wall = datetime.fromtimestamp(ts_ns // _NS, self._tz).replace(tzinfo=None)
+        wall = datetime.fromtimestamp(ts_ns // NS, self._tz).replace(tzinfo=None)
         index = (wall - _NAIVE_EPOCH - timedelta(minutes=self.at_minutes)) // timedelta(hours=self.hours)
         # The wall-clock guess is off by one only next to a DST transition.
         while self.start_ns(index + 1) <= ts_ns:
@@ -169,7 +170,7 @@ class SaltSchedule:
 
 def epoch_id(start_ns: int) -> str:
     """The id all sensors of a store give the epoch starting at `start_ns`."""
-    return datetime.fromtimestamp(start_ns // _NS, UTC).strftime("%Y%m%dT%H%MZ")
+    return datetime.fromtimestamp(start_ns // NS, UTC).strftime("%Y%m%dT%H%MZ")
 
 
 def _hhmm(minutes: int) -> str:

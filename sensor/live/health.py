@@ -27,7 +27,7 @@ from prometheus_client.registry import Collector
 
 from footfall.events import Event, StatusEvent
 from sensor.config import SensorConfig
-from sensor.publish.publisher import status_event
+from sensor.publish.status import status_event
 
 log = logging.getLogger(__name__)
 

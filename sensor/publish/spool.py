@@ -1,7 +1,7 @@
 """Store and forward: every event is on disk before it is sent, and leaves only once the broker has it.
 
 `Spool` is the durable queue: SQLite in WAL mode, one row per event, written (and with `sync: full`,
-fsynced) before `put` returns. `sensor.publisher.Forwarder` moves it to the broker in order, QoS 1, at most
+fsynced) before `put` returns. `sensor.publish.forwarder.Forwarder` moves it to the broker in order, QoS 1, at most
 `inflight` events awaiting their PUBACK, marks an event acknowledged only on its PUBACK, and after a
 reconnection sends again what is not acknowledged. Paho's in-memory queue never holds more than that
 window, so a long outage costs disk, not memory, and a killed sensor loses nothing it had queued:

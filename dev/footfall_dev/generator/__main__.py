@@ -7,11 +7,11 @@ from pathlib import Path
 
 import click
 
-from footfall_dev.generator.day import scale_to_frames, truth_path, write_day
-from footfall_dev.generator.model import StoreModel
+from footfall_dev.generator.day import scale_to_frames, truth_path, write_day, write_store
+from footfall_dev.generator.model import TWO_SENSORS, StoreModel
 
 DEMO_CAPTURE = Path(__file__).resolve().parents[3] / "sensor" / "demo" / "demo-store.pcap"
-PRESETS = {"store": StoreModel, "demo": StoreModel.demo, "bench": StoreModel.bench}
+PRESETS = {"store": StoreModel, "demo": StoreModel.demo, "bench": StoreModel.bench, "mall": StoreModel.mall}
 
 
 @click.command()
@@ -20,7 +20,12 @@ PRESETS = {"store": StoreModel, "demo": StoreModel.demo, "bench": StoreModel.ben
 @click.option("--preset", type=click.Choice(sorted(PRESETS)), default="store", show_default=True)
 @click.option("--seed", type=int, help="Seed (default: the preset's).")
 @click.option("--frames", type=click.IntRange(min=1), metavar="N", help="Scale the crowd to about N probes.")
-def main(demo: bool, out: Path | None, preset: str, seed: int | None, frames: int | None) -> None:
+@click.option(
+    "--two-sensors", is_flag=True, help="Two sensors in the store: one capture each, <name>.<sensor>.pcap."
+)
+def main(
+    demo: bool, out: Path | None, preset: str, seed: int | None, frames: int | None, two_sensors: bool
+) -> None:
     """Write a synthetic probe-request capture and its <name>.truth.json."""
     if demo:
         model, out = StoreModel.demo(), DEMO_CAPTURE
@@ -33,10 +38,17 @@ def main(demo: bool, out: Path | None, preset: str, seed: int | None, frames: in
             model = dataclasses.replace(model, seed=seed)
         if frames is not None:
             model = scale_to_frames(model, frames)
-    truth = write_day(model, out)
+        if two_sensors:
+            model = dataclasses.replace(model, sensors=TWO_SENSORS)
+    written = str(out)
+    if len(model.sensors) > 1:
+        truth, paths = write_store(model, out)
+        written = " + ".join(str(p) for p in paths)
+    else:
+        truth = write_day(model, out)
     agg = truth.aggregates()
     click.echo(
-        f"{out}: {agg['probe_requests']} probe requests + {agg['other_frames']} beacons, "
+        f"{written}: {agg['probe_requests']} probe requests + {agg['other_frames']} beacons, "
         f"{agg['visitors']} visitors, {agg['passersby']} passersby, median dwell "
         f"{agg['median_visitor_dwell_s'] / 60:.1f} min; truth in {truth_path(out)}"
     )

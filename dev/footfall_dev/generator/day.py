@@ -15,12 +15,13 @@ from functools import partial
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from footfall.times import NS
 from footfall_dev.craft import channel_frequency, radiotap_beacon, radiotap_probe_request
-from footfall_dev.generator.devices import CLASSES
+from footfall_dev.generator.catalog import CLASSES
 from footfall_dev.generator.model import StoreModel
 from footfall_dev.generator.population import Kind, Person, plan_day
 from footfall_dev.generator.radio import DeviceStats, beacon_emissions, device_emissions
-from footfall_dev.generator.truth import NS, DeviceTruth, PersonTruth, Truth
+from footfall_dev.generator.truth import DeviceTruth, PersonTruth, Truth
 from sensor.decode.capture import PcapWriter
 
 LINKTYPE_RADIOTAP = 127
@@ -33,14 +34,18 @@ class GeneratedDay:
     people: tuple[Person, ...]
     truth: Truth
 
-    def records(self) -> Iterator[Record]:
-        """The capture's records in time order (a fresh, identical stream on every call)."""
-        model, start_ns = self.model, self.truth.start_ns
+    def records(self, sensor: int = 0) -> Iterator[Record]:
+        """Sensor number `sensor`'s records in time order (a fresh, identical stream on every call).
+
+        Beacons are the same for every sensor of the store (they are the store's and a neighbour's).
+        """
+        model = self.model
+        start_ns = self.truth.start_ns + round(model.sensors[sensor].clock_offset_s * 1e9)
         freq = {ch: channel_frequency(ch) for ch in range(1, 15)}
         fcs = model.fcs
 
         def device(person: Person) -> Iterator[tuple[float, bytes]]:
-            for t, addr, seq, ch, rssi, ssid, elements in device_emissions(model, person):
+            for t, addr, seq, ch, rssi, ssid, elements in device_emissions(model, person, sensor=sensor):
                 yield t, radiotap_probe_request(addr, seq, ssid, elements, rssi, freq[ch], fcs=fcs)
 
         def beacons(ap: int) -> Iterator[tuple[float, bytes]]:
@@ -131,11 +136,33 @@ def truth_path(capture_path: Path) -> Path:
 def write_day(model: StoreModel, capture_path: Path) -> Truth:
     """Write the day's pcap (radiotap, µs timestamps) and its truth beside it; return the truth."""
     day = generate(model)
-    with PcapWriter(capture_path, LINKTYPE_RADIOTAP) as writer:
-        for ts_ns, data in day.records():
-            writer.write(ts_ns, data)
+    _write(day, 0, capture_path)
     day.truth.save(truth_path(capture_path))
     return day.truth
+
+
+def sensor_path(capture_path: Path, sensor: str) -> Path:
+    """store.pcap, back-1 → store.back-1.pcap"""
+    return capture_path.with_name(f"{capture_path.stem}.{sensor}{capture_path.suffix}")
+
+
+def write_store(model: StoreModel, capture_path: Path) -> tuple[Truth, list[Path]]:
+    """One capture per sensor of the model (`sensor_path`) and the one truth beside `capture_path`.
+
+    The truth's frame counts are the first sensor's; the people are everybody's.
+    """
+    day = generate(model)
+    paths = [sensor_path(capture_path, place.name) for place in model.sensors]
+    for i, path in enumerate(paths):
+        _write(day, i, path)
+    day.truth.save(truth_path(capture_path))
+    return day.truth, paths
+
+
+def _write(day: GeneratedDay, sensor: int, path: Path) -> None:
+    with PcapWriter(path, LINKTYPE_RADIOTAP) as writer:
+        for ts_ns, data in day.records(sensor):
+            writer.write(ts_ns, data)
 
 
 def scale_to_frames(model: StoreModel, frames: int) -> StoreModel:

@@ -1,5 +1,9 @@
 """Device classes: how each kind of phone or fixed device probes, declared once in a table.
 
+The classes written here by hand imitate the five Baccichet single phones and the lab's fixed devices;
+the phone classes of the default mix are measured per fingerprint on the lab days (lab.py); catalog.py
+holds them all by name.
+
 Each class imitates a family of real devices: its own ordered element list and capability bytes
 (what a fingerprint sees), its scan rhythm, its burst shape and its address and sequence-number
 behaviour. The capability bytes are written for this project in the shape real devices use; the
@@ -95,6 +99,8 @@ class DeviceClass:
     frame_gap_ms: tuple[float, float] = (1.0, 4.0)  # between frames on one channel
     screen: bool = True  # scans more often while its screen is on (phones; not fixed devices)
     channel_gap_ms: tuple[float, float] = (15.0, 40.0)  # switching to the next channel
+    idle_share: float = 0.0  # gaps between scans that are idle gaps instead (phone asleep)
+    idle_s: tuple[float, float] = (300.0, 1200.0)  # an idle gap (Baccichet iPhones: quiet 5-20 min)
 
     @property
     def randomizes(self) -> bool:
@@ -324,8 +330,5 @@ PRINTER = DeviceClass(
     screen=False,
 )
 
-CLASSES: dict[str, DeviceClass] = {
-    c.name: c
-    for c in (IPHONE_RECENT, IPHONE_OLDER, GALAXY, OPPO, ANDROID_TIMED, ANDROID_LEGACY, WINDOWS_PC, PRINTER)
-}
+HAND_CLASSES = (IPHONE_RECENT, IPHONE_OLDER, GALAXY, OPPO, ANDROID_TIMED, ANDROID_LEGACY, WINDOWS_PC, PRINTER)
 FIXED_CLASSES = ("fixed_pc", "fixed_printer")

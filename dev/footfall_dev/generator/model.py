@@ -22,9 +22,16 @@ visitor (a shop converting ~25 % of the people who pass). Walking 1.0-1.6 m/s (B
 comfortable gait 1.3-1.5 m/s); 10 % cyclists at 3.5-6 m/s (a few seconds in range); 10 % stop
 at the window for 10-90 s. Visitors and staff are heard on the pavement as they come and go.
 75 % carry a phone with Wi-Fi on (about 87 % of the French own a smartphone, ARCEP/CREDOC
-Baromètre du numérique; most leave Wi-Fi on). The device mix is a third iOS (its share in
-France, StatCounter) and two thirds Android, split by how each family handles addresses (see
-devices.py).
+Baromètre du numérique; most leave Wi-Fi on). The device mix is the lab's: 54 phone fingerprints
+measured on the 103 Fryza lab days, each with its own scan behaviour, weighted by how many phones
+its scans stand for (lab.py); the hand-written classes of devices.py stay available by name.
+
+Sensors: one by default, `door-1`, a few metres behind the window (all distances above are from
+it). `sensors` may place more in the same store: each at `along_m` along the window and `depth_m`
+further back from it, with `extra_loss_db` for a shelf or a wall in the way; a person inside is
+then at the drawn distance from the first sensor in a random direction into the store, and every
+sensor hears the same scans with its own signal (radio.py). `write_store` writes one capture per
+sensor and one truth.
 """
 
 from __future__ import annotations
@@ -35,18 +42,12 @@ from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from footfall_dev.generator.devices import CLASSES, FIXED_CLASSES, SCAN_CHANNELS
+from footfall_dev.generator.catalog import CLASSES, FIXED_CLASSES, LAB_MIX
+from footfall_dev.generator.devices import SCAN_CHANNELS
 
 DEMO_SEED = 20240314
 
-DEFAULT_MIX: tuple[tuple[str, float], ...] = (
-    ("ios_recent", 0.24),
-    ("ios_older", 0.09),
-    ("android_samsung", 0.22),
-    ("android_qualcomm", 0.15),
-    ("android_timed", 0.22),
-    ("android_legacy", 0.08),
-)
+DEFAULT_MIX: tuple[tuple[str, float], ...] = LAB_MIX
 # weight per opening hour 09..18: a slow morning, a lunch bump, the after-work peak
 DEFAULT_VISITOR_PROFILE = (0.5, 0.8, 1.0, 1.3, 1.2, 0.9, 1.0, 1.3, 1.6, 1.1)
 # weight per capture hour 08..20: commuters at 8 and 17-18, lunch, a quiet evening
@@ -55,6 +56,26 @@ DEFAULT_STREET_PROFILE = (1.4, 0.9, 0.8, 1.0, 1.5, 1.3, 0.9, 0.9, 1.1, 1.6, 1.5,
 
 class ModelError(ValueError):
     """A StoreModel whose parameters contradict each other; the message names field and values."""
+
+
+@dataclass(frozen=True, slots=True)
+class SensorPlace:
+    """Where one sensor of the store sits, relative to the first one (see the module docstring)."""
+
+    name: str = "door-1"
+    along_m: float = 0.0
+    depth_m: float = 0.0
+    extra_loss_db: float = 0.0
+    clock_offset_s: float = 0.0  # its clock against the first one's (NTP keeps Pis within a few ms to s)
+
+
+ONE_SENSOR = (SensorPlace(),)
+# A second sensor at the back of the shop, 6 m along and 8 m deeper: it hears the street weaker and the
+# people in the back stronger than the first one does; its clock is 0.35 s ahead.
+TWO_SENSORS = (
+    SensorPlace(),
+    SensorPlace("back-1", along_m=6.0, depth_m=8.0, extra_loss_db=3.0, clock_offset_s=0.35),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +127,7 @@ class StoreModel:
     access_points: int = 2  # beacons a sensor also hears: the store's own AP and a neighbour's
     beacon_period_s: float = 120.0  # thinned: a real AP beacons every 0.1 s
     fcs: bool = False  # frames carry their FCS (as some drivers deliver them)
+    sensors: tuple[SensorPlace, ...] = ONE_SENSOR
 
     def __post_init__(self) -> None:
         c0, c1 = self.capture_hours
@@ -131,6 +153,9 @@ class StoreModel:
             raise ModelError(f"device_mix names {unknown or 'nothing'}; phone classes are {sorted(CLASSES)}")
         if not self.heard_channels or not set(self.heard_channels) <= set(SCAN_CHANNELS):
             raise ModelError(f"heard_channels {self.heard_channels} must be some of {SCAN_CHANNELS}")
+        names = [p.name for p in self.sensors]
+        if not names or len(set(names)) != len(names) or self.sensors[0] != SensorPlace(names[0]):
+            raise ModelError(f"sensors {names}: give one or more, distinctly named, the first at 0, 0, 0 dB")
         ZoneInfo(self.timezone)  # raises for an unknown zone
 
     # -- presets ------------------------------------------------------------------------------------
@@ -167,6 +192,11 @@ class StoreModel:
             fixed_devices=12,
         )
 
+    @classmethod
+    def mall(cls, seed: int = 1) -> StoreModel:
+        """A mall-front store: 60 visitors and 300 passersby an hour."""
+        return cls(seed=seed, visitors=600, passersby=3900, staff=4)
+
     def scaled(self, factor: float) -> StoreModel:
         """The same day with `factor` times the visitors and passersby (staff and fixed kept)."""
         return dataclasses.replace(
@@ -179,7 +209,10 @@ class StoreModel:
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            out[f.name] = value.isoformat() if isinstance(value, date) else _listify(value)
+            if f.name == "sensors":
+                out[f.name] = [dataclasses.asdict(p) for p in value]
+            else:
+                out[f.name] = value.isoformat() if isinstance(value, date) else _listify(value)
         return out
 
     @classmethod
@@ -189,8 +222,12 @@ class StoreModel:
         if unknown:
             raise ModelError(f"unknown StoreModel fields {unknown}")
         values: dict[str, Any] = {
-            k: date.fromisoformat(v) if k == "day" else _tupleize(v) for k, v in data.items()
+            k: date.fromisoformat(v) if k == "day" else _tupleize(v)
+            for k, v in data.items()
+            if k != "sensors"
         }
+        if "sensors" in data:
+            values["sensors"] = tuple(SensorPlace(**p) for p in data["sensors"])
         return cls(**values)
 
 

@@ -14,7 +14,7 @@ import random
 from dataclasses import dataclass
 from enum import StrEnum
 
-from footfall_dev.generator.devices import FIXED_CLASSES
+from footfall_dev.generator.catalog import FIXED_CLASSES
 from footfall_dev.generator.model import StoreModel
 
 
@@ -45,11 +45,12 @@ class Leg:
     pause_after_s: float = math.inf
     pause_s: float = 0.0
 
-    def street_distance(self, t: float) -> float:
+    def street_position(self, t: float) -> tuple[float, float]:
+        """(along the window, off it) at `t`, metres from the first sensor."""
         moving = t - self.t0
         if moving > self.pause_after_s:
             moving = max(self.pause_after_s, moving - self.pause_s)
-        return math.hypot(self.x0 + self.v * moving, self.perp)
+        return self.x0 + self.v * moving, self.perp
 
 
 @dataclass(frozen=True, slots=True)

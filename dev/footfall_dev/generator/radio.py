@@ -13,9 +13,10 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from footfall_dev.generator.devices import CLASSES, SCAN_CHANNELS, AddressPolicy, SeqPolicy
-from footfall_dev.generator.model import StoreModel
-from footfall_dev.generator.population import Person
+from footfall_dev.generator.catalog import CLASSES
+from footfall_dev.generator.devices import SCAN_CHANNELS, AddressPolicy, SeqPolicy
+from footfall_dev.generator.model import SensorPlace, StoreModel
+from footfall_dev.generator.population import Leg, Person
 
 # (seconds from capture start, transmitter, seq, channel, rssi dBm, ssid, elements after the SSID)
 Emission = tuple[float, bytes, int, int, int, bytes, bytes]
@@ -37,9 +38,14 @@ def device_rng(model: StoreModel, device: int) -> random.Random:
 
 
 def device_emissions(
-    model: StoreModel, person: Person, stats: DeviceStats | None = None
+    model: StoreModel, person: Person, stats: DeviceStats | None = None, sensor: int = 0
 ) -> Iterator[Emission]:
-    """The recorded frames of `person`'s device, in time order."""
+    """The frames of `person`'s device that sensor number `sensor` of the model records, in time order.
+
+    Every sensor's run draws the same numbers in the same order (the signal for all of them at every
+    scan and frame), so all sensors hear the same scans, addresses and sequence numbers, each with its
+    own signal: the same phone in one store, heard from two places.
+    """
     assert person.device is not None and person.device_class is not None
     cls = CLASSES[person.device_class]
     rng = device_rng(model, person.device)
@@ -55,7 +61,8 @@ def device_emissions(
     clip_lo, clip_hi = model.rssi_clip_dbm
     floor = model.sensitivity_dbm
     gauss, uniform, rand = rng.gauss, rng.uniform, rng.random
-    log10 = math.log10
+    here = model.sensors[sensor]
+    n_sensors = len(model.sensors)
 
     policy = cls.address
     address = _address(rng, cls.oui) if policy is AddressPolicy.GLOBAL else b""
@@ -79,15 +86,7 @@ def device_emissions(
     while t < t_last:
         while legs[leg_i].t1 <= t:
             leg_i += 1
-        leg = legs[leg_i]
-        if leg.inside:
-            distance = uniform(leg.near_m, leg.far_m)
-            mean = model.p0_dbm + offset - 10.0 * model.path_loss_inside * log10(max(distance, 0.5))
-        else:
-            distance = leg.street_distance(t)
-            mean = model.p0_dbm + offset - 10.0 * model.path_loss_outside * log10(max(distance, 0.5))
-            mean -= model.window_loss_db
-        mean += gauss(0.0, model.shadowing_sigma_db)
+        mean = _burst_mean_dbm(model, legs[leg_i], t, offset, rng, here, sensor, n_sensors)
         if policy is AddressPolicy.PER_BURST or (
             policy is AddressPolicy.INTERVAL and t - changed_at >= rotation
         ):
@@ -99,9 +98,13 @@ def device_emissions(
             if policy is AddressPolicy.PER_CHANNEL:
                 renew()
             for _ in range(rng.randint(*cls.frames_per_channel)):
-                rssi = round(mean + gauss(0.0, model.fading_sigma_db))
+                if n_sensors > 1:
+                    fading = [gauss(0.0, model.fading_sigma_db) for _ in range(n_sensors)][sensor]
+                else:
+                    fading = gauss(0.0, model.fading_sigma_db)
+                rssi = round(mean + fading)
+                ssid = rng.choice(ssids) if ssids and rand() < cls.directed_share else b""
                 if rssi >= floor and channel in heard_channels and tt < t_last:  # gone: not heard
-                    ssid = rng.choice(ssids) if ssids and rand() < cls.directed_share else b""
                     stats.frames += 1
                     stats.heard.add(address)
                     yield tt, address, seq, channel, min(max(rssi, clip_lo), clip_hi), ssid, encoded[channel]
@@ -109,9 +112,46 @@ def device_emissions(
                 tt += uniform(*cls.frame_gap_ms) / 1000.0
             tt += uniform(*cls.channel_gap_ms) / 1000.0
         gap = math.exp(uniform(log_lo, log_hi))
-        if cls.screen and rand() < model.screen_on_share:
+        if cls.idle_share and rand() < cls.idle_share:
+            gap = uniform(*cls.idle_s)
+        elif cls.screen and rand() < model.screen_on_share:
             gap *= model.screen_on_interval_factor
         t += max(gap, tt - t + 1.0)
+
+
+def _burst_mean_dbm(
+    model: StoreModel,
+    leg: Leg,
+    t: float,
+    offset: float,
+    rng: random.Random,
+    here: SensorPlace,
+    sensor: int,
+    n_sensors: int,
+) -> float:
+    """The mean signal at sensor `here` of one scan burst at `t`: path loss, window loss, shadowing.
+
+    Draws from `rng` in the generator's fixed order (inside: the distance, then with several sensors the
+    bearing; then one shadowing draw per sensor), so the same seed gives the same capture and every
+    sensor's run draws the same numbers.
+    """
+    if leg.inside:
+        distance = rng.uniform(leg.near_m, leg.far_m)
+        if n_sensors > 1:  # somewhere at that distance from the first sensor, into the store
+            angle = rng.uniform(0.0, math.pi)
+            distance = math.hypot(
+                distance * math.cos(angle) - here.along_m, distance * math.sin(angle) - here.depth_m
+            )
+        mean = model.p0_dbm + offset - 10.0 * model.path_loss_inside * math.log10(max(distance, 0.5))
+    else:
+        x, perp = leg.street_position(t)
+        distance = math.hypot(x - here.along_m, perp + here.depth_m)
+        mean = model.p0_dbm + offset - 10.0 * model.path_loss_outside * math.log10(max(distance, 0.5))
+        mean -= model.window_loss_db
+    mean -= here.extra_loss_db
+    if n_sensors > 1:
+        return mean + [rng.gauss(0.0, model.shadowing_sigma_db) for _ in range(n_sensors)][sensor]
+    return mean + rng.gauss(0.0, model.shadowing_sigma_db)
 
 
 def _address(rng: random.Random, oui: bytes) -> bytes:

@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from footfall.times import NS
 from footfall_dev.generator.model import StoreModel
 from footfall_dev.generator.population import Kind
 
 SCHEMA = "footfall.generator.truth/1"
-NS = 1_000_000_000
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,70 +1,22 @@
-"""Sinks that take events out of the sensor: MQTT (the normal path) and JSON lines (analysis).
+"""The spool to the broker: in order, QoS 1, an event removed only on the broker's PUBACK.
 
-The MQTT path is store and forward: `MqttSink.send` queues the event in the spool (sensor/publish/spool.py),
-durably, and returns; the `Forwarder` thread publishes the spool with QoS 1 and removes an event only
-on the broker's PUBACK. See sensor/publish/spool.py for the guarantees and the bounds.
+`Forwarder` runs in its own thread and needs of the MQTT client only what `Publisher` declares;
+sensor/publish/spool.py holds the guarantees and the bounds.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 import threading
 import time
-import weakref
 from collections import deque
 from collections.abc import Callable
-from dataclasses import replace
-from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Protocol
 
-from footfall.broker import broker_settings
-from footfall.events import Event, StatusEvent, event_id, utc
-from footfall.mqtt import MqttClient, MqttError, Will
-from sensor.buildinfo import build
-from sensor.config import SensorConfig, SpoolConfig
+from footfall.mqtt import MqttError
 from sensor.publish.spool import Entry, Spool
 
 log = logging.getLogger(__name__)
-
-
-class JsonlSink:
-    """One event per line, byte for byte the MQTT payload."""
-
-    def __init__(self, stream: BinaryIO, *, close_stream: bool = False) -> None:
-        self._stream = stream
-        self._close_stream = close_stream
-        self.sent = 0
-
-    def send(self, event: Event) -> None:
-        self._stream.write(event.to_json() + b"\n")
-        self.sent += 1
-
-    def close(self) -> None:
-        self._stream.flush()
-        if self._close_stream:
-            self._stream.close()
-
-
-def status_event(
-    config: SensorConfig, state: str, at_ns: int, version: str, **figures: object
-) -> StatusEvent:
-    site = config.site
-    return StatusEvent.model_validate(
-        {
-            "event_id": event_id(site.store, site.sensor, "status", state, at_ns),
-            "store": site.store,
-            "sensor": site.sensor,
-            "epoch": "",
-            "state": state,
-            "at": utc(at_ns),
-            "version": version,
-            "build": build(),
-            **figures,
-        },
-        strict=False,
-    )
 
 
 class Publisher(Protocol):
@@ -146,8 +98,8 @@ class Forwarder:
 
     def drain(self, timeout_s: float) -> int:
         """Wait until every queued event is acknowledged or the time is up; returns how many are left."""
-        deadline = time.monotonic() + timeout_s
-        while self._spool.pending_count and time.monotonic() < deadline:
+        deadline = self._clock() + timeout_s
+        while self._spool.pending_count and self._clock() < deadline:
             time.sleep(0.02)
         return self._spool.pending_count
 
@@ -242,110 +194,3 @@ class Forwarder:
         self._inflight[mid] = entry.seq
         self.published += 1
         return True
-
-
-class MqttSink:
-    """Queues every event in the spool; the forwarder sends it. `close` waits until all are acknowledged.
-
-    Status events are retained; the broker publishes the sensor's `offline` status as its last will.
-    """
-
-    def __init__(
-        self, config: SensorConfig, client: MqttClient, spool: Spool, *, ack_timeout_s: float = 60.0
-    ) -> None:
-        self._prefix = config.mqtt.topic_prefix
-        self._client = client
-        self.spool = spool
-        self.forwarder = Forwarder(spool, client, inflight=config.spool.inflight)
-        self._ack_timeout_s = ack_timeout_s
-        self._temporary_spool = config.spool.path is None
-        self.sent = 0
-        self.forwarder.start()
-
-    @classmethod
-    def connect(
-        cls,
-        config: SensorConfig,
-        version: str,
-        now_ns: int,
-        *,
-        wait_s: float | None = 10.0,
-        ack_timeout_s: float = 60.0,
-    ) -> MqttSink:
-        """Open the spool and connect; with `wait_s`, fail (MqttError) if the broker is not up by then.
-
-        With `wait_s=None` the sink starts at once and the client connects when it can, with backoff,
-        forever: events wait in the spool meanwhile (the live sensor's way).
-        """
-        site = config.site
-        spool = open_spool(config.spool)
-        will_event = status_event(config, "offline", now_ns, version)
-        will = Will(f"{config.mqtt.topic_prefix}/{site.store}/{site.sensor}/status", will_event.to_json())
-        settings = broker_settings(config.mqtt, f"footfall-sensor-{site.store}-{site.sensor}")
-        client = MqttClient(replace(settings, max_inflight=config.spool.inflight), will)
-        try:
-            client.connect(wait_s or 10.0, wait=wait_s is not None)
-        except MqttError:
-            spool.close()
-            raise
-        return cls(config, client, spool, ack_timeout_s=ack_timeout_s)
-
-    @property
-    def spool_depth(self) -> int:
-        """Events queued and not yet acknowledged by the broker (for the status and the metrics)."""
-        return self.spool.pending_count
-
-    def send(self, event: Event) -> None:
-        if self.spool.put_event(event, self._prefix):
-            self.forwarder.notify()
-        self.sent += 1
-
-    def close(self) -> None:
-        """Wait for the broker to acknowledge what is queued (up to the timeout), then disconnect."""
-        left = self.forwarder.drain(self._ack_timeout_s)
-        self.forwarder.stop()
-        self._client.close()
-        stats = self.spool.stats()
-        self.spool.close()
-        log.info("published %d events; %s", self.sent, stats.line())
-        if left:
-            fate = (
-                "they are lost (spool.path is not set)"
-                if self._temporary_spool
-                else f"they stay in the spool {self.spool.path} and are sent on the next start"
-            )
-            raise MqttError(
-                f"{left} events were not acknowledged by the broker within {self._ack_timeout_s:g} s; {fate}"
-            )
-
-
-def open_spool(config: SpoolConfig, clock: Callable[[], float] = time.time) -> Spool:
-    """The configured spool (raises SpoolError naming the file if it cannot be opened).
-
-    Without `spool.path`, a temporary file that is deleted on close: it rides out a broker outage but
-    not a restart of the process, which is said at WARNING.
-    """
-    path = config.path
-    if path is None:
-        fd, name = tempfile.mkstemp(prefix="footfall-spool-", suffix=".db")
-        os.close(fd)
-        path = Path(name)
-        log.warning("spool.path is not set: spooling in %s, which is deleted on exit (not durable)", path)
-    spool = Spool(
-        path,
-        max_bytes=config.max_bytes,
-        max_events=config.max_events,
-        max_age_s=config.max_age_s,
-        on_full=config.on_full,
-        keep_acked_s=config.keep_acked_s,
-        sync=config.sync,
-        clock=clock,
-    )
-    if config.path is None:
-        weakref.finalize(spool, _remove_spool_files, path)
-    return spool
-
-
-def _remove_spool_files(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
