@@ -232,9 +232,8 @@ def test_calibrate_counts_with_an_unknown_truth_format_is_one_clear_line(tmp_pat
     assert result.output.count("\n") == 1
 
 
-def test_calibrate_counts_fits_a_crafted_day_and_writes_the_estimator_keeping_comments(
-    tmp_path: Path,
-) -> None:
+def crafted_day(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A capture, its people count and a sensor config: (capture, truth, config)."""
     # Three phones inside for 45 minutes, a new random address every scan at irregular gaps, each
     # at its own signal level; the truth says six people (half carry no phone): factor 2.
     rng = random.Random(3)
@@ -259,6 +258,13 @@ def test_calibrate_counts_fits_a_crafted_day_and_writes_the_estimator_keeping_co
         "# footfall sensor\nestimator:\n  # people per device, per site\n  site_factor: 1.0  # fitted later\n"
         "  holdover_s: 450\n"
     )
+    return capture, truth, config
+
+
+def test_calibrate_counts_fits_a_crafted_day_and_writes_the_estimator_keeping_comments(
+    tmp_path: Path,
+) -> None:
+    capture, truth, config = crafted_day(tmp_path)
     result = CliRunner().invoke(
         calibrate,
         ["counts", str(capture), "--truth", str(truth), "--config", str(config), "--factor-only", "--write"],

@@ -30,9 +30,24 @@ def test_a_new_database_gets_every_migration_once_and_records_it(tmp_path: Path)
     assert (
         rows
         == [(m.version, m.name) for m in migrations()]
-        == [(1, "init"), (2, "privacy"), (3, "people"), (4, "profiles"), (6, "present_interval")]
+        == [
+            (1, "init"),
+            (2, "privacy"),
+            (3, "people"),
+            (4, "profiles"),
+            (6, "present_interval"),
+            (7, "dashboard"),
+        ]
     )
-    assert {"visits", "counts", "statuses", "dead_letters", "rejections"} <= tables
+    assert {
+        "visits",
+        "counts",
+        "statuses",
+        "dead_letters",
+        "rejections",
+        "web_users",
+        "web_sessions",
+    } <= tables
 
 
 def test_the_file_is_in_wal_mode_with_normal_sync(tmp_path: Path) -> None:
@@ -46,8 +61,8 @@ def test_a_database_from_a_newer_collector_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "f.db"
     SqliteStore(path).close()
     with sqlite3.connect(path) as db:
-        db.execute("INSERT INTO schema_migrations VALUES (7, 'future', 0)")
-    with pytest.raises(StoreError, match=r"schema version 7, newer than this collector knows \(6\)"):
+        db.execute("INSERT INTO schema_migrations VALUES (8, 'future', 0)")
+    with pytest.raises(StoreError, match=r"schema version 8, newer than this collector knows \(7\)"):
         SqliteStore(path)
 
 

@@ -34,6 +34,7 @@ from collector.privacy.registry import PrivacyError, entry
 from collector.reports import report as reports
 from collector.storage.base import ProfileStore, Store
 from collector.storage.privacy import ListName, PutOutcome, RegistryEntry
+from collector.web import app as dashboard
 from footfall.secretfile import KeyFileError, read_private, zero
 from footfall.times import too_far_ahead
 from footfall.tokens import TokenKey
@@ -307,4 +308,5 @@ def create_app(
     app.include_router(_report_routes(db, profiles, config.report))
     app.state.api_token = token
     app.state.token_key = key
+    dashboard.mount(app, config, db, clock=clock)  # the pages at /, next to /v1
     return app

@@ -213,11 +213,13 @@ def _type_of(prop: dict[str, Any]) -> str:
 
 
 def _register() -> None:
+    from collector.cli.calibration import calibration
     from collector.cli.omni import COMMANDS as OMNI
     from collector.cli.pki import pki
     from collector.cli.privacy import COMMANDS as PRIVACY
+    from collector.cli.users import users
 
-    for command in (*PRIVACY, *OMNI, pki):
+    for command in (*PRIVACY, *OMNI, pki, users, calibration):
         main.add_command(command)
 
 

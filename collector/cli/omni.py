@@ -232,7 +232,7 @@ def _default_token_file() -> str | None:
 def api(
     config_path: Path | None, db_path: Path | None, host: str, port: int, token_file: Path | None
 ) -> None:
-    """Serve the HTTP API (OpenAPI description at /openapi.json) until SIGTERM/SIGINT."""
+    """Serve the HTTP API (/v1, OpenAPI description at /openapi.json) and the dashboard (/) until SIGTERM/SIGINT."""
     try:
         import uvicorn
 

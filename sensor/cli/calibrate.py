@@ -16,6 +16,7 @@ import io
 import os
 import statistics
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -26,6 +27,7 @@ from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError
 
 from footfall import mac as mac_grammar
+from footfall.calibration import CalibrationReport, CalibrationWindow, Fit, made_now
 from footfall.configfile import ConfigError
 from footfall.times import NS
 from sensor import config as sensor_config
@@ -114,6 +116,33 @@ def write_config(path: Path, section: str, values: dict[str, Any]) -> None:
         tmp.unlink()
         raise click.ClickException(f"not written, the result would not load: {exc}") from None
     tmp.replace(path)
+
+
+def calibration_report(
+    config: sensor_config.SensorConfig,
+    windows: Sequence[Window],
+    before: tuple[EstimatorParams, Score],
+    fitted: tuple[EstimatorParams, Score],
+    before_values: Sequence[float],
+    fitted_values: Sequence[float],
+) -> CalibrationReport:
+    def fit(p: EstimatorParams, s: Score) -> Fit:
+        return Fit(inside_rssi_dbm=p.inside_rssi_dbm, holdover_s=p.holdover_s, site_factor=p.site_factor,
+                   mae=s.mae, mape=s.mape)  # fmt: skip
+
+    return CalibrationReport(
+        store=config.site.store,
+        sensor=config.site.sensor,
+        made_at=made_now(datetime.now(UTC)),
+        before=fit(*before),
+        fitted=fit(*fitted),
+        windows=tuple(
+            CalibrationWindow(
+                start=datetime.fromtimestamp(w.start_ns / NS, UTC), truth=w.truth, before=b, fitted=a
+            )
+            for w, b, a in zip(windows, before_values, fitted_values, strict=True)
+        ),
+    )
 
 
 @click.group("calibrate")
@@ -283,6 +312,12 @@ def _print_fit(fit: SignalFit, heading: str) -> None:
 )
 @click.option("--factor-only", is_flag=True, help="Fit the site factor only, keep inside RSSI and holdover.")
 @click.option("--windows", "show_windows", is_flag=True, help="Also print every 15-minute window.")
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the windows and both fits as JSON (footfall-collector calibration import FILE).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar (one is drawn on a terminal).")
 def counts(
     captures: tuple[Path, ...],
@@ -291,7 +326,8 @@ def counts(
     write: bool,
     factor_only: bool,
     show_windows: bool,
-    quiet: bool,
+    report_path: Path | None = None,
+    quiet: bool = False,
 ) -> None:
     """Fit inside RSSI, holdover (grid) and site factor (least squares) to a people count."""
     if write and config_path is None:
@@ -333,6 +369,12 @@ def counts(
             stamp = _utc(w.start_ns)
             click.echo(f"{stamp:<18}{w.truth:>7.1f}{b:>8.1f}{a:>8.1f}")
     click.echo("fitted on this capture only: check it on another day before trusting it")
+    if report_path is not None:
+        report = calibration_report(
+            config, windows, (base, before), (fit.params, after), replay(base), after_values
+        )
+        report_path.write_text(report.to_json() + "\n", encoding="utf-8")
+        click.echo(f"wrote the calibration report to {report_path}")
     if write:
         assert config_path is not None
         p = fit.params

@@ -1,0 +1,207 @@
+"""Dashboard server time at chain scale: the store page and the chain overview, p50/p95, per backend.
+
+    .venv/bin/python bench/dashboard.py [--stores 50] [--days 365] [--visits-per-day 120] [--requests 20]
+                                        [--backend sqlite postgresql] [--keep FILE.db]
+
+Fills a fresh store with `--days` of 5-minute count intervals (one sensor per store, 288 a day) and
+`--visits-per-day` visits a day (08:00-20:00 local, a third of them visitors, some fixed) for each of
+`--stores` stores, plus one status per sensor, with `Store.add`'s insert statements (so the roll-up
+triggers run) on rows built directly (building and checking events is the ingest's cost, bench/ingest.py).
+Then logs in and times requests in-process (Starlette's TestClient: no network, so the time is the
+server's): the store page of a random store over the last 7 days of data, and the chain overview of an
+admin who sees every store. PostgreSQL is a throw-away server started as tests/pgserver.py does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import re
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from collector.storage.base import Store, us
+from collector.storage.events_sql import EVENT_INSERTS
+from collector.storage.sqlite import SqliteStore
+from footfall.events import CountEvent, StatusEvent, VisitEvent, event_id
+from footfall.sqlite import immediate_transaction
+
+Row = tuple[Any, ...]
+VISIT_SQL, COUNT_SQL = EVENT_INSERTS[VisitEvent][0], EVENT_INSERTS[CountEvent][0]
+
+REPO = Path(__file__).resolve().parents[1]
+ZONE = ZoneInfo("Europe/Paris")
+LAST_DAY = date(2024, 12, 31)
+PASSWORD = "bench-password-1"
+BATCH = 20_000
+
+
+def day_rows(store: str, day: date, visits_per_day: int, rng: random.Random) -> tuple[list[Row], list[Row]]:
+    """One day of one store as table rows (the columns of collector/storage/events_sql.py's row builders)."""
+    midnight = us(datetime(day.year, day.month, day.day, tzinfo=ZONE).astimezone(UTC))
+    five, epoch = 300_000_000, f"{day}"
+    counts = [
+        (f"c-{store}-{midnight + i * five}", store, "door", epoch, midnight + i * five, midnight + (i + 1) * five,
+         round(rng.uniform(0, 20), 2), 1, 2, 1, 1, 0, 0, 40, 30, 6, 4, 3, None, None)
+        for i in range(288)
+    ]  # fmt: skip
+    visits = []
+    for v in range(visits_per_day):
+        start = midnight + 8 * 3_600_000_000 + int(rng.uniform(0, 12 * 3600) * 1e6)
+        dwell = rng.expovariate(1 / 600)
+        kind = "fixed" if v % 40 == 0 else ("visitor" if v % 3 == 0 else "passerby")
+        visits.append(
+            (f"v-{store}-{start}-{v}", store, "door", epoch, f"{rng.getrandbits(32):08x}", start,
+             start + int(dwell * 1e6), dwell, kind, 10, 1, 1, -60, -70, 1, None)
+        )  # fmt: skip
+    return visits, counts
+
+
+def bulk(db: Store, sql: str, rows: Sequence[Row]) -> None:
+    """Rows in one transaction through the backend's connection: the statement `Store.add` runs, with its
+    triggers, without building 7 million event models first (the ingest's cost is bench/ingest.py's)."""
+    if isinstance(db, SqliteStore):
+        with db._lock, immediate_transaction(db._db):
+            db._db.executemany(sql, rows)
+        return
+    from collector.storage.sql import pg
+
+    connection: Any = getattr(db, "_db")  # noqa: B009  # PostgresStore's psycopg connection
+    with getattr(db, "_lock"), connection.transaction(), connection.cursor() as cursor:  # noqa: B009
+        cursor.executemany(pg(sql).encode(), rows)
+
+
+def status(store: str) -> StatusEvent:
+    at = datetime(LAST_DAY.year, LAST_DAY.month, LAST_DAY.day, 19, tzinfo=UTC)
+    return StatusEvent.model_construct(
+        event_id=event_id("status", store, at), store=store, sensor="door", epoch=f"{LAST_DAY}",
+        state="online", at=at, version="0.1.0", uptime_s=1.0, source="wlan0mon", frames=1,
+        probe_requests=1, decode_errors={}, frames_per_s=10.0, drops=0, spool_depth=0,
+    )  # fmt: skip
+
+
+def fill(db: Store, stores: int, days: int, visits_per_day: int) -> float:
+    from collector.web.accounts import ALL, open_accounts
+
+    rng = random.Random(7)
+    t0 = time.perf_counter()
+    first = LAST_DAY - timedelta(days=days - 1)
+    for s in range(stores):
+        store = f"store-{s:02d}"
+        for d in range(0, days, 10):
+            visits: list[Row] = []
+            counts: list[Row] = []
+            for day in (first + timedelta(days=d + k) for k in range(min(10, days - d))):
+                v, c = day_rows(store, day, visits_per_day, rng)
+                visits += v
+                counts += c
+            bulk(db, VISIT_SQL, visits)
+            bulk(db, COUNT_SQL, counts)
+        db.add([status(store)])
+    seconds = time.perf_counter() - t0
+    open_accounts(db).add("bench", PASSWORD, "admin", [ALL], datetime.now(UTC))
+    return seconds
+
+
+def timed(get: Callable[[str], int], paths: Sequence[str]) -> list[float]:
+    out = []
+    for path in paths:
+        t0 = time.perf_counter()
+        status = get(path)
+        out.append((time.perf_counter() - t0) * 1000)
+        if status != 200:
+            raise SystemExit(f"{path}: HTTP {status}")
+    return out
+
+
+def measure(db: Store, stores: int, requests: int) -> dict[str, list[float]]:
+    from fastapi.testclient import TestClient
+
+    from collector.api.app import create_app
+    from collector.config import CollectorConfig
+
+    app = create_app(CollectorConfig(), db, b"b" * 32)
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        csrf = re.findall(r'name="csrf" value="([^"]+)"', client.get("/login").text)[0]
+        client.post(
+            "/login", data={"name": "bench", "password": PASSWORD, "csrf": csrf}, follow_redirects=False
+        )
+        rng = random.Random(1)
+        first = LAST_DAY - timedelta(days=6)
+        store_paths = [
+            f"/stores/store-{rng.randrange(stores):02d}?from={first}&to={LAST_DAY}" for _ in range(requests)
+        ]
+
+        def get(path: str) -> int:
+            return int(client.get(path).status_code)
+
+        get(store_paths[0])  # warm the caches once
+        return {"store page": timed(get, store_paths), "chain overview": timed(get, ["/"] * requests)}
+
+
+@contextmanager
+def backend(name: str, keep: Path | None = None) -> Iterator[Store]:
+    if name == "sqlite" and keep is not None:
+        lite = SqliteStore(keep)  # filled by an earlier run with the same sizes, or filled now
+        try:
+            yield lite
+        finally:
+            lite.close()
+        return
+    if name == "sqlite":
+        with tempfile.TemporaryDirectory() as directory:
+            lite = SqliteStore(Path(directory) / "bench.db")
+            try:
+                yield lite
+            finally:
+                lite.close()
+        return
+    sys.path.insert(0, str(REPO))  # tests/pgserver.py starts the throw-away server
+    from collector.storage.postgres import PostgresStore
+    from tests.pgserver import running_postgres
+
+    with running_postgres(fsync=False) as dsn:
+        db = PostgresStore(dsn)
+        try:
+            yield db
+        finally:
+            db.close()
+
+
+def p95(values: Sequence[float]) -> float:
+    return statistics.quantiles(values, n=20, method="inclusive")[-1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stores", type=int, default=50)
+    parser.add_argument("--days", type=int, default=365)
+    parser.add_argument("--visits-per-day", type=int, default=120)
+    parser.add_argument("--requests", type=int, default=20)
+    parser.add_argument("--backend", nargs="+", default=["sqlite", "postgresql"])
+    parser.add_argument("--keep", type=Path, help="SQLite: use (or fill and keep) this database file")
+    args = parser.parse_args()
+    rows = args.stores * args.days * (288 + args.visits_per_day)
+    print(f"{args.stores} stores x {args.days} days: {rows:,} count intervals and visits")
+    for name in args.backend:
+        with backend(name, args.keep) as db:
+            if db.stores():
+                print(f"{name}: using the events already in {args.keep}")
+            else:
+                seconds = fill(db, args.stores, args.days, args.visits_per_day)
+                print(f"{name}: filled in {seconds:.0f} s ({rows / seconds:,.0f} rows/s)")
+            for page, ms in measure(db, args.stores, args.requests).items():
+                print(f"{name}: {page:<15} p50 {statistics.median(ms):6.0f} ms   p95 {p95(ms):6.0f} ms   "
+                      f"({len(ms)} requests)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

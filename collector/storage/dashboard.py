@@ -1,0 +1,176 @@
+"""What only the dashboard reads and writes (people present now, sensor health, calibration reports, and
+the transactions its accounts use), one SQL text for both backends.
+
+Everything else the dashboard shows comes from the report and the KPIs (collector/reports/report.py,
+collector/online/kpis.py): these reads add only what those do not cover.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from collector.storage.base import Store, us
+from collector.storage.sql import Db, Placeholders
+from collector.storage.sqlite import SqliteStore
+from footfall.calibration import CalibrationReport
+from footfall.sqlite import immediate_transaction
+from footfall.times import from_us as _dt
+
+Transaction = Callable[[str], AbstractContextManager[Db]]
+Query = Callable[[str, str, Sequence[Any]], list[tuple[Any, ...]]]
+
+
+class _Reads(Protocol):
+    def query(self, doing: str, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+
+
+def _q(db: Store, doing: str, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    reads: _Reads = db  # type: ignore[assignment]  # both backends' StoreReads give query
+    return reads.query(doing, sql, params)
+
+
+@dataclass(frozen=True, slots=True)
+class SensorHealth:
+    """A sensor's latest retained status (online, or offline by its last will) and its last event."""
+
+    sensor: str
+    state: str  # online | offline | unknown (counts or visits, but no status yet)
+    status_at: datetime | None
+    last_event: datetime
+    version: str | None
+    epoch: str | None
+    frames_per_s: float | None
+    drops: int | None
+    spool_depth: int | None
+
+
+def latest_count_start(db: Store, store: str) -> datetime | None:
+    """Start of the store's latest count interval (an index probe)."""
+    rows = _q(
+        db, f"read the latest count of {store}", "SELECT MAX(start_us) FROM counts WHERE store = ?", (store,)
+    )
+    return None if not rows or rows[0][0] is None else _dt(int(rows[0][0]))
+
+
+RECENT_US = 86_400_000_000  # a day: how far back from the store's latest event counts and visits are read
+
+
+def sensor_health(db: Store, store: str) -> list[SensorHealth]:
+    """Every sensor with a status, or with a count or visit in the store's last day of events.
+
+    The last event of a sensor is the latest of its status and its counts and visits of that day: the
+    status is retained and sent at least at every start, so a sensor silent for longer still shows
+    when it was last heard, and no query reads more than a day of a store's events (chain scale).
+    """
+    extent = db.extent(store)
+    since = us(extent[1]) - RECENT_US if extent else 0
+    last = _q(
+        db,
+        f"read the last events of {store}'s sensors",
+        "SELECT sensor, MAX(t) FROM ("
+        " SELECT sensor, MAX(at_us) AS t FROM statuses WHERE store = ? GROUP BY sensor"
+        " UNION ALL SELECT sensor, MAX(end_us) FROM counts WHERE store = ? AND start_us >= ? GROUP BY sensor"
+        " UNION ALL SELECT sensor, MAX(end_us) FROM visits WHERE store = ? AND start_us >= ? GROUP BY sensor"
+        ") AS kinds GROUP BY sensor ORDER BY sensor",
+        (store, store, since, store, since),
+    )
+    statuses = _q(
+        db,
+        f"read the statuses of {store}'s sensors",
+        "SELECT sensor, state, at_us, version, epoch, frames_per_s, drops, spool_depth FROM statuses"
+        " WHERE store = ? AND (sensor, at_us) IN"
+        " (SELECT sensor, MAX(at_us) FROM statuses WHERE store = ? GROUP BY sensor) ORDER BY sensor, event_id",
+        (store, store),
+    )
+    latest = {r[0]: r for r in statuses}  # on a tie, the last by event id
+    out = []
+    for sensor, last_us in last:
+        s = latest.get(sensor)
+        out.append(
+            SensorHealth(
+                sensor,
+                s[1] if s else "unknown",
+                _dt(s[2]) if s else None,
+                _dt(int(last_us)),
+                s[3] if s else None,
+                s[4] if s else None,
+                s[5] if s else None,
+                s[6] if s else None,
+                s[7] if s else None,
+            )
+        )
+    return out
+
+
+def transaction_of(store: Store) -> Transaction:
+    """`transaction(doing)`: a `Db` (shared `?` SQL) inside one write transaction of the store's backend."""
+    lock, errors, connection = store._lock, store._errors, store._db  # type: ignore[attr-defined]
+
+    @contextmanager
+    def transaction(doing: str) -> Iterator[Db]:
+        if isinstance(store, SqliteStore):
+            with lock, errors(doing), immediate_transaction(connection):
+                yield connection
+        else:  # PostgresStore
+            with lock, errors(doing), connection.transaction():
+                yield Placeholders(connection)
+
+    return transaction
+
+
+def query_of(store: Store) -> Query:
+    def query(doing: str, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        return _q(store, doing, sql, params)
+
+    return query
+
+
+def put_calibration(store: Store, report: CalibrationReport) -> bool:
+    """Keep `report` as its sensor's latest, unless a newer one is stored; True if it was kept."""
+    with transaction_of(store)(f"store the calibration report of {report.sensor}") as db:
+        return bool(
+            db.execute(
+                "INSERT INTO calibration_reports VALUES (?, ?, ?, ?) ON CONFLICT (store, sensor) DO UPDATE"
+                " SET made_us = excluded.made_us, report = excluded.report"
+                " WHERE excluded.made_us >= calibration_reports.made_us",
+                (report.store, report.sensor, us(report.made_at), report.to_json()),
+            ).rowcount
+        )
+
+
+def calibrations(store: Store, name: str) -> list[CalibrationReport]:
+    """The latest report of each sensor of store `name`, by sensor."""
+    rows = _q(
+        store,
+        f"read the calibration reports of {name}",
+        "SELECT report FROM calibration_reports WHERE store = ? ORDER BY sensor",
+        (name,),
+    )
+    return [CalibrationReport.model_validate_json(r[0]) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class VisitTotals:
+    """Visits of a store started in a period, from the roll-up (one row per sensor and 15 minutes)."""
+
+    visitors: int
+    passersby: int
+    sensors: int  # sensors with a visit in the period
+
+
+def visit_totals(store: Store, name: str, start: datetime, end: datetime) -> VisitTotals:
+    """From `visit_rollup`, for [start, end) on 15-minute boundaries (local midnights always are)."""
+    rows = _q(
+        store,
+        f"read the visit roll-up of {name}",
+        "SELECT COALESCE(SUM(visitors), 0), COALESCE(SUM(passersby), 0), COUNT(DISTINCT sensor)"
+        " FROM visit_rollup WHERE store = ? AND bucket_us >= ? AND bucket_us < ?"
+        " AND (visitors > 0 OR passersby > 0 OR fixed > 0)",
+        (name, us(start), us(end)),
+    )
+    visitors, passersby, sensors = rows[0]
+    return VisitTotals(int(visitors), int(passersby), int(sensors))

@@ -1,0 +1,342 @@
+"""What the pages show, built from the report and the KPIs (`report.for_store`, `kpis.for_store`).
+
+No arithmetic of footfall is redone here: every figure is a field of a `Report` or `Kpis` (the very
+objects `footfall-collector report` and `kpis` print), or a sum of their hourly rows regrouped by day,
+week or hour x weekday. Charts are `Chart` values, so a chart and its CSV show the same numbers.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from collector.config import ReportConfig
+from collector.online import kpis as omnichannel
+from collector.reports import report as reports
+from collector.reports.merge import StoreInterval, merge_sensors, store_intervals
+from collector.reports.report import Report
+from collector.storage.base import ProfileStore, Store
+from collector.storage.dashboard import (
+    SensorHealth,
+    calibrations,
+    latest_count_start,
+    sensor_health,
+    visit_totals,
+)
+from collector.web.charts import Chart, Series
+from footfall.calibration import CalibrationReport
+
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+COMPARE_WEEKS = 4
+DEFAULT_RANGE_DAYS = 7
+
+
+VISIT_LOOKBACK = timedelta(days=1)  # visits that may still overlap the latest interval started since
+
+
+def present_now(db: Store, store: str) -> StoreInterval | None:
+    """People present in the store's latest count interval, combined over its sensors by the report's
+    own rule (`merge.store_intervals`: with several sensors, people heard by two count once)."""
+    start = latest_count_start(db, store)
+    if start is None:
+        return None
+    counts = db.counts(store, start, start + timedelta(microseconds=1))
+    raw = (
+        db.visits(store, start - VISIT_LOOKBACK, start + timedelta(hours=1))
+        if len({c.sensor for c in counts}) > 1
+        else []
+    )
+    return store_intervals(counts, raw, merge_sensors(raw))[-1]
+
+
+def reference_day(db: Store, store: str, zone: ZoneInfo, today: date) -> date:
+    """Today, or the store's last day with data when it has none today (a closed store, the demo)."""
+    extent = db.extent(store)
+    if extent is None:
+        return today
+    last = extent[1].astimezone(zone).date()
+    return today if last >= today else last
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSummary:
+    """One row of the chain overview."""
+
+    store: str
+    day: date
+    present: StoreInterval | None
+    report: Report  # of `day`
+    sensors_online: int
+    sensors_total: int
+    same_weekday_visitors: tuple[int, ...]  # visitors on the same weekday 1..4 weeks before
+
+    @property
+    def same_weekday_mean(self) -> float | None:
+        n = self.same_weekday_visitors
+        return sum(n) / len(n) if n else None
+
+    @property
+    def against_same_weekday(self) -> float | None:
+        """Today's visitors relative to the mean of the same weekday of the last four weeks (+0.1 = +10 %)."""
+        mean = self.same_weekday_mean
+        return None if not mean else self.report.visitors / mean - 1
+
+
+def summary(db: Store, store: str, config: ReportConfig, today: date) -> StoreSummary:
+    day = reference_day(db, store, config.zone, today)
+    health = sensor_health(db, store)
+    before = [
+        _visitors(db, store, d, config)
+        for d in (day - timedelta(weeks=w) for w in range(1, COMPARE_WEEKS + 1))
+    ]
+    return StoreSummary(
+        store,
+        day,
+        present_now(db, store),
+        reports.for_store(db, store, day, day, config),
+        sum(1 for h in health if h.state == "online"),
+        len(health),
+        tuple(before),
+    )
+
+
+def _visitors(db: Store, store: str, day: date, config: ReportConfig) -> int:
+    """The report's visitors of `day`, from the roll-up when it gives the same number.
+
+    With one sensor the report counts each stored visit once (merging sensors changes nothing), so
+    the roll-up's sum is its figure; with several, visits heard by two sensors merge, and only the
+    report itself can say how many there were.
+    """
+    totals = visit_totals(db, store, *reports.period(day, day, config.zone))
+    if totals.sensors <= 1:
+        return totals.visitors
+    return reports.for_store(db, store, day, day, config).visitors
+
+
+@dataclass(frozen=True, slots=True)
+class StorePage:
+    store: str
+    day: date  # "today"
+    first: date
+    last: date
+    present: StoreInterval | None
+    today: Report
+    period: Report
+    sensors: tuple[SensorHealth, ...]
+    charts: tuple[Chart, ...]
+
+
+def store_page(
+    db: Store, store: str, config: ReportConfig, today: date, first: date, last: date
+) -> StorePage:
+    day = reference_day(db, store, config.zone, today)
+    today_report = reports.for_store(db, store, day, day, config)
+    period = (
+        today_report if (first, last) == (day, day) else reports.for_store(db, store, first, last, config)
+    )
+    return StorePage(
+        store,
+        day,
+        first,
+        last,
+        present_now(db, store),
+        today_report,
+        period,
+        tuple(sensor_health(db, store)),
+        store_charts(today_report, period),
+    )
+
+
+def store_charts(today: Report, period: Report) -> tuple[Chart, ...]:
+    hours = today.hours
+    return (
+        Chart(
+            "today",
+            f"Today by hour ({today.first})",
+            "bar",
+            "hour_start",
+            tuple(f"{h.start:%H:%M}" for h in hours),
+            (
+                Series("passersby", tuple(h.passersby for h in hours)),
+                Series("visitors", tuple(h.visitors for h in hours)),
+            ),
+        ),
+        Chart(
+            "capture",
+            f"Capture rate by hour ({today.first})",
+            "line",
+            "hour_start",
+            tuple(f"{h.start:%H:%M}" for h in hours),
+            (Series("capture_rate_pct", tuple(_pct(h.capture_rate) for h in hours)),),
+            unit="%",
+        ),
+        _occupancy(period),
+        _daily(period),
+        _weekly(period),
+        Chart(
+            "dwell",
+            "Dwell time of visitors",
+            "bar",
+            "dwell",
+            tuple(b.label for b in period.dwell),
+            (Series("visitors", tuple(b.visitors for b in period.dwell)),),
+        ),
+        _heatmap(period),
+    )
+
+
+def _pct(share: float | None) -> float | None:
+    return None if share is None else round(100 * share, 1)
+
+
+def _occupancy(period: Report) -> Chart:
+    hours = [h for h in period.hours if h.present_mean is not None]
+    return Chart(
+        "occupancy",
+        "People present (mean of each hour's count intervals)",
+        "line",
+        "hour_start",
+        tuple(f"{h.start:%Y-%m-%d %H:%M}" for h in hours),
+        (
+            Series("present_mean", tuple(round(h.present_mean or 0, 2) for h in hours)),
+            *(
+                (  # the 80 % band, when the count events carry it (the report averages it like the mean)
+                    Series("present_low", tuple(_round(h.present_low) for h in hours)),
+                    Series("present_high", tuple(_round(h.present_high) for h in hours)),
+                )
+                if any(h.present_low is not None for h in hours)
+                else ()
+            ),
+        ),
+        unit="people",
+    )
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
+def _days(period: Report) -> list[date]:
+    return [period.first + timedelta(days=i) for i in range((period.last - period.first).days + 1)]
+
+
+def _daily(period: Report) -> Chart:
+    visitors: dict[date, int] = defaultdict(int)
+    passersby: dict[date, int] = defaultdict(int)
+    for h in period.hours:
+        visitors[h.start.date()] += h.visitors
+        passersby[h.start.date()] += h.passersby
+    days = _days(period)
+    return Chart(
+        "daily",
+        "Daily trend",
+        "bar",
+        "date",
+        tuple(d.isoformat() for d in days),
+        (
+            Series("passersby", tuple(passersby[d] for d in days)),
+            Series("visitors", tuple(visitors[d] for d in days)),
+        ),
+    )
+
+
+def _weekly(period: Report) -> Chart:
+    visitors: dict[str, int] = defaultdict(int)
+    passersby: dict[str, int] = defaultdict(int)
+    weeks = sorted({_week(d) for d in _days(period)})
+    for h in period.hours:
+        visitors[_week(h.start.date())] += h.visitors
+        passersby[_week(h.start.date())] += h.passersby
+    return Chart(
+        "weekly",
+        "Weekly trend (ISO weeks)",
+        "bar",
+        "week",
+        tuple(weeks),
+        (
+            Series("passersby", tuple(passersby[w] for w in weeks)),
+            Series("visitors", tuple(visitors[w] for w in weeks)),
+        ),
+    )
+
+
+def _week(d: date) -> str:
+    year, week, _ = d.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def _heatmap(period: Report) -> Chart:
+    cells: dict[tuple[int, int], int] = defaultdict(int)
+    for h in period.hours:
+        cells[(h.start.weekday(), h.start.hour)] += h.visitors
+    return Chart(
+        "heatmap",
+        "Visitors by hour and weekday",
+        "dot",
+        "hour",
+        tuple(f"{hour:02d}" for hour in range(24)),
+        tuple(Series(WEEKDAYS[wd], tuple(cells[(wd, hour)] for hour in range(24))) for wd in range(7)),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class OmniPage:
+    store: str
+    first: date
+    last: date
+    kpis: omnichannel.Kpis
+    charts: tuple[Chart, ...]
+
+
+def omni_page(
+    db: Store, profiles: ProfileStore, store: str, config: ReportConfig, first: date, last: date
+) -> OmniPage:
+    k = omnichannel.for_store(db, profiles, store, first, last, config, omnichannel.DEFAULT_DAYS)
+    chart = Chart(
+        "omni-daily",
+        "Visitor visits and recognised visits by day",
+        "bar",
+        "date",
+        tuple(d.day.isoformat() for d in k.daily),
+        (
+            Series("visitors", tuple(d.visitors for d in k.daily)),
+            Series("recognised", tuple(d.recognised for d in k.daily)),
+        ),
+    )
+    return OmniPage(store, first, last, k, (chart,))
+
+
+@dataclass(frozen=True, slots=True)
+class CalibrationPage:
+    store: str
+    reports: tuple[tuple[CalibrationReport, Chart], ...]  # the latest of each sensor, with its chart
+
+    @property
+    def charts(self) -> tuple[Chart, ...]:
+        return tuple(chart for _, chart in self.reports)
+
+
+def calibration_page(db: Store, store: str, zone: ZoneInfo) -> CalibrationPage:
+    return CalibrationPage(store, tuple((r, _calibration_chart(r, zone)) for r in calibrations(db, store)))
+
+
+def _calibration_chart(r: CalibrationReport, zone: ZoneInfo) -> Chart:
+    return Chart(
+        f"calibration-{r.sensor}",
+        f"Sensor {r.sensor}: estimate against the people counted, per 15 minutes",
+        "line",
+        "window_start",
+        tuple(f"{w.start.astimezone(zone):%Y-%m-%d %H:%M}" for w in r.windows),
+        (
+            Series("truth", tuple(w.truth for w in r.windows)),
+            Series("before", tuple(round(w.before, 2) for w in r.windows)),
+            Series("fitted", tuple(round(w.fitted, 2) for w in r.windows)),
+        ),
+        unit="people",
+    )
+
+
+def local(at: datetime | None, zone: ZoneInfo) -> str:
+    return "-" if at is None else f"{at.astimezone(zone):%Y-%m-%d %H:%M:%S}"

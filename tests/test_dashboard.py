@@ -1,0 +1,406 @@
+"""The dashboard over HTTP on a real uvicorn server and both store backends: accounts, sessions, CSRF,
+login throttling, the store scope, and figures and CSV equal to the report's.
+
+The browser-side checks (charts drawn, no other host, the live figure) are in test_dashboard_browser.py.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from collector.cli.main import main as collector_cli
+from collector.config import CollectorConfig
+from collector.ingest.ingestor import Ingestor
+from collector.reports import report as reports
+from collector.storage.base import Store
+from collector.storage.dashboard import calibrations, put_calibration, visit_totals
+from collector.storage.privacy import RetentionCutoffs
+from collector.storage.sqlite import SqliteStore
+from collector.web import figures
+from collector.web.accounts import AccountError, open_accounts
+from collector.web.security import LoginThrottle
+from footfall.calibration import CalibrationReport
+from tests.dashboard_data import DEMO_DAY, PASSWORDS, count, fill, replay_demo, served
+from tests.pgserver import BACKENDS, open_backend, postgres_dsn, postgres_server  # noqa: F401
+
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2024, 3, 15, 9, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def demo_jsonl(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return replay_demo(tmp_path_factory.mktemp("demo"))
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def served_site(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, demo_jsonl: Path
+) -> Iterator[tuple[str, Store, Clock]]:
+    """One filled store per backend for the module (filling and argon2 are slow on a busy machine)."""
+    db = open_store(request, tmp_path_factory.mktemp("site"))
+    fill(db, demo_jsonl)
+    clock = Clock()
+    with served(db, clock) as url:
+        yield url, db, clock
+    db.close()
+
+
+@pytest.fixture
+def site(served_site: tuple[str, Store, Clock]) -> tuple[str, Store, Clock]:
+    served_site[2].now = Clock().now  # a test may have moved the clock
+    return served_site
+
+
+def open_store(request: pytest.FixtureRequest, directory: Path) -> Store:
+    if request.param == "sqlite":
+        return SqliteStore(directory / "f.db")
+    import psycopg
+
+    from collector.storage.postgres import PostgresStore
+
+    server: str = request.getfixturevalue("postgres_server")
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute('CREATE DATABASE "footfall_dashboard"')
+    return PostgresStore(server.replace("dbname=postgres", "dbname=footfall_dashboard"))
+
+
+def login(url: str, name: str, password: str, *, csrf: bool = True) -> tuple[httpx.Client, httpx.Response]:
+    client = httpx.Client(base_url=url, follow_redirects=False, timeout=20)
+    token = CSRF.findall(client.get("/login").text)[0]
+    form = {"name": name, "password": password, **({"csrf": token} if csrf else {})}
+    return client, client.post("/login", data=form)
+
+
+def session_csrf(client: httpx.Client) -> str:
+    return str(CSRF.findall(client.get("/").text)[0])
+
+
+def test_a_right_password_opens_a_session_in_an_httponly_samesite_cookie(
+    site: tuple[str, Store, Clock],
+) -> None:
+    url, _, _ = site
+    client, answer = login(url, "dana", PASSWORDS["dana"])
+    assert answer.status_code == 303 and answer.headers["location"] == "/"
+    cookie = answer.headers["set-cookie"]
+    assert "footfall_session=" in cookie and "HttpOnly" in cookie and "SameSite=lax" in cookie
+    assert "Secure" not in cookie  # plain HTTP on loopback; over TLS it is set
+    page = client.get("/")
+    assert page.status_code == 200 and 'data-store="demo"' in page.text
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+
+
+def test_a_wrong_password_or_unknown_user_is_refused_and_opens_nothing(
+    site: tuple[str, Store, Clock],
+) -> None:
+    url, _, _ = site
+    for name, password in (("dana", "not-her-password"), ("nobody", PASSWORDS["dana"])):
+        client, answer = login(url, name, password)
+        assert answer.status_code == 401 and "Wrong user name or password" in answer.text
+        assert "footfall_session" not in answer.headers.get("set-cookie", "")
+        assert client.get("/").status_code == 303  # back to the login page
+
+
+def test_a_login_or_logout_without_the_csrf_token_is_refused(site: tuple[str, Store, Clock]) -> None:
+    url, _, _ = site
+    _, answer = login(url, "dana", PASSWORDS["dana"], csrf=False)
+    assert answer.status_code == 403 and "CSRF" in answer.text
+    client, answer = login(url, "dana", PASSWORDS["dana"])
+    assert client.post("/logout", data={}).status_code == 403
+    assert client.post("/logout", data={"csrf": "forged"}).status_code == 403
+    assert client.get("/").status_code == 200  # still logged in
+    assert client.post("/logout", data={"csrf": session_csrf(client)}).status_code == 303
+    assert client.get("/").status_code == 303
+
+
+def test_a_viewer_of_one_store_gets_no_page_figure_or_csv_of_another(site: tuple[str, Store, Clock]) -> None:
+    url, _, _ = site
+    viewer, _ = login(url, "dana", PASSWORDS["dana"])
+    assert "paris-01" not in viewer.get("/").text
+    assert "paris-01" not in viewer.get("/now.json").json()
+    for path in (
+        "/stores/paris-01",
+        "/stores/paris-01/omnichannel",
+        "/stores/paris-01/charts/daily.csv",
+        "/stores/paris-01/now.json",
+    ):
+        assert viewer.get(path).status_code == 404, path
+    admin, _ = login(url, "olga", PASSWORDS["olga"])
+    assert admin.get("/stores/paris-01").status_code == 200
+    assert set(admin.get("/now.json").json()) == {"demo", "lyon-02", "paris-01"}
+
+
+def test_only_an_admin_may_open_a_profile_s_journey(site: tuple[str, Store, Clock]) -> None:
+    url, _, _ = site
+    admin, _ = login(url, "olga", PASSWORDS["olga"])
+    page = admin.post("/stores/paris-01/omnichannel", data={"profile": "alice", "csrf": session_csrf(admin)})
+    assert page.status_code == 200 and 'class="journey"' in page.text
+    assert admin.post("/stores/paris-01/omnichannel", data={"profile": "alice"}).status_code == 403
+    viewer, _ = login(url, "dana", PASSWORDS["dana"])
+    token = session_csrf(viewer)
+    assert (
+        viewer.post("/stores/demo/omnichannel", data={"profile": "alice", "csrf": token}).status_code == 403
+    )
+    assert "Trigger log" not in viewer.get("/stores/demo/omnichannel").text
+
+
+def test_an_expired_session_opens_nothing(site: tuple[str, Store, Clock]) -> None:
+    url, _, clock = site
+    client, _ = login(url, "dana", PASSWORDS["dana"])
+    assert client.get("/stores/demo/now.json").status_code == 200
+    clock.now += timedelta(hours=12, seconds=1)
+    assert client.get("/stores/demo/now.json").status_code == 401
+    assert client.get("/").status_code == 303
+
+
+def test_a_chart_csv_holds_the_report_s_numbers_and_the_page_its_totals(
+    site: tuple[str, Store, Clock],
+) -> None:
+    url, db, _ = site
+    client, _ = login(url, "dana", PASSWORDS["dana"])
+    day = datetime.fromisoformat(DEMO_DAY).date()
+    expected = reports.for_store(db, "demo", day, day, reports.ReportConfig())
+    rows = list(
+        csv.DictReader(
+            io.StringIO(client.get(f"/stores/demo/charts/today.csv?from={DEMO_DAY}&to={DEMO_DAY}").text)
+        )
+    )
+    assert [(r["hour_start"], int(r["passersby"]), int(r["visitors"])) for r in rows] == [
+        (f"{h.start:%H:%M}", h.passersby, h.visitors) for h in expected.hours
+    ]
+    daily = list(
+        csv.DictReader(
+            io.StringIO(client.get(f"/stores/demo/charts/daily.csv?from={DEMO_DAY}&to={DEMO_DAY}").text)
+        )
+    )
+    assert daily == [
+        {"date": DEMO_DAY, "passersby": str(expected.passersby), "visitors": str(expected.visitors)}
+    ]
+    page = client.get(f"/stores/demo?from={DEMO_DAY}&to={DEMO_DAY}").text
+    assert f'data-figure="visitors">{expected.visitors}<' in page
+    assert client.get("/stores/demo?from=2024-03-15&to=2024-03-14").status_code == 400
+
+
+def test_the_sensor_table_shows_the_latest_retained_status_of_each_sensor(
+    site: tuple[str, Store, Clock],
+) -> None:
+    url, _, _ = site
+    client, _ = login(url, "dana", PASSWORDS["dana"])
+    page = client.get("/stores/demo").text
+    door1 = re.search(r'<tr data-sensor="door-1">(.*?)</tr>', page, re.S)
+    door2 = re.search(r'<tr data-sensor="door-2">(.*?)</tr>', page, re.S)
+    assert door1 and door2
+    assert "online" in door1[1] and "12.5" in door1[1] and "<td>3</td>" in door1[1]
+    assert "offline" in door2[1]  # the last will, after its online status
+
+
+def test_failed_logins_are_throttled_per_user_and_per_address() -> None:
+    clock = Clock()
+    throttle = LoginThrottle(clock, per_user=3, per_address=5)
+    for _ in range(3):
+        throttle.failed("dana", "10.0.0.1")
+    assert throttle.retry_after("dana", "10.0.0.9") is not None  # the user, from any address
+    assert throttle.retry_after("olga", "10.0.0.2") is None
+    for name in ("a", "b"):
+        throttle.failed(name, "10.0.0.1")
+    assert throttle.retry_after("someone-else", "10.0.0.1") is not None  # the address, for any name
+    clock.now += timedelta(minutes=15, seconds=1)
+    assert throttle.retry_after("dana", "10.0.0.1") is None
+
+
+def test_the_sixth_wrong_password_is_throttled_even_when_right(site: tuple[str, Store, Clock]) -> None:
+    url, _, _ = site
+    for _ in range(5):
+        assert login(url, "tess", "wrong-password")[1].status_code == 401
+    _, answer = login(url, "tess", PASSWORDS["tess"])
+    assert answer.status_code == 429 and int(answer.headers["retry-after"]) > 0
+
+
+def test_users_are_added_listed_repassworded_and_removed_with_prompted_passwords(tmp_path: Path) -> None:
+    db_path = tmp_path / "f.db"
+    runner = CliRunner()
+
+    def run(*args: str, given: str | None = None) -> str:
+        result = runner.invoke(collector_cli, [*args, "--db", str(db_path)], input=given)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    run(
+        "users", "add", "dana", "--store", "demo", "--store", "lyon", given="first-password\nfirst-password\n"
+    )
+    run("users", "add", "olga", "--all", "--role", "admin", given="olga-password\nolga-password\n")
+    listed = run("users", "list")
+    assert re.search(r"dana\s+viewer\s+demo, lyon", listed) and re.search(
+        r"olga\s+admin\s+every store", listed
+    )
+    store = SqliteStore(db_path)
+    stored = store.query("read", "SELECT password_hash FROM web_users WHERE name = 'dana'")[0][0]
+    assert stored.startswith("$argon2id$") and "first-password" not in stored
+    accounts = open_accounts(store)
+    assert accounts.verify("dana", "first-password") is not None
+    run("users", "passwd", "dana", given="second-password\nsecond-password\n")
+    assert accounts.verify("dana", "first-password") is None
+    assert accounts.verify("dana", "second-password") is not None
+    run("users", "remove", "dana")
+    assert [u.name for u in accounts.users()] == ["olga"]
+    store.close()
+
+    mismatch = runner.invoke(
+        collector_cli,
+        ["users", "add", "x", "--all", "--db", str(db_path)],
+        input="a-password-1\nanother-one\n" * 3,
+    )
+    assert mismatch.exit_code != 0
+    both = runner.invoke(collector_cli, ["users", "add", "x", "--all", "--store", "a", "--db", str(db_path)])
+    assert both.exit_code == 2 and "not both" in both.output
+    short = runner.invoke(
+        collector_cli, ["users", "add", "x", "--all", "--db", str(db_path)], input="short\nshort\n"
+    )
+    assert short.exit_code == 1 and "at least 10 characters" in short.output
+
+
+def test_removing_a_user_or_changing_the_password_ends_their_sessions(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "f.db")
+    accounts = open_accounts(store)
+    now = datetime(2024, 3, 15, tzinfo=UTC)
+    accounts.add("dana", "a-long-password", "viewer", ["demo"], now)
+    user = accounts.verify("dana", "a-long-password")
+    assert user is not None
+    session_id, _ = accounts.open_session(user, now)
+    assert accounts.session(session_id, now) is not None
+    accounts.set_password("dana", "another-password")
+    assert accounts.session(session_id, now) is None
+    with pytest.raises(AccountError, match="exists already"):
+        accounts.add("dana", "a-long-password", "viewer", ["demo"], now)
+    stored = json.dumps(store.query("read", "SELECT * FROM web_sessions"))
+    assert session_id not in stored  # only its hash is kept
+    store.close()
+
+
+def test_a_calibrate_counts_report_is_stored_and_shown_with_its_csv(
+    site: tuple[str, Store, Clock], tmp_path: Path
+) -> None:
+    from sensor.cli.calibrate import calibrate
+    from tests.test_calibrate import crafted_day
+
+    url, db, _ = site
+    capture, truth, config = crafted_day(tmp_path)
+    config.write_text("site:\n  store: demo\n  sensor: door-1\n" + config.read_text())
+    report_file = tmp_path / "calibration.json"
+    made = CliRunner().invoke(
+        calibrate, ["counts", str(capture), "--truth", str(truth), "--config", str(config), "--factor-only",
+                    "--report", str(report_file)],
+    )  # fmt: skip
+    assert made.exit_code == 0, made.output
+    report = json.loads(report_file.read_text())
+    assert report["schema"] == "footfall.calibration/1" and report["windows"]
+    stored = put_calibration(db, CalibrationReport.model_validate_json(report_file.read_text()))
+    assert stored
+    client, _ = login(url, "dana", PASSWORDS["dana"])
+    page = client.get("/stores/demo/calibration").text
+    assert f'data-figure="mae-fitted">{report["fitted"]["mae"]:.2f}<' in page
+    assert f'data-figure="mae-before">{report["before"]["mae"]:.2f}<' in page
+    rows = list(csv.DictReader(io.StringIO(client.get("/stores/demo/charts/calibration-door-1.csv").text)))
+    assert [float(r["truth"]) for r in rows] == [w["truth"] for w in report["windows"]]
+    older = CalibrationReport.model_validate({**report, "made_at": "2020-01-01T00:00:00Z"})
+    assert not put_calibration(db, older)  # an older report does not replace the latest
+
+
+def test_calibration_import_stores_a_report_and_refuses_a_bad_file_with_one_line(tmp_path: Path) -> None:
+    fit = {"inside_rssi_dbm": -67, "holdover_s": 300, "site_factor": 1.3, "mae": 0.5}
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"store": "demo", "sensor": "door-1", "made_at": "2024-03-14T12:00:00Z",
+                                "before": fit, "fitted": fit, "windows": []}))  # fmt: skip
+    db_path = tmp_path / "f.db"
+    result = CliRunner().invoke(collector_cli, ["calibration", "import", str(good), "--db", str(db_path)])
+    assert result.exit_code == 0 and "stored as the report of demo/door-1" in result.output
+    store = SqliteStore(db_path)
+    assert [r.sensor for r in calibrations(store, "demo")] == ["door-1"]
+    store.close()
+    bad = tmp_path / "c.json"
+    bad.write_text('{"schema": "footfall.calibration/1", "store": "demo"}')
+    result = CliRunner().invoke(
+        collector_cli, ["calibration", "import", str(bad), "--db", str(tmp_path / "f.db")]
+    )
+    assert result.exit_code == 1 and f"{bad}: sensor: Field required" in result.output
+
+
+@pytest.fixture(params=BACKENDS)
+def fresh(request: pytest.FixtureRequest, tmp_path: Path, demo_jsonl: Path) -> Iterator[Store]:
+    db = open_backend(request, tmp_path)()
+    fill(db, demo_jsonl)
+    yield db
+    db.close()
+
+
+def test_the_visit_rollup_gives_the_report_s_day_figures_as_visits_are_stored_and_deleted(
+    fresh: Store, demo_jsonl: Path
+) -> None:
+    config = reports.ReportConfig()
+    day = date.fromisoformat(DEMO_DAY)
+
+    def both(store: str, d: date) -> tuple[tuple[int, int], tuple[int, int]]:
+        report = reports.for_store(fresh, store, d, d, config)
+        totals = visit_totals(fresh, store, *reports.period(d, d, config.zone))
+        return (report.visitors, report.passersby), (totals.visitors, totals.passersby)
+
+    expected, rolled = both("demo", day)
+    assert rolled == expected and expected[0] > 0
+    fill_again = Ingestor(fresh, CollectorConfig().ingest, "footfall/v1")
+    for line in demo_jsonl.read_bytes().splitlines():
+        fill_again.handle_line(line)
+    fill_again.flush()
+    assert both("demo", day) == (expected, expected)  # a re-sent visit is stored once, counted once
+    # Several sensors: the overview asks the report itself, so its figure is the report's every day.
+    for d in (date(2024, 5, 1) + timedelta(days=i) for i in range(10)):
+        assert (
+            figures._visitors(fresh, "paris-01", d, config)
+            == reports.for_store(fresh, "paris-01", d, d, config).visitors
+        )
+    noon = datetime(2024, 3, 14, 12, tzinfo=UTC)
+    cutoffs = RetentionCutoffs(pseudonyms=datetime(2000, 1, 1, tzinfo=UTC), consents=noon, visits=noon)
+    assert fresh.apply_retention(cutoffs, dry_run=False, label=lambda n: "3" * 2 * n).visits_deleted
+    expected, rolled = both("demo", day)
+    assert rolled == expected  # deleted visits leave the roll-up too
+
+
+def test_counts_with_an_interval_show_it_now_and_as_the_occupancy_band(fresh: Store) -> None:
+    at = datetime(2024, 3, 14, 19, 30, tzinfo=UTC)  # later than every replayed interval
+    fresh.add([count(at, 6.0).model_copy(update={"present_low": 4.5, "present_high": 8.0})])
+    with served(fresh) as url:
+        client, _ = login(url, "dana", PASSWORDS["dana"])
+        now = client.get("/stores/demo/now.json").json()["demo"]
+        assert (now["present"], now["low"], now["high"]) == (6.0, 4.5, 8.0)
+        assert 'data-figure="present-interval">(4.5–8.0)<' in client.get("/stores/demo").text
+        rows = list(
+            csv.DictReader(
+                io.StringIO(
+                    client.get(f"/stores/demo/charts/occupancy.csv?from={DEMO_DAY}&to={DEMO_DAY}").text
+                )
+            )
+        )
+    day = date.fromisoformat(DEMO_DAY)
+    hour = next(
+        h
+        for h in reports.for_store(fresh, "demo", day, day, reports.ReportConfig()).hours
+        if h.start.hour == 20
+    )
+    row = next(r for r in rows if r["hour_start"].endswith("20:00"))
+    assert float(row["present_low"]) == round(hour.present_low or -1, 2)
+    assert float(row["present_high"]) == round(hour.present_high or -1, 2)
