@@ -9,7 +9,8 @@ from __future__ import annotations
 from footfall.cli import LazyGroup, tool_group
 
 COMMANDS = {
-    "api": "Serve the HTTP API (OpenAPI description at /openapi.json) until SIGTERM/SIGINT.",
+    "api": "Serve the HTTP API (/v1, OpenAPI description at /openapi.json) and the dashboard (/) until SIGTERM/SIGINT.",
+    "calibration": "Calibration reports of the sensors (`footfall-sensor calibrate counts --report FILE`).",
     "consent": "Consented devices: their visits carry a stable token the collector joins to the profile.",
     "events": "Online events (web, app, e-mail) of the profiles.",
     "ingest": "Store the events of a JSON-lines FILE (one MQTT payload a line; '-' for stdin) like the live path.",
@@ -23,6 +24,7 @@ COMMANDS = {
     "run": "Subscribe to the broker and store events until SIGTERM/SIGINT (or --until-idle).",
     "schema": "Print the event schemas (JSON Schema, or Markdown tables for the README).",
     "tokens": "The deployment's token key, which turns MACs into the tokens of opt-outs and consents.",
+    "users": "Dashboard accounts: who may log in, with which role, to see which stores.",
 }
 
 
