@@ -149,6 +149,8 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=1_000_000, help="size of the generated capture")
     parser.add_argument("--capture", type=Path, help="use this radiotap capture instead of a generated one")
     parser.add_argument("--sample", type=int, default=20_000, help="frames scapy reads (it is slow)")
+    parser.add_argument("--no-heap", action="store_true", help="skip the (slow) tracemalloc run")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -156,16 +158,21 @@ def main() -> None:
         return
     capture = ensure_capture(args.frames, args.capture)
     print(f"capture: {capture} ({capture.stat().st_size / 2**20:.0f} MiB)")
-    rows = [
-        child("decode", capture, args.sample),
-        child("pipeline-naive", capture, args.sample),
-        child("pipeline", capture, args.sample),
-        child("pipeline+heap", capture, args.sample),
-        child("scapy", capture, args.sample),
-    ]
+    from sensor import buildinfo
+    from sensor.cli import progress
+
+    modes = ["decode", "pipeline-naive", "pipeline", "pipeline+heap", "scapy"]
+    if args.no_heap:
+        modes.remove("pipeline+heap")
+    show = progress.wanted(args.quiet)
+    runs = progress.count(modes, show=show, unit="run", desc="pipeline", total=len(modes))
+    rows = [child(mode, capture, args.sample) for mode in runs]
     ts = tshark(capture, 200_000)
     if ts:
         rows.append(ts)
+    else:
+        print("tshark: not installed (apt-get install -y tshark): no tshark row")
+    print(f"build: {buildinfo.build()} (sensor.buildinfo: the build importable from the repository)")
     print(
         f"{'what':<22}{'frames':>11}{'seconds':>10}{'frames/s':>12}{'per CPU s':>12}"
         f"{'peak RSS MB':>13}{'peak heap MB':>14}"

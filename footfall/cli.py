@@ -2,21 +2,24 @@
 
 The top-level group of each takes `--log-level` (logs to stderr, never a MAC address) and `--version`;
 a config file that does not load becomes a click error (its message, no traceback).
+
+The console scripts start on a `LazyGroup`: `--help` lists the commands from a table and imports none
+of them (pydantic, cryptography, paho and FastAPI cost ~1 s of start-up); running a command imports
+the real group and hands over to it. Nothing heavy is imported at this module's top for that reason.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import click
-
-from footfall.configfile import ConfigError
 
 T = TypeVar("T")
 
@@ -47,11 +50,13 @@ class ToolGroup(click.Group):
             ) from None
 
 
-def tool_group(prog_name: str) -> Callable[[Callable[[], None]], click.Group]:
+def tool_group(
+    prog_name: str, cls: type[click.Group] = ToolGroup, **attrs: Any
+) -> Callable[[Callable[[], None]], click.Group]:
     """Decorator: the tool's top-level click group, its help the function's docstring."""
 
     def decorate(f: Callable[[], None]) -> click.Group:
-        @click.group(cls=ToolGroup, context_settings={"help_option_names": ["-h", "--help"]})
+        @click.group(cls=cls, context_settings={"help_option_names": ["-h", "--help"]}, **attrs)
         @click.option(
             "--log-level",
             default="info",
@@ -75,8 +80,45 @@ def tool_group(prog_name: str) -> Callable[[Callable[[], None]], click.Group]:
     return decorate
 
 
+class LazyGroup(click.Group):
+    """The console script's group: lists `commands` (name → short help) and imports `target` to run one.
+
+    `target` ("module:attribute") is the real group; a test checks that `commands` matches it.
+    """
+
+    def __init__(self, *args: Any, target: str, commands: Mapping[str, str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.target = target
+        self.listing = dict(commands)
+
+    def real_group(self) -> click.Group:
+        module, _, attribute = self.target.partition(":")
+        group = getattr(importlib.import_module(module), attribute)
+        assert isinstance(group, click.Group)
+        return group
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(self.listing)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return self.real_group().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(map(len, names), default=0)
+        # click's own shortening, on a stand-in command that carries only the help text
+        rows = [
+            (name, click.Command(name, help=self.listing[name]).get_short_help_str(limit)) for name in names
+        ]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
 def load_or_fail(load: Callable[[Path | None], T], path: Path | None) -> T:
     """`load(path)`, a `ConfigError` turned into a click error."""
+    from footfall.configfile import ConfigError
+
     try:
         return load(path)
     except ConfigError as exc:

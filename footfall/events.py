@@ -221,6 +221,9 @@ class StatusEvent(_Event):
     state: Literal["online", "offline"] = Field(description="offline is also the broker-sent last will")
     at: Timestamp = Field(description="when the status was made, UTC")
     version: Text = Field(max_length=32, description="footfall version of the sensor")
+    build: Literal["compiled", "pure", "mixed"] | None = Field(
+        None, description="the sensor's hot path: compiled by mypyc, pure Python, or a stale mix of both"
+    )
     uptime_s: Seconds = Field(0, description="seconds since the sensor started")
     source: Text = Field("", max_length=256, description="interface or capture being read")
     frames: Count = Field(0, description="frames read since start")

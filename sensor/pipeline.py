@@ -121,6 +121,7 @@ class Pipeline:
             consent_of=self._device_consent.get,
             per_visit=mode != "aggregate",
             refine=None if self.occupancy is None else self.occupancy.refine,
+            is_live=resolver.knows if isinstance(resolver, DeviceResolver) else None,
         )
         self.last_ts_ns = 0
 

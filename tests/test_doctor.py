@@ -176,9 +176,20 @@ def test_a_healthy_sensor_passes_every_check() -> None:
         "broker",
         "clock",
         "spool disk",
+        "build",
     ]
     assert all(c.status is d.Status.OK for c in checks), [c.lines() for c in checks]
     assert not d.failed(checks)
+
+
+def test_the_build_check_names_the_build_and_flags_a_stale_mix() -> None:
+    hot = ("sensor.a", "sensor.b")
+    compiled = d.check_build(hot, hot)
+    pure = d.check_build((), hot)
+    mixed = d.check_build(("sensor.a",), hot)
+    assert compiled.status is pure.status is d.Status.OK
+    assert compiled.detail.startswith("compiled (mypyc)") and pure.detail.startswith("pure Python")
+    assert mixed.status is d.Status.WARN and "not sensor.b" in mixed.detail and "rebuild" in mixed.fix
 
 
 def test_without_an_interface_the_radio_checks_are_skipped_not_crashed() -> None:

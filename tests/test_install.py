@@ -130,9 +130,9 @@ def test_bad_options_fail_with_a_clear_message(tmp_path: Path, args: list[str], 
 @pytest.mark.slow
 def test_the_virtual_environment_step_installs_the_console_scripts(tmp_path: Path) -> None:
     # The real venv step, made quicker: the source tree without its dependencies (the build backend
-    # still comes from the package index).
+    # still comes from the package index); the mypyc build has its own test (test_compiled_build.py).
     root = tmp_path / "root"
-    env = {**os.environ, "PIP_NO_DEPS": "1"}
+    env = {**os.environ, "PIP_NO_DEPS": "1", "FOOTFALL_COMPILE": "0"}
     result = subprocess.run(
         ["bash", str(INSTALL), "--root", str(root), "--python", str(Path(os.sys.executable))],
         capture_output=True,
@@ -143,3 +143,4 @@ def test_the_virtual_environment_step_installs_the_console_scripts(tmp_path: Pat
     log = root / "opt/footfall/install.log"
     assert result.returncode == 0, result.stderr + (log.read_text() if log.exists() else "")
     assert (root / "opt/footfall/venv/bin/footfall-sensor").exists()
+    assert "pure-Python build (FOOTFALL_COMPILE=0)" in result.stdout

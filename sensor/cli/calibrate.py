@@ -33,6 +33,7 @@ from footfall.calibration import CalibrationReport, CalibrationWindow, Fit, made
 from footfall.configfile import ConfigError
 from footfall.times import NS
 from sensor import config as sensor_config
+from sensor.cli import progress
 from sensor.decode.capture import CaptureError, merge_captures, read_capture
 from sensor.decode.decoder import FrameDecoder
 from sensor.decode.frames import CaptureRecord, ProbeRequest
@@ -323,6 +324,7 @@ def _print_fit(fit: SignalFit, heading: str) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also write the windows and both fits as JSON (footfall-collector calibration import FILE).",
 )
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar (one is drawn on a terminal).")
 def counts(
     captures: tuple[Path, ...],
     truth_paths: tuple[Path, ...],
@@ -330,6 +332,7 @@ def counts(
     write: bool,
     show_windows: bool,
     report_path: Path | None = None,
+    quiet: bool = False,
 ) -> None:
     """Fit the site factor on part of the ground truth, judge it on the rest, write it only if it helps."""
     if write and config_path is None:
@@ -343,10 +346,13 @@ def counts(
     base = config.estimator.params()
     unit_config = with_estimator(config, replace(base, site_factor=1.0))
     days = []
+    bar = progress.Counter(show=progress.wanted(quiet), unit="captures", desc="calibrate")
     try:
         for i, capture in enumerate(captures):
             truth_path = truth_paths[i if len(truth_paths) > 1 else 0]
             days.append(_day(capture, truth_path, unit_config, len(truth_paths) == 1 and len(captures) > 1))
+            bar.add(1)
+        bar.close()
         fit = fit_held_out(days, base.site_factor)
     except CalibrationError as exc:
         raise click.ClickException(str(exc)) from None

@@ -16,6 +16,7 @@ from footfall.cli import load_or_fail, package_version, tool_group
 from footfall.configfile import ConfigError
 from footfall.mqtt import MqttError
 from sensor import config as sensor_config
+from sensor.cli import progress
 from sensor.cli.calibrate import calibrate
 from sensor.cli.keys import keys
 from sensor.cli.live import COMMANDS as LIVE_COMMANDS
@@ -137,6 +138,9 @@ def _summary(pipeline: Pipeline, privacy: PrivacyFilter, destination: str, elaps
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Opt-outs and consents from this file (footfall-collector tokens control) instead of the broker.",
 )
+@click.option(
+    "--quiet", "-q", is_flag=True, help="No progress bar (one is drawn on a terminal for a long replay)."
+)
 def replay(
     captures: tuple[Path, ...],
     config_path: Path | None,
@@ -147,6 +151,7 @@ def replay(
     sensor_name: str | None,
     privacy_control: Path | None,
     strict: bool,
+    quiet: bool,
 ) -> None:
     """Replay pcap/pcapng CAPTURES (several files are merged in time order) through the sensor."""
     config = _with_site(load_config(config_path), store, sensor_name)
@@ -168,7 +173,8 @@ def replay(
     cut: list[str] = []
     pipeline = Pipeline(config, salts, sink, drop_mac=privacy.drop, consent_of_mac=privacy.consent_token)
     try:
-        pipeline.run(_records(captures, cut))
+        size = sum(p.stat().st_size for p in captures)
+        pipeline.run(progress.records(_records(captures, cut), size, show=progress.wanted(quiet)))
         pipeline.finish()
     except MqttError as exc:
         raise click.ClickException(str(exc)) from None

@@ -35,6 +35,10 @@ T = TypeVar("T")
 def fast_init(frozen: Callable[P, T]) -> Callable[P, T]:
     """A constructor for the frozen slotted dataclass `frozen`, same arguments, same value, faster."""
     where = f"{getattr(frozen, '__module__', '?')}.{getattr(frozen, '__qualname__', frozen)}"
+    if isinstance(frozen, type) and "__mypyc_attrs__" in frozen.__dict__:
+        # Compiled by mypyc (sensor.buildinfo): a native class refuses a `__class__` assignment, so
+        # its own constructor it is.
+        return frozen
     if not (isinstance(frozen, type) and dataclasses.is_dataclass(frozen)):
         raise TypeError(f"{where} is not a dataclass")
     cls: Any = frozen  # below, `frozen` is used as the class it is checked to be

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from sensor.buildinfo import HOT_MODULES
 from sensor.config import CaptureConfig, SensorConfig
 from sensor.doctor.probes import (
     ClockState,
@@ -45,6 +46,7 @@ __all__ = [
     "broker_error",
     "capabilities",
     "check_broker",
+    "check_build",
     "check_capabilities",
     "check_channel",
     "check_clock",
@@ -312,6 +314,23 @@ def check_disk(path: Path, free_bytes: int | None, need_bytes: int = MIN_FREE_BY
     return ok(name, f"{mib} MiB free on {path}")
 
 
+def check_build(compiled: tuple[str, ...], hot: tuple[str, ...] = HOT_MODULES) -> Check:
+    """Which build of the hot path runs (sensor.buildinfo): compiled, pure Python, or a stale mix."""
+    if len(compiled) == len(hot):
+        return ok("build", f"compiled (mypyc): all {len(hot)} hot-path modules")
+    if not compiled:
+        return ok(
+            "build",
+            "pure Python (no C compiler at install): ~2.5x slower per frame, ample for a store's traffic",
+        )
+    stale = ", ".join(sorted(set(hot) - set(compiled)))
+    return warn(
+        "build",
+        f"mixed: {len(compiled)} of {len(hot)} hot-path modules compiled, not {stale}",
+        "rebuild: sudo scripts/install (or FOOTFALL_COMPILE=1 python setup.py build_ext --inplace)",
+    )
+
+
 def run_checks(
     config: SensorConfig, probes: Probes, *, sample_s: float = 5.0, state_dir: Path
 ) -> list[Check]:
@@ -338,6 +357,7 @@ def run_checks(
         check_broker(where, error),
         check_clock(probes.clock()),
         check_disk(state_dir, probes.free_space(state_dir)),
+        check_build(probes.build()),
     ]
     return checks
 

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sensor.buildinfo import compiled_modules
 from sensor.config import CaptureConfig, SensorConfig
 from sensor.live.channels import Runner, run_command
 from sensor.live.iface import IfaceState, read_state
@@ -172,3 +173,4 @@ class Probes:
     broker: Callable[[SensorConfig], tuple[str, str | None]] = broker_error
     clock: Callable[[], ClockState] = clock_state
     free_space: Callable[[Path], int | None] = free_space
+    build: Callable[[], tuple[str, ...]] = compiled_modules

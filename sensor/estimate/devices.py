@@ -195,6 +195,10 @@ class DeviceResolver:
     def is_fixed(self, device: str) -> bool:
         return device in self._fixed_ids
 
+    def knows(self, device: str) -> bool:
+        """Whether `device` is still tracked; a forgotten id never comes back (ids carry their birth time)."""
+        return device in self._by_id
+
     @property
     def fixed_devices(self) -> frozenset[str]:
         """Ids flagged fixed or staff in the current epoch."""

@@ -24,6 +24,8 @@ from sensor.decode.fastinit import fast_init
 from sensor.decode.frames import Sighting
 
 EXPIRY_TICK_NS = 5 * NS  # how often (frame time) open visits are checked for their timeout
+# Before every frame time (int64 ns): an int, not -inf, so the compiled build keeps `_due_ns` a native int.
+DUE_AT_ONCE = -(2**63)
 
 Emit = Callable[[VisitEvent | CountEvent | VisitOpenEvent], None]
 
@@ -146,6 +148,7 @@ class PresenceModel:
         consent_of: Callable[[str], str | None] = lambda device: None,
         per_visit: bool = True,
         refine: Callable[[float, int], tuple[float, float, float]] | None = None,
+        is_live: Callable[[str], bool] | None = None,
     ) -> None:
         # per_visit=False (privacy mode `aggregate`): visits are still tracked for the counts, but no
         # per-device event is ever built, so none can leave the sensor.
@@ -166,12 +169,15 @@ class PresenceModel:
         # Least recently heard first, so timed-out visits are found at the front without a scan.
         self._open: OrderedDict[str, _Visit] = OrderedDict()
         self._visits_in_epoch: dict[str, int] = {}
+        # A device the resolver has forgotten can never visit again under its id: at each interval its
+        # visit count is dropped, so the counts follow the devices live at once, not the day's total.
+        self._is_live = is_live
         self._epoch = ""
         self._interval: _Interval | None = None
         self._next_expiry_ns = 0
-        # The first frame time at which an interval ends or the expiry tick is due (-inf: no
+        # The first frame time at which an interval ends or the expiry tick is due (DUE_AT_ONCE: no
         # interval yet), so a frame costs one comparison for both.
-        self._due_ns: float = float("-inf")
+        self._due_ns = DUE_AT_ONCE
         self.visits_emitted = 0
         self.counts_emitted = 0
 
@@ -233,7 +239,7 @@ class PresenceModel:
         self._open.clear()
         self._emit_count(self._interval)
         self._interval = None
-        self._due_ns = float("-inf")
+        self._due_ns = DUE_AT_ONCE
 
     @property
     def open_visits(self) -> int:
@@ -266,6 +272,7 @@ class PresenceModel:
             self._expire(current.end_ns)
             self._emit_count(current)
             current = self._interval = _Interval(current.end_ns, current.end_ns + self._interval_ns)
+            self._forget_gone()
         self._next_expiry_ns = ts + EXPIRY_TICK_NS
         self._due_ns = min(current.end_ns, self._next_expiry_ns)
         return current
@@ -380,6 +387,12 @@ class PresenceModel:
                 devices=len(interval.devices - fixed),
             )
         )
+
+    def _forget_gone(self) -> None:
+        live = self._is_live
+        if live is not None:
+            opened = self._open
+            self._visits_in_epoch = {d: n for d, n in self._visits_in_epoch.items() if d in opened or live(d)}
 
     def _new_epoch(self, epoch: str) -> None:
         # Pseudonyms of the old epoch can never be seen again: forget how often they visited.

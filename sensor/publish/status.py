@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from footfall.events import StatusEvent, event_id, utc
+from sensor.buildinfo import build
 from sensor.config import SensorConfig
 
 
@@ -19,6 +20,7 @@ def status_event(
             "state": state,
             "at": utc(at_ns),
             "version": version,
+            "build": build(),
             **figures,
         },
         strict=False,
