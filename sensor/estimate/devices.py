@@ -54,6 +54,7 @@ from typing import TypeVar
 from footfall.times import NS
 from sensor.decode.frames import Sighting
 from sensor.estimate.candidates import NEVER, Device, Linker, family
+from sensor.estimate.dwell import ScanGaps
 from sensor.estimate.fixed import ClockDetector, ResidentFingerprints
 from sensor.estimate.resolver_params import ResolverParams, ResolverStats
 
@@ -111,6 +112,8 @@ class DeviceResolver:
         )
         self._epoch = ""
         self.stats = ResolverStats()
+        # Kept across epochs: two sums of gap lengths, nothing that names a device.
+        self.scan_gaps = ScanGaps()
         self._reset()
 
     def _reset(self) -> None:
@@ -161,6 +164,8 @@ class DeviceResolver:
                 dev.run_start_ns = ts
             if gap > self._burst_ns:
                 self._beat(dev, ts)
+                if not dev.fixed:
+                    self.scan_gaps.add(gap)
                 if s.randomized:
                     self._heard_family(dev)
                 if self._residents is not None and s.randomized:
@@ -344,6 +349,7 @@ class DeviceResolver:
         """
         self._next_housekeeping_ns = now + self._HOUSEKEEPING_NS
         self._housekeeping_ns = now
+        self.scan_gaps.decay(now)
         limit = now - self._forget_ns
         stop = limit + self._HOUSEKEEPING_NS
         heard, stragglers, by_address = self._address_last, self._stragglers, self._by_address
