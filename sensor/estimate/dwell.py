@@ -50,7 +50,7 @@ class ScanGaps:
         self._prior_2 = p.prior_weight_s * NS * p.prior_s * NS
         self._s1 = 0.0
         self._s2 = 0.0
-        self._t_ns = 0
+        self._t_ns = -1  # not decayed yet
 
     def add(self, gap_ns: int) -> None:
         """A gap between two scans of one device (burst start to burst start)."""
@@ -61,7 +61,7 @@ class ScanGaps:
 
     def decay(self, now_ns: int) -> None:
         """Age the sums to `now_ns` (called about once a minute of frame time)."""
-        if self._t_ns:
+        if self._t_ns >= 0:
             factor = 0.5 ** ((now_ns - self._t_ns) / self._half_ns) if now_ns > self._t_ns else 1.0
             self._s1 *= factor
             self._s2 *= factor
