@@ -38,16 +38,14 @@ scan) for `fixed_regular_bursts` scans; a device heard without a gap longer than
 `fixed_min_s` (a till, a staff phone with a stable address); and a new device born inside whose
 fingerprint has been heard inside that long (a staff phone that randomizes). Flags are sticky.
 
-Nothing here sees a raw MAC. All state is dropped when the pseudonym epoch changes: linking devices
-across a salt rotation would undo what the rotation is for.
-
-The candidate scoring (rules 1 to 4) is in sensor/estimate/candidates.py, the clock and resident-fingerprint
-detectors in sensor/estimate/fixed.py; this module keeps the resolver's state: which address is which device,
-the candidate lists and their housekeeping.
+Nothing here sees a raw MAC. All state but two sums of scan gaps (sensor/estimate/dwell.py) is dropped when
+the pseudonym epoch changes: linking devices across a salt rotation would undo what the rotation is for.
+Candidate scoring (rules 1 to 4): sensor/estimate/candidates.py; clock and resident detectors: fixed.py.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from hashlib import blake2b
 from typing import TypeVar
 
@@ -61,6 +59,9 @@ from sensor.estimate.resolver_params import ResolverParams, ResolverStats
 __all__ = ["DeviceResolver", "ResolverParams", "ResolverStats", "family"]
 
 _K = TypeVar("_K", str, tuple[int, ...])
+# Stronger is no phone's signal but a broken field (the Baccichet S21's last burst reads +15 dBm): linked
+# as if no signal were known rather than as a phone 50 dB closer.
+MAX_SIGNAL_DBM = 0
 
 
 class DeviceResolver:
@@ -138,6 +139,8 @@ class DeviceResolver:
         if s.epoch != self._epoch:
             self._epoch = s.epoch
             self._reset()
+        if s.rssi_dbm is not None and s.rssi_dbm > MAX_SIGNAL_DBM:
+            s = replace(s, rssi_dbm=None)
         ts = s.ts_ns
         heard = self._address_last
         if not self._housekeeping_ns <= ts < self._next_housekeeping_ns:
