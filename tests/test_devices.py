@@ -361,12 +361,10 @@ def test_one_real_phone_with_many_random_addresses_is_at_most_two_devices(
 
 
 @pytest.mark.realdata
-@pytest.mark.parametrize("phone", ["S21Ultra-M", "iPhone7-F", "iPhone12-M"])
+@pytest.mark.parametrize("phone", ["S21Ultra-M", "iPhone7-F"])
 def test_these_real_phones_are_one_device(shared_data: Path, phone: str) -> None:
     """The S21's last burst reads +15 dBm (a broken signal field): linked as if no signal were known,
-    it stays with the phone instead of starting a second device. The iPhone 12's second probe kind reads
-    16-20 dB weaker than its first on the same channel: alone of its family, the phone takes it in, and
-    the kind's own signal range then carries its next addresses."""
+    it stays with the phone instead of starting a second device."""
     sightings = real_phone(shared_data, phone)
     assert len(set(resolve_all(DeviceResolver(), sightings))) == 1
     if phone == "S21Ultra-M":

@@ -20,19 +20,6 @@ NEVER = -(2**63)  # the `live_until_ns` of a device that can never take a new ad
 _OPTIONAL_IDS = frozenset({0, 3, 107, 221})
 
 
-KIND_STRIDE = 1000  # signal range key of a device's k-th probe kind: channel + k * this (channels < 200)
-
-
-def range_key(s: Sighting, dev: Device) -> int | None:
-    """Which of `dev`'s signal ranges `s` is compared with: its channel's, per probe kind, since a phone's
-    kinds are not heard alike (the iPhone 12's second reads 16-20 dB weaker on the same channel). A kind
-    `dev` never sent is compared with its first kind's: the only evidence there is."""
-    keys = dev.keys
-    if len(keys) == 1 or s.fingerprint == keys[0] or s.fingerprint not in keys:
-        return s.channel
-    return (s.channel or 0) + KIND_STRIDE * keys.index(s.fingerprint)
-
-
 def family(ie_ids: tuple[int, ...]) -> tuple[int, ...]:
     """The mandatory elements of a probe, sorted: what two probe kinds of one phone share."""
     return tuple(sorted({i for i in ie_ids if i < 256 and i not in _OPTIONAL_IDS}))
@@ -95,11 +82,10 @@ class Linker:
         if dev.peak_rssi < self.weak_rssi_dbm:
             return False
         diff = self.distance(s, dev)
-        # Twice the fingerprint rule's tolerance after a silence (the phone may have moved), and for a probe
-        # kind the device never sent (compared with another kind's range); a kind it sent while live was
-        # just refused by the fingerprint rule at the single tolerance.
-        live_same = ts <= dev.live_until_ns and s.fingerprint in dev.keys
-        return diff is None or diff <= (1 if live_same else 2) * self.rssi_tolerance_db
+        # Still live, it was refused by the fingerprint and family rules: only a close signal makes it
+        # the same phone (a second probe kind of a lone phone); after a silence the phone may have moved.
+        tolerance = self.rssi_tolerance_db if ts <= dev.live_until_ns else 2 * self.rssi_tolerance_db
+        return diff is None or diff <= tolerance
 
     def live(self, dev: Device, ts: int) -> bool:
         """Can `dev` take a new address at `ts`?"""
@@ -113,7 +99,7 @@ class Linker:
     def distance(s: Sighting, dev: Device) -> float | None:
         """dB from the device's recent RSSI range on the sighting's channel (None: cannot tell)."""
         rssi = s.rssi_dbm
-        span = dev.rssi.get(range_key(s, dev))
+        span = dev.rssi.get(s.channel)
         if rssi is None or span is None:
             return None
         return max(span[0] - rssi, rssi - span[1], 0.0)
@@ -146,11 +132,7 @@ class Linker:
             seq_near = 0 < (seq0 - dev.last_seq) % SEQ_MOD <= window and gap <= seq_ns
             if not seq_near and gap * per_ns > best_score:
                 continue  # its score is at least gap * per_ns (tolerance >= 0): cannot win
-            span = (
-                dev.rssi.get(range_key(s, dev) if len(dev.keys) > 1 else channel)
-                if rssi is not None
-                else None
-            )
+            span = dev.rssi.get(channel) if rssi is not None else None
             if span is None:
                 diff = None
             else:  # max(low - rssi, rssi - high, 0.0) with max's ties

@@ -51,7 +51,7 @@ from typing import TypeVar
 
 from footfall.times import NS
 from sensor.decode.frames import Sighting
-from sensor.estimate.candidates import NEVER, Device, Linker, family, range_key
+from sensor.estimate.candidates import NEVER, Device, Linker, family
 from sensor.estimate.dwell import ScanGaps
 from sensor.estimate.fixed import ClockDetector, ResidentFingerprints
 from sensor.estimate.resolver_params import ResolverParams, ResolverStats
@@ -59,7 +59,9 @@ from sensor.estimate.resolver_params import ResolverParams, ResolverStats
 __all__ = ["DeviceResolver", "ResolverParams", "ResolverStats", "family"]
 
 _K = TypeVar("_K", str, tuple[int, ...])
-MAX_SIGNAL_DBM = 0  # stronger is a broken field, not a phone (the Baccichet S21's last burst: +15 dBm)
+# Stronger is no phone's signal but a broken field (the Baccichet S21's last burst reads +15 dBm): linked
+# as if no signal were known rather than as a phone 50 dB closer.
+MAX_SIGNAL_DBM = 0
 
 
 class DeviceResolver:
@@ -179,10 +181,9 @@ class DeviceResolver:
         else:
             if rssi > dev.peak_rssi:  # noqa: PLR1730 - per frame: a compare, not a call
                 dev.peak_rssi = rssi
-            key = s.channel if len(dev.keys) == 1 else range_key(s, dev)
-            span = dev.rssi.get(key)
+            span = dev.rssi.get(s.channel)
             if span is None:
-                dev.rssi[key] = [rssi, rssi]
+                dev.rssi[s.channel] = [rssi, rssi]
             else:
                 # The range narrows by `decay` per frame and always takes the new value in:
                 # min(rssi, low + decay) and max(rssi, high - decay), written out with min's and
