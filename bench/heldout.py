@@ -18,17 +18,19 @@ import os
 import pickle
 import statistics
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bench.labdays import CACHE, SALT, LabDay, lab_days
+from bench.ratefeatures import FEATURES, Event, fit_rates, nonneg_solve, window_features
 from footfall.events import CountEvent
+from footfall.events import Event as Event_
 from sensor.config import SensorConfig
-from sensor.estimate.calibrate import window_means
-from sensor.estimate.count_model import CountModel
-from sensor.estimate.occupancy import EstimatorParams
+from sensor.estimate.calibrate import Window, window_means
+from sensor.estimate.occupancy import EstimatorParams, OccupancyEstimator
+from sensor.estimate.rates import WindowRates
 from sensor.estimate.scale import ScaleParams
 from sensor.pipeline import ListSink, Pipeline
 from sensor.replay import with_estimator
@@ -58,6 +60,23 @@ class DayRun:
     visitors: list[float]  # visitor visits open (time-weighted over the window's count events)
     truth: list[float]
     drift: bool  # the scale reported a drift at the end of the day
+    events: list[Event]  # every count event's span and its scan-rate counts (sensor/estimate/rates.py)
+    windows: list[Window]
+    span: tuple[int, int]
+
+
+class _RateSink(ListSink):
+    """Keeps each count event's scan-rate counts, as the estimator computed them for its interval."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.occupancy: OccupancyEstimator | None = None
+        self.rates: list[WindowRates] = []
+
+    def send(self, event: Event_) -> None:
+        if isinstance(event, CountEvent) and self.occupancy is not None:
+            self.rates.append(self.occupancy.last_rates)
+        super().send(event)
 
 
 def replay(params: EstimatorParams, day: LabDay) -> DayRun:
@@ -66,8 +85,9 @@ def replay(params: EstimatorParams, day: LabDay) -> DayRun:
     config = config.model_copy(
         update={"estimator": config.estimator.model_copy(update={"count_model": False})}
     )
-    sink = ListSink()
+    sink = _RateSink()
     pipeline = Pipeline(config, SALT, sink)
+    sink.occupancy = pipeline.occupancy
     for s in day.sightings:
         pipeline.observe(s)
     drift = pipeline.occupancy.scale.drift if pipeline.occupancy is not None else False
@@ -82,7 +102,10 @@ def replay(params: EstimatorParams, day: LabDay) -> DayRun:
         day.windows,
         day.span,
     )
-    return DayRun(day.name, day.month, day.kind, devices, visitors, day.truth, drift)
+    events = [(a, b, w) for (a, b), w in zip(spans, sink.rates, strict=True)]
+    return DayRun(
+        day.name, day.month, day.kind, devices, visitors, day.truth, drift, events, day.windows, day.span
+    )
 
 
 def _replay_all(args: tuple[str, ScaleParams, bool]) -> tuple[str, list[DayRun]]:
@@ -94,7 +117,7 @@ def _replay_all(args: tuple[str, ScaleParams, bool]) -> tuple[str, list[DayRun]]
 def _code_key(quick: bool, variants: dict[str, ScaleParams]) -> str:
     """What the replays depend on: the sensor's and the bench's code, the variants, the day set."""
     h = hashlib.sha256(repr((quick, sorted(variants.items()))).encode())
-    for path in sorted([*SENSOR.rglob("*.py"), BENCH / "labdays.py"]):  # and `replay` below
+    for path in sorted([*SENSOR.rglob("*.py"), BENCH / "labdays.py", BENCH / "heldout.py"]):
         h.update(path.read_bytes())
     return h.hexdigest()[:16]
 
@@ -115,50 +138,66 @@ def replay_variants(quick: bool, variants: dict[str, ScaleParams] = VARIANTS) ->
     return runs
 
 
+# The count models compared: which per-window features the linear blend weighs ("v1" is the
+# shipped version-1 model; "devices" is no blend, devices times the site factor).
+MODELS: dict[str, tuple[str, ...]] = {
+    "devices": (),
+    "v1": ("devices", "visitors"),
+    "rates": ("devices", "visitors", "rates"),
+    "rates-only": ("visitors", "rates"),
+    "counts": (
+        "devices",
+        "visitors",
+        "rates",
+        "bursts",
+        "new_addresses",
+        "randomized_devices",
+        "fingerprints",
+    ),
+}
+SHIPPED_MODEL = "rates"
+BLEND_FROM = 2.0
+
+
 @dataclass(frozen=True, slots=True)
 class Fitted:
     variant: str
     factor: float  # people per inside device (the device-only estimate)
-    model: CountModel  # the blend, in people (site factor 1)
-    low: float  # interval: truth / estimate quantiles over busy training windows
-    high: float
+    features: tuple[str, ...]  # the blend's features (none: devices x factor)
+    weights: tuple[float, ...]  # in people (site factor 1)
+    default_rate: float  # scans per device-minute, and per fingerprint (fitted on the training days)
+    table: dict[str, float] = field(hash=False)
+    low: float = 1.0  # interval: truth / estimate quantiles over busy training windows
+    high: float = 1.0
 
-    def estimate(self, devices: float, visitors: float) -> float:
-        alone = devices * self.factor
-        if alone < self.model.blend_from_people:
+    def estimate(self, row: Mapping[str, float]) -> float:
+        alone = row["devices"] * self.factor
+        if not self.features or alone < BLEND_FROM:
             return alone
-        return self.model.device_weight * devices + self.model.visitor_weight * visitors
+        return sum(w * row[n] for w, n in zip(self.weights, self.features, strict=True))
 
 
-def _windows(runs: Sequence[DayRun]) -> list[tuple[float, float, float, str]]:
-    """(devices, visitors, truth, day kind) of every window."""
-    return [(x, v, y, r.kind) for r in runs for x, v, y in zip(r.devices, r.visitors, r.truth, strict=True)]
+Row = tuple[dict[str, float], float, str]  # features, truth, day kind
 
 
-def _factor(runs: Sequence[DayRun]) -> float:
-    xs = [(x, y) for x, _, y, kind in _windows(runs) if kind != "empty"]
+def _rows(
+    runs: Sequence[DayRun], features: Sequence[str], table: dict[str, float], default: float
+) -> list[Row]:
+    """Every window's features (the rate features from the fold's own rate table), truth and day kind."""
+    out: list[Row] = []
+    wants_rates = any(f in FEATURES for f in features)
+    for r in runs:
+        extra = window_features(r.events, r.windows, r.span, table, default) if wants_rates else {}
+        for i, (x, v, y) in enumerate(zip(r.devices, r.visitors, r.truth, strict=True)):
+            row = {"devices": x, "visitors": v} | {k: vs[i] for k, vs in extra.items()}
+            out.append((row, y, r.kind))
+    return out
+
+
+def _factor(rows: Sequence[Row]) -> float:
+    xs = [(f["devices"], y) for f, y, kind in rows if kind != "empty"]
     sxx = sum(x * x for x, _ in xs)
     return sum(x * y for x, y in xs) / sxx if sxx else 1.0
-
-
-def least_squares_2(rows: Sequence[tuple[float, float, float]]) -> tuple[float, float]:
-    """y = a x1 + b x2 by least squares (normal equations of two unknowns; no numpy on the Pi)."""
-    s11 = sum(x1 * x1 for x1, _, _ in rows)
-    s12 = sum(x1 * x2 for x1, x2, _ in rows)
-    s22 = sum(x2 * x2 for _, x2, _ in rows)
-    s1y = sum(x1 * y for x1, _, y in rows)
-    s2y = sum(x2 * y for _, x2, y in rows)
-    det = s11 * s22 - s12 * s12
-    if abs(det) < 1e-9:
-        return (s1y / s11 if s11 else 1.0), 0.0
-    return (s1y * s22 - s2y * s12) / det, (s2y * s11 - s1y * s12) / det
-
-
-def fit_blend(runs: Sequence[DayRun], factor: float, blend_from: float = 2.0) -> CountModel:
-    rows = [(x, v, y) for x, v, y, _ in _windows(runs) if x * factor >= blend_from]
-    a, b = least_squares_2(rows)
-    a, b = max(a, 0.0), max(b, 0.0)
-    return CountModel(device_weight=a, visitor_weight=b, blend_from_people=blend_from)
 
 
 def _quantile(xs: Sequence[float], q: float) -> float:
@@ -174,20 +213,29 @@ def _balanced_error(pairs: Sequence[tuple[float, float, str]]) -> float:
     return statistics.fmean(statistics.fmean(v) for v in by.values())
 
 
-def fit(train: dict[str, list[DayRun]], blend: bool) -> Fitted:
+def fit_one(variant: str, runs: Sequence[DayRun], features: tuple[str, ...]) -> tuple[Fitted, list[Row]]:
+    """Site factor, rate table and blend weights on `runs` (training days only)."""
+    table, default = fit_rates(r.events for r in runs) if any(f in FEATURES for f in features) else ({}, 1.0)
+    rows = _rows(runs, features, table, default)
+    f = _factor(rows)
+    weights: list[float] = []
+    if features:
+        fit_rows = [(row, y) for row, y, _ in rows if row["devices"] * f >= BLEND_FROM]
+        weights = nonneg_solve([[row[n] for n in features] for row, _ in fit_rows], [y for _, y in fit_rows])
+    return Fitted(variant, f, features, tuple(weights), default, table), rows
+
+
+def fit(train: dict[str, list[DayRun]], features: tuple[str, ...]) -> Fitted:
     """Variant, factor and blend with the lowest balanced error on the training months; then the interval."""
-    best: tuple[float, Fitted] | None = None
+    best: tuple[float, Fitted, list[Row]] | None = None
     for variant, runs in train.items():
-        f = _factor(runs)
-        model = fit_blend(runs, f) if blend else CountModel(device_weight=f, blend_from_people=0.0)
-        trial = Fitted(variant, f, model, 1.0, 1.0)
-        err = _balanced_error([(trial.estimate(x, v), y, k) for x, v, y, k in _windows(runs)])
+        trial, rows = fit_one(variant, runs, features)
+        err = _balanced_error([(trial.estimate(row), y, k) for row, y, k in rows])
         if best is None or err < best[0]:
-            best = (err, trial)
+            best = (err, trial, rows)
     assert best is not None
-    chosen = best[1]
-    pairs = [(chosen.estimate(x, v), y) for x, v, y, _ in _windows(train[chosen.variant])]
-    ratios = [y / e for e, y in pairs if y >= BUSY and e > 0]
+    _, chosen, rows = best
+    ratios = [y / e for row, y, _ in rows if y >= BUSY and (e := chosen.estimate(row)) > 0]
     return replace(chosen, low=_quantile(ratios, 0.1), high=_quantile(ratios, 0.9))
 
 
@@ -205,22 +253,21 @@ class Scored:
 
 
 def cross_validate(
-    runs: dict[str, list[DayRun]], floor: float, blend: bool = True
+    runs: dict[str, list[DayRun]], floor: float, features: tuple[str, ...] = MODELS["v1"]
 ) -> tuple[list[Scored], dict[str, Fitted]]:
     months = sorted({r.month for r in next(iter(runs.values()))})
     scored: list[Scored] = []
     fits = {}
     for month in months:
         train = {v: [r for r in rs if r.month != month] for v, rs in runs.items()}
-        f = fits[month] = fit(train, blend)
-        for r in runs[f.variant]:
-            if r.month != month:
-                continue
-            for x, v, y in zip(r.devices, r.visitors, r.truth, strict=True):
-                est = f.estimate(x, v)
-                low = max(min(est * f.low, est - floor), 0.0)
-                high = max(est * f.high, est + floor)
-                scored.append(Scored(month, r.name, r.kind, est, low, high, y))
+        f = fits[month] = fit(train, features)
+        held = [r for r in runs[f.variant] if r.month == month]
+        names = [r.name for r in held for _ in r.truth]
+        for name, (row, y, kind) in zip(names, _rows(held, features, f.table, f.default_rate), strict=True):
+            est = f.estimate(row)
+            low = max(min(est * f.low, est - floor), 0.0)
+            high = max(est * f.high, est + floor)
+            scored.append(Scored(month, name, kind, est, low, high, y))
     return scored, fits
 
 
@@ -252,9 +299,11 @@ COLUMNS = (
 )
 
 
-def report(runs: dict[str, list[DayRun]], floor: float, blend: bool = True) -> dict[str, str]:
-    scored, fits = cross_validate(runs, floor, blend)
-    header = f"{'held-out month':<15}{'variant':<9}{'factor':>7}{'blend':>11}{'interval':>12}" + "".join(
+def report(runs: dict[str, list[DayRun]], floor: float, model: str = "v1") -> dict[str, str]:
+    features = MODELS[model]
+    scored, fits = cross_validate(runs, floor, features)
+    print(f"count model {model!r}: {' + '.join(features) or 'devices x site factor'}")
+    header = f"{'held-out month':<15}{'variant':<9}{'factor':>7}{'weights':>22}{'interval':>12}" + "".join(
         f"{title:>11}" for _, title in COLUMNS
     )
     print(header)
@@ -262,18 +311,17 @@ def report(runs: dict[str, list[DayRun]], floor: float, blend: bool = True) -> d
     for month, f in fits.items():
         row = summary([w for w in scored if w.month == month])
         print(
-            f"{month:<15}{f.variant:<9}{f.factor:>7.3f}"
-            f"{f'{f.model.device_weight:.2f}/{f.model.visitor_weight:.2f}' if blend else '-':>11}"
+            f"{month:<15}{f.variant:<9}{f.factor:>7.3f}{'/'.join(f'{w:.2f}' for w in f.weights) or '-':>22}"
             f"{f'x{f.low:.2f}-{f.high:.2f}':>12}" + "".join(f"{row.get(k, '-'):>11}" for k, _ in COLUMNS)
         )
     pooled = summary(scored)
     print("-" * len(header))
-    print(f"{'pooled':<54}" + "".join(f"{pooled.get(k, '-'):>11}" for k, _ in COLUMNS))
+    print(f"{'pooled':<65}" + "".join(f"{pooled.get(k, '-'):>11}" for k, _ in COLUMNS))
     return pooled
 
 
 def per_day(runs: dict[str, list[DayRun]], floor: float, kinds: Sequence[str] = ("busy", "light")) -> None:
-    scored, fits = cross_validate(runs, floor)
+    scored, fits = cross_validate(runs, floor, MODELS[SHIPPED_MODEL])
     print(f"{'day':<12}{'kind':<7}{'windows':>8}{'truth':>7}{'estimate':>9}{'MAE':>7}{'drift':>7}")
     for name in sorted({w.day for w in scored}):
         ws = [w for w in scored if w.day == name]
@@ -288,38 +336,46 @@ def per_day(runs: dict[str, list[DayRun]], floor: float, kinds: Sequence[str] = 
         )
 
 
+def _pooled_line(label: str, row: dict[str, str]) -> None:
+    print(f"  {label:<28}" + ", ".join(f"{title} {row.get(k, '-')}" for k, title in COLUMNS[1:]))
+
+
 def lab_heldout(quick: bool, show_days: bool) -> dict[str, str]:
     runs = replay_variants(quick)
     n = len(next(iter(runs.values())))
     what = "a quick subset of" if quick else "all"
     print(f"Fryza lab, position 1: {what} {n} days, 15-minute windows, whole months held out of every fit")
-    print("(variant, site factor and interval fitted on the other months; scored on the held-out month)")
+    print(
+        "(variant, site factor, scan rates, blend and interval fitted on the other months; scored on the held-out month)"
+    )
     print()
     floor = EstimatorParams().interval_floor
-    pooled = report(runs, floor)
+    shipped = next((name for name, v in VARIANTS.items() if v == ScaleParams()), "dz8")
+    print(
+        f"As shipped: the count model {SHIPPED_MODEL!r} with the sensor's default scale variant ({shipped}):"
+    )
+    pooled = report({shipped: runs[shipped]}, floor, SHIPPED_MODEL)
     print(
         "targets: busy MAE <= 1.5, MAPE <= 10 %, >= 75 % within +-1, coverage 75-85 %; "
         "light MAE <= 0.4; empty MAE <= 0.1"
     )
     print()
-    print("Each signal-scale variant forced in every fold (pooled, held-out):")
-    for variant in runs:
-        row = summary(cross_validate({variant: runs[variant]}, floor)[0])
-        print(f"  {variant:<6}" + ", ".join(f"{title} {row.get(k, '-')}" for k, title in COLUMNS[1:]))
+    print(f"Each count model with scale variant {shipped} in every fold (pooled, held out):")
+    for model in MODELS:
+        _pooled_line(model, summary(cross_validate({shipped: runs[shipped]}, floor, MODELS[model])[0]))
     print()
-    shipped = next((name for name, v in VARIANTS.items() if v == ScaleParams()), None)
-    if shipped is not None:
-        print()
-        print(
-            f"As shipped: the count model with the sensor's default scale variant ({shipped}) in every fold:"
-        )
-        report({shipped: runs[shipped]}, floor)
+    print("Each signal-scale variant forced in every fold (pooled, held out):")
+    for model in ("v1", SHIPPED_MODEL):
+        for variant in runs:
+            _pooled_line(
+                f"{model}, {variant}",
+                summary(cross_validate({variant: runs[variant]}, floor, MODELS[model])[0]),
+            )
     print()
-    print("Before: devices only, fixed dBm thresholds (variant 'off' and no blend in every fold):")
-    report({"off": runs["off"]}, floor, blend=False)
-    print()
-    print("Devices only, with the scale variants (no blend):")
-    report(runs, floor, blend=False)
+    print("Scale variant chosen per fold by its training error (pooled, held out):")
+    for model in ("devices", "v1", SHIPPED_MODEL):
+        _pooled_line(model, summary(cross_validate(runs, floor, MODELS[model])[0]))
+    _pooled_line("devices, fixed dBm ('off')", summary(cross_validate({"off": runs["off"]}, floor, ())[0]))
     if show_days:
         print()
         per_day(runs, floor)

@@ -28,6 +28,7 @@ from footfall.times import NS
 from sensor.decode.frames import Sighting
 from sensor.estimate.count_model import CountModel, shipped_model
 from sensor.estimate.devices import ResolverParams
+from sensor.estimate.rates import ScanRates, WindowRates
 from sensor.estimate.scale import ScaleParams, SignalScale
 
 _BURST_NS = NS  # frames of one scan burst are less than this apart
@@ -126,6 +127,10 @@ class OccupancyEstimator:
         self._prune_covers = 0
         self._prunes = 0
         self._next_prune_ns = 0
+        # Scan bursts per fingerprint of the inside-level frames (sensor/estimate/rates.py): the
+        # count model's rate feature; `last_rates` is the last interval's, set by `present`.
+        self.rates = ScanRates(retain_s=retain_s)
+        self.last_rates = WindowRates(0.0, ())
 
     def observe(self, s: Sighting, device: str) -> None:
         rssi = s.rssi_dbm
@@ -144,6 +149,7 @@ class OccupancyEstimator:
                     if ts < seg.queued_ns:
                         self._queue(device, seg)
             return
+        self.rates.observe(ts, s.address, s.fingerprint, s.randomized, device)
         seg = self._open.get(device)
         if seg is None:
             end = ts + self._hold_ns
@@ -166,16 +172,19 @@ class OccupancyEstimator:
         """Estimated people inside, time-averaged over [start_ns, end_ns).
 
         `visits` is accepted (and ignored) so the estimator plugs into `PresenceModel` as its
-        `PeopleEstimate`; the estimate works on devices, not on visits.
+        `PeopleEstimate`; the estimate works on devices, not on visits. The interval's scan-rate
+        counts are kept for `refine`.
         """
+        self.last_rates = self.rates.window(start_ns, end_ns, self._is_fixed)
         return self.devices_inside(start_ns, end_ns) * self.params.site_factor
 
     def refine(self, present: float, visitors_present: int) -> tuple[float, float, float]:
         """The device-only `present` and the open visitor visits → (people, low, high), rounded to
         3 decimals: the count model's blend (sensor/estimate/count_model.py) and its 80 % interval."""
         p = self.params
+        rates = self.last_rates.figure(p.model.rates, p.model.default_rate) if p.model.rate_weight else 0.0
         people = p.model.people(
-            p.site_factor, present / p.site_factor if p.site_factor else 0.0, visitors_present
+            p.site_factor, present / p.site_factor if p.site_factor else 0.0, visitors_present, rates
         )
         low = min(people * p.interval_low, people - p.interval_floor)
         high = max(people * p.interval_high, people + p.interval_floor)
