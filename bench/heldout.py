@@ -18,25 +18,28 @@ import os
 import pickle
 import statistics
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bench.labdays import CACHE, SALT, LabDay, lab_days
-from bench.ratefeatures import FEATURES, Event, fit_rates, nonneg_solve, window_features
+from bench.ratefeatures import Event, fit_rates, nonneg_solve, window_features
+from bench.trees import boost
 from footfall.events import CountEvent
 from footfall.events import Event as Event_
 from sensor.config import SensorConfig
 from sensor.estimate.calibrate import Window, window_means
+from sensor.estimate.count_model import CountModel
 from sensor.estimate.occupancy import EstimatorParams, OccupancyEstimator
-from sensor.estimate.rates import WindowRates
+from sensor.estimate.rates import ScanRates, WindowRates
 from sensor.estimate.scale import ScaleParams
 from sensor.pipeline import ListSink, Pipeline
 from sensor.replay import with_estimator
 
 NS = 1_000_000_000
 BUSY = 3.0
+RATE_MINUTES = (5, 15, 30)  # trailing windows the scan-rate counts are taken over
 BENCH = Path(__file__).resolve().parent
 SENSOR = BENCH.parent / "sensor"
 
@@ -60,7 +63,9 @@ class DayRun:
     visitors: list[float]  # visitor visits open (time-weighted over the window's count events)
     truth: list[float]
     drift: bool  # the scale reported a drift at the end of the day
-    events: list[Event]  # every count event's span and its scan-rate counts (sensor/estimate/rates.py)
+    # Per trailing rate window (minutes): every count event's span and the scan-rate counts of the
+    # window ending with it (sensor/estimate/rates.py).
+    events: dict[int, list[Event]]
     windows: list[Window]
     span: tuple[int, int]
 
@@ -71,11 +76,16 @@ class _RateSink(ListSink):
     def __init__(self) -> None:
         super().__init__()
         self.occupancy: OccupancyEstimator | None = None
-        self.rates: list[WindowRates] = []
+        self.is_fixed: Callable[[str], bool] = lambda device: False
+        self.rates: dict[int, list[WindowRates]] = {m: [] for m in RATE_MINUTES}
 
     def send(self, event: Event_) -> None:
         if isinstance(event, CountEvent) and self.occupancy is not None:
-            self.rates.append(self.occupancy.last_rates)
+            end = int(event.end.timestamp()) * NS
+            rates = self.occupancy.rates
+            assert rates is not None
+            for m, out in self.rates.items():
+                out.append(rates.window(end - m * 60 * NS, end, self.is_fixed))
         super().send(event)
 
 
@@ -88,6 +98,9 @@ def replay(params: EstimatorParams, day: LabDay) -> DayRun:
     sink = _RateSink()
     pipeline = Pipeline(config, SALT, sink)
     sink.occupancy = pipeline.occupancy
+    if pipeline.occupancy is not None:  # counted whatever the model reads: the folds weigh them
+        pipeline.occupancy.rates = ScanRates(retain_s=7200.0)
+    sink.is_fixed = pipeline.resolver.is_fixed
     for s in day.sightings:
         pipeline.observe(s)
     drift = pipeline.occupancy.scale.drift if pipeline.occupancy is not None else False
@@ -102,7 +115,7 @@ def replay(params: EstimatorParams, day: LabDay) -> DayRun:
         day.windows,
         day.span,
     )
-    events = [(a, b, w) for (a, b), w in zip(spans, sink.rates, strict=True)]
+    events = {m: [(a, b, w) for (a, b), w in zip(spans, ws, strict=True)] for m, ws in sink.rates.items()}
     return DayRun(
         day.name, day.month, day.kind, devices, visitors, day.truth, drift, events, day.windows, day.span
     )
@@ -138,24 +151,30 @@ def replay_variants(quick: bool, variants: dict[str, ScaleParams] = VARIANTS) ->
     return runs
 
 
-# The count models compared: which per-window features the linear blend weighs ("v1" is the
-# shipped version-1 model; "devices" is no blend, devices times the site factor).
-MODELS: dict[str, tuple[str, ...]] = {
-    "devices": (),
-    "v1": ("devices", "visitors"),
-    "rates": ("devices", "visitors", "rates"),
-    "rates-only": ("visitors", "rates"),
-    "counts": (
-        "devices",
-        "visitors",
-        "rates",
-        "bursts",
-        "new_addresses",
-        "randomized_devices",
-        "fingerprints",
-    ),
+@dataclass(frozen=True, slots=True)
+class Spec:
+    """A count model to fit: the linear blend's features, boosted trees on top or not, and the
+    trailing window of the scan-rate figure (`rate_devices`) if it reads one."""
+
+    linear: tuple[str, ...]  # of "devices", "visitors", "rate_devices"; none: devices x factor
+    trees: bool = False
+    rate_minutes: int | None = None
+
+    def x(self, row: Mapping[str, float]) -> tuple[float, float, float]:
+        """The count model's inputs (sensor/estimate/count_model.py FEATURES) from a window's row."""
+        rate = row[f"rates@{self.rate_minutes}"] if self.rate_minutes else 0.0
+        return (row["devices"], row["visitors"], rate)
+
+
+DV = ("devices", "visitors")
+MODELS: dict[str, Spec] = {
+    "devices": Spec(()),
+    "v1": Spec(DV),  # the version-1 model: the linear blend of devices and open visits
+    **{f"rates@{m}": Spec((*DV, "rate_devices"), rate_minutes=m) for m in RATE_MINUTES},
+    "trees": Spec(DV, trees=True),
+    **{f"trees+rates@{m}": Spec(DV, trees=True, rate_minutes=m) for m in (5, 30)},
 }
-SHIPPED_MODEL = "rates"
+SHIPPED_MODEL = "trees"
 BLEND_FROM = 2.0
 
 
@@ -163,31 +182,30 @@ BLEND_FROM = 2.0
 class Fitted:
     variant: str
     factor: float  # people per inside device (the device-only estimate)
-    features: tuple[str, ...]  # the blend's features (none: devices x factor)
-    weights: tuple[float, ...]  # in people (site factor 1)
-    default_rate: float  # scans per device-minute, and per fingerprint (fitted on the training days)
-    table: dict[str, float] = field(hash=False)
+    spec: Spec
+    model: CountModel  # at site factor `factor` (its reference_site_factor)
+    # Per rate window (minutes): scans per device-minute by fingerprint, and the default (training days)
+    tables: Tables = field(hash=False)
     low: float = 1.0  # interval: truth / estimate quantiles over busy training windows
     high: float = 1.0
 
     def estimate(self, row: Mapping[str, float]) -> float:
-        alone = row["devices"] * self.factor
-        if not self.features or alone < BLEND_FROM:
-            return alone
-        return sum(w * row[n] for w, n in zip(self.weights, self.features, strict=True))
+        d, v, r = self.spec.x(row)
+        return self.model.people(self.factor, d, v, r)
 
 
 Row = tuple[dict[str, float], float, str]  # features, truth, day kind
+Tables = dict[int, tuple[dict[str, float], float]]
 
 
-def _rows(
-    runs: Sequence[DayRun], features: Sequence[str], table: dict[str, float], default: float
-) -> list[Row]:
-    """Every window's features (the rate features from the fold's own rate table), truth and day kind."""
+def _rows(runs: Sequence[DayRun], tables: Tables) -> list[Row]:
+    """Every window's features (the rate features from the fold's own rate tables), truth and day kind."""
     out: list[Row] = []
-    wants_rates = any(f in FEATURES for f in features)
     for r in runs:
-        extra = window_features(r.events, r.windows, r.span, table, default) if wants_rates else {}
+        extra: dict[str, list[float]] = {}
+        for m, (table, default) in tables.items():
+            for name, values in window_features(r.events[m], r.windows, r.span, table, default).items():
+                extra[f"{name}@{m}"] = values
         for i, (x, v, y) in enumerate(zip(r.devices, r.visitors, r.truth, strict=True)):
             row = {"devices": x, "visitors": v} | {k: vs[i] for k, vs in extra.items()}
             out.append((row, y, r.kind))
@@ -213,30 +231,68 @@ def _balanced_error(pairs: Sequence[tuple[float, float, str]]) -> float:
     return statistics.fmean(statistics.fmean(v) for v in by.values())
 
 
-def fit_one(variant: str, runs: Sequence[DayRun], features: tuple[str, ...]) -> tuple[Fitted, list[Row]]:
-    """Site factor, rate table and blend weights on `runs` (training days only)."""
-    table, default = fit_rates(r.events for r in runs) if any(f in FEATURES for f in features) else ({}, 1.0)
-    rows = _rows(runs, features, table, default)
+def fit_one(variant: str, runs: Sequence[DayRun], spec: Spec) -> tuple[Fitted, list[Row]]:
+    """Site factor, rate table, blend weights and trees on `runs` (training days only)."""
+    tables = (
+        {spec.rate_minutes: fit_rates(r.events[spec.rate_minutes] for r in runs)} if spec.rate_minutes else {}
+    )
+    rows = _rows(runs, tables)
     f = _factor(rows)
-    weights: list[float] = []
-    if features:
-        fit_rows = [(row, y) for row, y, _ in rows if row["devices"] * f >= BLEND_FROM]
-        weights = nonneg_solve([[row[n] for n in features] for row, _ in fit_rows], [y for _, y in fit_rows])
-    return Fitted(variant, f, features, tuple(weights), default, table), rows
+    if not spec.linear:
+        return Fitted(variant, f, spec, CountModel(blend_from_people=0.0), tables), rows
+    fit_rows = [(spec.x(row), y) for row, y, _ in rows if row["devices"] * f >= BLEND_FROM]
+    index = {"devices": 0, "visitors": 1, "rate_devices": 2}
+    w = nonneg_solve([[x[index[n]] for n in spec.linear] for x, _ in fit_rows], [y for _, y in fit_rows])
+    weights = dict(zip(spec.linear, w, strict=True))
+    model = CountModel(
+        device_weight=weights.get("devices", 0.0),
+        visitor_weight=weights.get("visitors", 0.0),
+        rate_weight=weights.get("rate_devices", 0.0),
+        blend_from_people=BLEND_FROM,
+        reference_site_factor=f,
+        default_rate=tables[spec.rate_minutes][1] if spec.rate_minutes else 1.0,
+        rates=tables[spec.rate_minutes][0] if spec.rate_minutes else {},
+    )
+    if spec.trees:
+        xs = [x for x, _ in fit_rows]
+        start = [model.people(f, *x) for x in xs]
+        model = replace(model, trees=boost(xs, [y for _, y in fit_rows], start))
+    return Fitted(variant, f, spec, model, tables), rows
 
 
-def fit(train: dict[str, list[DayRun]], features: tuple[str, ...]) -> Fitted:
+def fit(train: dict[str, list[DayRun]], spec: Spec) -> Fitted:
     """Variant, factor and blend with the lowest balanced error on the training months; then the interval."""
     best: tuple[float, Fitted, list[Row]] | None = None
     for variant, runs in train.items():
-        trial, rows = fit_one(variant, runs, features)
+        trial, rows = fit_one(variant, runs, spec)
         err = _balanced_error([(trial.estimate(row), y, k) for row, y, k in rows])
         if best is None or err < best[0]:
             best = (err, trial, rows)
     assert best is not None
     _, chosen, rows = best
-    ratios = [y / e for row, y, _ in rows if y >= BUSY and (e := chosen.estimate(row)) > 0]
+    if spec.trees:  # trees fit their own windows closely: judge them on windows they did not see
+        pairs = _out_of_fold(chosen.variant, train[chosen.variant], spec)
+    else:
+        pairs = [(chosen.estimate(row), y) for row, y, _ in rows]
+    ratios = [y / e for e, y in pairs if y >= BUSY and e > 0]
     return replace(chosen, low=_quantile(ratios, 0.1), high=_quantile(ratios, 0.9))
+
+
+INNER_FOLDS = 3
+
+
+def _out_of_fold(variant: str, runs: Sequence[DayRun], spec: Spec) -> list[tuple[float, float]]:
+    """(estimate, truth) of every window from a fit without its month (months dealt to 3 blocks)."""
+    months = sorted({r.month for r in runs})
+    pairs = []
+    for k in range(INNER_FOLDS):
+        held = set(months[k::INNER_FOLDS])
+        inner, _ = fit_one(variant, [r for r in runs if r.month not in held], spec)
+        pairs += [
+            (inner.estimate(row), y)
+            for row, y, _ in _rows([r for r in runs if r.month in held], inner.tables)
+        ]
+    return pairs
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,17 +309,17 @@ class Scored:
 
 
 def cross_validate(
-    runs: dict[str, list[DayRun]], floor: float, features: tuple[str, ...] = MODELS["v1"]
+    runs: dict[str, list[DayRun]], floor: float, spec: Spec = MODELS["v1"]
 ) -> tuple[list[Scored], dict[str, Fitted]]:
     months = sorted({r.month for r in next(iter(runs.values()))})
     scored: list[Scored] = []
     fits = {}
     for month in months:
         train = {v: [r for r in rs if r.month != month] for v, rs in runs.items()}
-        f = fits[month] = fit(train, features)
+        f = fits[month] = fit(train, spec)
         held = [r for r in runs[f.variant] if r.month == month]
         names = [r.name for r in held for _ in r.truth]
-        for name, (row, y, kind) in zip(names, _rows(held, features, f.table, f.default_rate), strict=True):
+        for name, (row, y, kind) in zip(names, _rows(held, f.tables), strict=True):
             est = f.estimate(row)
             low = max(min(est * f.low, est - floor), 0.0)
             high = max(est * f.high, est + floor)
@@ -300,9 +356,10 @@ COLUMNS = (
 
 
 def report(runs: dict[str, list[DayRun]], floor: float, model: str = "v1") -> dict[str, str]:
-    features = MODELS[model]
-    scored, fits = cross_validate(runs, floor, features)
-    print(f"count model {model!r}: {' + '.join(features) or 'devices x site factor'}")
+    spec = MODELS[model]
+    scored, fits = cross_validate(runs, floor, spec)
+    parts = " + ".join(spec.linear) + (f" (rates over {spec.rate_minutes} min)" if spec.rate_minutes else "")
+    print(f"count model {model!r}: {parts or 'devices x site factor'}{', + trees' if spec.trees else ''}")
     header = f"{'held-out month':<15}{'variant':<9}{'factor':>7}{'weights':>22}{'interval':>12}" + "".join(
         f"{title:>11}" for _, title in COLUMNS
     )
@@ -311,13 +368,23 @@ def report(runs: dict[str, list[DayRun]], floor: float, model: str = "v1") -> di
     for month, f in fits.items():
         row = summary([w for w in scored if w.month == month])
         print(
-            f"{month:<15}{f.variant:<9}{f.factor:>7.3f}{'/'.join(f'{w:.2f}' for w in f.weights) or '-':>22}"
+            f"{month:<15}{f.variant:<9}{f.factor:>7.3f}{_weights(f):>22}"
             f"{f'x{f.low:.2f}-{f.high:.2f}':>12}" + "".join(f"{row.get(k, '-'):>11}" for k, _ in COLUMNS)
         )
     pooled = summary(scored)
     print("-" * len(header))
     print(f"{'pooled':<65}" + "".join(f"{pooled.get(k, '-'):>11}" for k, _ in COLUMNS))
     return pooled
+
+
+def _weights(f: Fitted) -> str:
+    m = f.model
+    text = (
+        "/".join(f"{w:.2f}" for w in (m.device_weight, m.visitor_weight, m.rate_weight))
+        if f.spec.linear
+        else "-"
+    )
+    return text + (f" +{len(m.trees)}t" if m.trees else "")
 
 
 def per_day(runs: dict[str, list[DayRun]], floor: float, kinds: Sequence[str] = ("busy", "light")) -> None:
@@ -375,7 +442,10 @@ def lab_heldout(quick: bool, show_days: bool) -> dict[str, str]:
     print("Scale variant chosen per fold by its training error (pooled, held out):")
     for model in ("devices", "v1", SHIPPED_MODEL):
         _pooled_line(model, summary(cross_validate(runs, floor, MODELS[model])[0]))
-    _pooled_line("devices, fixed dBm ('off')", summary(cross_validate({"off": runs["off"]}, floor, ())[0]))
+    _pooled_line(
+        "devices, fixed dBm ('off')",
+        summary(cross_validate({"off": runs["off"]}, floor, MODELS["devices"])[0]),
+    )
     if show_days:
         print()
         per_day(runs, floor)

@@ -127,9 +127,11 @@ class OccupancyEstimator:
         self._prune_covers = 0
         self._prunes = 0
         self._next_prune_ns = 0
-        # Scan bursts per fingerprint of the inside-level frames (sensor/estimate/rates.py): the
-        # count model's rate feature; `last_rates` is the last interval's, set by `present`.
-        self.rates = ScanRates(retain_s=retain_s)
+        # Scan bursts per fingerprint of the inside-level frames (sensor/estimate/rates.py), counted
+        # only for a count model that reads them (the shipped one does not: README, "tried and
+        # dropped"); `last_rates` is the last interval's, set by `present`. The bench sets `rates`
+        # to measure them.
+        self.rates: ScanRates | None = ScanRates(retain_s=retain_s) if p.model.reads_rates else None
         self.last_rates = WindowRates(0.0, ())
 
     def observe(self, s: Sighting, device: str) -> None:
@@ -149,7 +151,8 @@ class OccupancyEstimator:
                     if ts < seg.queued_ns:
                         self._queue(device, seg)
             return
-        self.rates.observe(ts, s.address, s.fingerprint, s.randomized, device)
+        if self.rates is not None:
+            self.rates.observe(ts, s.address, s.fingerprint, s.randomized, device)
         seg = self._open.get(device)
         if seg is None:
             end = ts + self._hold_ns
@@ -175,14 +178,15 @@ class OccupancyEstimator:
         `PeopleEstimate`; the estimate works on devices, not on visits. The interval's scan-rate
         counts are kept for `refine`.
         """
-        self.last_rates = self.rates.window(start_ns, end_ns, self._is_fixed)
+        if self.rates is not None:
+            self.last_rates = self.rates.window(start_ns, end_ns, self._is_fixed)
         return self.devices_inside(start_ns, end_ns) * self.params.site_factor
 
     def refine(self, present: float, visitors_present: int) -> tuple[float, float, float]:
         """The device-only `present` and the open visitor visits → (people, low, high), rounded to
         3 decimals: the count model's blend (sensor/estimate/count_model.py) and its 80 % interval."""
         p = self.params
-        rates = self.last_rates.figure(p.model.rates, p.model.default_rate) if p.model.rate_weight else 0.0
+        rates = self.last_rates.figure(p.model.rates, p.model.default_rate) if self.rates is not None else 0.0
         people = p.model.people(
             p.site_factor, present / p.site_factor if p.site_factor else 0.0, visitors_present, rates
         )
