@@ -6,7 +6,7 @@ that changes its address every scan, chaining collapses several phones into one 
 splits one. The scan bursts say how many phones there were regardless of linking: a phone of
 fingerprint f scans `rate_f` times a minute, so `bursts_f / (rate_f * minutes)` phones of that
 fingerprint were in range. `ScanRates` counts, per fingerprint and per bucket of frame time, the
-scan bursts (frames of one address less than `burst_s` apart are one burst), the new addresses and
+scan bursts (frames of one address and fingerprint less than `burst_s` apart are one burst), the new addresses and
 the linked devices of the inside-level frames it is shown; `WindowRates.figure` turns a window's
 counts into a device figure with a table of per-fingerprint rates (trained on the lab days' sure
 windows, `python -m bench.train`, shipped in count_model.json):
@@ -95,30 +95,33 @@ class ScanRates:
         self._retain_ns = int(retain_s * NS)
         self._burst_ns = int(burst_s * NS)
         self._memory_ns = int(address_memory_s * NS)
-        self._last: dict[str, int] = {}  # address -> last frame (insertion order ~ first heard)
+        # (address, fingerprint) -> its last frame: a fingerprint's scans are its own (a phone whose
+        # scan carries two probe kinds scans in both)
+        self._last: dict[tuple[str, str], int] = {}
         self._buckets: dict[int, _Bucket] = {}
         self._next_prune_ns = 0
 
     def observe(self, ts_ns: int, address: str, fingerprint: str, randomized: bool, device: str) -> None:
         if ts_ns >= self._next_prune_ns:
             self._prune(ts_ns)
-        key = ts_ns // self._bucket_ns
-        bucket = self._buckets.get(key)
+        at = ts_ns // self._bucket_ns
+        bucket = self._buckets.get(at)
         if bucket is None:
-            bucket = self._buckets[key] = _Bucket()
+            bucket = self._buckets[at] = _Bucket()
         linked = bucket.devices.get(fingerprint)
         if linked is None:
             linked = bucket.devices[fingerprint] = set()
         linked.add(device)
         if randomized:
             bucket.randomized.add(fingerprint)
-        last = self._last.get(address)
+        key = (address, fingerprint)
+        last = self._last.get(key)
         if last is None or ts_ns - last >= self._burst_ns:
             bucket.bursts[fingerprint] = bucket.bursts.get(fingerprint, 0) + 1
             if last is None:
                 bucket.new[fingerprint] = bucket.new.get(fingerprint, 0) + 1
         if last is None or ts_ns > last:
-            self._last[address] = ts_ns
+            self._last[key] = ts_ns
 
     def window(self, start_ns: int, end_ns: int, is_fixed: Callable[[str], bool]) -> WindowRates:
         """The counts of the buckets that start in [start_ns, end_ns), fixed devices' fingerprints
@@ -165,4 +168,5 @@ class ScanRates:
 
     @property
     def addresses(self) -> int:
+        """Addresses remembered (an address heard with two fingerprints counts twice)."""
         return len(self._last)
