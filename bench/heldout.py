@@ -2,13 +2,16 @@
 
 Every whole month is held out in turn. Whatever is fitted is fitted on the other months only:
 which signal-scale variant to run (a small grid of `estimator.scale` settings, each a full replay),
-the site factor (least squares over the training windows) and the 80 % interval (quantiles of
-truth / estimate over the training months' busy windows). The held-out month is then scored with
-those numbers. Per month and pooled: busy windows (>= 3 people: MAE, MAPE, share within +-1 person,
+the site factor (least squares over the training windows), the count model (`MODELS`: the blend's
+weights, boosted trees on its residuals, the per-fingerprint scan rates of the variants that read
+them) and the 80 % interval (quantiles of truth / estimate over the training months' busy windows;
+for trees, windows predicted by inner fits without their month). The held-out month is then scored
+with those numbers. Per month and pooled: busy windows (>= 3 people: MAE, MAPE, share within +-1 person,
 interval coverage), light days and empty days (MAE).
 
 A replay is the product's own pipeline (`Pipeline.observe` on the cached sightings, CountEvents
-out), run with `site_factor = 1`, so `present` is the device count and a factor is a product.
+out), run with `site_factor = 1`, so `present` is the device count and a factor is a product;
+every count event also records the scan-rate counts of its trailing 5, 15 and 30 minutes.
 """
 
 from __future__ import annotations
