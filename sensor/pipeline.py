@@ -100,6 +100,7 @@ class Pipeline:
         self.pseudonyms = Pseudonymizer(salts, config.privacy.pseudonym_bits)
         self.occupancy: OccupancyEstimator | None = None
         self.tracker: ConnectedTracker | None = None
+        self._heartbeat: dict[str, int] = {}  # device -> its last connected sighting, while its visit is open
         self._store_ssids = frozenset(self._networks.values())
         resolver_params = ResolverParams()
         if resolver is None and config.estimator.enabled:
@@ -126,6 +127,7 @@ class Pipeline:
         self.sink = sink
         self._drop_mac = drop_mac
         mode = config.privacy.mode
+        self._per_visit = mode != "aggregate"  # no visit events, no heartbeats kept for them
         self._consent_of_mac = consent_of_mac if mode == "consent" else None
         self._device_consent: dict[str, str] = {}
         self.dropped_optout = 0
@@ -163,8 +165,13 @@ class Pipeline:
             start_ns = to_us(event.start) * 1000
             event = event.model_copy(update={"connected": tracker.connected_in(start_ns)})
         elif isinstance(event, VisitEvent):
-            connected = tracker.was_connected(event.device, to_us(event.start) * 1000)
-            event = event.model_copy(update={"connected": connected})
+            # A visit closes when its timeout passes, which may be at a frame of another day (replay), so
+            # the station's last heartbeat is kept here, by device, until its visit's event is made.
+            start_ns, end_ns = to_us(event.start) * 1000, (to_us(event.end) + 1) * 1000
+            last = self._heartbeat.get(event.device)
+            if last is not None and last < end_ns:
+                del self._heartbeat[event.device]
+            event = event.model_copy(update={"connected": last is not None and last >= start_ns})
         self.sink.send(event)
 
     def feed(self, ts_ns: int, linktype: int, data: bytes) -> None:
@@ -259,6 +266,8 @@ class Pipeline:
         if self.occupancy is not None:
             self.occupancy.observe(sighting, device)
         self.presence.observe(sighting, device)
+        if self._per_visit:  # after observe, which may first close the device's last visit
+            self._heartbeat[device] = sighting.ts_ns
 
     def run(self, records: Iterable[CaptureRecord]) -> None:
         feed = self.feed

@@ -94,7 +94,7 @@ class ConnectedTracker:
         self._stations: dict[str, _Station] = {}  # address pseudonym -> station
         self._linked: dict[str, str] = {}  # probe address -> the station address it is surely
         self._joining: dict[str, tuple[str, int]] = {}  # store-SSID probe address -> (device, ts)
-        self._devices: dict[str, int] = {}  # device -> its last connected frame (for visits)
+        self._devices: dict[str, int] = {}  # device -> its last connected frame
         self._fixed: set[str] = set()
         self._heard: dict[int, set[str]] = {}  # interval start -> devices connected in it
         self._next_housekeeping_ns = 0
@@ -162,11 +162,6 @@ class ConnectedTracker:
 
     def knows(self, device: str) -> bool:
         return device in self._devices
-
-    def was_connected(self, device: str, since_ns: int) -> bool:
-        """Whether `device` was heard as a connected station at or after `since_ns` (a visit's start)."""
-        last = self._devices.get(device)
-        return last is not None and last >= since_ns
 
     def connected_in(self, start_ns: int) -> int:
         """Non-fixed devices connected in the interval starting at `start_ns`; forgets that interval and
