@@ -1,0 +1,167 @@
+"""The store's guest Wi-Fi: a share of visitors' phones auto-join it, and what the sensor then hears of them.
+
+A phone that joined the guest network on an earlier visit joins again on its own a few seconds after it
+comes in, with the network's own (per-network, locally administered) address, kept for the whole
+association. While connected it sends data, null and QoS frames in bursts and scans far less often (an
+associated phone has a network; Android and iOS then scan rarely, screen on or not). Passersby whose
+phone knows the network may join for the seconds they are in range: the sensor hears their frames weakly
+through the window.
+
+The frame rate comes from the stations of the real captures (../shared/data/captures/aircrack_*.cap; see
+`bench/connected.py`): the 8 stations of aircrack_pmkid-not-recognized.cap that sent data frames sent
+0.06 to 4.5 frames a second (median 1.3), in bursts (median gap 0.04-0.1 s inside a burst, idle phones
+one frame every 5-6 s). So each joined phone draws its mean burst gap log-uniformly in `burst_gap_s`
+and each burst 1..`burst_frames` frames: 0.05 to 3.5 frames a second.
+
+Signal: the station's frames go through the model's radio (path loss, window loss, shadowing per burst,
+fading per frame), as its probe requests do; the access point's frames to it carry the access point's
+signal. A hopping sensor (several `heard_channels`) is on the access point's channel 1/n of the time, so
+it hears 1/n of the station frames (probe bursts cover every channel and are heard as before); a sensor
+fixed on that channel hears them all.
+
+`GuestNetwork.frames` rewrites one person's probe stream (`GeneratedDay.records(guest=...)`);
+`GuestNetwork.joined` is the truth: which people were connected, and when.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from footfall_dev.craft import (
+    FC_NULL,
+    FC_QOS_DATA,
+    FC_QOS_NULL,
+    channel_frequency,
+    management_frame,
+    radiotap_header,
+    radiotap_station_frame,
+)
+from footfall_dev.generator.model import StoreModel
+from footfall_dev.generator.population import Kind, Person
+from footfall_dev.generator.radio import _burst_mean_dbm, beacon_emissions
+
+SUBTYPE_AUTH = 11
+_AUTH_BODY = bytes.fromhex("000001000000")  # open system, transaction 1, status 0
+
+
+@dataclass(frozen=True, slots=True)
+class Joined:
+    """Truth: one person's phone on the guest network."""
+
+    person: int
+    address: bytes  # its per-network address (the captive portal's)
+    start_s: float  # association, seconds from capture start
+    end_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class GuestNetwork:
+    join_share: float = 0.3  # visitors whose phone auto-joins
+    passerby_join_share: float = 0.03  # passersby whose phone knows the network and joins while in range
+    join_delay_s: tuple[float, float] = (5.0, 40.0)  # from coming in to the association
+    burst_gap_s: tuple[float, float] = (1.0, 20.0)  # a phone's mean gap between bursts, log-uniform
+    burst_frames: int = 5
+    probe_keep: float = 0.25  # share of scans a connected phone still makes
+    ap_share: float = 0.3  # bursts the access point answers with a frame of its own
+
+    def __post_init__(self) -> None:
+        for name in ("join_share", "passerby_join_share", "probe_keep", "ap_share"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} = {getattr(self, name)}, must be within 0..1")
+
+    def joined(self, model: StoreModel, person: Person) -> Joined | None:
+        """Whether and when `person`'s phone is on the guest network (the same draw every call)."""
+        if person.device is None:
+            return None
+        rng = random.Random(f"footfall-guest:{model.seed}:{person.index}")
+        share = {Kind.VISITOR: self.join_share, Kind.PASSERBY: self.passerby_join_share}.get(person.kind, 0.0)
+        if rng.random() >= share:
+            return None
+        raw = rng.randbytes(6)
+        address = bytes(((raw[0] & 0xFC) | 0x02,)) + raw[1:]
+        if person.kind is Kind.VISITOR:
+            inside = [leg for leg in person.legs if leg.inside]
+            start, end = inside[0].t0 + rng.uniform(*self.join_delay_s), inside[-1].t1
+        else:
+            start, end = person.active_s[0] + rng.uniform(*self.join_delay_s), person.active_s[1]
+        return Joined(person.index, address, start, end) if start < end else None
+
+    def frames(
+        self, model: StoreModel, person: Person, probes: Iterator[tuple[float, bytes]], sensor: int = 0
+    ) -> Iterator[tuple[float, bytes]]:
+        """`person`'s frames as sensor `sensor` records them: its probe stream, thinned while connected,
+        merged in time with its station frames (unchanged when the phone does not join)."""
+        joined = self.joined(model, person)
+        if joined is None:
+            yield from probes
+            return
+        station = self._station_frames(model, person, joined, sensor)
+        kept = self._thinned(model, person, joined, probes)
+        nxt_probe, nxt_station = next(kept, None), next(station, None)
+        while nxt_probe is not None or nxt_station is not None:
+            if nxt_station is None or (nxt_probe is not None and nxt_probe[0] <= nxt_station[0]):
+                assert nxt_probe is not None
+                yield nxt_probe
+                nxt_probe = next(kept, None)
+            else:
+                yield nxt_station
+                nxt_station = next(station, None)
+
+    def _thinned(
+        self, model: StoreModel, person: Person, joined: Joined, probes: Iterator[tuple[float, bytes]]
+    ) -> Iterator[tuple[float, bytes]]:
+        """Drop whole scans (frames less than 1 s apart are one) made while connected, but `probe_keep`."""
+        rng = random.Random(f"footfall-guest-scan:{model.seed}:{person.index}")
+        last, keep = -math.inf, True
+        for t, data in probes:
+            if t - last > 1.0:
+                keep = not joined.start_s <= t < joined.end_s or rng.random() < self.probe_keep
+            last = t
+            if keep:
+                yield t, data
+
+    def _station_frames(
+        self, model: StoreModel, person: Person, joined: Joined, sensor: int
+    ) -> Iterator[tuple[float, bytes]]:
+        rng = random.Random(f"footfall-guest-radio:{model.seed}:{person.index}")
+        _, bssid, _, channel, _, _ = next(beacon_emissions(model, 0, math.inf))
+        freq = channel_frequency(channel)
+        here, n_sensors = model.sensors[sensor], len(model.sensors)
+        offset = rng.gauss(0.0, model.device_offset_sigma_db)
+        hearing = 1.0 if len(model.heard_channels) == 1 else 1.0 / len(model.heard_channels)
+        mean_gap = math.exp(rng.uniform(math.log(self.burst_gap_s[0]), math.log(self.burst_gap_s[1])))
+        floor, (lo, hi) = model.sensitivity_dbm, model.rssi_clip_dbm
+        seq = rng.randrange(4096)
+        t, first, legs, leg_i = joined.start_s, True, person.legs, 0
+        while t < joined.end_s:
+            while legs[leg_i].t1 <= t:
+                leg_i += 1
+            mean = _burst_mean_dbm(model, legs[leg_i], t, offset, rng, here, sensor, n_sensors)
+            heard = rng.random() < hearing
+            tt = t
+            for i in range(1 if first else rng.randint(1, self.burst_frames)):
+                fading = [rng.gauss(0.0, model.fading_sigma_db) for _ in range(n_sensors)][sensor]
+                rssi = round(mean + fading)
+                if heard and rssi >= floor:
+                    rssi = min(max(rssi, lo), hi)
+                    if first:  # the association opens with the station's authentication
+                        body = management_frame(SUBTYPE_AUTH, joined.address, seq, _AUTH_BODY, receiver=bssid, bssid=bssid, fcs=False)  # fmt: skip
+                        data = radiotap_header(rssi, freq) + body
+                    else:
+                        kind = (FC_NULL, FC_QOS_NULL, FC_QOS_DATA)[rng.randrange(3)]
+                        data = radiotap_station_frame(kind, joined.address, bssid, seq, rssi, freq)
+                    yield tt, data
+                seq = (seq + 1) & 0xFFF
+                tt += rng.uniform(0.005, 0.1)
+                if i == 0 and rng.random() < self.ap_share and heard:
+                    ap_rssi = min(max(round(-45.0 + rng.gauss(0.0, model.fading_sigma_db)), lo), hi)
+                    down = radiotap_station_frame(
+                        FC_QOS_DATA, joined.address, bssid, seq, ap_rssi, freq, uplink=False
+                    )
+                    yield tt, down
+                    tt += 0.001
+            first = False
+            t = max(tt + 0.01, t + rng.expovariate(1.0 / mean_gap))
