@@ -9,9 +9,9 @@ phone knows the network may join for the seconds they are in range: the sensor h
 through the window.
 
 The frame rate comes from the stations of the real captures (../shared/data/captures/aircrack_*.cap; see
-`bench/connected.py`): the 8 stations of aircrack_pmkid-not-recognized.cap that sent data frames sent
-0.06 to 4.5 frames a second (median 1.3), in bursts (median gap 0.04-0.1 s inside a burst, idle phones
-one frame every 5-6 s). So each joined phone draws its mean burst gap log-uniformly in `burst_gap_s`
+`python -m bench.connected`): the 8 stations of aircrack_pmkid-not-recognized.cap heard for 5 s or more
+sent 0.06 to 4.5 frames a second (median 0.78), in bursts (median gap 0.04-0.1 s inside a burst, idle
+phones one frame every 5-6 s). So each joined phone draws its mean burst gap log-uniformly in `burst_gap_s`
 and each burst 1..`burst_frames` frames: 0.05 to 3.5 frames a second.
 
 Signal: the station's frames go through the model's radio (path loss, window loss, shadowing per burst,
@@ -66,10 +66,10 @@ class GuestNetwork:
     burst_gap_s: tuple[float, float] = (1.0, 20.0)  # a phone's mean gap between bursts, log-uniform
     burst_frames: int = 5
     probe_keep: float = 0.25  # share of scans a connected phone still makes
-    # ...and of those, the share sent from its connected address rather than a fresh random one. Every
-    # station of the real captures heard probing did so with its connected address (3 of 3, one of them
-    # 126 times); how many scans went out under random addresses no capture can tell (they cannot be
-    # linked), so this is a guess: bench/connected.py prints the counts at 0 and at 1 as well.
+    # ...and of those, the share sent from its connected address rather than a fresh random one. Three
+    # stations of the real captures probe with their connected address (one of them 126 times); how many
+    # scans go out under random addresses no capture can tell (they cannot be linked), so this is a guess:
+    # bench/connected.py prints the counts at 0 and at 1 as well.
     own_address_share: float = 0.5
     ap_share: float = 0.3  # bursts the access point answers with a frame of its own
 
