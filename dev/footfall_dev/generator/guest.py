@@ -26,6 +26,7 @@ fixed on that channel hears them all.
 
 from __future__ import annotations
 
+import heapq
 import math
 import random
 from collections.abc import Iterator
@@ -104,17 +105,8 @@ class GuestNetwork:
         if joined is None:
             yield from probes
             return
-        station = self._station_frames(model, person, joined, sensor)
         kept = self._thinned(model, person, joined, probes)
-        nxt_probe, nxt_station = next(kept, None), next(station, None)
-        while nxt_probe is not None or nxt_station is not None:
-            if nxt_station is None or (nxt_probe is not None and nxt_probe[0] <= nxt_station[0]):
-                assert nxt_probe is not None
-                yield nxt_probe
-                nxt_probe = next(kept, None)
-            else:
-                yield nxt_station
-                nxt_station = next(station, None)
+        yield from heapq.merge(kept, self._station_frames(model, person, joined, sensor), key=_time)
 
     def _thinned(
         self, model: StoreModel, person: Person, joined: Joined, probes: Iterator[tuple[float, bytes]]
@@ -177,3 +169,7 @@ class GuestNetwork:
                     tt += 0.001
             first = False
             t = max(tt + 0.01, t + rng.expovariate(1.0 / mean_gap))
+
+
+def _time(frame: tuple[float, bytes]) -> float:
+    return frame[0]
