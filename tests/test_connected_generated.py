@@ -5,7 +5,7 @@ opted-out connected phone leaves no trace (the events are those of a day without
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from functools import cache
 
 import pytest
@@ -13,13 +13,13 @@ from footfall_dev.generator.day import GeneratedDay, generate
 from footfall_dev.generator.guest import GuestNetwork, Joined
 from footfall_dev.generator.model import StoreModel
 from footfall_dev.generator.population import Kind
-from footfall_dev.generator.radio import beacon_emissions
+from footfall_dev.generator.radio import DeviceStats, beacon_emissions, device_emissions
 
 from footfall.events import CountEvent, Event, VisitEvent
 from footfall.times import NS
 from sensor.config import SensorConfig
 from sensor.keys.consent import PrivacyFilter
-from sensor.keys.pseudonym import FixedSalt
+from sensor.keys.pseudonym import FixedSalt, Pseudonymizer
 from sensor.pipeline import ListSink, Pipeline
 from tests.test_consent import KEY, control
 
@@ -38,6 +38,16 @@ def day(seed: int) -> tuple[GeneratedDay, tuple[Joined, ...]]:
 def run(
     records: Iterable[tuple[int, bytes]], g: GeneratedDay, consent: list[bytes], optout: list[bytes]
 ) -> list[Event]:
+    return pipeline_run(records, g, consent, optout)[0]
+
+
+def pipeline_run(
+    records: Iterable[tuple[int, bytes]],
+    g: GeneratedDay,
+    consent: list[bytes],
+    optout: list[bytes],
+    on_link: Callable[[str, str], None] | None = None,
+) -> tuple[list[Event], Pipeline]:
     bssid = next(beacon_emissions(g.model, 0, 1e9))[1]
     config = SensorConfig.model_validate(
         {
@@ -57,10 +67,12 @@ def run(
         drop_mac=privacy.drop,
         consent_of_mac=privacy.consent_token,
     )
+    assert pipeline.tracker is not None
+    pipeline.tracker.on_link = on_link
     for ts, data in records:
         pipeline.feed(ts, 127, data)
     pipeline.finish()
-    return sink.events
+    return sink.events, pipeline
 
 
 def overlaps(v: VisitEvent, g: GeneratedDay, j: Joined) -> bool:
@@ -95,6 +107,26 @@ def test_connected_visitors_of_the_truth_are_the_connected_visits() -> None:
     assert all(any(overlaps(v, g, j) for j in joined) for v in visitors)
     counts = [e for e in events if isinstance(e, CountEvent)]
     assert max(c.connected or 0 for c in counts) >= 2
+
+
+def test_every_sequence_link_joins_a_probe_address_to_the_same_phones_connected_address() -> None:
+    g, _ = day(SEEDS[0])
+    links: list[tuple[str, str]] = []
+    _, pipeline = pipeline_run(g.records(guest=GUEST), g, [], [], on_link=lambda p, s: links.append((p, s)))
+    assert pipeline.tracker is not None
+    pseudonym = Pseudonymizer(FixedSalt(b"s" * 32, epoch="e1"), pipeline.config.privacy.pseudonym_bits)
+    person_of: dict[str, int] = {}
+    for person in g.people:
+        if person.device is None:
+            continue
+        stats = DeviceStats()
+        for _ in device_emissions(g.model, person, stats):
+            pass
+        joined = GUEST.joined(g.model, person)
+        for mac in stats.heard | ({joined.address} if joined else set()):
+            person_of[pseudonym.pseudonym(mac, g.truth.start_ns)] = person.index
+    assert links and pipeline.tracker.links_by_seq == len(links)  # phones that keep one counter are linked
+    assert [person_of[probe] for probe, _ in links] == [person_of[station] for _, station in links]
 
 
 def without(records: Iterator[tuple[int, bytes]], macs: list[bytes]) -> Iterator[tuple[int, bytes]]:

@@ -20,7 +20,9 @@ signal. A hopping sensor (several `heard_channels`) is on the access point's cha
 it hears 1/n of the station frames (probe bursts cover every channel and are heard as before); a sensor
 fixed on that channel hears them all.
 
-`GuestNetwork.frames` rewrites one person's probe stream (`GeneratedDay.records(guest=...)`);
+A phone whose class keeps one sequence counter across addresses (`SeqPolicy.CONTINUE`) numbers the scans
+it makes while connected on from its last management, null or data frame (QoS frames count per traffic
+class, apart). `GuestNetwork.frames` rewrites one person's probe stream (`GeneratedDay.records(guest=...)`);
 `GuestNetwork.joined` is the truth: which people were connected, and when.
 """
 
@@ -41,11 +43,14 @@ from footfall_dev.craft import (
     radiotap_header,
     radiotap_station_frame,
 )
+from footfall_dev.generator.catalog import CLASSES
+from footfall_dev.generator.devices import SeqPolicy
 from footfall_dev.generator.model import StoreModel
 from footfall_dev.generator.population import Kind, Person
 from footfall_dev.generator.radio import _burst_mean_dbm, beacon_emissions
 
 SUBTYPE_AUTH = 11
+_POWER_MGMT = 0x10  # frame control flags: the station is going to sleep (or off-channel)
 _AUTH_BODY = bytes.fromhex("000001000000")  # open system, transaction 1, status 0
 
 
@@ -105,8 +110,42 @@ class GuestNetwork:
         if joined is None:
             yield from probes
             return
-        kept = self._thinned(model, person, joined, probes)
-        yield from heapq.merge(kept, self._station_frames(model, person, joined, sensor), key=_time)
+        if model.fcs:
+            raise ValueError(
+                "the guest network rewrites probe requests: a model with fcs=True is not supported"
+            )
+        kept = ((t, data, -1) for t, data in self._thinned(model, person, joined, probes))
+        # An associated station leaves its channel to scan after telling its access point so: a null frame
+        # with power management set, just before the scan's first probe. A phone that keeps one sequence
+        # counter across addresses (the iPhone 7's class) numbers that scan on from the null: the
+        # continuity the tracker links on. The null is heard when the sensor is on the AP's channel.
+        continues = person.device_class is not None and CLASSES[person.device_class].seq is SeqPolicy.CONTINUE
+        rng = random.Random(f"footfall-guest-ps:{model.seed}:{person.index}")
+        _, bssid, _, channel, _, _ = next(beacon_emissions(model, 0, math.inf))
+        hearing = 1.0 if len(model.heard_channels) == 1 else 1.0 / len(model.heard_channels)
+        counter, last_probe = -1, -math.inf
+        for t, frame, seq in heapq.merge(
+            kept, self._station_frames(model, person, joined, sensor), key=_time
+        ):
+            if seq >= 0:
+                counter = seq
+            elif counter >= 0 and _is_probe(frame) and joined.start_s <= t < joined.end_s:
+                if t - last_probe > 1.0:  # a scan begins
+                    counter = (counter + 1) & 0xFFF
+                    if rng.random() < hearing:
+                        rssi = int.from_bytes(
+                            frame[14:15], "little", signed=True
+                        )  # craft's radiotap: last byte
+                        null = radiotap_station_frame(
+                            FC_NULL, joined.address, bssid, counter, rssi, channel_frequency(channel)
+                        )
+                        yield t, null[:16] + bytes([null[16] | _POWER_MGMT]) + null[17:]  # fmt: skip
+                last_probe = t
+                if continues:
+                    counter = (counter + 1) & 0xFFF
+                    frame = _renumbered(frame, counter)  # noqa: PLW2901 - the frame as the phone numbered it
+            if frame:
+                yield t, frame
 
     def _thinned(
         self, model: StoreModel, person: Person, joined: Joined, probes: Iterator[tuple[float, bytes]]
@@ -129,7 +168,9 @@ class GuestNetwork:
 
     def _station_frames(
         self, model: StoreModel, person: Person, joined: Joined, sensor: int
-    ) -> Iterator[tuple[float, bytes]]:
+    ) -> Iterator[tuple[float, bytes, int]]:
+        """(t, frame, its sequence number if it counts on the station's one non-QoS counter, else -1);
+        the frame is b"" when the sensor does not hear it (the counter runs on all the same)."""
         rng = random.Random(f"footfall-guest-radio:{model.seed}:{person.index}")
         _, bssid, _, channel, _, _ = next(beacon_emissions(model, 0, math.inf))
         freq = channel_frequency(channel)
@@ -138,7 +179,8 @@ class GuestNetwork:
         hearing = 1.0 if len(model.heard_channels) == 1 else 1.0 / len(model.heard_channels)
         mean_gap = math.exp(rng.uniform(math.log(self.burst_gap_s[0]), math.log(self.burst_gap_s[1])))
         floor, (lo, hi) = model.sensitivity_dbm, model.rssi_clip_dbm
-        seq = rng.randrange(4096)
+        # Management, null and data frames share one counter; QoS frames count per traffic class.
+        seq, qos, ap_seq = rng.randrange(4096), rng.randrange(4096), rng.randrange(4096)
         t, first, legs, leg_i = joined.start_s, True, person.legs, 0
         while t < joined.end_s:
             while legs[leg_i].t1 <= t:
@@ -148,28 +190,44 @@ class GuestNetwork:
             tt = t
             for i in range(1 if first else rng.randint(1, self.burst_frames)):
                 fading = [rng.gauss(0.0, model.fading_sigma_db) for _ in range(n_sensors)][sensor]
-                rssi = round(mean + fading)
-                if heard and rssi >= floor:
-                    rssi = min(max(rssi, lo), hi)
+                rssi = min(max(round(mean + fading), lo), hi)
+                kind = FC_NULL if first else (FC_NULL, FC_QOS_NULL, FC_QOS_DATA)[rng.randrange(3)]
+                n = seq if kind == FC_NULL else qos
+                data = b""
+                if heard and mean + fading >= floor:
                     if first:  # the association opens with the station's authentication
-                        body = management_frame(SUBTYPE_AUTH, joined.address, seq, _AUTH_BODY, receiver=bssid, bssid=bssid, fcs=False)  # fmt: skip
+                        body = management_frame(SUBTYPE_AUTH, joined.address, n, _AUTH_BODY, receiver=bssid, bssid=bssid, fcs=False)  # fmt: skip
                         data = radiotap_header(rssi, freq) + body
                     else:
-                        kind = (FC_NULL, FC_QOS_NULL, FC_QOS_DATA)[rng.randrange(3)]
-                        data = radiotap_station_frame(kind, joined.address, bssid, seq, rssi, freq)
-                    yield tt, data
-                seq = (seq + 1) & 0xFFF
+                        data = radiotap_station_frame(kind, joined.address, bssid, n, rssi, freq)
+                if kind == FC_NULL:
+                    yield tt, data, seq
+                    seq = (seq + 1) & 0xFFF
+                else:
+                    yield tt, data, -1
+                    qos = (qos + 1) & 0xFFF
                 tt += rng.uniform(0.005, 0.1)
                 if i == 0 and rng.random() < self.ap_share and heard:
                     ap_rssi = min(max(round(-45.0 + rng.gauss(0.0, model.fading_sigma_db)), lo), hi)
                     down = radiotap_station_frame(
-                        FC_QOS_DATA, joined.address, bssid, seq, ap_rssi, freq, uplink=False
+                        FC_QOS_DATA, joined.address, bssid, ap_seq, ap_rssi, freq, uplink=False
                     )
-                    yield tt, down
+                    ap_seq = (ap_seq + 1) & 0xFFF
+                    yield tt, down, -1
                     tt += 0.001
             first = False
             t = max(tt + 0.01, t + rng.expovariate(1.0 / mean_gap))
 
 
-def _time(frame: tuple[float, bytes]) -> float:
+def _time(frame: tuple[float, bytes, int]) -> float:
     return frame[0]
+
+
+def _renumbered(data: bytes, seq: int) -> bytes:
+    """A radiotap-wrapped 802.11 frame with its sequence number replaced (fragment 0)."""
+    at = (data[2] | data[3] << 8) + 22  # sequence control, after the radiotap header
+    return data[:at] + (seq << 4).to_bytes(2, "little") + data[at + 2 :]
+
+
+def _is_probe(data: bytes) -> bool:
+    return bool(data) and data[data[2] | data[3] << 8] == 0x40  # frame control: management, probe request
