@@ -48,11 +48,14 @@ def day_rows(store: str, day: date, visits_per_day: int, rng: random.Random) -> 
     """One day of one store as table rows (the columns of collector/storage/events_sql.py's row builders)."""
     midnight = us(datetime(day.year, day.month, day.day, tzinfo=ZONE).astimezone(UTC))
     five, epoch = 300_000_000, f"{day}"
-    counts = [
-        (f"c-{store}-{midnight + i * five}", store, "door", epoch, midnight + i * five, midnight + (i + 1) * five,
-         round(rng.uniform(0, 20), 2), 1, 2, 1, 1, 0, 0, 40, 30, 6, 4, 3, None, None)
-        for i in range(288)
-    ]  # fmt: skip
+    counts = []
+    for i in range(288):
+        present = round(rng.uniform(0, 20), 2)
+        counts.append(
+            (f"c-{store}-{midnight + i * five}", store, "door", epoch, midnight + i * five,
+             midnight + (i + 1) * five, present, 1, 2, 1, 1, 0, 0, 40, 30, 6, 4, 3, None, None,
+             round(present * 0.8, 2), round(present * 1.2, 2))
+        )  # fmt: skip
     visits = []
     for v in range(visits_per_day):
         start = midnight + 8 * 3_600_000_000 + int(rng.uniform(0, 12 * 3600) * 1e6)
