@@ -8,6 +8,7 @@ week or hour x weekday. Charts are `Chart` values, so a chart and its CSV show t
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -16,7 +17,7 @@ from collector.config import ReportConfig
 from collector.online import kpis as omnichannel
 from collector.reports import report as reports
 from collector.reports.merge import StoreInterval, merge_sensors, store_intervals
-from collector.reports.report import Report
+from collector.reports.report import HourRow, Report
 from collector.storage.base import ProfileStore, Store
 from collector.storage.dashboard import (
     SensorHealth,
@@ -191,27 +192,46 @@ def _pct(share: float | None) -> float | None:
     return None if share is None else round(100 * share, 1)
 
 
+OCCUPANCY_POINTS = 336  # two weeks of hours; a longer range is drawn in blocks of hours (server-side)
+BLOCK_HOURS = (1, 2, 3, 4, 6, 8, 12, 24)
+BAR_DAYS = 62  # a longer daily trend is a line
+
+
 def _occupancy(period: Report) -> Chart:
     hours = [h for h in period.hours if h.present_mean is not None]
+    block = next((b for b in BLOCK_HOURS if len(hours) <= OCCUPANCY_POINTS * b), 24)
+    groups: dict[datetime, list[HourRow]] = defaultdict(list)
+    for h in hours:  # a block is `block` hours of one local day, from its first hour on the clock
+        groups[h.start.replace(hour=h.start.hour - h.start.hour % block)].append(h)
+    starts = sorted(groups)
+    means = [_block_mean([h.present_mean for h in groups[s]]) for s in starts]
+    lows = [_block_mean([h.present_low for h in groups[s]]) for s in starts]
+    highs = [_block_mean([h.present_high for h in groups[s]]) for s in starts]
+    what = "mean of each hour's count intervals" if block == 1 else f"mean of the hourly means, by {block} h"
     return Chart(
         "occupancy",
-        "People present (mean of each hour's count intervals)",
+        f"People present ({what})",
         "line",
         "hour_start",
-        tuple(f"{h.start:%Y-%m-%d %H:%M}" for h in hours),
+        tuple(f"{s:%Y-%m-%d %H:%M}" for s in starts),
         (
-            Series("present_mean", tuple(round(h.present_mean or 0, 2) for h in hours)),
+            Series("present_mean", tuple(_round(m) for m in means)),
             *(
                 (  # the 80 % band, when the count events carry it (the report averages it like the mean)
-                    Series("present_low", tuple(_round(h.present_low) for h in hours)),
-                    Series("present_high", tuple(_round(h.present_high) for h in hours)),
+                    Series("present_low", tuple(_round(x) for x in lows)),
+                    Series("present_high", tuple(_round(x) for x in highs)),
                 )
-                if any(h.present_low is not None for h in hours)
+                if any(x is not None for x in lows)
                 else ()
             ),
         ),
         unit="people",
     )
+
+
+def _block_mean(values: Sequence[float | None]) -> float | None:
+    """A block's mean of hourly figures; none when an hour lacks it (the report's rule for the bounds)."""
+    return None if not values or None in values else sum(v for v in values if v is not None) / len(values)
 
 
 def _round(value: float | None) -> float | None:
@@ -232,7 +252,7 @@ def _daily(period: Report) -> Chart:
     return Chart(
         "daily",
         "Daily trend",
-        "bar",
+        "bar" if len(days) <= BAR_DAYS else "line",  # hundreds of bars: pygal takes a second
         "date",
         tuple(d.isoformat() for d in days),
         (
@@ -271,13 +291,17 @@ def _heatmap(period: Report) -> Chart:
     cells: dict[tuple[int, int], int] = defaultdict(int)
     for h in period.hours:
         cells[(h.start.weekday(), h.start.hour)] += h.visitors
+    # From the first to the last hour with a visitor on any weekday: the night's empty columns would
+    # only shrink the others (and each dot costs pygal time).
+    busy = sorted({hour for (_, hour), n in cells.items() if n}) or [0, 23]
+    hours = range(busy[0], busy[-1] + 1)
     return Chart(
         "heatmap",
         "Visitors by hour and weekday",
         "dot",
         "hour",
-        tuple(f"{hour:02d}" for hour in range(24)),
-        tuple(Series(WEEKDAYS[wd], tuple(cells[(wd, hour)] for hour in range(24))) for wd in range(7)),
+        tuple(f"{hour:02d}" for hour in hours),
+        tuple(Series(WEEKDAYS[wd], tuple(cells[(wd, hour)] for hour in hours)) for wd in range(7)),
     )
 
 
