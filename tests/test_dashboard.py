@@ -26,6 +26,7 @@ from collector.storage.base import Store
 from collector.storage.dashboard import calibrations, put_calibration, visit_totals
 from collector.storage.privacy import RetentionCutoffs
 from collector.storage.sqlite import SqliteStore
+from collector.storage.trigger_log import trigger_log
 from collector.web import figures
 from collector.web.accounts import AccountError, open_accounts
 from collector.web.security import LoginThrottle
@@ -158,6 +159,51 @@ def test_only_an_admin_may_open_a_profile_s_journey(site: tuple[str, Store, Cloc
         viewer.post("/stores/demo/omnichannel", data={"profile": "alice", "csrf": token}).status_code == 403
     )
     assert "Trigger log" not in viewer.get("/stores/demo/omnichannel").text
+
+
+def test_the_trigger_log_lists_the_sent_triggers_with_its_csv_for_admins_in_scope_only(
+    site: tuple[str, Store, Clock],
+) -> None:
+    url, db, _ = site
+    span = "from=2024-05-01&to=2024-05-10"
+    logged = trigger_log(db, "paris-01", datetime(2024, 5, 1, tzinfo=UTC), datetime(2024, 5, 11, tzinfo=UTC))
+    assert {t.profile_id for t in logged} >= {"alice", "bob"}
+    admin, _ = login(url, "olga", PASSWORDS["olga"])
+    page = admin.get(f"/stores/paris-01/omnichannel?{span}").text
+    assert re.findall(r'<tr data-visit="([0-9a-f]+)">', page) == [t.visit for t in logged]
+    answer = admin.get(f"/stores/paris-01/triggers.csv?{span}")
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(answer.text)))
+    zone = CollectorConfig().report.zone
+    assert [(r["visit"], r["profile_id"], r["sensor"], r["visit_start"]) for r in rows] == [
+        (t.visit, t.profile_id, t.sensor, figures.local(t.at, zone)) for t in logged
+    ]
+    for r in rows:
+        assert f"<td>{r['visit_start']}</td><td>{r['profile_id']}</td><td>{r['sensor']}</td>" in page
+    assert not list(
+        csv.DictReader(
+            io.StringIO(admin.get("/stores/paris-01/triggers.csv?from=2024-06-01&to=2024-06-02").text)
+        )
+    )
+    viewer, _ = login(url, "dana", PASSWORDS["dana"])
+    assert viewer.get(f"/stores/paris-01/triggers.csv?{span}").status_code == 404  # not their store
+    assert viewer.get("/stores/demo/triggers.csv").status_code == 403  # their store, but no admin
+
+
+def test_erasing_a_profile_or_retention_erases_its_trigger_log_lines(fresh: Store) -> None:
+    whole = (datetime(2024, 5, 1, tzinfo=UTC), datetime(2024, 5, 11, tzinfo=UTC))
+    before = trigger_log(fresh, "paris-01", *whole)
+    fresh.profiles().erase("alice")
+    after = trigger_log(fresh, "paris-01", *whole)
+    assert [t for t in before if t.profile_id != "alice"] == after and len(after) < len(before)
+    cutoff = datetime(2024, 5, 2, tzinfo=UTC)
+    assert any(t.at < cutoff for t in after)
+    fresh.apply_retention(
+        RetentionCutoffs(pseudonyms=datetime(2000, 1, 1, tzinfo=UTC), consents=cutoff, visits=cutoff),
+        dry_run=False,
+        label=lambda n: "3" * 2 * n,
+    )
+    assert trigger_log(fresh, "paris-01", *whole) == [t for t in after if t.at >= cutoff]
 
 
 def test_an_expired_session_opens_nothing(site: tuple[str, Store, Clock]) -> None:

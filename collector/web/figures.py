@@ -7,6 +7,8 @@ week or hour x weekday. Charts are `Chart` values, so a chart and its CSV show t
 
 from __future__ import annotations
 
+import csv
+import io
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,6 +28,7 @@ from collector.storage.dashboard import (
     sensor_health,
     visit_totals,
 )
+from collector.storage.trigger_log import trigger_log as logged_triggers
 from collector.web.charts import Chart, Series
 from footfall.calibration import CalibrationReport
 
@@ -330,6 +333,34 @@ def omni_page(
         ),
     )
     return OmniPage(store, first, last, k, (chart,))
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerLine:
+    """One line of the trigger log, in the store's time zone."""
+
+    at: str  # when the visit started
+    profile_id: str
+    sensor: str
+    sent: str
+    visit: str  # the visit's event id, as the trigger carried it
+
+
+def trigger_log(db: Store, store: str, zone: ZoneInfo, first: date, last: date) -> list[TriggerLine]:
+    """The triggers sent for the store's visits started on the local days `first`..`last`."""
+    return [
+        TriggerLine(local(t.at, zone), t.profile_id, t.sensor, local(t.sent, zone), t.visit)
+        for t in logged_triggers(db, store, *reports.period(first, last, zone))
+    ]
+
+
+def trigger_csv(lines: Sequence[TriggerLine]) -> str:
+    """The trigger log's CSV: the lines the page shows, column for column."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["visit_start", "profile_id", "sensor", "sent", "visit"])
+    writer.writerows([t.at, t.profile_id, t.sensor, t.sent, t.visit] for t in lines)
+    return buffer.getvalue()
 
 
 @dataclass(frozen=True, slots=True)
