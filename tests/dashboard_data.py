@@ -123,7 +123,18 @@ def fill(db: Store, jsonl: Path) -> None:
     evening = datetime(2024, 3, 14, 19, 0, tzinfo=UTC)
     db.add(
         [
-            status("door-1", "online", evening, frames_per_s=12.5, drops=3, spool_depth=0, frames=13065),
+            status(
+                "door-1",
+                "online",
+                evening,
+                frames_per_s=12.5,
+                drops=3,
+                spool_depth=0,
+                frames=13065,
+                signal_ref_dbm=-61.0,
+                signal_offset_db=9.5,
+                signal_drift=True,
+            ),
             status("door-2", "online", evening - timedelta(hours=2)),
             status("door-2", "offline", evening - timedelta(hours=1)),  # its last will
         ]

@@ -23,7 +23,7 @@ from collector.config import CollectorConfig
 from collector.ingest.ingestor import Ingestor
 from collector.reports import report as reports
 from collector.storage.base import Store
-from collector.storage.dashboard import calibrations, put_calibration, visit_totals
+from collector.storage.dashboard import calibrations, put_calibration, sensor_health, visit_totals
 from collector.storage.privacy import RetentionCutoffs
 from collector.storage.sqlite import SqliteStore
 from collector.storage.trigger_log import trigger_log
@@ -243,10 +243,10 @@ def test_a_chart_csv_holds_the_report_s_numbers_and_the_page_its_totals(
     assert client.get("/stores/demo?from=2024-03-15&to=2024-03-14").status_code == 400
 
 
-def test_the_sensor_table_shows_the_latest_retained_status_of_each_sensor(
+def test_the_sensor_table_shows_the_latest_retained_status_of_each_sensor_and_its_signal_drift(
     site: tuple[str, Store, Clock],
 ) -> None:
-    url, _, _ = site
+    url, db, _ = site
     client, _ = login(url, "dana", PASSWORDS["dana"])
     page = client.get("/stores/demo").text
     door1 = re.search(r'<tr data-sensor="door-1">(.*?)</tr>', page, re.S)
@@ -254,6 +254,14 @@ def test_the_sensor_table_shows_the_latest_retained_status_of_each_sensor(
     assert door1 and door2
     assert "online" in door1[1] and "12.5" in door1[1] and "<td>3</td>" in door1[1]
     assert "offline" in door2[1]  # the last will, after its online status
+    # The signal scale of footfall/events.py's status, stored and shown, a drift flagged.
+    assert '<td data-figure="signal_ref">-61.0 dBm</td>' in door1[1]
+    assert re.search(
+        r'<td data-figure="signal_offset" class="drift"[^>]*>\+9\.5 dB <b>drift</b></td>', door1[1]
+    )
+    assert '<td data-figure="signal_offset">-</td>' in door2[1] and "drift" not in door2[1]
+    (health,) = [h for h in sensor_health(db, "demo") if h.sensor == "door-1"]
+    assert (health.signal_ref_dbm, health.signal_offset_db, health.signal_drift) == (-61.0, 9.5, True)
 
 
 def test_failed_logins_are_throttled_per_user_and_per_address() -> None:

@@ -46,6 +46,9 @@ class SensorHealth:
     frames_per_s: float | None
     drops: int | None
     spool_depth: int | None
+    signal_ref_dbm: float | None = None  # the signal scale the sensor learned (footfall/events.py)
+    signal_offset_db: float | None = None  # ...its distance from the thresholds' scale
+    signal_drift: bool = False  # the offset passed the sensor's drift bound: moved, or a new antenna?
 
 
 def latest_count_start(db: Store, store: str) -> datetime | None:
@@ -81,7 +84,8 @@ def sensor_health(db: Store, store: str) -> list[SensorHealth]:
     statuses = _q(
         db,
         f"read the statuses of {store}'s sensors",
-        "SELECT sensor, state, at_us, version, epoch, frames_per_s, drops, spool_depth FROM statuses"
+        "SELECT sensor, state, at_us, version, epoch, frames_per_s, drops, spool_depth, signal_ref_dbm,"
+        " signal_offset_db, signal_drift FROM statuses"
         " WHERE store = ? AND (sensor, at_us) IN"
         " (SELECT sensor, MAX(at_us) FROM statuses WHERE store = ? GROUP BY sensor) ORDER BY sensor, event_id",
         (store, store),
@@ -101,6 +105,9 @@ def sensor_health(db: Store, store: str) -> list[SensorHealth]:
                 s[5] if s else None,
                 s[6] if s else None,
                 s[7] if s else None,
+                s[8] if s else None,
+                s[9] if s else None,
+                bool(s[10]) if s else False,
             )
         )
     return out
