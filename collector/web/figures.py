@@ -26,7 +26,7 @@ from collector.storage.dashboard import (
     calibrations,
     latest_count_start,
     sensor_health,
-    visit_totals,
+    visit_totals_each,
 )
 from collector.storage.trigger_log import trigger_log as logged_triggers
 from collector.web.charts import Chart, Series
@@ -91,10 +91,9 @@ class StoreSummary:
 def summary(db: Store, store: str, config: ReportConfig, today: date) -> StoreSummary:
     day = reference_day(db, store, config.zone, today)
     health = sensor_health(db, store)
-    before = [
-        _visitors(db, store, d, config)
-        for d in (day - timedelta(weeks=w) for w in range(1, COMPARE_WEEKS + 1))
-    ]
+    before = _visitors_each(
+        db, store, [day - timedelta(weeks=w) for w in range(1, COMPARE_WEEKS + 1)], config
+    )
     return StoreSummary(
         store,
         day,
@@ -107,16 +106,21 @@ def summary(db: Store, store: str, config: ReportConfig, today: date) -> StoreSu
 
 
 def _visitors(db: Store, store: str, day: date, config: ReportConfig) -> int:
-    """The report's visitors of `day`, from the roll-up when it gives the same number.
+    return _visitors_each(db, store, [day], config)[0]
+
+
+def _visitors_each(db: Store, store: str, days: Sequence[date], config: ReportConfig) -> list[int]:
+    """The report's visitors of each day, from the roll-up when it gives the same number.
 
     With one sensor the report counts each stored visit once (merging sensors changes nothing), so
     the roll-up's sum is its figure; with several, visits heard by two sensors merge, and only the
     report itself can say how many there were.
     """
-    totals = visit_totals(db, store, *reports.period(day, day, config.zone))
-    if totals.sensors <= 1:
-        return totals.visitors
-    return reports.for_store(db, store, day, day, config).visitors
+    spans = [reports.period(d, d, config.zone) for d in days]
+    return [
+        t.visitors if t.sensors <= 1 else reports.for_store(db, store, d, d, config).visitors
+        for d, t in zip(days, visit_totals_each(db, store, spans), strict=True)
+    ]
 
 
 @dataclass(frozen=True, slots=True)
