@@ -3,14 +3,17 @@
     .venv/bin/python bench/dashboard.py [--stores 50] [--days 365] [--visits-per-day 120] [--requests 20]
                                         [--backend sqlite postgresql] [--keep FILE.db]
 
-Fills a fresh store with `--days` of 5-minute count intervals (one sensor per store, 288 a day) and
-`--visits-per-day` visits a day (08:00-20:00 local, a third of them visitors, some fixed) for each of
-`--stores` stores, plus one status per sensor, with `Store.add`'s insert statements (so the roll-up
-triggers run) on rows built directly (building and checking events is the ingest's cost, bench/ingest.py).
-Then logs in and times requests in-process (Starlette's TestClient: no network, so the time is the
-server's): the store page of a random store over the last 7 days of data, and the chain overview of an
-admin who sees every store. PostgreSQL is a throw-away server started as tests/pgserver.py does.
-"""
+Fills a fresh store with `--days` of 5-minute count intervals (one sensor per store, 288 a day, with the
+80 % band) and `--visits-per-day` visits a day (08:00-20:00 local, a third of them visitors, some fixed)
+for each of `--stores` stores, plus one status per sensor, in bulk on rows built directly (building and
+checking events is the ingest's cost, bench/ingest.py): SQLite with `Store.add`'s insert statements,
+PostgreSQL by COPY, the roll-up triggers running either way. Then logs in and times requests in-process
+(Starlette's TestClient: no network, so the time is the server's): the store page of a random store over
+the last 7 days of data, the chain overview of an admin who sees every store, and the store page over
+the whole year. Wall time and CPU time (this process's, plus the PostgreSQL backend's from /proc): on a
+shared machine the CPU time is what the request costs, the wall time also its wait for a core.
+PostgreSQL is a throw-away server started as tests/pgserver.py does; `--keep` keeps a SQLite file to
+measure again without filling."""
 
 from __future__ import annotations
 
