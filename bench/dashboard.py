@@ -51,9 +51,11 @@ BATCH = 20_000
 def day_rows(store: str, day: date, visits_per_day: int, rng: random.Random) -> tuple[list[Row], list[Row]]:
     """One day of one store as table rows (the columns of collector/storage/events_sql.py's row builders)."""
     midnight = us(datetime(day.year, day.month, day.day, tzinfo=ZONE).astimezone(UTC))
+    after = day + timedelta(days=1)
+    next_midnight = us(datetime(after.year, after.month, after.day, tzinfo=ZONE).astimezone(UTC))
     five, epoch = 300_000_000, f"{day}"
     counts = []
-    for i in range(288):
+    for i in range((next_midnight - midnight) // five):  # 276 or 300 on the days the clocks change
         present = round(rng.uniform(0, 20), 2)
         counts.append(
             (f"c-{store}-{midnight + i * five}", store, "door", epoch, midnight + i * five,
