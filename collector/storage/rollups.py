@@ -10,21 +10,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from collector.storage.base import Store, us
+from collector.storage.dashboard import query_of
 
 BUCKET_US = 900_000_000  # the roll-ups' 15 minutes
 HOUR_US = 3_600_000_000
 
 
-class _Reads(Protocol):
-    def query(self, doing: str, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
-
-
 def _q(db: Store, doing: str, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-    reads: _Reads = db  # type: ignore[assignment]  # both backends' StoreReads give query
-    return reads.query(doing, sql, params)
+    return query_of(db)(doing, sql, params)
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,22 +25,23 @@ CREATE TABLE count_rollup (
     passersby_est_sum  REAL NOT NULL,
     PRIMARY KEY (store, bucket_us, sensor)
 );
--- What one bucket holds, from the counts themselves: the backfill and the delete trigger use it.
+-- What one bucket holds, from the counts themselves, in the table's columns: the backfill and the delete
+-- trigger use it.
 CREATE VIEW count_rollup_of AS
-    SELECT store, sensor, start_us - start_us % 900000000 AS bucket_us, COUNT(*) AS intervals,
-           SUM(present) AS present_sum, MAX(present) AS peak,
-           COUNT(present_low) AS low_n, COALESCE(SUM(present_low), 0) AS low_sum,
-           COUNT(present_high) AS high_n, COALESCE(SUM(present_high), 0) AS high_sum,
-           COUNT(visitors_est) AS visitors_est_n, COALESCE(SUM(visitors_est), 0) AS visitors_est_sum,
-           COUNT(passersby_est) AS passersby_est_n, COALESCE(SUM(passersby_est), 0) AS passersby_est_sum
-    FROM counts GROUP BY 1, 2, 3;
-INSERT INTO count_rollup
     SELECT r.store, r.sensor, r.bucket_us, r.intervals, r.present_sum, r.peak,
            (SELECT MIN(c.start_us) FROM counts c WHERE c.store = r.store AND c.sensor = r.sensor
             AND c.start_us >= r.bucket_us AND c.start_us < r.bucket_us + 900000000 AND c.present = r.peak),
            r.low_n, r.low_sum, r.high_n, r.high_sum, r.visitors_est_n, r.visitors_est_sum,
            r.passersby_est_n, r.passersby_est_sum
-    FROM count_rollup_of r;
+    FROM (SELECT store, sensor, start_us - start_us % 900000000 AS bucket_us, COUNT(*) AS intervals,
+                 SUM(present) AS present_sum, MAX(present) AS peak,
+                 COUNT(present_low) AS low_n, COALESCE(SUM(present_low), 0) AS low_sum,
+                 COUNT(present_high) AS high_n, COALESCE(SUM(present_high), 0) AS high_sum,
+                 COUNT(visitors_est) AS visitors_est_n, COALESCE(SUM(visitors_est), 0) AS visitors_est_sum,
+                 COUNT(passersby_est) AS passersby_est_n,
+                 COALESCE(SUM(passersby_est), 0) AS passersby_est_sum
+          FROM counts GROUP BY 1, 2, 3) AS r;
+INSERT INTO count_rollup SELECT * FROM count_rollup_of;
 CREATE TRIGGER count_rollup_add AFTER INSERT ON counts BEGIN
     INSERT INTO count_rollup VALUES (NEW.store, NEW.sensor, NEW.start_us - NEW.start_us % 900000000, 1,
         NEW.present, NEW.present, NEW.start_us, NEW.present_low IS NOT NULL, COALESCE(NEW.present_low, 0),
@@ -62,14 +63,8 @@ END;
 CREATE TRIGGER count_rollup_remove AFTER DELETE ON counts BEGIN
     DELETE FROM count_rollup WHERE store = OLD.store AND sensor = OLD.sensor
         AND bucket_us = OLD.start_us - OLD.start_us % 900000000;
-    INSERT INTO count_rollup
-        SELECT r.store, r.sensor, r.bucket_us, r.intervals, r.present_sum, r.peak,
-               (SELECT MIN(c.start_us) FROM counts c WHERE c.store = r.store AND c.sensor = r.sensor
-                AND c.start_us >= r.bucket_us AND c.start_us < r.bucket_us + 900000000 AND c.present = r.peak),
-               r.low_n, r.low_sum, r.high_n, r.high_sum, r.visitors_est_n, r.visitors_est_sum,
-               r.passersby_est_n, r.passersby_est_sum
-        FROM count_rollup_of r WHERE r.store = OLD.store AND r.sensor = OLD.sensor
-        AND r.bucket_us = OLD.start_us - OLD.start_us % 900000000;
+    INSERT INTO count_rollup SELECT * FROM count_rollup_of WHERE store = OLD.store AND sensor = OLD.sensor
+        AND bucket_us = OLD.start_us - OLD.start_us % 900000000;
 END;
 
 -- Every trigger the collector sent (collector/online/triggers.py), for the omnichannel page's log: the
