@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from collector.storage.base import Store, us
 from collector.storage.sql import Db, Placeholders
@@ -62,20 +62,24 @@ def latest_count_start(db: Store, store: str) -> datetime | None:
 RECENT_US = 86_400_000_000  # a day: how far back from the store's latest event counts and visits are read
 
 
-def sensor_health(db: Store, store: str) -> list[SensorHealth]:
+def sensor_health(
+    db: Store, store: str, extent: tuple[datetime, datetime] | Literal["read"] | None = "read"
+) -> list[SensorHealth]:
     """Every sensor with a status, or with a count or visit in the store's last day of events.
 
     The last event of a sensor is the latest of its status and its counts and visits of that day: the
     status is retained and sent at least at every start, so a sensor silent for longer still shows
-    when it was last heard, and no query reads more than a day of a store's events (chain scale).
+    when it was last heard, and no query reads more than a day of a store's events (chain scale); the
+    latest status of each sensor is one row of `sensor_latest` (0009), however many statuses it sent.
+    `extent` is the store's (`Store.extent`), when the caller has read it already.
     """
-    extent = db.extent(store)
-    since = us(extent[1]) - RECENT_US if extent else 0
+    span = db.extent(store) if extent == "read" else extent
+    since = us(span[1]) - RECENT_US if span else 0
     last = _q(
         db,
         f"read the last events of {store}'s sensors",
         "SELECT sensor, MAX(t) FROM ("
-        " SELECT sensor, MAX(at_us) AS t FROM statuses WHERE store = ? GROUP BY sensor"
+        " SELECT sensor, at_us AS t FROM sensor_latest WHERE store = ?"
         " UNION ALL SELECT sensor, MAX(end_us) FROM counts WHERE store = ? AND start_us >= ? GROUP BY sensor"
         " UNION ALL SELECT sensor, MAX(end_us) FROM visits WHERE store = ? AND start_us >= ? GROUP BY sensor"
         ") AS kinds GROUP BY sensor ORDER BY sensor",
@@ -84,13 +88,12 @@ def sensor_health(db: Store, store: str) -> list[SensorHealth]:
     statuses = _q(
         db,
         f"read the statuses of {store}'s sensors",
-        "SELECT sensor, state, at_us, version, epoch, frames_per_s, drops, spool_depth, signal_ref_dbm,"
-        " signal_offset_db, signal_drift FROM statuses"
-        " WHERE store = ? AND (sensor, at_us) IN"
-        " (SELECT sensor, MAX(at_us) FROM statuses WHERE store = ? GROUP BY sensor) ORDER BY sensor, event_id",
-        (store, store),
+        "SELECT s.sensor, s.state, s.at_us, s.version, s.epoch, s.frames_per_s, s.drops, s.spool_depth,"
+        " s.signal_ref_dbm, s.signal_offset_db, s.signal_drift"
+        " FROM sensor_latest l JOIN statuses s ON s.event_id = l.event_id WHERE l.store = ?",
+        (store,),
     )
-    latest = {r[0]: r for r in statuses}  # on a tie, the last by event id
+    latest = {r[0]: r for r in statuses}
     out = []
     for sensor, last_us in last:
         s = latest.get(sensor)

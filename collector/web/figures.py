@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from collector.config import ReportConfig
@@ -55,9 +56,16 @@ def present_now(db: Store, store: str) -> StoreInterval | None:
     return store_intervals(counts, raw, merge_sensors(raw))[-1]
 
 
-def reference_day(db: Store, store: str, zone: ZoneInfo, today: date) -> date:
-    """Today, or the store's last day with data when it has none today (a closed store, the demo)."""
-    extent = db.extent(store)
+def reference_day(
+    db: Store,
+    store: str,
+    zone: ZoneInfo,
+    today: date,
+    extent: tuple[datetime, datetime] | Literal["read"] | None = "read",
+) -> date:
+    """Today, or the store's last day with data when it has none today (a closed store, the demo);
+    `extent` is the store's (`Store.extent`), when the caller has read it already."""
+    extent = db.extent(store) if extent == "read" else extent
     if extent is None:
         return today
     last = extent[1].astimezone(zone).date()
@@ -89,8 +97,9 @@ class StoreSummary:
 
 
 def summary(db: Store, store: str, config: ReportConfig, today: date) -> StoreSummary:
-    day = reference_day(db, store, config.zone, today)
-    health = sensor_health(db, store)
+    extent = db.extent(store)
+    day = reference_day(db, store, config.zone, today, extent)
+    health = sensor_health(db, store, extent)
     before = _visitors_each(
         db, store, [day - timedelta(weeks=w) for w in range(1, COMPARE_WEEKS + 1)], config
     )
