@@ -31,7 +31,7 @@ from collector.web import figures
 from collector.web.accounts import AccountError, open_accounts
 from collector.web.security import LoginThrottle
 from footfall.calibration import CalibrationReport
-from tests.dashboard_data import DEMO_DAY, PASSWORDS, count, fill, replay_demo, served
+from tests.dashboard_data import DEMO_DAY, PASSWORDS, count, fill, replay_demo, served, status
 from tests.pgserver import BACKENDS, open_backend, postgres_dsn, postgres_server  # noqa: F401
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -460,3 +460,13 @@ def test_counts_with_an_interval_show_it_now_and_as_the_occupancy_band(fresh: St
     row = next(r for r in rows if r["hour_start"].endswith("20:00"))
     assert float(row["present_low"]) == round(hour.present_low or -1, 2)
     assert float(row["present_high"]) == round(hour.present_high or -1, 2)
+
+
+def test_the_sensor_table_reads_each_sensor_s_latest_of_many_statuses_a_tie_by_event_id(fresh: Store) -> None:
+    t0 = datetime(2024, 3, 14, 19, 5, tzinfo=UTC)
+    minutes = [status("door-3", "online", t0 + timedelta(minutes=i), drops=i) for i in range(30)]
+    tie = [status("door-3", state, t0 + timedelta(minutes=30)) for state in ("online", "offline")]
+    fresh.add(minutes[15:] + tie + minutes[:15])  # out of order, as a replayed spool may send them
+    winner = max(tie, key=lambda e: e.event_id)  # at one time, the last by event id
+    (door3,) = [h for h in sensor_health(fresh, "demo") if h.sensor == "door-3"]
+    assert (door3.state, door3.status_at) == (winner.state, winner.at)
