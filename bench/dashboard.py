@@ -60,7 +60,7 @@ def day_rows(store: str, day: date, visits_per_day: int, rng: random.Random) -> 
         counts.append(
             (f"c-{store}-{midnight + i * five}", store, "door", epoch, midnight + i * five,
              midnight + (i + 1) * five, present, 1, 2, 1, 1, 0, 0, 40, 30, 6, 4, 3, None, None,
-             round(present * 0.8, 2), round(present * 1.2, 2))
+             round(present * 0.8, 2), round(present * 1.2, 2), None)
         )  # fmt: skip
     visits = []
     for v in range(visits_per_day):
@@ -69,7 +69,7 @@ def day_rows(store: str, day: date, visits_per_day: int, rng: random.Random) -> 
         kind = "fixed" if v % 40 == 0 else ("visitor" if v % 3 == 0 else "passerby")
         visits.append(
             (f"v-{store}-{start}-{v}", store, "door", epoch, f"{rng.getrandbits(32):08x}", start,
-             start + int(dwell * 1e6), dwell, kind, 10, 1, 1, -60, -70, 1, None)
+             start + int(dwell * 1e6), dwell, kind, 10, 1, 1, -60, -70, 1, None, None)
         )  # fmt: skip
     return visits, counts
 

@@ -37,6 +37,7 @@ def test_a_new_database_gets_every_migration_once_and_records_it(tmp_path: Path)
             (4, "profiles"),
             (6, "present_interval"),
             (7, "dashboard"),
+            (8, "connected"),
             (9, "rollups"),
         ]
     )

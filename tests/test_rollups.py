@@ -18,6 +18,7 @@ from collector.storage.privacy import RetentionCutoffs
 from tests import test_dashboard
 from tests.dashboard_data import DEMO_DAY, count
 from tests.pgserver import postgres_dsn, postgres_server  # noqa: F401
+from tests.test_report import visit
 
 # The demo replay on each backend, as the dashboard tests fill it.
 demo_jsonl, fresh = test_dashboard.demo_jsonl, test_dashboard.fresh
@@ -111,3 +112,25 @@ def test_the_migration_s_backfill_view_holds_what_the_triggers_kept(fresh: Store
     kept = query_of(fresh)("read the roll-up", "SELECT * FROM count_rollup" + order, ())
     recomputed = query_of(fresh)("recompute the roll-up", "SELECT * FROM count_rollup_of" + order, ())
     assert len(kept) > 10 and same([list(r) for r in kept], [list(r) for r in recomputed])
+
+
+def test_connected_visitors_come_out_of_the_roll_up_report_as_the_rows_give_them(fresh: Store) -> None:
+    day = date(2024, 6, 3)
+    noon = datetime(2024, 6, 3, 10, tzinfo=UTC)
+    on_wifi = [
+        visit(noon + timedelta(minutes=7 * i), 600, kind, device=f"w{i}").model_copy(update={"connected": c})
+        for i, (kind, c) in enumerate(
+            [("visitor", True), ("visitor", False), ("visitor", True), ("passerby", False), ("fixed", True)]
+        )
+    ]
+    fresh.add(on_wifi)
+    totals = check(fresh, "paris-01", day, day)["totals"]
+    assert totals["connected"] == 2 and totals["visitors"] == 3
+    # A day whose only visits are passersby of a listening sensor: connected 0, not "not listening".
+    fresh.add(
+        [visit(noon + timedelta(days=1), 60, "passerby", device="p").model_copy(update={"connected": False})]
+    )
+    assert (
+        check(fresh, "paris-01", day + timedelta(days=1), day + timedelta(days=1))["totals"]["connected"] == 0
+    )
+    assert check(fresh, "demo", DAY, DAY)["totals"]["connected"] is None  # the demo sensor listens to none

@@ -16,8 +16,8 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from collector.reports import report as r
-from collector.storage.base import Store
-from collector.storage.rollups import KeptVisit, PeriodSums, kept_visits, period_sums
+from collector.storage.base import Store, us
+from collector.storage.rollups import KeptVisit, PeriodSums, kept_visits, passersby_listen, period_sums
 from footfall.times import from_us
 
 
@@ -32,7 +32,12 @@ def for_store(
     if len(sums.data_sensors) > 1:
         return None
     visits = kept_visits(db, store, start, end) if sums.hours else []
-    return build(store, first, last, zone, start, end, sums, visits, dwell_edges_min)
+    # The report's `connected` is None unless a visit of the period, of any kind, came from a sensor
+    # that listens to a store network; passersby are not among `visits`, so they are asked only if needed.
+    listens = any(v.connected is not None for v in visits) or (
+        bool(sums.hours) and passersby_listen(db, store, start, end)
+    )
+    return build(store, first, last, zone, start, end, sums, visits, dwell_edges_min, listens=listens)
 
 
 def _mean(total: float, n: int) -> float | None:
@@ -54,14 +59,21 @@ def build(
     sums: PeriodSums,
     visits: Sequence[KeptVisit],
     dwell_edges_min: Sequence[float],
+    *,
+    listens: bool,
 ) -> r.Report:
     slots = int((end - start) / r.HOUR)
+    connected = [0] * slots  # visitor visits connected to a store network, by hour
+    lo = us(start)
+    for v in visits:
+        if v.kind == "visitor" and v.connected:
+            connected[(v.start_us - lo) // 3_600_000_000] += 1
     rows = []
     for i in range(slots):
         h = sums.hours.get(i)
         at = (start + i * r.HOUR).astimezone(zone)
         if h is None:
-            rows.append(r.HourRow(at, 0, 0, None))
+            rows.append(r.HourRow(at, 0, 0, None, connected=connected[i]))
             continue
         rows.append(
             r.HourRow(
@@ -71,6 +83,7 @@ def build(
                 _mean(h.present_sum, h.intervals),
                 _mean_all(h.low_sum, h.low_n, h.intervals),
                 _mean_all(h.high_sum, h.high_n, h.intervals),
+                connected[i],
             )
         )
     hours = sums.hours.values()
@@ -111,6 +124,7 @@ def build(
         notes=r._notes(store, sensors, empty=not sums.hours),
         visitors_people=_people(sums.visitors_est),
         passersby_people=_people(sums.passersby_est),
+        connected=sum(connected) if listens else None,
     )
 
 

@@ -125,6 +125,8 @@ class KeptVisit:
     epoch: str
     device: str
     dwell_s: float
+    start_us: int
+    connected: bool | None  # to a store network; None: the sensor listens to none
 
 
 def kept_visits(db: Store, store: str, start: datetime, end: datetime) -> list[KeptVisit]:
@@ -132,8 +134,25 @@ def kept_visits(db: Store, store: str, start: datetime, end: datetime) -> list[K
     rows = _q(
         db,
         f"read the visitor visits of {store}",
-        "SELECT kind, epoch, device, dwell_s FROM visits WHERE store = ? AND start_us >= ? AND start_us < ?"
-        " AND kind <> 'passerby'",
+        "SELECT kind, epoch, device, dwell_s, start_us, connected FROM visits"
+        " WHERE store = ? AND start_us >= ? AND start_us < ? AND kind <> 'passerby'",
         (store, us(start), us(end)),
     )
-    return [KeptVisit(str(r[0]), str(r[1]), str(r[2]), float(r[3])) for r in rows]
+    return [
+        KeptVisit(
+            str(r[0]), str(r[1]), str(r[2]), float(r[3]), int(r[4]), None if r[5] is None else bool(r[5])
+        )
+        for r in rows
+    ]
+
+
+def passersby_listen(db: Store, store: str, start: datetime, end: datetime) -> bool:
+    """A passerby visit of the period came from a sensor listening to a store network (`connected` set)."""
+    rows = _q(
+        db,
+        f"find a listening sensor's passersby in {store}",
+        "SELECT 1 FROM visits WHERE store = ? AND start_us >= ? AND start_us < ? AND kind = 'passerby'"
+        " AND connected IS NOT NULL LIMIT 1",
+        (store, us(start), us(end)),
+    )
+    return bool(rows)
