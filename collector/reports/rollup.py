@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from collector.reports import report as r
 from collector.storage.base import Store, us
-from collector.storage.rollups import KeptVisit, PeriodSums, kept_visits, passersby_listen, period_sums
+from collector.storage.rollups import KeptVisit, PeriodSums, kept_visits, period_sums
 from footfall.times import from_us
 
 
@@ -32,12 +32,7 @@ def for_store(
     if len(sums.data_sensors) > 1:
         return None
     visits = kept_visits(db, store, start, end) if sums.hours else []
-    # The report's `connected` is None unless a visit of the period, of any kind, came from a sensor
-    # that listens to a store network; passersby are not among `visits`, so they are asked only if needed.
-    listens = any(v.connected is not None for v in visits) or (
-        bool(sums.hours) and passersby_listen(db, store, start, end)
-    )
-    return build(store, first, last, zone, start, end, sums, visits, dwell_edges_min, listens=listens)
+    return build(store, first, last, zone, start, end, sums, visits, dwell_edges_min)
 
 
 def _mean(total: float, n: int) -> float | None:
@@ -59,9 +54,10 @@ def build(
     sums: PeriodSums,
     visits: Sequence[KeptVisit],
     dwell_edges_min: Sequence[float],
-    *,
-    listens: bool,
 ) -> r.Report:
+    # The report's `connected` is None unless a visit of the period, of any kind, came from a sensor
+    # that listens to a store network (`kept_visits` holds one passerby of such a sensor, if any).
+    listens = any(v.connected is not None for v in visits)
     slots = int((end - start) / r.HOUR)
     connected = [0] * slots  # visitor visits connected to a store network, by hour
     lo = us(start)
@@ -96,7 +92,7 @@ def build(
         if v.kind == "visitor":
             per_device[(v.epoch, v.device)] += 1
             dwells.append(v.dwell_s)
-        else:
+        elif v.kind == "fixed":
             fixed_devices.add((v.epoch, v.device))
     sensors = sorted({*sums.data_sensors, *sums.status_sensors})
     peak_at = None if sums.peak is None else from_us(sums.peak[1]).astimezone(zone)

@@ -121,7 +121,7 @@ def period_sums(db: Store, store: str, start: datetime, end: datetime) -> Period
 class KeptVisit:
     """What the report needs of a visitor or fixed visit beyond the roll-ups: who, and how long."""
 
-    kind: str  # visitor | fixed
+    kind: str  # visitor | fixed (| passerby: one, to show a sensor listens to a store network)
     epoch: str
     device: str
     dwell_s: float
@@ -130,13 +130,17 @@ class KeptVisit:
 
 
 def kept_visits(db: Store, store: str, start: datetime, end: datetime) -> list[KeptVisit]:
-    """Visitor and fixed visits of the period (passersby, most visits, are only counted: the roll-up)."""
+    """Visitor and fixed visits of the period (passersby, most visits, are only counted: the roll-up),
+    and one passerby of a sensor listening to a store network if there is one, which is all the report
+    needs of them to tell that its `connected` figure is 0 rather than not measured."""
+    span = "store = ? AND start_us >= ? AND start_us < ?"
     rows = _q(
         db,
         f"read the visitor visits of {store}",
-        "SELECT kind, epoch, device, dwell_s, start_us, connected FROM visits"
-        " WHERE store = ? AND start_us >= ? AND start_us < ? AND kind <> 'passerby'",
-        (store, us(start), us(end)),
+        f"SELECT kind, epoch, device, dwell_s, start_us, connected FROM visits WHERE {span} AND kind <> 'passerby'"
+        " UNION ALL SELECT * FROM (SELECT kind, epoch, device, dwell_s, start_us, connected FROM visits"
+        f" WHERE {span} AND kind = 'passerby' AND connected IS NOT NULL LIMIT 1) AS listening",
+        (store, us(start), us(end)) * 2,
     )
     return [
         KeptVisit(
@@ -144,15 +148,3 @@ def kept_visits(db: Store, store: str, start: datetime, end: datetime) -> list[K
         )
         for r in rows
     ]
-
-
-def passersby_listen(db: Store, store: str, start: datetime, end: datetime) -> bool:
-    """A passerby visit of the period came from a sensor listening to a store network (`connected` set)."""
-    rows = _q(
-        db,
-        f"find a listening sensor's passersby in {store}",
-        "SELECT 1 FROM visits WHERE store = ? AND start_us >= ? AND start_us < ? AND kind = 'passerby'"
-        " AND connected IS NOT NULL LIMIT 1",
-        (store, us(start), us(end)),
-    )
-    return bool(rows)
