@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
-from collector.storage.base import Store, us
+from collector.storage.base import CountRow, Store, us
 from collector.storage.sql import Db, Placeholders
 from collector.storage.sqlite import SqliteStore
 from footfall.calibration import CalibrationReport
@@ -51,12 +51,17 @@ class SensorHealth:
     signal_drift: bool = False  # the offset passed the sensor's drift bound: moved, or a new antenna?
 
 
-def latest_count_start(db: Store, store: str) -> datetime | None:
-    """Start of the store's latest count interval (an index probe)."""
+def latest_counts(db: Store, store: str) -> list[CountRow]:
+    """The count intervals of the store's latest start, one a sensor (an index probe and one read)."""
     rows = _q(
-        db, f"read the latest count of {store}", "SELECT MAX(start_us) FROM counts WHERE store = ?", (store,)
+        db,
+        f"read the latest counts of {store}",
+        "SELECT sensor, start_us, end_us, present, visitors_est, passersby_est, present_low, present_high,"
+        " connected FROM counts WHERE store = ? AND start_us = (SELECT MAX(start_us) FROM counts WHERE store = ?)"
+        " ORDER BY sensor",
+        (store, store),
     )
-    return None if not rows or rows[0][0] is None else _dt(int(rows[0][0]))
+    return [CountRow(r[0], _dt(r[1]), _dt(r[2]), r[3], r[4], r[5], r[6], r[7], r[8]) for r in rows]
 
 
 RECENT_US = 86_400_000_000  # a day: how far back from the store's latest event counts and visits are read

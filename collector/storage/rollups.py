@@ -42,7 +42,7 @@ class HourSums:
 class PeriodSums:
     """What the roll-ups hold of a store's period [start, end)."""
 
-    data_sensors: tuple[str, ...]  # sensors with a visit or a count interval in the period
+    data_sensors: tuple[str, ...]  # sensors with a visit or a count interval (with two or more: some)
     status_sensors: tuple[str, ...]  # sensors with a status event in the period
     hours: dict[int, HourSums]
     peak: tuple[float, int] | None  # the highest present and the earliest start it had (UTC us)
@@ -54,19 +54,15 @@ _SPAN = "store = ? AND bucket_us >= ? AND bucket_us < ?"
 _VISITS_NONZERO = "(visitors > 0 OR passersby > 0 OR fixed > 0)"
 
 
-def sensors_with_data(db: Store, store: str, start: datetime, end: datetime) -> tuple[list[str], list[str]]:
-    """(sensors with visits or counts, sensors with a status) of the period, from the roll-ups' keys."""
-    span = (store, us(start), us(end))
+def status_sensors(db: Store, store: str, start: datetime, end: datetime) -> list[str]:
+    """Sensors with a status event in the period."""
     rows = _q(
         db,
-        f"list the sensors of {store}'s roll-ups",
-        f"SELECT DISTINCT sensor, 1 FROM count_rollup WHERE {_SPAN}"
-        f" UNION SELECT DISTINCT sensor, 1 FROM visit_rollup WHERE {_SPAN} AND {_VISITS_NONZERO}"
-        " UNION SELECT DISTINCT sensor, 0 FROM statuses WHERE store = ? AND at_us >= ? AND at_us < ?",
-        span * 3,
+        f"list the sensors of {store}'s statuses",
+        "SELECT DISTINCT sensor FROM statuses WHERE store = ? AND at_us >= ? AND at_us < ?",
+        (store, us(start), us(end)),
     )
-    data = sorted({str(r[0]) for r in rows if int(r[1])})
-    return data, sorted({str(r[0]) for r in rows if not int(r[1])})
+    return sorted(str(r[0]) for r in rows)
 
 
 def period_sums(db: Store, store: str, start: datetime, end: datetime) -> PeriodSums:
@@ -74,7 +70,6 @@ def period_sums(db: Store, store: str, start: datetime, end: datetime) -> Period
     lo, hi = us(start), us(end)
     if lo % BUCKET_US or hi % BUCKET_US:
         raise ValueError(f"a roll-up period starts and ends on a quarter hour, not {start} to {end}")
-    data, status = sensors_with_data(db, store, start, end)
     span = (store, lo, hi)
     hour = "(bucket_us - CAST(? AS BIGINT)) / 3600000000"
     counts = _q(
@@ -82,13 +77,13 @@ def period_sums(db: Store, store: str, start: datetime, end: datetime) -> Period
         f"read the count roll-up of {store}",
         f"SELECT {hour}, SUM(intervals), SUM(present_sum), SUM(low_n), SUM(low_sum), SUM(high_n),"
         " SUM(high_sum), SUM(visitors_est_n), SUM(visitors_est_sum), SUM(passersby_est_n),"
-        f" SUM(passersby_est_sum) FROM count_rollup WHERE {_SPAN} GROUP BY 1",
+        f" SUM(passersby_est_sum), MIN(sensor), MAX(sensor) FROM count_rollup WHERE {_SPAN} GROUP BY 1",
         (lo, *span),
     )
     visits = _q(
         db,
         f"read the visit roll-up of {store}",
-        f"SELECT {hour}, SUM(visitors), SUM(passersby), SUM(fixed) FROM visit_rollup"
+        f"SELECT {hour}, SUM(visitors), SUM(passersby), SUM(fixed), MIN(sensor), MAX(sensor) FROM visit_rollup"
         f" WHERE {_SPAN} AND {_VISITS_NONZERO} GROUP BY 1",
         (lo, *span),
     )
@@ -98,6 +93,9 @@ def period_sums(db: Store, store: str, start: datetime, end: datetime) -> Period
         f"SELECT peak, peak_us FROM count_rollup WHERE {_SPAN} ORDER BY peak DESC, peak_us LIMIT 1",
         span,
     )
+    # Each hour's first and last sensor: with one sensor in the period they are all it; with two or
+    # more, at least two of them show, which is all the report asks (one sensor, or the rows).
+    data = sorted({str(x) for r in counts for x in r[11:13]} | {str(x) for r in visits for x in r[4:6]})
     by_visits = {int(r[0]): (int(r[1]), int(r[2]), int(r[3])) for r in visits}
     hours: dict[int, HourSums] = {}
     for r in counts:
@@ -109,7 +107,7 @@ def period_sums(db: Store, store: str, start: datetime, end: datetime) -> Period
         hours[slot] = HourSums(*v)
     return PeriodSums(
         tuple(data),
-        tuple(status),
+        tuple(status_sensors(db, store, start, end)),
         hours,
         (float(peak[0][0]), int(peak[0][1])) if peak else None,
         (sum(int(r[7]) for r in counts), sum(float(r[8]) for r in counts)),

@@ -25,7 +25,7 @@ from collector.storage.base import ProfileStore, Store
 from collector.storage.dashboard import (
     SensorHealth,
     calibrations,
-    latest_count_start,
+    latest_counts,
     sensor_health,
     visit_totals_each,
 )
@@ -44,10 +44,10 @@ VISIT_LOOKBACK = timedelta(days=1)  # visits that may still overlap the latest i
 def present_now(db: Store, store: str) -> StoreInterval | None:
     """People present in the store's latest count interval, combined over its sensors by the report's
     own rule (`merge.store_intervals`: with several sensors, people heard by two count once)."""
-    start = latest_count_start(db, store)
-    if start is None:
+    counts = latest_counts(db, store)
+    if not counts:
         return None
-    counts = db.counts(store, start, start + timedelta(microseconds=1))
+    start = counts[0].start
     raw = (
         db.visits(store, start - VISIT_LOOKBACK, start + timedelta(hours=1))
         if len({c.sensor for c in counts}) > 1
