@@ -19,7 +19,6 @@ from typing import Protocol
 from footfall.events import Event
 from sensor.config import SensorConfig
 from sensor.decode.decoder import FrameDecoder
-from sensor.decode.fastinit import fast_init
 from sensor.decode.frames import CaptureRecord, ConnectedFrame, ConnectedSighting, Sighting
 from sensor.estimate.devices import DeviceResolver
 from sensor.estimate.occupancy import OccupancyEstimator
@@ -64,9 +63,6 @@ class ListSink:
 
     def close(self) -> None:
         pass
-
-
-_sighting = fast_init(Sighting)  # Sighting(...), faster: see sensor/decode/fastinit.py
 
 
 def _ignore(sighting: ConnectedSighting) -> None:
@@ -144,7 +140,7 @@ class Pipeline:
             # borrowing another epoch's would file the device under the wrong pseudonym.
             self.dropped_epoch_gone += 1
             return
-        sighting = _sighting(
+        sighting = Sighting(
             ts_ns,
             address,
             self.pseudonyms.epoch,

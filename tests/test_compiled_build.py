@@ -130,6 +130,33 @@ def test_the_compiled_tree_loads_every_hot_module_from_an_extension(builds: dict
     assert done.stdout.split() == list(HOT_MODULES)
 
 
+def test_the_compiled_hot_values_refuse_an_assignment_at_run_time(builds: dict[str, Path]) -> None:
+    """The interpreted build's values are immutable by mypy only (tests/test_frames.py); these natively."""
+    done = run(
+        builds["compiled"],
+        "import dataclasses",
+        "from sensor.decode import frames",
+        "from sensor.estimate.visits import VisitSpan",
+        "SAMPLE = {'int': 1, 'bytes': b'x', 'str': 's', 'bool': True, 'tuple[int, ...]': (1,)}",
+        "SAMPLE.update({'int | None': None, 'str | None': None})",
+        "for cls in (frames.CaptureRecord, frames.ProbeRequest, frames.Sighting, frames.ConnectedFrame,",
+        "            frames.ConnectedSighting, VisitSpan):",
+        "    fields = dataclasses.fields(cls)",
+        "    value = cls(*(SAMPLE[f.type.removeprefix('Final[')[:-1]] for f in fields))",
+        "    for name in [f.name for f in fields]:",
+        "        try:",
+        "            setattr(value, name, getattr(value, name))",
+        "        except AttributeError:",
+        "            print('refused', cls.__name__, name)",
+        "        else:",
+        "            print('changed', cls.__name__, name)",
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 4 + 10 + 10 + 10 + 11 + 5
+    assert all(line.startswith("refused") for line in lines), done.stdout
+
+
 def test_compiled_and_pure_builds_replay_real_captures_to_identical_json_lines(
     builds: dict[str, Path], shared_data: Path, tmp_path: Path
 ) -> None:

@@ -18,7 +18,6 @@ from types import TracebackType
 from typing import BinaryIO
 
 from sensor.decode.errors import CaptureError
-from sensor.decode.fastinit import fast_init
 from sensor.decode.frames import CaptureRecord
 
 __all__ = [
@@ -49,9 +48,6 @@ _IDB, _OPB, _SPB, _EPB = 1, 2, 3, 6
 _OPT_ENDOFOPT, _OPT_IF_TSRESOL, _OPT_IF_TSOFFSET = 0, 9, 14
 
 Buffer = bytes | mmap.mmap
-
-
-_record = fast_init(CaptureRecord)  # CaptureRecord(...), faster: see sensor/decode/fastinit.py
 
 
 class CaptureReader(Iterator[CaptureRecord]):
@@ -145,7 +141,7 @@ class CaptureReader(Iterator[CaptureRecord]):
                         self._cut(start - 16)
                         return
                     count += 1
-                    yield _record(sec * 1_000_000_000 + frac * frac_ns, linktype, buf[start:off], orig)
+                    yield CaptureRecord(sec * 1_000_000_000 + frac * frac_ns, linktype, buf[start:off], orig)
                 if stop == end:
                     break
                 if release is not None:
@@ -194,7 +190,7 @@ class CaptureReader(Iterator[CaptureRecord]):
                 elif btype in (_EPB, _OPB):
                     last_ts, linktype, cap, orig = self._packet_block(order, off, blen, btype, interfaces)
                     count += 1
-                    yield _record(last_ts, linktype, buf[off + 28 : off + 28 + cap], orig)
+                    yield CaptureRecord(last_ts, linktype, buf[off + 28 : off + 28 + cap], orig)
                 elif btype == _SPB:
                     if not interfaces:
                         raise self._fail(off, "simple packet block before any interface description")
@@ -203,7 +199,7 @@ class CaptureReader(Iterator[CaptureRecord]):
                     cap = min(orig, blen - 16, snaplen or orig)
                     count += 1
                     # An SPB has no timestamp: it inherits the previous packet's, so order is kept.
-                    yield _record(last_ts, linktype, buf[off + 12 : off + 12 + cap], orig)
+                    yield CaptureRecord(last_ts, linktype, buf[off + 12 : off + 12 + cap], orig)
                 # every other block (name resolution, statistics, custom, ...) is skipped
                 off += blen
         finally:

@@ -42,7 +42,6 @@ from sensor.decode.dot11 import (
     STATION_KINDS,
 )
 from sensor.decode.errors import DecodeError, Malformed, Truncated
-from sensor.decode.fastinit import fast_init
 from sensor.decode.frames import ConnectedFrame, ProbeRequest
 from sensor.decode.radiotap import ABSENT
 
@@ -87,9 +86,6 @@ class _Radio(NamedTuple):
     unpack: Callable[[bytes], tuple[int, int | bytes, int | bytes]]  # see RadiotapLayout
     fcs_known: bool  # the radio header says whether an FCS ends the frame
     ext_end: int  # > 0: more present words up to here; the full layout is looked up by them
-
-
-_probe = fast_init(ProbeRequest)  # ProbeRequest(...) at a quarter of the cost: see fastinit.py
 
 
 class FrameDecoder:
@@ -179,7 +175,7 @@ class FrameDecoder:
             if suspicious and (suspicious == _OVERRUN or not fcs_known):
                 ssid, ids, fingerprint, _ = self._repair(data, off, end, blob, walked, fcs_known=fcs_known)
             self.stats.probe_requests += 1
-            return _probe(
+            return ProbeRequest(
                 ts_ns,
                 transmitter,
                 rssi,

@@ -16,11 +16,10 @@ import itertools
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Final, Protocol
 
 from footfall.events import CountEvent, VisitEvent, VisitKind, VisitOpenEvent, event_id, utc
 from footfall.times import NS
-from sensor.decode.fastinit import fast_init
 from sensor.decode.frames import Sighting
 
 EXPIRY_TICK_NS = 5 * NS  # how often (frame time) open visits are checked for their timeout
@@ -65,15 +64,26 @@ class PeopleEstimate(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, init=False, unsafe_hash=True)
 class VisitSpan:
-    """What the people estimate needs of a visit that overlapped the interval."""
+    """What the people estimate needs of a visit that overlapped the interval.
 
-    device: str
-    start_ns: int
-    last_ns: int
-    inside: bool  # reached the visitor signal level
-    fixed: bool
+    Built for every open visit at each interval: `Final` fields and a plain __init__ rather than a
+    frozen dataclass, so the compiled build makes it natively (sensor/decode/frames.py says why).
+    """
+
+    device: Final[str]
+    start_ns: Final[int]
+    last_ns: Final[int]
+    inside: Final[bool]  # reached the visitor signal level
+    fixed: Final[bool]
+
+    def __init__(self, device: str, start_ns: int, last_ns: int, inside: bool, fixed: bool) -> None:
+        self.device = device
+        self.start_ns = start_ns
+        self.last_ns = last_ns
+        self.inside = inside
+        self.fixed = fixed
 
 
 class InsideVisits:
@@ -90,9 +100,6 @@ class InsideVisits:
                 if b > a:
                     covered += b - a
         return covered / (end_ns - start_ns)
-
-
-_span = fast_init(VisitSpan)  # VisitSpan(...), faster: see sensor/decode/fastinit.py
 
 
 @dataclass(slots=True)
@@ -112,7 +119,7 @@ class _Visit:
     consent: str | None = None
 
     def span(self, fixed: bool) -> VisitSpan:
-        return _span(self.device, self.start_ns, self.last_ns, self.inside, fixed)
+        return VisitSpan(self.device, self.start_ns, self.last_ns, self.inside, fixed)
 
 
 @dataclass(slots=True)
