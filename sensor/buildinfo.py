@@ -22,12 +22,16 @@ HOT_MODULES = (
     "sensor.decode.decoder",
     "sensor.decode.capture",
     "sensor.keys.pseudonym",
+    "sensor.keys.consent",
     "sensor.estimate.candidates",
     "sensor.estimate.fixed",
     "sensor.estimate.devices",
     "sensor.estimate.occupancy",
     "sensor.estimate.visits",
+    "sensor.estimate.scale",
+    "sensor.estimate.count_model",
     "sensor.pipeline",
+    "sensor.publish.jsonl",
 )
 
 

@@ -28,7 +28,7 @@ import struct
 import zlib
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from sensor.decode import dot11, prism, radiotap
 from sensor.decode.connected import StationParser
@@ -45,16 +45,20 @@ from sensor.decode.errors import DecodeError, Malformed, Truncated
 from sensor.decode.frames import ConnectedFrame, ProbeRequest
 from sensor.decode.radiotap import ABSENT
 
-LINKTYPE_IEEE802_11 = 105
-LINKTYPE_PRISM = 119
-LINKTYPE_RADIOTAP = 127
+LINKTYPE_IEEE802_11: Final = 105
+LINKTYPE_PRISM: Final = 119
+LINKTYPE_RADIOTAP: Final = 127
 
-_U64 = struct.Struct("<Q")  # radiotap version, pad, length and first present word, as one key
-_U32 = struct.Struct("<I")
-_unpack_u64, _unpack_mgmt = _U64.unpack_from, MGMT_HEADER.unpack_from  # bound once: the hot loop uses them
-_FCS_LEN = 4
-_FCS_FLAGS = radiotap.FLAG_FCS_AT_END | radiotap.FLAG_BAD_FCS
-_OVERRUN, _SHORT_TAIL = 1, 2  # why an element walk is suspicious
+_U64: Final = struct.Struct("<Q")  # radiotap version, pad, length and first present word, as one key
+_U32: Final = struct.Struct("<I")
+# bound once: the hot loop uses them
+_unpack_u64: Final = _U64.unpack_from
+_unpack_mgmt: Final = MGMT_HEADER.unpack_from
+_FCS_LEN: Final = 4
+_FCS_FLAGS: Final = radiotap.FLAG_FCS_AT_END | radiotap.FLAG_BAD_FCS
+# why an element walk is suspicious (Final: mypyc inlines them)
+_OVERRUN: Final = 1
+_SHORT_TAIL: Final = 2
 _Walked = tuple[str, tuple[int, ...], str, int]  # ssid, ids, fingerprint, suspicious
 
 
