@@ -92,7 +92,8 @@ def measured(argv: list[str], tree: Path | None = None) -> Measured:
         env["PYTHONPATH"] = str(tree)
         env[TREE_ENV] = str(tree)
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        child = subprocess.Popen(argv, stdout=out, stderr=err, env=env, text=True)
+        # In the tree: `python -c` puts the working directory first on sys.path, before PYTHONPATH.
+        child = subprocess.Popen(argv, stdout=out, stderr=err, env=env, text=True, cwd=tree)
         _, status, usage = os.wait4(child.pid, 0)
         child.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
