@@ -35,7 +35,7 @@ from footfall_dev.generator.day import LINKTYPE_RADIOTAP, generate
 from footfall_dev.generator.model import StoreModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: bench.* importable
-from bench.heldout import lab_heldout
+from bench.heldout_report import lab_heldout
 from bench.labdays import DATA
 from footfall.events import CountEvent, VisitEvent
 from sensor.config import SensorConfig

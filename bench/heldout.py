@@ -2,39 +2,48 @@
 
 Every whole month is held out in turn. Whatever is fitted is fitted on the other months only:
 which signal-scale variant to run (a small grid of `estimator.scale` settings, each a full replay),
-the site factor (least squares over the training windows) and the 80 % interval (quantiles of
-truth / estimate over the training months' busy windows). The held-out month is then scored with
-those numbers. Per month and pooled: busy windows (>= 3 people: MAE, MAPE, share within +-1 person,
+the site factor (least squares over the training windows), the count model (`MODELS`: the blend's
+weights, boosted trees on its residuals, the per-fingerprint scan rates of the variants that read
+them) and the 80 % interval (quantiles of truth / estimate over the training months' busy windows;
+for trees, windows predicted by inner fits without their month). The held-out month is then scored
+with those numbers. Per month and pooled: busy windows (>= 3 people: MAE, MAPE, share within +-1 person,
 interval coverage), light days and empty days (MAE).
 
 A replay is the product's own pipeline (`Pipeline.observe` on the cached sightings, CountEvents
-out), run with `site_factor = 1`, so `present` is the device count and a factor is a product.
+out), run with `site_factor = 1`, so `present` is the device count and a factor is a product;
+every count event also records the scan-rate counts of its trailing 5, 15 and 30 minutes.
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import os
 import pickle
 import statistics
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bench.labdays import CACHE, SALT, LabDay, lab_days
+from bench.ratefeatures import Event, fit_rates, nonneg_solve, window_features
+from bench.trees import boost
 from footfall.events import CountEvent
+from footfall.events import Event as Event_
 from sensor.config import SensorConfig
-from sensor.estimate.calibrate import window_means
+from sensor.estimate.calibrate import Window, window_means
 from sensor.estimate.count_model import CountModel
-from sensor.estimate.occupancy import EstimatorParams
+from sensor.estimate.occupancy import EstimatorParams, OccupancyEstimator
+from sensor.estimate.rates import ScanRates, WindowRates
 from sensor.estimate.scale import ScaleParams
 from sensor.pipeline import ListSink, Pipeline
 from sensor.replay import with_estimator
 
 NS = 1_000_000_000
 BUSY = 3.0
+RATE_MINUTES = (5, 15, 30)  # trailing windows the scan-rate counts are taken over
 BENCH = Path(__file__).resolve().parent
 SENSOR = BENCH.parent / "sensor"
 
@@ -58,6 +67,30 @@ class DayRun:
     visitors: list[float]  # visitor visits open (time-weighted over the window's count events)
     truth: list[float]
     drift: bool  # the scale reported a drift at the end of the day
+    # Per trailing rate window (minutes): every count event's span and the scan-rate counts of the
+    # window ending with it (sensor/estimate/rates.py).
+    events: dict[int, list[Event]]
+    windows: list[Window]
+    span: tuple[int, int]
+
+
+class _RateSink(ListSink):
+    """Keeps each count event's scan-rate counts, as the estimator computed them for its interval."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.occupancy: OccupancyEstimator | None = None
+        self.is_fixed: Callable[[str], bool] = lambda device: False
+        self.rates: dict[int, list[WindowRates]] = {m: [] for m in RATE_MINUTES}
+
+    def send(self, event: Event_) -> None:
+        if isinstance(event, CountEvent) and self.occupancy is not None:
+            end = int(event.end.timestamp()) * NS
+            rates = self.occupancy.rates
+            assert rates is not None
+            for m, out in self.rates.items():
+                out.append(rates.window(end - m * 60 * NS, end, self.is_fixed))
+        super().send(event)
 
 
 def replay(params: EstimatorParams, day: LabDay) -> DayRun:
@@ -66,8 +99,12 @@ def replay(params: EstimatorParams, day: LabDay) -> DayRun:
     config = config.model_copy(
         update={"estimator": config.estimator.model_copy(update={"count_model": False})}
     )
-    sink = ListSink()
+    sink = _RateSink()
     pipeline = Pipeline(config, SALT, sink)
+    sink.occupancy = pipeline.occupancy
+    if pipeline.occupancy is not None:  # counted whatever the model reads: the folds weigh them
+        pipeline.occupancy.rates = ScanRates(retain_s=7200.0)
+    sink.is_fixed = pipeline.resolver.is_fixed
     for s in day.sightings:
         pipeline.observe(s)
     drift = pipeline.occupancy.scale.drift if pipeline.occupancy is not None else False
@@ -82,7 +119,10 @@ def replay(params: EstimatorParams, day: LabDay) -> DayRun:
         day.windows,
         day.span,
     )
-    return DayRun(day.name, day.month, day.kind, devices, visitors, day.truth, drift)
+    events = {m: [(a, b, w) for (a, b), w in zip(spans, ws, strict=True)] for m, ws in sink.rates.items()}
+    return DayRun(
+        day.name, day.month, day.kind, devices, visitors, day.truth, drift, events, day.windows, day.span
+    )
 
 
 def _replay_all(args: tuple[str, ScaleParams, bool]) -> tuple[str, list[DayRun]]:
@@ -94,8 +134,10 @@ def _replay_all(args: tuple[str, ScaleParams, bool]) -> tuple[str, list[DayRun]]
 def _code_key(quick: bool, variants: dict[str, ScaleParams]) -> str:
     """What the replays depend on: the sensor's and the bench's code, the variants, the day set."""
     h = hashlib.sha256(repr((quick, sorted(variants.items()))).encode())
-    for path in sorted([*SENSOR.rglob("*.py"), BENCH / "labdays.py"]):  # and `replay` below
+    for path in sorted([*SENSOR.rglob("*.py"), BENCH / "labdays.py"]):
         h.update(path.read_bytes())
+    for part in (DayRun, _RateSink, replay, _replay_all):  # this module's replaying part
+        h.update(inspect.getsource(part).encode())
     return h.hexdigest()[:16]
 
 
@@ -116,49 +158,70 @@ def replay_variants(quick: bool, variants: dict[str, ScaleParams] = VARIANTS) ->
 
 
 @dataclass(frozen=True, slots=True)
+class Spec:
+    """A count model to fit: the linear blend's features, boosted trees on top or not, and the
+    trailing window of the scan-rate figure (`rate_devices`) if it reads one."""
+
+    linear: tuple[str, ...]  # of "devices", "visitors", "rate_devices"; none: devices x factor
+    trees: bool = False
+    rate_minutes: int | None = None
+
+    def x(self, row: Mapping[str, float]) -> tuple[float, float, float]:
+        """The count model's inputs (sensor/estimate/count_model.py FEATURES) from a window's row."""
+        rate = row[f"rates@{self.rate_minutes}"] if self.rate_minutes else 0.0
+        return (row["devices"], row["visitors"], rate)
+
+
+DV = ("devices", "visitors")
+MODELS: dict[str, Spec] = {
+    "devices": Spec(()),
+    "v1": Spec(DV),  # the version-1 model: the linear blend of devices and open visits
+    **{f"rates@{m}": Spec((*DV, "rate_devices"), rate_minutes=m) for m in RATE_MINUTES},
+    "trees": Spec(DV, trees=True),
+    **{f"trees+rates@{m}": Spec(DV, trees=True, rate_minutes=m) for m in (5, 30)},
+}
+SHIPPED_MODEL = "trees"
+BLEND_FROM = 2.0
+
+
+@dataclass(frozen=True, slots=True)
 class Fitted:
     variant: str
     factor: float  # people per inside device (the device-only estimate)
-    model: CountModel  # the blend, in people (site factor 1)
-    low: float  # interval: truth / estimate quantiles over busy training windows
-    high: float
+    spec: Spec
+    model: CountModel  # at site factor `factor` (its reference_site_factor)
+    # Per rate window (minutes): scans per device-minute by fingerprint, and the default (training days)
+    tables: Tables = field(hash=False)
+    low: float = 1.0  # interval: truth / estimate quantiles over busy training windows
+    high: float = 1.0
 
-    def estimate(self, devices: float, visitors: float) -> float:
-        alone = devices * self.factor
-        if alone < self.model.blend_from_people:
-            return alone
-        return self.model.device_weight * devices + self.model.visitor_weight * visitors
-
-
-def _windows(runs: Sequence[DayRun]) -> list[tuple[float, float, float, str]]:
-    """(devices, visitors, truth, day kind) of every window."""
-    return [(x, v, y, r.kind) for r in runs for x, v, y in zip(r.devices, r.visitors, r.truth, strict=True)]
+    def estimate(self, row: Mapping[str, float]) -> float:
+        d, v, r = self.spec.x(row)
+        return self.model.people(self.factor, d, v, r)
 
 
-def _factor(runs: Sequence[DayRun]) -> float:
-    xs = [(x, y) for x, _, y, kind in _windows(runs) if kind != "empty"]
+Row = tuple[dict[str, float], float, str]  # features, truth, day kind
+Tables = dict[int, tuple[dict[str, float], float]]
+
+
+def _rows(runs: Sequence[DayRun], tables: Tables) -> list[Row]:
+    """Every window's features (the rate features from the fold's own rate tables), truth and day kind."""
+    out: list[Row] = []
+    for r in runs:
+        extra: dict[str, list[float]] = {}
+        for m, (table, default) in tables.items():
+            for name, values in window_features(r.events[m], r.windows, r.span, table, default).items():
+                extra[f"{name}@{m}"] = values
+        for i, (x, v, y) in enumerate(zip(r.devices, r.visitors, r.truth, strict=True)):
+            row = {"devices": x, "visitors": v} | {k: vs[i] for k, vs in extra.items()}
+            out.append((row, y, r.kind))
+    return out
+
+
+def _factor(rows: Sequence[Row]) -> float:
+    xs = [(f["devices"], y) for f, y, kind in rows if kind != "empty"]
     sxx = sum(x * x for x, _ in xs)
     return sum(x * y for x, y in xs) / sxx if sxx else 1.0
-
-
-def least_squares_2(rows: Sequence[tuple[float, float, float]]) -> tuple[float, float]:
-    """y = a x1 + b x2 by least squares (normal equations of two unknowns; no numpy on the Pi)."""
-    s11 = sum(x1 * x1 for x1, _, _ in rows)
-    s12 = sum(x1 * x2 for x1, x2, _ in rows)
-    s22 = sum(x2 * x2 for _, x2, _ in rows)
-    s1y = sum(x1 * y for x1, _, y in rows)
-    s2y = sum(x2 * y for _, x2, y in rows)
-    det = s11 * s22 - s12 * s12
-    if abs(det) < 1e-9:
-        return (s1y / s11 if s11 else 1.0), 0.0
-    return (s1y * s22 - s2y * s12) / det, (s2y * s11 - s1y * s12) / det
-
-
-def fit_blend(runs: Sequence[DayRun], factor: float, blend_from: float = 2.0) -> CountModel:
-    rows = [(x, v, y) for x, v, y, _ in _windows(runs) if x * factor >= blend_from]
-    a, b = least_squares_2(rows)
-    a, b = max(a, 0.0), max(b, 0.0)
-    return CountModel(device_weight=a, visitor_weight=b, blend_from_people=blend_from)
 
 
 def _quantile(xs: Sequence[float], q: float) -> float:
@@ -174,21 +237,68 @@ def _balanced_error(pairs: Sequence[tuple[float, float, str]]) -> float:
     return statistics.fmean(statistics.fmean(v) for v in by.values())
 
 
-def fit(train: dict[str, list[DayRun]], blend: bool) -> Fitted:
+def fit_one(variant: str, runs: Sequence[DayRun], spec: Spec) -> tuple[Fitted, list[Row]]:
+    """Site factor, rate table, blend weights and trees on `runs` (training days only)."""
+    tables = (
+        {spec.rate_minutes: fit_rates(r.events[spec.rate_minutes] for r in runs)} if spec.rate_minutes else {}
+    )
+    rows = _rows(runs, tables)
+    f = _factor(rows)
+    if not spec.linear:
+        return Fitted(variant, f, spec, CountModel(blend_from_people=0.0), tables), rows
+    fit_rows = [(spec.x(row), y) for row, y, _ in rows if row["devices"] * f >= BLEND_FROM]
+    index = {"devices": 0, "visitors": 1, "rate_devices": 2}
+    w = nonneg_solve([[x[index[n]] for n in spec.linear] for x, _ in fit_rows], [y for _, y in fit_rows])
+    weights = dict(zip(spec.linear, w, strict=True))
+    model = CountModel(
+        device_weight=weights.get("devices", 0.0),
+        visitor_weight=weights.get("visitors", 0.0),
+        rate_weight=weights.get("rate_devices", 0.0),
+        blend_from_people=BLEND_FROM,
+        reference_site_factor=f,
+        default_rate=tables[spec.rate_minutes][1] if spec.rate_minutes else 1.0,
+        rates=tables[spec.rate_minutes][0] if spec.rate_minutes else {},
+    )
+    if spec.trees:
+        xs = [x for x, _ in fit_rows]
+        start = [model.people(f, *x) for x in xs]
+        model = replace(model, trees=boost(xs, [y for _, y in fit_rows], start))
+    return Fitted(variant, f, spec, model, tables), rows
+
+
+def fit(train: dict[str, list[DayRun]], spec: Spec) -> Fitted:
     """Variant, factor and blend with the lowest balanced error on the training months; then the interval."""
-    best: tuple[float, Fitted] | None = None
+    best: tuple[float, Fitted, list[Row]] | None = None
     for variant, runs in train.items():
-        f = _factor(runs)
-        model = fit_blend(runs, f) if blend else CountModel(device_weight=f, blend_from_people=0.0)
-        trial = Fitted(variant, f, model, 1.0, 1.0)
-        err = _balanced_error([(trial.estimate(x, v), y, k) for x, v, y, k in _windows(runs)])
+        trial, rows = fit_one(variant, runs, spec)
+        err = _balanced_error([(trial.estimate(row), y, k) for row, y, k in rows])
         if best is None or err < best[0]:
-            best = (err, trial)
+            best = (err, trial, rows)
     assert best is not None
-    chosen = best[1]
-    pairs = [(chosen.estimate(x, v), y) for x, v, y, _ in _windows(train[chosen.variant])]
+    _, chosen, rows = best
+    if spec.trees:  # trees fit their own windows closely: judge them on windows they did not see
+        pairs = _out_of_fold(chosen.variant, train[chosen.variant], spec)
+    else:
+        pairs = [(chosen.estimate(row), y) for row, y, _ in rows]
     ratios = [y / e for e, y in pairs if y >= BUSY and e > 0]
     return replace(chosen, low=_quantile(ratios, 0.1), high=_quantile(ratios, 0.9))
+
+
+INNER_FOLDS = 3
+
+
+def _out_of_fold(variant: str, runs: Sequence[DayRun], spec: Spec) -> list[tuple[float, float]]:
+    """(estimate, truth) of every window from a fit without its month (months dealt to 3 blocks)."""
+    months = sorted({r.month for r in runs})
+    pairs = []
+    for k in range(INNER_FOLDS):
+        held = set(months[k::INNER_FOLDS])
+        inner, _ = fit_one(variant, [r for r in runs if r.month not in held], spec)
+        pairs += [
+            (inner.estimate(row), y)
+            for row, y, _ in _rows([r for r in runs if r.month in held], inner.tables)
+        ]
+    return pairs
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,122 +315,19 @@ class Scored:
 
 
 def cross_validate(
-    runs: dict[str, list[DayRun]], floor: float, blend: bool = True
+    runs: dict[str, list[DayRun]], floor: float, spec: Spec = MODELS["v1"]
 ) -> tuple[list[Scored], dict[str, Fitted]]:
     months = sorted({r.month for r in next(iter(runs.values()))})
     scored: list[Scored] = []
     fits = {}
     for month in months:
         train = {v: [r for r in rs if r.month != month] for v, rs in runs.items()}
-        f = fits[month] = fit(train, blend)
-        for r in runs[f.variant]:
-            if r.month != month:
-                continue
-            for x, v, y in zip(r.devices, r.visitors, r.truth, strict=True):
-                est = f.estimate(x, v)
-                low = max(min(est * f.low, est - floor), 0.0)
-                high = max(est * f.high, est + floor)
-                scored.append(Scored(month, r.name, r.kind, est, low, high, y))
+        f = fits[month] = fit(train, spec)
+        held = [r for r in runs[f.variant] if r.month == month]
+        names = [r.name for r in held for _ in r.truth]
+        for name, (row, y, kind) in zip(names, _rows(held, f.tables), strict=True):
+            est = f.estimate(row)
+            low = max(min(est * f.low, est - floor), 0.0)
+            high = max(est * f.high, est + floor)
+            scored.append(Scored(month, name, kind, est, low, high, y))
     return scored, fits
-
-
-def summary(windows: Sequence[Scored]) -> dict[str, str]:
-    """Busy-window MAE, MAPE, within +-1, coverage; light and empty MAE (as printed strings)."""
-    busy = [w for w in windows if w.truth >= BUSY]
-    light = [w for w in windows if w.kind == "light"]
-    empty = [w for w in windows if w.kind == "empty"]
-
-    def mae(ws: Sequence[Scored]) -> str:
-        return f"{statistics.fmean(abs(w.estimate - w.truth) for w in ws):.2f}" if ws else "-"
-
-    out = {"busy_n": str(len(busy)), "busy_mae": mae(busy), "light_mae": mae(light), "empty_mae": mae(empty)}
-    if busy:
-        out["mape"] = f"{100 * statistics.fmean(abs(w.estimate - w.truth) / w.truth for w in busy):.1f}"
-        out["within1"] = f"{100 * statistics.fmean(abs(w.estimate - w.truth) <= 1 for w in busy):.0f}"
-        out["cover"] = f"{100 * statistics.fmean(w.low <= w.truth <= w.high for w in busy):.0f}"
-    return out
-
-
-COLUMNS = (
-    ("busy_n", "busy win"),
-    ("busy_mae", "busy MAE"),
-    ("mape", "MAPE %"),
-    ("within1", "+-1 %"),
-    ("cover", "80% cover"),
-    ("light_mae", "light MAE"),
-    ("empty_mae", "empty MAE"),
-)
-
-
-def report(runs: dict[str, list[DayRun]], floor: float, blend: bool = True) -> dict[str, str]:
-    scored, fits = cross_validate(runs, floor, blend)
-    header = f"{'held-out month':<15}{'variant':<9}{'factor':>7}{'blend':>11}{'interval':>12}" + "".join(
-        f"{title:>11}" for _, title in COLUMNS
-    )
-    print(header)
-    print("-" * len(header))
-    for month, f in fits.items():
-        row = summary([w for w in scored if w.month == month])
-        print(
-            f"{month:<15}{f.variant:<9}{f.factor:>7.3f}"
-            f"{f'{f.model.device_weight:.2f}/{f.model.visitor_weight:.2f}' if blend else '-':>11}"
-            f"{f'x{f.low:.2f}-{f.high:.2f}':>12}" + "".join(f"{row.get(k, '-'):>11}" for k, _ in COLUMNS)
-        )
-    pooled = summary(scored)
-    print("-" * len(header))
-    print(f"{'pooled':<54}" + "".join(f"{pooled.get(k, '-'):>11}" for k, _ in COLUMNS))
-    return pooled
-
-
-def per_day(runs: dict[str, list[DayRun]], floor: float, kinds: Sequence[str] = ("busy", "light")) -> None:
-    scored, fits = cross_validate(runs, floor)
-    print(f"{'day':<12}{'kind':<7}{'windows':>8}{'truth':>7}{'estimate':>9}{'MAE':>7}{'drift':>7}")
-    for name in sorted({w.day for w in scored}):
-        ws = [w for w in scored if w.day == name]
-        if ws[0].kind not in kinds:
-            continue
-        variant = fits[ws[0].month].variant
-        drift = next(r.drift for r in runs[variant] if r.name == name)
-        print(
-            f"{name:<12}{ws[0].kind:<7}{len(ws):>8}{statistics.fmean(w.truth for w in ws):>7.1f}"
-            f"{statistics.fmean(w.estimate for w in ws):>9.1f}"
-            f"{statistics.fmean(abs(w.estimate - w.truth) for w in ws):>7.2f}{'yes' if drift else '':>7}"
-        )
-
-
-def lab_heldout(quick: bool, show_days: bool) -> dict[str, str]:
-    runs = replay_variants(quick)
-    n = len(next(iter(runs.values())))
-    what = "a quick subset of" if quick else "all"
-    print(f"Fryza lab, position 1: {what} {n} days, 15-minute windows, whole months held out of every fit")
-    print("(variant, site factor and interval fitted on the other months; scored on the held-out month)")
-    print()
-    floor = EstimatorParams().interval_floor
-    pooled = report(runs, floor)
-    print(
-        "targets: busy MAE <= 1.5, MAPE <= 10 %, >= 75 % within +-1, coverage 75-85 %; "
-        "light MAE <= 0.4; empty MAE <= 0.1"
-    )
-    print()
-    print("Each signal-scale variant forced in every fold (pooled, held-out):")
-    for variant in runs:
-        row = summary(cross_validate({variant: runs[variant]}, floor)[0])
-        print(f"  {variant:<6}" + ", ".join(f"{title} {row.get(k, '-')}" for k, title in COLUMNS[1:]))
-    print()
-    shipped = next((name for name, v in VARIANTS.items() if v == ScaleParams()), None)
-    if shipped is not None:
-        print()
-        print(
-            f"As shipped: the count model with the sensor's default scale variant ({shipped}) in every fold:"
-        )
-        report({shipped: runs[shipped]}, floor)
-    print()
-    print("Before: devices only, fixed dBm thresholds (variant 'off' and no blend in every fold):")
-    report({"off": runs["off"]}, floor, blend=False)
-    print()
-    print("Devices only, with the scale variants (no blend):")
-    report(runs, floor, blend=False)
-    if show_days:
-        print()
-        per_day(runs, floor)
-    return pooled

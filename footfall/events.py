@@ -127,7 +127,10 @@ class VisitEvent(_Event):
     device: HexId = Field(description="pseudonym of the (estimated) device within the epoch")
     start: Timestamp
     end: Timestamp
-    dwell_s: Seconds = Field(description="seconds from first to last frame of the visit")
+    dwell_s: Seconds = Field(
+        description="seconds from the visit's first frame to its end (a visitor's: its last frame plus the "
+        "stay's expected unheard time)"
+    )
     kind: VisitKind = Field(description="visitor (inside long enough), passerby, or fixed (till, PC, staff)")
     frames: Count = Field(description="probe requests heard during the visit")
     addresses: Count = Field(description="distinct (pseudonymised) addresses the device used in this visit")

@@ -118,6 +118,7 @@ class Pipeline:
             per_visit=mode != "aggregate",
             refine=None if self.occupancy is None else self.occupancy.refine,
             is_live=resolver.knows if isinstance(resolver, DeviceResolver) else None,
+            unheard=resolver.scan_gaps.unheard if isinstance(resolver, DeviceResolver) else None,
         )
         self.last_ts_ns = 0
 

@@ -136,7 +136,7 @@ def test_the_compiled_hot_values_refuse_an_assignment_at_run_time(builds: dict[s
         builds["compiled"],
         "import dataclasses",
         "from sensor.decode import frames",
-        "from sensor.estimate.visits import VisitSpan",
+        "from sensor.estimate.spans import VisitSpan",
         "SAMPLE = {'int': 1, 'bytes': b'x', 'str': 's', 'bool': True, 'tuple[int, ...]': (1,)}",
         "SAMPLE.update({'int | None': None, 'str | None': None})",
         "for cls in (frames.CaptureRecord, frames.ProbeRequest, frames.Sighting, frames.ConnectedFrame,",

@@ -72,19 +72,34 @@ def test_addresses_per_interval_overcount_people_when_phones_randomize() -> None
     assert max(c.addresses for c in busy) > 5 * max(c.present for c in busy)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="#13: on the lab-measured phone mix (53 fingerprints) the estimator reads 70 visitors for 60 heard "
-    "and a median dwell of 7.6 min for 11.5; the estimator's rework (branch h3-estimate) is to make this pass",
-)
-def test_randomizing_phones_still_give_the_demo_days_visitors_and_median_dwell() -> None:
-    """The demo day (most phones change address every scan or every few minutes): device resolution
-    keeps one visit per visitor heard and the median dwell near the truth's."""
+@pytest.fixture(scope="module")
+def demo_day() -> tuple[dict[str, float], list[VisitEvent]]:
     model = StoreModel.demo()
-    truth = generate(model).truth.aggregates()
     visits, _ = replay(model, estimator=True)
-    visitors = [v for v in visits if v.kind == "visitor"]
-    assert len(visitors) == pytest.approx(truth["visitors_heard"], rel=0.15)
+    return generate(model).truth.aggregates(), [v for v in visits if v.kind == "visitor"]
+
+
+def test_randomizing_phones_still_give_the_demo_days_median_dwell(
+    demo_day: tuple[dict[str, float], list[VisitEvent]],
+) -> None:
+    """The demo day (most phones change address every scan or every few minutes, and sleep 5-20
+    minutes at times): each visitor visit adds the unheard ends of its stay (sensor/estimate/dwell.py),
+    so the median dwell is the stay's, not only the part heard (7.6 min for 11.5 without them)."""
+    truth, visitors = demo_day
     assert statistics.median(v.dwell_s for v in visitors) == pytest.approx(
         truth["median_visitor_dwell_s"], rel=0.15
     )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="#13: on the lab-measured phone mix (53 fingerprints) the estimator reads 73 visitor visits for 60 "
+    "visitors heard: a phone that sleeps past the link window comes back as a new device (9 visitors split "
+    "in two) while other visits hold two people",
+)
+def test_randomizing_phones_still_give_the_demo_days_visitors(
+    demo_day: tuple[dict[str, float], list[VisitEvent]],
+) -> None:
+    """Device resolution keeps one visit per visitor heard."""
+    truth, visitors = demo_day
+    assert len(visitors) == pytest.approx(truth["visitors_heard"], rel=0.15)

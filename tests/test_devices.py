@@ -361,6 +361,17 @@ def test_one_real_phone_with_many_random_addresses_is_at_most_two_devices(
 
 
 @pytest.mark.realdata
+@pytest.mark.parametrize("phone", ["S21Ultra-M", "iPhone7-F"])
+def test_these_real_phones_are_one_device(shared_data: Path, phone: str) -> None:
+    """The S21's last burst reads +15 dBm (a broken signal field): linked as if no signal were known,
+    it stays with the phone instead of starting a second device."""
+    sightings = real_phone(shared_data, phone)
+    assert len(set(resolve_all(DeviceResolver(), sightings))) == 1
+    if phone == "S21Ultra-M":
+        assert max(s.rssi_dbm or -100 for s in sightings) > 0
+
+
+@pytest.mark.realdata
 @pytest.mark.parametrize("silence_min", [12, 20])
 def test_a_real_phone_that_goes_quiet_for_minutes_and_scans_again_stays_one_device(
     shared_data: Path, silence_min: int

@@ -15,7 +15,7 @@ import mypy.api
 import pytest
 
 from sensor.decode.frames import CaptureRecord, ConnectedFrame, ConnectedSighting, ProbeRequest, Sighting
-from sensor.estimate.visits import VisitSpan
+from sensor.estimate.spans import VisitSpan
 
 VALUES = [CaptureRecord, ProbeRequest, Sighting, ConnectedFrame, ConnectedSighting, VisitSpan]
 
@@ -47,7 +47,7 @@ def test_replace_builds_a_changed_copy_and_leaves_the_value_alone(cls: type) -> 
 
 
 def test_mypy_rejects_an_assignment_to_any_field_of_a_hot_value(tmp_path: Path) -> None:
-    lines = ["from sensor.decode.frames import *", "from sensor.estimate.visits import VisitSpan", ""]
+    lines = ["from sensor.decode.frames import *", "from sensor.estimate.spans import VisitSpan", ""]
     for cls in VALUES:
         lines.append(f"def change_{cls.__name__}(v: {cls.__name__}) -> None:")
         lines += [f"    v.{f.name} = v.{f.name}" for f in dataclasses.fields(cls)]

@@ -38,28 +38,30 @@ scan) for `fixed_regular_bursts` scans; a device heard without a gap longer than
 `fixed_min_s` (a till, a staff phone with a stable address); and a new device born inside whose
 fingerprint has been heard inside that long (a staff phone that randomizes). Flags are sticky.
 
-Nothing here sees a raw MAC. All state is dropped when the pseudonym epoch changes: linking devices
-across a salt rotation would undo what the rotation is for.
-
-The candidate scoring (rules 1 to 4) is in sensor/estimate/candidates.py, the clock and resident-fingerprint
-detectors in sensor/estimate/fixed.py; this module keeps the resolver's state: which address is which device,
-the candidate lists and their housekeeping.
+Nothing here sees a raw MAC. All state but two sums of scan gaps (sensor/estimate/dwell.py) is dropped when
+the pseudonym epoch changes: linking devices across a salt rotation would undo what the rotation is for.
+Candidate scoring (rules 1 to 4): sensor/estimate/candidates.py; clock and resident detectors: fixed.py.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from hashlib import blake2b
 from typing import TypeVar
 
 from footfall.times import NS
 from sensor.decode.frames import Sighting
 from sensor.estimate.candidates import NEVER, Device, Linker, family
+from sensor.estimate.dwell import ScanGaps
 from sensor.estimate.fixed import ClockDetector, ResidentFingerprints
 from sensor.estimate.resolver_params import ResolverParams, ResolverStats
 
 __all__ = ["DeviceResolver", "ResolverParams", "ResolverStats", "family"]
 
 _K = TypeVar("_K", str, tuple[int, ...])
+# Stronger is no phone's signal but a broken field (the Baccichet S21's last burst reads +15 dBm): linked
+# as if no signal were known rather than as a phone 50 dB closer.
+MAX_SIGNAL_DBM = 0
 
 
 class DeviceResolver:
@@ -111,6 +113,8 @@ class DeviceResolver:
         )
         self._epoch = ""
         self.stats = ResolverStats()
+        # Kept across epochs: two sums of gap lengths, nothing that names a device.
+        self.scan_gaps = ScanGaps()
         self._reset()
 
     def _reset(self) -> None:
@@ -135,6 +139,8 @@ class DeviceResolver:
         if s.epoch != self._epoch:
             self._epoch = s.epoch
             self._reset()
+        if s.rssi_dbm is not None and s.rssi_dbm > MAX_SIGNAL_DBM:
+            s = replace(s, rssi_dbm=None)
         ts = s.ts_ns
         heard = self._address_last
         if not self._housekeeping_ns <= ts < self._next_housekeeping_ns:
@@ -161,6 +167,8 @@ class DeviceResolver:
                 dev.run_start_ns = ts
             if gap > self._burst_ns:
                 self._beat(dev, ts)
+                if not dev.fixed:
+                    self.scan_gaps.add(gap)
                 if s.randomized:
                     self._heard_family(dev)
                 if self._residents is not None and s.randomized:
@@ -344,6 +352,7 @@ class DeviceResolver:
         """
         self._next_housekeeping_ns = now + self._HOUSEKEEPING_NS
         self._housekeeping_ns = now
+        self.scan_gaps.decay(now)
         limit = now - self._forget_ns
         stop = limit + self._HOUSEKEEPING_NS
         heard, stragglers, by_address = self._address_last, self._stragglers, self._by_address

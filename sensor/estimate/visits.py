@@ -8,19 +8,25 @@ flags as fixed or staff is reported as `fixed` and never counted as a visitor.
 Time comes only from the sightings (frame timestamps in replay, a clock in live capture via
 `advance`), so a day of traffic runs through here in milliseconds and the same input always gives the
 same events.
+
+A visitor's visit event ends after its last frame by the stay's expected unheard ends (`unheard`: the
+device resolver's measure of its phones' gaps between scans, sensor/estimate/dwell.py), so its dwell is
+the stay's, not only the part heard; the counts keep the heard span.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final, Protocol
 
 from footfall.events import CountEvent, VisitEvent, VisitKind, VisitOpenEvent, event_id, utc
 from footfall.times import NS
 from sensor.decode.frames import Sighting
+from sensor.estimate.spans import InsideVisits, PeopleEstimate, VisitSpan, span
+
+__all__ = ["PeopleEstimate", "PresenceModel", "PresenceParams", "VisitSpan"]
 
 EXPIRY_TICK_NS = 5 * NS  # how often (frame time) open visits are checked for their timeout
 # Before every frame time (int64 ns): an int, not -inf, so the compiled build keeps `_due_ns` a native int.
@@ -52,56 +58,6 @@ class PresenceParams:
             )
 
 
-class PeopleEstimate(Protocol):
-    """Turns what the sensor heard into people present; the estimation module plugs in here."""
-
-    def present(self, start_ns: int, end_ns: int, visits: Iterable[VisitSpan]) -> float:
-        """Estimated people inside, time-averaged over [start_ns, end_ns).
-
-        `visits` (those that overlapped the interval) is produced lazily: an estimate that keeps its own
-        state need not iterate it, and then costs nothing.
-        """
-        ...
-
-
-@dataclass(slots=True, init=False, unsafe_hash=True)
-class VisitSpan:
-    """What the people estimate needs of a visit that overlapped the interval.
-
-    Built for every open visit at each interval: `Final` fields and a plain __init__ rather than a
-    frozen dataclass, so the compiled build makes it natively (sensor/decode/frames.py says why).
-    """
-
-    device: Final[str]
-    start_ns: Final[int]
-    last_ns: Final[int]
-    inside: Final[bool]  # reached the visitor signal level
-    fixed: Final[bool]
-
-    def __init__(self, device: str, start_ns: int, last_ns: int, inside: bool, fixed: bool) -> None:
-        self.device = device
-        self.start_ns = start_ns
-        self.last_ns = last_ns
-        self.inside = inside
-        self.fixed = fixed
-
-
-class InsideVisits:
-    """The default estimate: time-averaged number of inside-signal, non-fixed visits."""
-
-    def present(self, start_ns: int, end_ns: int, visits: Iterable[VisitSpan]) -> float:
-        covered = 0
-        for v in visits:
-            if v.inside and not v.fixed:
-                # max(0, min(last, end) - max(start, start_ns)), written out: every visit of the
-                # interval passes here
-                a = v.start_ns if v.start_ns > start_ns else start_ns
-                b = v.last_ns if v.last_ns < end_ns else end_ns
-                if b > a:
-                    covered += b - a
-        return covered / (end_ns - start_ns)
-
-
 @dataclass(slots=True)
 class _Visit:
     device: str
@@ -119,7 +75,7 @@ class _Visit:
     consent: str | None = None
 
     def span(self, fixed: bool) -> VisitSpan:
-        return VisitSpan(self.device, self.start_ns, self.last_ns, self.inside, fixed)
+        return span(self.device, self.start_ns, self.last_ns, self.inside, fixed)
 
 
 @dataclass(slots=True)
@@ -156,6 +112,7 @@ class PresenceModel:
         per_visit: bool = True,
         refine: Callable[[float, int], tuple[float, float, float]] | None = None,
         is_live: Callable[[str], bool] | None = None,
+        unheard: Callable[[], int] | None = None,
     ) -> None:
         # per_visit=False (privacy mode `aggregate`): visits are still tracked for the counts, but no
         # per-device event is ever built, so none can leave the sensor.
@@ -179,6 +136,7 @@ class PresenceModel:
         # A device the resolver has forgotten can never visit again under its id: at each interval its
         # visit count is dropped, so the counts follow the devices live at once, not the day's total.
         self._is_live = is_live
+        self._unheard = unheard  # ns a visitor's stay lasts beyond its heard span, on average
         self._epoch = ""
         self._interval: _Interval | None = None
         self._next_expiry_ns = 0
@@ -334,6 +292,11 @@ class PresenceModel:
         if not self._per_visit:
             return
         self.visits_emitted += 1
+        end_ns = visit.last_ns
+        if kind == "visitor" and self._unheard is not None:
+            # Never more than the silence that closed it: the person left within the timeout, or the
+            # phone slept through it and its next scan opens the next visit.
+            end_ns += min(self._unheard(), self._timeout_ns)
         self._emit(
             VisitEvent(
                 event_id=event_id(
@@ -344,8 +307,8 @@ class PresenceModel:
                 epoch=visit.epoch,
                 device=visit.device,
                 start=utc(visit.start_ns),
-                end=utc(visit.last_ns),
-                dwell_s=round((visit.last_ns - visit.start_ns) / NS, 3),
+                end=utc(end_ns),
+                dwell_s=round((end_ns - visit.start_ns) / NS, 3),
                 kind=kind,
                 frames=visit.frames,
                 addresses=len(visit.addresses),
