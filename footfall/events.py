@@ -132,7 +132,9 @@ class VisitEvent(_Event):
         "stay's expected unheard time)"
     )
     kind: VisitKind = Field(description="visitor (inside long enough), passerby, or fixed (till, PC, staff)")
-    frames: Count = Field(description="probe requests heard during the visit")
+    frames: Count = Field(
+        description="probe requests heard during the visit, plus one per 5 s a connected device was heard"
+    )
     addresses: Count = Field(description="distinct (pseudonymised) addresses the device used in this visit")
     randomized: bool = Field(description="the device used locally administered addresses")
     rssi_max: int | None = Field(
@@ -143,6 +145,11 @@ class VisitEvent(_Event):
         ge=1, le=INT32_MAX, description="1 for the device's first visit in this epoch, 2 for the next..."
     )
     consent: HexId | None = Field(None, description="stable consent token, only for consented devices")
+    connected: bool | None = Field(
+        None,
+        description="the device was connected to a store network during the visit"
+        " (absent: the sensor listens to no store network)",
+    )
 
     model_config = ConfigDict(populate_by_name=True)
 
@@ -195,11 +202,18 @@ class CountEvent(_Event):
     new_visitors: Count = Field(description="visitors whose first visit in the epoch this is")
     returning_visitors: Count = Field(description="visitors seen on an earlier visit in the same epoch")
     fixed_devices: Count = Field(0, description="devices classed as fixed/staff, reported apart")
-    frames: Count = Field(description="probe requests decoded in the interval")
+    frames: Count = Field(
+        description="probe requests decoded in the interval, plus one per 5 s per connected device heard"
+    )
     frames_randomized: Count = Field(description="...of them from locally administered (random) addresses")
     addresses: Count = Field(description="distinct addresses heard (the naive count)")
     addresses_randomized: Count = Field(description="...of them locally administered")
     devices: Count = Field(description="estimated distinct devices heard")
+    connected: Count | None = Field(
+        None,
+        description="devices connected to a store network in the interval, fixed ones left out"
+        " (absent: the sensor listens to no store network)",
+    )
 
     model_config = ConfigDict(populate_by_name=True)
 

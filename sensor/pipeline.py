@@ -7,7 +7,11 @@ The raw transmitter address exists only between `decode` and `pseudonym` inside 
 With `capture.store_networks`, frames of stations connected to the store's own access points come out of
 the decoder too; they take the same privacy path as probe requests (opt-out dropped before anything,
 pseudonym at once, consent token looked up on the raw address) and become `ConnectedSighting`s handed
-to `on_connected`. Counting them (present, visits) is the estimator's part and not done yet (README).
+to `on_connected` and to the connected-device tracker (sensor/estimate/connected.py). The tracker's
+heartbeat sightings go to the presence model and the people estimate like probe sightings, under the
+station's device; a probe it surely links to a station goes there too (never two devices for it). Its
+figures join the events here, at the one seam between the presence model and the sink: `connected` on
+count and visit events, and its fixed stations (staff tablets on the store network) are fixed for both.
 """
 
 from __future__ import annotations
@@ -16,11 +20,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from footfall.events import Event
+from footfall.events import CountEvent, Event, VisitEvent
+from footfall.times import to_us
 from sensor.config import SensorConfig
 from sensor.decode.decoder import FrameDecoder
 from sensor.decode.frames import CaptureRecord, ConnectedFrame, ConnectedSighting, Sighting
-from sensor.estimate.devices import DeviceResolver
+from sensor.estimate.connected import ConnectedParams, ConnectedTracker
+from sensor.estimate.devices import DeviceResolver, ResolverParams
 from sensor.estimate.occupancy import OccupancyEstimator
 from sensor.estimate.visits import PeopleEstimate, PresenceModel
 from sensor.keys.pseudonym import Pseudonymizer, SaltSource
@@ -66,7 +72,7 @@ class ListSink:
 
 
 def _ignore(sighting: ConnectedSighting) -> None:
-    """Until an estimator counts connected stations, their sightings are only counted (README)."""
+    """No observer besides the tracker."""
 
 
 class Pipeline:
@@ -89,13 +95,27 @@ class Pipeline:
         self.connected = 0  # connected sightings handed on
         self.pseudonyms = Pseudonymizer(salts, config.privacy.pseudonym_bits)
         self.occupancy: OccupancyEstimator | None = None
+        self.tracker: ConnectedTracker | None = None
+        self._heartbeat: dict[str, int] = {}  # device -> its last connected sighting, while its visit is open
+        self._store_ssids = frozenset(self._networks.values())
+        resolver_params = ResolverParams()
+        if resolver is None and config.estimator.enabled:
+            resolver_params = config.estimator.params().resolver
+        if self._networks:
+            self.tracker = ConnectedTracker(
+                ConnectedParams(
+                    fixed_min_s=resolver_params.fixed_min_s,
+                    fixed_gap_s=resolver_params.fixed_gap_s,
+                    interval_s=config.presence.interval_s,
+                )
+            )
         if resolver is None:
             if config.estimator.enabled:
                 params = config.estimator.params()
                 devices = DeviceResolver(params.resolver)
                 resolver = devices
                 if people is None:
-                    self.occupancy = OccupancyEstimator(params, devices.is_fixed)
+                    self.occupancy = OccupancyEstimator(params, self._fixed_of(devices.is_fixed))
                     people = self.occupancy
             else:
                 resolver = AddressIsDevice()
@@ -103,24 +123,53 @@ class Pipeline:
         self.sink = sink
         self._drop_mac = drop_mac
         mode = config.privacy.mode
+        self._per_visit = mode != "aggregate"  # no visit events, no heartbeats kept for them
         self._consent_of_mac = consent_of_mac if mode == "consent" else None
         self._device_consent: dict[str, str] = {}
         self.dropped_optout = 0
         self.dropped_epoch_gone = 0
+        is_live = resolver.knows if isinstance(resolver, DeviceResolver) else None
+        tracker = self.tracker
+        if tracker is not None and is_live is not None:
+            knows = is_live
+            is_live = lambda device: knows(device) or tracker.knows(device)  # noqa: E731
         self.presence = PresenceModel(
             config.presence.params(),
             config.site.store,
             config.site.sensor,
-            sink.send,
-            is_fixed=self.resolver.is_fixed,
+            sink.send if tracker is None else self._send_connected,
+            is_fixed=self._fixed_of(self.resolver.is_fixed),
             people=people,
             consent_of=self._device_consent.get,
             per_visit=mode != "aggregate",
             refine=None if self.occupancy is None else self.occupancy.refine,
-            is_live=resolver.knows if isinstance(resolver, DeviceResolver) else None,
+            is_live=is_live,
             unheard=resolver.scan_gaps.unheard if isinstance(resolver, DeviceResolver) else None,
         )
         self.last_ts_ns = 0
+
+    def _fixed_of(self, resolver_fixed: Callable[[str], bool]) -> Callable[[str], bool]:
+        tracker = self.tracker
+        if tracker is None:
+            return resolver_fixed
+        return lambda device: resolver_fixed(device) or tracker.is_fixed(device)
+
+    def _send_connected(self, event: Event) -> None:
+        """The presence model's events, with the tracker's `connected` figures (only with store networks)."""
+        tracker = self.tracker
+        assert tracker is not None
+        if isinstance(event, CountEvent):
+            start_ns = to_us(event.start) * 1000
+            event = event.model_copy(update={"connected": tracker.connected_in(start_ns)})
+        elif isinstance(event, VisitEvent):
+            # A visit closes when its timeout passes, which may be at a frame of another day (replay), so
+            # the station's last heartbeat is kept here, by device, until its visit's event is made.
+            start_ns, end_ns = to_us(event.start) * 1000, (to_us(event.end) + 1) * 1000
+            last = self._heartbeat.get(event.device)
+            if last is not None and last < end_ns:
+                del self._heartbeat[event.device]
+            event = event.model_copy(update={"connected": last is not None and last >= start_ns})
+        self.sink.send(event)
 
     def feed(self, ts_ns: int, linktype: int, data: bytes) -> None:
         probe = self.decoder.decode(ts_ns, linktype, data)
@@ -154,6 +203,8 @@ class Pipeline:
             probe.ssid != "",
         )
         device = self.resolver.resolve(sighting)
+        if self.tracker is not None:
+            device = self.tracker.probe(sighting, device, probe.ssid in self._store_ssids)
         if self._consent_of_mac is not None:
             token = self._consent_of_mac(mac)
             if token is not None:
@@ -188,21 +239,32 @@ class Pipeline:
         token = self._consent_of_mac(mac) if self._consent_of_mac is not None else None
         self.connected += 1
         self.last_ts_ns = frame.ts_ns
-        self._on_connected(
-            ConnectedSighting(
-                frame.ts_ns,
-                address,
-                self.pseudonyms.epoch,
-                frame.randomized,
-                self._networks[frame.bssid],
-                frame.from_station,
-                frame.rssi_dbm,
-                frame.channel,
-                frame.seq,
-                frame.kind,
-                token,
-            )
+        connected = ConnectedSighting(
+            frame.ts_ns,
+            address,
+            self.pseudonyms.epoch,
+            frame.randomized,
+            self._networks[frame.bssid],
+            frame.from_station,
+            frame.rssi_dbm,
+            frame.channel,
+            frame.seq,
+            frame.kind,
+            token,
         )
+        self._on_connected(connected)
+        heard = self.tracker.connected(connected) if self.tracker is not None else None
+        if heard is None:
+            return
+        sighting, device = heard
+        if token is not None:
+            # The MAC the captive portal saw: the station's own, recognised while it stays connected.
+            self._device_consent[device] = token
+        if self.occupancy is not None:
+            self.occupancy.observe(sighting, device)
+        self.presence.observe(sighting, device)
+        if self._per_visit:  # after observe, which may first close the device's last visit
+            self._heartbeat[device] = sighting.ts_ns
 
     def run(self, records: Iterable[CaptureRecord]) -> None:
         feed = self.feed

@@ -31,7 +31,7 @@ from footfall.tokens import TokenKey
 from tests.conftest import free_port
 from tests.pgserver import BACKENDS, open_backend, postgres_dsn, postgres_server  # noqa: F401
 from tests.test_omnichannel import NOW, populate
-from tests.test_report import count
+from tests.test_report import count, visit
 
 TOKEN = b"0123456789abcdef0123456789abcdef-api"
 AUTH = {"Authorization": f"Bearer {TOKEN.decode()}"}
@@ -212,6 +212,26 @@ def test_the_report_endpoint_carries_the_80_percent_range_of_people_present(api:
     totals, hour = report.json()["totals"], report.json()["hours"][0]
     assert (totals["present_mean"], totals["present_low"], totals["present_high"]) == (3.0, 2.0, 4.5)
     assert (hour["present_low"], hour["present_high"]) == (2.0, 4.5)
+
+
+def test_the_report_endpoint_gives_connected_visitors_next_to_visitors_and_passersby(api: Api) -> None:
+    at = datetime(2024, 5, 1, 7, tzinfo=UTC)
+    api.db.add(
+        [
+            visit(at, 900, device="c1", store="lyon-09").model_copy(update={"connected": True}),
+            visit(at, 600, device="c2", store="lyon-09").model_copy(update={"connected": False}),
+            visit(at, 30, "passerby", device="c3", store="lyon-09").model_copy(update={"connected": True}),
+            count(at, 2.0, store="lyon-09").model_copy(update={"connected": 2}),
+        ]
+    )
+    assert [c.connected for c in api.db.counts("lyon-09", at, at.replace(day=2))] == [2]
+    report = api.client.get("/v1/stores/lyon-09/report", params={"from": "2024-05-01", "to": "2024-05-01"})
+    totals, hour = report.json()["totals"], report.json()["hours"][0]
+    # connected visitors are a share of visitors (Meraki's funnel): the connected passerby is a passerby
+    assert (totals["passersby"], totals["visitors"], totals["connected"]) == (1, 2, 1)
+    assert (hour["visitors"], hour["connected"]) == (2, 1)
+    old = api.client.get("/v1/stores/paris-01/report", params={"from": "2024-05-01", "to": "2024-05-02"})
+    assert old.json()["totals"]["connected"] is None  # sensors that listen to no store network
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from footfall_dev.craft import FC_NULL, FC_QOS_DATA, radiotap_probe_request, radiotap_station_frame
 
+from footfall.events import CountEvent, VisitEvent
 from footfall.mqtt import BrokerSettings, Message, MqttClient
 from sensor.config import SensorConfig
 from sensor.decode.capture import read_capture
@@ -179,6 +181,43 @@ def test_kernel_filter_lets_through_probe_requests_and_only_the_store_networks_s
         d[: len(BARE_RADIOTAP) + STATION_SNAP] for _, d in store if len(d) > len(BARE_RADIOTAP) + STATION_SNAP
     }
     assert any(d in longer for d in station_frames)  # frames with a body arrived cut
+
+
+def test_connected_frames_through_the_tap_are_counted_as_one_connected_device(tap: RadiotapTap) -> None:
+    ap, neighbour_ap = bytes.fromhex("f29fc2000001"), bytes.fromhex("f29fc2000002")
+    phone, neighbour = bytes.fromhex("0a1b2c3d4e5f"), bytes.fromhex("0a1b2c3d4e60")
+    frames = []
+    for i in range(300):  # a phone on the store's Wi-Fi, its access point answering, and a neighbour's client
+        frames.append(radiotap_station_frame(FC_NULL, phone, ap, i, -55, 2437))
+        frames.append(
+            radiotap_station_frame(FC_QOS_DATA, phone, ap, i, -40, 2437, uplink=False, payload=b"x" * 40)
+        )
+        frames.append(radiotap_station_frame(FC_NULL, neighbour, neighbour_ap, i, -50, 2437))
+    frames.append(
+        radiotap_probe_request(phone, 300, b"Shop", b"", -52, 2437)
+    )  # its own address: the same phone
+    cfg = config(
+        tap.name,
+        capture={"interface": tap.name, "recreate": False, "filter": "probe_requests",
+                 "store_networks": [{"ssid": "Shop", "bssids": [ap.hex(":")]}]},
+    )  # fmt: skip
+    sink = ListSink()
+    pipeline = Pipeline(cfg, FixedSalt(b"k" * 32, epoch="e"), sink)
+    with Running(LiveCapture(cfg.capture, pipeline)) as capture:
+        for i, data in enumerate(frames):
+            tap.write(data)
+            if i % 30 == 29:
+                time.sleep(0.1)  # kernel timestamps: the 300 beats arrive over 1 s, some ticks apart
+        assert wait_until(lambda: capture.counters.frames >= 601)
+        time.sleep(0.2)
+    assert capture.counters.frames == 601  # the neighbour's 300 never left the kernel
+    pipeline.finish()
+    visits = [e for e in sink.events if isinstance(e, VisitEvent)]
+    counts = [e for e in sink.events if isinstance(e, CountEvent)]
+    assert [(v.connected, v.addresses) for v in visits] == [(True, 1)]  # the probe joined the station's visit
+    # one count interval, or two when the second ran across a 5-minute boundary
+    assert {(c.connected, c.devices) for c in counts} == {(1, 1)} and len(counts) <= 2
+    assert pipeline.tracker is not None and pipeline.tracker.links_by_address == 1
 
 
 @pytest.mark.realdata

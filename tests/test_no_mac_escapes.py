@@ -16,7 +16,7 @@ frames with encrypted bodies, and their addresses are searched for like the prob
 
 The same run shows that the 20 opted-out devices leave no trace (their frames dropped and counted, in no
 visit and no count) and that consent tokens ride on the 20 consented devices' visits only and join to
-their profile ids in the collector.
+their profile ids in the collector, the consented stations' connected visits included.
 """
 
 from __future__ import annotations
@@ -64,6 +64,10 @@ T0 = 1_714_550_400 * 10**9  # 2024-05-01T08:00Z
 N_MACS, N_OPTOUT, N_CONSENT = 1000, 20, 20
 STORE_AP, NEIGHBOUR_AP = bytes.fromhex("f29fc2000001"), bytes.fromhex("f29fc2000002")
 N_STATIONS = 50  # per network
+# Connected visits: the 40 stations seen only connected, and the 5 consented devices' connected spells (apart
+# in time from their probing, so visits of their own); the opted-out 5 and the neighbour's 50 give none.
+N_CONNECTED_VISITS = N_STATIONS - 10 + 5
+UPLINK_PER_STATION = 4  # of a station's 8 frames, those it sends (station_frames: every other one)
 GLOBAL_OUIS = [
     bytes.fromhex(o) for o in ("3c22fb", "f0d1a9", "8cf5a3", "a4c361", "dcfb48", "98f621", "40ec99")
 ]
@@ -360,7 +364,7 @@ def test_no_mac_is_in_any_byte_written_or_sent(run: Run) -> None:
         and scanned["sensor.err"] > 10_000
     )
     assert "DEBUG" in run.logs["sensor"] and "DEBUG" in run.logs["collector"]
-    assert len(run.payloads("visit")) == N_MACS - N_OPTOUT
+    assert len(run.payloads("visit")) == N_MACS - N_OPTOUT + N_CONNECTED_VISITS
 
 
 def test_opted_out_devices_are_dropped_counted_and_in_no_visit_or_count(run: Run) -> None:
@@ -375,8 +379,9 @@ def test_opted_out_devices_are_dropped_counted_and_in_no_visit_or_count(run: Run
     assert f"dropped {dropped} frames of opted-out devices" in run.logs["sensor"]
     assert f"({N_OPTOUT} opt-outs, {N_CONSENT} consents)" in run.logs["sensor"]
     total = sum(len(f) for f in frames.values())
-    # connected stations are not counted yet (README, "Connected phones"): count frames are probe requests
-    assert sum(int(c["frames"]) for c in run.payloads("count")) == total - dropped_probes  # type: ignore[call-overload]
+    # count frames are probe requests and one heartbeat per connected station's own frame 20-40 s apart
+    heartbeats = N_CONNECTED_VISITS * UPLINK_PER_STATION
+    assert sum(int(c["frames"]) for c in run.payloads("count")) == total - dropped_probes + heartbeats  # type: ignore[call-overload]
     # What the opted-out devices would have produced, from the same seed, on their own: none of it exists.
     config = SensorConfig.model_validate(
         {"site": {"store": STORE, "sensor": SENSOR}, "privacy": {"mode": "consent"}}
@@ -399,7 +404,10 @@ def test_consent_tokens_ride_only_on_consented_devices_visits_and_join_to_their_
     expected = {run.key.token(m): p for m, p in run.consent.items()}
     tokens = [v.get("consent") for v in run.payloads("visit")]
     assert {t for t in tokens if t is not None} == set(expected)
-    assert sum(t is not None for t in tokens) == N_CONSENT
+    # the 5 consented devices that also connect are recognised on their connected visit too
+    connected = [run.consent[m] for m in run.stations[:N_STATIONS] if m in run.consent]
+    assert len(connected) == 5
+    assert sum(t is not None for t in tokens) == N_CONSENT + len(connected)
     assert not {run.key.token(m) for m in run.macs if m not in run.consent} & set(tokens)
     store = SqliteStore(run.work / "footfall.db", create=False)
     try:
@@ -408,6 +416,7 @@ def test_consent_tokens_ride_only_on_consented_devices_visits_and_join_to_their_
         )
     finally:
         store.close()
-    assert sorted(v.profile for v in joined) == sorted(expected.values())
+    visits_of = sorted([*expected.values(), *connected])
+    assert sorted(v.profile for v in joined) == visits_of
     listed = json.loads((run.work / "consent-visits.out").read_text())
-    assert sorted(v["profile_id"] for v in listed) == sorted(expected.values())
+    assert sorted(v["profile_id"] for v in listed) == visits_of

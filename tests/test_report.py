@@ -283,6 +283,22 @@ def test_rows_outside_the_period_are_ignored_not_misplaced() -> None:
     assert r.visitors == 0
 
 
+def test_the_table_shows_connected_visitors_only_when_a_sensor_listens_to_a_store_network() -> None:
+    db = SqliteStore(":memory:")
+    at = datetime(2024, 5, 1, 7, tzinfo=UTC)
+    try:
+        db.add(
+            [visit(at, 900, device="c1").model_copy(update={"connected": True}), visit(at, 600, device="c2")]
+        )
+        report = reports.for_store(db, "paris-01", DAY, DAY, ReportConfig())
+    finally:
+        db.close()
+    lines = reports.render_table(report).splitlines()
+    assert lines[3] == "Date        Hour   Passersby  Visitors  Connected  Capture  Present"
+    assert "Connected        1 visitor visits on the store's Wi-Fi (50.0% of visitors)" in lines
+    assert report.connected == 1 and sum(h.connected for h in report.hours) == 1
+
+
 def test_table_aligns_each_hour_and_the_totals(day_report: reports.Report) -> None:
     lines = reports.render_table(day_report).splitlines()
     assert lines[0] == "Footfall report: store paris-01, 2024-05-01 (Europe/Paris)"
@@ -310,6 +326,7 @@ def test_csv_has_one_row_per_hour_and_a_total(day_report: reports.Report) -> Non
         "present_mean": "3.5000",
         "present_low": "",  # no sensor of the day sent an interval
         "present_high": "",
+        "connected": "",  # no sensor of the day listens to a store network
     }
     assert rows[-1]["hour_start"] == "total"
     assert (rows[-1]["passersby"], rows[-1]["visitors"]) == ("5", "5")

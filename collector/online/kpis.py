@@ -11,7 +11,11 @@ did not come in; fixed devices are not customers), and only consented profiles a
   purchase of the same profile within N days after the visit ended;
 - median lag: over the recognised visits of the period that had an online event of the same profile in
   the N days before the visit started, the median time from the last such event to the visit's start;
-- recognised share: recognised visits / all visitor visits of the period;
+- recognised share: recognised visits / all visitor visits of the period; when the store's sensors hear
+  its Wi-Fi (`capture.store_networks`), recognised *connected* visits / connected visitor visits instead:
+  a consent names the address the captive portal saw, which a phone that randomizes shows only while
+  connected, so the visits that could be recognised are the connected ones (the others' share stays
+  where the few factory addresses put it);
 - per local day: visitor visits (footfall), recognised visits and recognised profiles.
 
 Several sensors in one store hear one visit once each; visits of one device (recognised: one profile)
@@ -39,6 +43,10 @@ from collector.storage.privacy import ConsentedVisit
 
 DEFAULT_DAYS = 7
 MULTI_SENSOR_NOTE = "{n} sensors: a visit heard by several of them at overlapping times counts once."
+CONNECTED_NOTE = (
+    "Recognised share over the {n} visitor visits connected to the store's Wi-Fi: consents name the address"
+    " the captive portal saw, which a phone shows only while connected."
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +74,8 @@ class Kpis:
     median_lag_s: float | None
     daily: tuple[DayRow, ...]
     notes: tuple[str, ...]
+    connected_visits: int = 0  # visitor visits of devices connected to a store network
+    recognised_connected: int = 0  # ...of them recognised
 
     @property
     def web_to_store_rate(self) -> float | None:
@@ -77,6 +87,8 @@ class Kpis:
 
     @property
     def recognised_share(self) -> float | None:
+        if self.connected_visits:
+            return _share(self.recognised_connected, self.connected_visits)
         return _share(self.recognised_visits, self.visitor_visits)
 
 
@@ -121,6 +133,9 @@ def build(
     notes = []
     if sensors > 1:
         notes.append(MULTI_SENSOR_NOTE.format(n=sensors))
+    connected = sum(1 for v in visitor_visits if v.connected)
+    if connected:
+        notes.append(CONNECTED_NOTE.format(n=connected))
     return Kpis(
         store=store,
         first=first,
@@ -137,6 +152,8 @@ def build(
         median_lag_s=statistics.median(lags) if lags else None,
         daily=_daily(first, last, zone, visitor_visits, in_period),
         notes=tuple(notes),
+        connected_visits=connected,
+        recognised_connected=sum(1 for v in in_period if v.connected),
     )
 
 
@@ -229,8 +246,13 @@ def render_table(k: Kpis) -> str:
         f"recognised visits followed by an online purchase within {k.days} days",
         f"Median lag       {_hours(k.median_lag_s)} from the last online event to the visit "
         f"({k.lag_visits} visits)",
-        f"Recognised       {pct(k.recognised_share)}: {k.recognised_visits} of {k.visitor_visits} visitor "
-        f"visits, by {k.recognised_profiles} profiles",
+        f"Recognised       {pct(k.recognised_share)}: "
+        + (
+            f"{k.recognised_connected} of {k.connected_visits} connected visitor visits; "
+            if k.connected_visits
+            else ""
+        )
+        + f"{k.recognised_visits} of {k.visitor_visits} visitor visits, by {k.recognised_profiles} profiles",
         "",
         f"{'Date':<10}  {'Visitors':>8}  {'Recognised':>10}  {'Profiles':>8}",
     ]
@@ -263,6 +285,8 @@ def to_dict(k: Kpis) -> dict[str, Any]:
             "visits": k.recognised_visits,
             "visitor_visits": k.visitor_visits,
             "profiles": k.recognised_profiles,
+            "connected_visits": k.connected_visits,
+            "recognised_connected": k.recognised_connected,
         },
         "daily": [
             {

@@ -45,6 +45,7 @@ class HourRow:
     present_mean: float | None  # mean over the count intervals that started in this hour
     present_low: float | None = None  # mean of their 80 % interval ends, when every interval had them
     present_high: float | None = None
+    connected: int = 0  # ...of the visitors, those connected to a store network
 
     @property
     def capture_rate(self) -> float | None:
@@ -92,6 +93,9 @@ class Report:
     # People behind the device visits (sensor-side site factors); None when no sensor sent estimates.
     visitors_people: float | None = None
     passersby_people: float | None = None
+    # Visitor visits of devices connected to a store network (Meraki's third figure, a share of visitors);
+    # None when no sensor of the period listens to a store network.
+    connected: int | None = None
 
 
 def capture_rate(visitors: int, passersby: int) -> float | None:
@@ -127,6 +131,7 @@ def build(
     present_by_interval = {i.start: i.present for i in intervals}
     rows = _hour_rows(visits, intervals, start, int((end - start) / HOUR), zone)
     passersby, visitors = sum(r.passersby for r in rows), sum(r.visitors for r in rows)
+    listens = any(v.connected is not None for v in visits)
     visitor_visits = [v for v in visits if v.kind == "visitor"]
     per_device: dict[tuple[str, str], int] = defaultdict(int)  # one seed per store: same pseudonym on all
     for v in visitor_visits:
@@ -162,6 +167,7 @@ def build(
         passersby_people=_sum_known(
             (c.passersby_est for c in counts), distinct_visits(raw, visits, "passerby")
         ),
+        connected=sum(r.connected for r in rows) if listens else None,
     )
 
 
@@ -173,11 +179,12 @@ def _hour_rows(
     zone: ZoneInfo,
 ) -> list[HourRow]:
     """One row per hour from `start`: passersby and visitors whose visit started in it, people present."""
-    passersby, visitors = [0] * slots, [0] * slots
+    passersby, visitors, connected = [0] * slots, [0] * slots, [0] * slots
     for v in visits:
         slot = int((v.start - start) // HOUR)
         if v.kind == "visitor":
             visitors[slot] += 1
+            connected[slot] += bool(v.connected)
         elif v.kind == "passerby":
             passersby[slot] += 1
     in_slot: dict[int, list[StoreInterval]] = defaultdict(list)
@@ -191,6 +198,7 @@ def _hour_rows(
             statistics.fmean(x.present for x in in_slot[i]) if in_slot.get(i) else None,
             _mean_known([x.present_low for x in in_slot.get(i, ())]),
             _mean_known([x.present_high for x in in_slot.get(i, ())]),
+            connected[i],
         )
         for i in range(slots)
     ]
@@ -279,29 +287,40 @@ def render_table(report: Report) -> str:
     """Aligned text for a person: the hours, then the totals, then what the figures mean."""
     days = day_span(report.first, report.last)
     bounds = any(h.present_low is not None for h in report.hours)  # the column only when a sensor sends them
+    listens = report.connected is not None  # the column only when a sensor listens to a store network
     out = [
         f"Footfall report: store {report.store}, {days} ({report.timezone})",
         f"Sensors: {', '.join(report.sensors) or 'none'}",
         "",
-        f"{'Date':<10}  {'Hour':<5}  {'Passersby':>9}  {'Visitors':>8}  {'Capture':>7}  {'Present':>7}"
+        f"{'Date':<10}  {'Hour':<5}  {'Passersby':>9}  {'Visitors':>8}"
+        + (f"  {'Connected':>9}" if listens else "")
+        + f"  {'Capture':>7}  {'Present':>7}"
         + (f"  {'80% range':>11}" if bounds else ""),
     ]
     for h in report.hours:
         out.append(
             f"{h.start:%Y-%m-%d}  {h.start:%H:%M}  {h.passersby:>9}  {h.visitors:>8}  "
-            f"{pct(h.capture_rate):>7}  {_num(h.present_mean):>7}"
+            + (f"{h.connected:>9}  " if listens else "")
+            + f"{pct(h.capture_rate):>7}  {_num(h.present_mean):>7}"
             + (f"  {_range(h.present_low, h.present_high):>11}" if bounds else "")
         )
     if not report.hours:
         out.append("(no activity)")
     out += [
-        f"{'Total':<17}  {report.passersby:>9}  {report.visitors:>8}  {pct(report.capture_rate):>7}",
+        f"{'Total':<17}  {report.passersby:>9}  {report.visitors:>8}  "
+        + (f"{report.connected:>9}  " if listens else "")
+        + f"{pct(report.capture_rate):>7}",
         "",
         f"Visitors         {report.visitors} visits by {report.unique_visitors} devices, "
         f"{report.repeat_visitors} of them repeat visitors",
         f"Capture rate     {pct(report.capture_rate)} of the people who passed by came in",
         f"Median dwell     {_minutes(report.median_dwell_s)}",
     ]
+    if report.connected is not None:
+        share = pct(report.connected / report.visitors if report.visitors else None)
+        out.append(
+            f"Connected        {report.connected} visitor visits on the store's Wi-Fi ({share} of visitors)"
+        )
     if report.visitors_people is not None or report.passersby_people is not None:
         out.append(
             f"People (est.)    {_num(report.visitors_people, 0)} visitors, {_num(report.passersby_people, 0)} "
@@ -342,6 +361,7 @@ def render_csv(report: Report) -> str:
             "present_mean",
             "present_low",
             "present_high",
+            "connected",
         ]
     )
     for h in report.hours:
@@ -355,6 +375,7 @@ def render_csv(report: Report) -> str:
                 _ratio(h.present_mean),
                 _ratio(h.present_low),
                 _ratio(h.present_high),
+                "" if report.connected is None else h.connected,
             ]
         )
     writer.writerow(
@@ -367,6 +388,7 @@ def render_csv(report: Report) -> str:
             _ratio(report.present_mean),
             _ratio(report.present_low),
             _ratio(report.present_high),
+            "" if report.connected is None else report.connected,
         ]
     )
     return buffer.getvalue()
@@ -396,6 +418,7 @@ def to_dict(report: Report) -> dict[str, Any]:
                 "present_mean": h.present_mean,
                 "present_low": h.present_low,
                 "present_high": h.present_high,
+                "connected": None if report.connected is None else h.connected,
             }
             for h in report.hours
         ],
@@ -415,6 +438,7 @@ def to_dict(report: Report) -> dict[str, Any]:
             "fixed_devices": report.fixed_devices,
             "visitors_people": report.visitors_people,
             "passersby_people": report.passersby_people,
+            "connected": report.connected,
         },
         "dwell": [
             {"label": b.label, "from_min": b.low_min, "to_min": b.high_min, "visitors": b.visitors}

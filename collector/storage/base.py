@@ -69,6 +69,7 @@ class VisitRow:
     kind: str  # visitor | passerby | fixed
     visit_no: int
     rssi_max: int | None = None  # decides which sensor's copy wins when sensors' visits merge
+    connected: bool | None = None  # to a store network; None: the sensor listens to none
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +84,7 @@ class CountRow:
     passersby_est: float | None = None
     present_low: float | None = None  # the 80 % interval around `present`, when the sensor sent one
     present_high: float | None = None
+    connected: int | None = None  # devices connected to a store network; None: the sensor listens to none
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,6 +42,7 @@ def _visit_row(e: VisitEvent) -> tuple[Any, ...]:
     return (
         e.event_id, e.store, e.sensor, e.epoch, e.device, us(e.start), us(e.end), e.dwell_s, e.kind,
         e.frames, e.addresses, int(e.randomized), e.rssi_max, e.rssi_median, e.visit_no, e.consent,
+        None if e.connected is None else int(e.connected),
     )  # fmt: skip
 
 
@@ -50,7 +51,7 @@ def _count_row(e: CountEvent) -> tuple[Any, ...]:
         e.event_id, e.store, e.sensor, e.epoch, us(e.start), us(e.end), e.present, e.visitors,
         e.passersby, e.visitors_present, e.new_visitors, e.returning_visitors, e.fixed_devices, e.frames,
         e.frames_randomized, e.addresses, e.addresses_randomized, e.devices, e.visitors_est, e.passersby_est,
-        e.present_low, e.present_high,
+        e.present_low, e.present_high, e.connected,
     )  # fmt: skip
 
 
@@ -71,13 +72,13 @@ def _insert(table: str, columns: int) -> str:
 _COLUMNS = {
     "visits": (
         "event_id", "store", "sensor", "epoch", "device", "start_us", "end_us", "dwell_s", "kind", "frames",
-        "addresses", "randomized", "rssi_max", "rssi_median", "visit_no", "consent",
+        "addresses", "randomized", "rssi_max", "rssi_median", "visit_no", "consent", "connected",
     ),
     "counts": (
         "event_id", "store", "sensor", "epoch", "start_us", "end_us", "present", "visitors", "passersby",
         "visitors_present", "new_visitors", "returning_visitors", "fixed_devices", "frames",
         "frames_randomized", "addresses", "addresses_randomized", "devices", "visitors_est", "passersby_est",
-        "present_low", "present_high",
+        "present_low", "present_high", "connected",
     ),
     "statuses": (
         "event_id", "store", "sensor", "epoch", "state", "at_us", "version", "uptime_s", "source", "frames",
@@ -88,8 +89,8 @@ _COLUMNS = {
 
 # Event model → (insert statement, row builder): the one place that maps the wire schema to tables.
 EVENT_INSERTS: dict[type[Any], Insert] = {
-    VisitEvent: (_insert("visits", 16), _visit_row),
-    CountEvent: (_insert("counts", 22), _count_row),
+    VisitEvent: (_insert("visits", 17), _visit_row),
+    CountEvent: (_insert("counts", 23), _count_row),
     StatusEvent: (_insert("statuses", 15), _status_row),
 }
 
@@ -138,23 +139,26 @@ class StoreReads(PrivacyReads):
     def visits(self, store: str, start: datetime, end: datetime) -> list[VisitRow]:
         rows = self.query(
             f"read visits of {store}",
-            "SELECT sensor, epoch, device, start_us, end_us, dwell_s, kind, visit_no, rssi_max FROM visits"
+            "SELECT sensor, epoch, device, start_us, end_us, dwell_s, kind, visit_no, rssi_max, connected FROM visits"
             " WHERE store = ? AND start_us >= ? AND start_us < ? ORDER BY start_us, event_id",
             (store, us(start), us(end)),
         )
         return [
-            VisitRow(r[0], r[1], r[2], from_us(r[3]), from_us(r[4]), r[5], r[6], r[7], r[8]) for r in rows
+            VisitRow(r[0], r[1], r[2], from_us(r[3]), from_us(r[4]), r[5], r[6], r[7], r[8], _flag(r[9]))
+            for r in rows
         ]
 
     def counts(self, store: str, start: datetime, end: datetime) -> list[CountRow]:
         rows = self.query(
             f"read counts of {store}",
-            "SELECT sensor, start_us, end_us, present, visitors_est, passersby_est, present_low, present_high"
-            " FROM counts"
+            "SELECT sensor, start_us, end_us, present, visitors_est, passersby_est, present_low, present_high,"
+            " connected FROM counts"
             " WHERE store = ? AND start_us >= ? AND start_us < ? ORDER BY start_us, sensor",
             (store, us(start), us(end)),
         )
-        return [CountRow(r[0], from_us(r[1]), from_us(r[2]), r[3], r[4], r[5], r[6], r[7]) for r in rows]
+        return [
+            CountRow(r[0], from_us(r[1]), from_us(r[2]), r[3], r[4], r[5], r[6], r[7], r[8]) for r in rows
+        ]
 
     def conflicts(self, events: Sequence[Event]) -> list[Conflict]:
         return find_conflicts(self.query, events, EVENT_INSERTS, _COLUMNS)
@@ -169,3 +173,7 @@ class StoreReads(PrivacyReads):
             span * 3,
         )
         return [str(r[0]) for r in rows]
+
+
+def _flag(value: int | None) -> bool | None:
+    return None if value is None else bool(value)

@@ -72,6 +72,7 @@ class ConsentedVisit:
     end: datetime
     dwell_s: float
     kind: str
+    connected: bool = False  # the device was connected to a store network (its consent: the portal's MAC)
 
 
 @dataclass(frozen=True, slots=True)

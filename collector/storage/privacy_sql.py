@@ -123,12 +123,14 @@ class PrivacyReads:
     def consented_visits(self, store: str, start: datetime, end: datetime) -> list[ConsentedVisit]:
         rows = self.query(
             f"join the visits of {store} to consents",
-            "SELECT r.profile, v.sensor, v.start_us, v.end_us, v.dwell_s, v.kind FROM visits v"
+            "SELECT r.profile, v.sensor, v.start_us, v.end_us, v.dwell_s, v.kind, v.connected FROM visits v"
             " JOIN privacy_registry r ON r.list = 'consent' AND r.token = v.consent"
             " WHERE v.store = ? AND v.start_us >= ? AND v.start_us < ? ORDER BY v.start_us, r.profile",
             (store, us(start), us(end)),
         )
-        return [ConsentedVisit(r[0], r[1], from_us(r[2]), from_us(r[3]), r[4], r[5]) for r in rows]
+        return [
+            ConsentedVisit(r[0], r[1], from_us(r[2]), from_us(r[3]), r[4], r[5], bool(r[6])) for r in rows
+        ]
 
 
 def retention(db: Db, cutoffs: RetentionCutoffs, label: Callable[[int], str], key: str) -> RetentionCounts:

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from footfall.times import NS
 from footfall_dev.craft import channel_frequency, radiotap_beacon, radiotap_probe_request
 from footfall_dev.generator.catalog import CLASSES
+from footfall_dev.generator.guest import GuestNetwork
 from footfall_dev.generator.model import StoreModel
 from footfall_dev.generator.population import Kind, Person, plan_day
 from footfall_dev.generator.radio import DeviceStats, beacon_emissions, device_emissions
@@ -34,19 +35,23 @@ class GeneratedDay:
     people: tuple[Person, ...]
     truth: Truth
 
-    def records(self, sensor: int = 0) -> Iterator[Record]:
+    def records(self, sensor: int = 0, guest: GuestNetwork | None = None) -> Iterator[Record]:
         """Sensor number `sensor`'s records in time order (a fresh, identical stream on every call).
 
         Beacons are the same for every sensor of the store (they are the store's and a neighbour's).
+        With `guest`, phones that join the store's guest Wi-Fi send its frames too (generator/guest.py).
         """
         model = self.model
         start_ns = self.truth.start_ns + round(model.sensors[sensor].clock_offset_s * 1e9)
         freq = {ch: channel_frequency(ch) for ch in range(1, 15)}
         fcs = model.fcs
 
-        def device(person: Person) -> Iterator[tuple[float, bytes]]:
+        def probes(person: Person) -> Iterator[tuple[float, bytes]]:
             for t, addr, seq, ch, rssi, ssid, elements in device_emissions(model, person, sensor=sensor):
                 yield t, radiotap_probe_request(addr, seq, ssid, elements, rssi, freq[ch], fcs=fcs)
+
+        def device(person: Person) -> Iterator[tuple[float, bytes]]:
+            return probes(person) if guest is None else guest.frames(model, person, probes(person), sensor)
 
         def beacons(ap: int) -> Iterator[tuple[float, bytes]]:
             tsf0 = 3_600_000_000 * (ap + 1)  # the AP booted a while before
