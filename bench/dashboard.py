@@ -3,18 +3,22 @@
     .venv/bin/python bench/dashboard.py [--stores 50] [--days 365] [--visits-per-day 120] [--requests 20]
                                         [--backend sqlite postgresql] [--keep FILE.db]
 
-Fills a fresh store with `--days` of 5-minute count intervals (one sensor per store, 288 a day) and
-`--visits-per-day` visits a day (08:00-20:00 local, a third of them visitors, some fixed) for each of
-`--stores` stores, plus one status per sensor, with `Store.add`'s insert statements (so the roll-up
-triggers run) on rows built directly (building and checking events is the ingest's cost, bench/ingest.py).
-Then logs in and times requests in-process (Starlette's TestClient: no network, so the time is the
-server's): the store page of a random store over the last 7 days of data, and the chain overview of an
-admin who sees every store. PostgreSQL is a throw-away server started as tests/pgserver.py does.
-"""
+Fills a fresh store with `--days` of 5-minute count intervals (one sensor per store, 288 a day, with the
+80 % band) and `--visits-per-day` visits a day (08:00-20:00 local, a third of them visitors, some fixed)
+for each of `--stores` stores, plus one status per sensor, in bulk on rows built directly (building and
+checking events is the ingest's cost, bench/ingest.py): SQLite with `Store.add`'s insert statements,
+PostgreSQL by COPY, the roll-up triggers running either way. Then logs in and times requests in-process
+(Starlette's TestClient: no network, so the time is the server's): the store page of a random store over
+the last 7 days of data, the chain overview of an admin who sees every store, and the store page over
+the whole year. Wall time and CPU time (this process's, plus the PostgreSQL backend's from /proc): on a
+shared machine the CPU time is what the request costs, the wall time also its wait for a core.
+PostgreSQL is a throw-away server started as tests/pgserver.py does; `--keep` keeps a SQLite file to
+measure again without filling."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import re
 import statistics
@@ -35,7 +39,7 @@ from footfall.events import CountEvent, StatusEvent, VisitEvent, event_id
 from footfall.sqlite import immediate_transaction
 
 Row = tuple[Any, ...]
-VISIT_SQL, COUNT_SQL = EVENT_INSERTS[VisitEvent][0], EVENT_INSERTS[CountEvent][0]
+INSERTS = {"visits": EVENT_INSERTS[VisitEvent][0], "counts": EVENT_INSERTS[CountEvent][0]}
 
 REPO = Path(__file__).resolve().parents[1]
 ZONE = ZoneInfo("Europe/Paris")
@@ -47,12 +51,17 @@ BATCH = 20_000
 def day_rows(store: str, day: date, visits_per_day: int, rng: random.Random) -> tuple[list[Row], list[Row]]:
     """One day of one store as table rows (the columns of collector/storage/events_sql.py's row builders)."""
     midnight = us(datetime(day.year, day.month, day.day, tzinfo=ZONE).astimezone(UTC))
+    after = day + timedelta(days=1)
+    next_midnight = us(datetime(after.year, after.month, after.day, tzinfo=ZONE).astimezone(UTC))
     five, epoch = 300_000_000, f"{day}"
-    counts = [
-        (f"c-{store}-{midnight + i * five}", store, "door", epoch, midnight + i * five, midnight + (i + 1) * five,
-         round(rng.uniform(0, 20), 2), 1, 2, 1, 1, 0, 0, 40, 30, 6, 4, 3, None, None)
-        for i in range(288)
-    ]  # fmt: skip
+    counts = []
+    for i in range((next_midnight - midnight) // five):  # 276 or 300 on the days the clocks change
+        present = round(rng.uniform(0, 20), 2)
+        counts.append(
+            (f"c-{store}-{midnight + i * five}", store, "door", epoch, midnight + i * five,
+             midnight + (i + 1) * five, present, 1, 2, 1, 1, 0, 0, 40, 30, 6, 4, 3, None, None,
+             round(present * 0.8, 2), round(present * 1.2, 2), None)
+        )  # fmt: skip
     visits = []
     for v in range(visits_per_day):
         start = midnight + 8 * 3_600_000_000 + int(rng.uniform(0, 12 * 3600) * 1e6)
@@ -60,23 +69,29 @@ def day_rows(store: str, day: date, visits_per_day: int, rng: random.Random) -> 
         kind = "fixed" if v % 40 == 0 else ("visitor" if v % 3 == 0 else "passerby")
         visits.append(
             (f"v-{store}-{start}-{v}", store, "door", epoch, f"{rng.getrandbits(32):08x}", start,
-             start + int(dwell * 1e6), dwell, kind, 10, 1, 1, -60, -70, 1, None)
+             start + int(dwell * 1e6), dwell, kind, 10, 1, 1, -60, -70, 1, None, None)
         )  # fmt: skip
     return visits, counts
 
 
-def bulk(db: Store, sql: str, rows: Sequence[Row]) -> None:
-    """Rows in one transaction through the backend's connection: the statement `Store.add` runs, with its
-    triggers, without building 7 million event models first (the ingest's cost is bench/ingest.py's)."""
+def bulk(db: Store, table: str, rows: Sequence[Row]) -> None:
+    """Rows in one transaction through the backend's connection, with the tables' roll-up triggers, without
+    building 7 million event models first (the ingest's cost is bench/ingest.py's): SQLite runs
+    `Store.add`'s insert statement, PostgreSQL a COPY (its row triggers fire on COPY too)."""
     if isinstance(db, SqliteStore):
         with db._lock, immediate_transaction(db._db):
-            db._db.executemany(sql, rows)
+            db._db.executemany(INSERTS[table], rows)
         return
-    from collector.storage.sql import pg
-
+    columns = re.findall(r"\(([^)]*)\) VALUES", INSERTS[table])[0]  # the columns Store.add names
     connection: Any = getattr(db, "_db")  # noqa: B009  # PostgresStore's psycopg connection
-    with getattr(db, "_lock"), connection.transaction(), connection.cursor() as cursor:  # noqa: B009
-        cursor.executemany(pg(sql).encode(), rows)
+    with (
+        getattr(db, "_lock"),  # noqa: B009
+        connection.transaction(),
+        connection.cursor() as cursor,
+        cursor.copy(f"COPY {table} ({columns}) FROM STDIN".encode()) as copy,
+    ):
+        for row in rows:
+            copy.write_row(row)
 
 
 def status(store: str) -> StatusEvent:
@@ -103,26 +118,46 @@ def fill(db: Store, stores: int, days: int, visits_per_day: int) -> float:
                 v, c = day_rows(store, day, visits_per_day, rng)
                 visits += v
                 counts += c
-            bulk(db, VISIT_SQL, visits)
-            bulk(db, COUNT_SQL, counts)
+            bulk(db, "visits", visits)
+            bulk(db, "counts", counts)
         db.add([status(store)])
     seconds = time.perf_counter() - t0
     open_accounts(db).add("bench", PASSWORD, "admin", [ALL], datetime.now(UTC))
     return seconds
 
 
-def timed(get: Callable[[str], int], paths: Sequence[str]) -> list[float]:
-    out = []
+def server_cpu(db: Store) -> Callable[[], float]:
+    """CPU seconds used so far by what answers a request: this process (the app, and the test client's small
+    share) and, on PostgreSQL, the server process of the store's connection (/proc, Linux)."""
+    if isinstance(db, SqliteStore):
+        return time.process_time
+    pid = int(db.query("find the backend", "SELECT pg_backend_pid()")[0][0])  # type: ignore[attr-defined]
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def cpu() -> float:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return time.process_time() + (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+
+    return cpu
+
+
+def timed(
+    get: Callable[[str], int], paths: Sequence[str], cpu: Callable[[], float]
+) -> tuple[list[float], list[float]]:
+    """Wall and CPU milliseconds of each request; on a shared machine CPU time is the figure that does
+    not include waiting for a core."""
+    wall, used = [], []
     for path in paths:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), cpu()
         status = get(path)
-        out.append((time.perf_counter() - t0) * 1000)
+        wall.append((time.perf_counter() - t0) * 1000)
+        used.append((cpu() - c0) * 1000)
         if status != 200:
             raise SystemExit(f"{path}: HTTP {status}")
-    return out
+    return wall, used
 
 
-def measure(db: Store, stores: int, requests: int) -> dict[str, list[float]]:
+def measure(db: Store, stores: int, days: int, requests: int) -> dict[str, tuple[list[float], list[float]]]:
     from fastapi.testclient import TestClient
 
     from collector.api.app import create_app
@@ -143,8 +178,15 @@ def measure(db: Store, stores: int, requests: int) -> dict[str, list[float]]:
         def get(path: str) -> int:
             return int(client.get(path).status_code)
 
+        year = LAST_DAY - timedelta(days=min(days, 365) - 1)
+        long_paths = [p.replace(f"from={first}", f"from={year}") for p in store_paths]
         get(store_paths[0])  # warm the caches once
-        return {"store page": timed(get, store_paths), "chain overview": timed(get, ["/"] * requests)}
+        cpu = server_cpu(db)
+        return {
+            "store page": timed(get, store_paths, cpu),
+            "chain overview": timed(get, ["/"] * requests, cpu),
+            f"store, {min(days, 365)} d": timed(get, long_paths, cpu),
+        }
 
 
 @contextmanager
@@ -198,9 +240,12 @@ def main() -> None:
             else:
                 seconds = fill(db, args.stores, args.days, args.visits_per_day)
                 print(f"{name}: filled in {seconds:.0f} s ({rows / seconds:,.0f} rows/s)")
-            for page, ms in measure(db, args.stores, args.requests).items():
-                print(f"{name}: {page:<15} p50 {statistics.median(ms):6.0f} ms   p95 {p95(ms):6.0f} ms   "
-                      f"({len(ms)} requests)")  # fmt: skip
+            print(
+                f"{name}: load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores"
+            )
+            for page, (wall, cpu) in measure(db, args.stores, args.days, args.requests).items():
+                print(f"{name}: {page:<15} p50 {statistics.median(wall):5.0f} ms   p95 {p95(wall):5.0f} ms   "
+                      f"CPU p50 {statistics.median(cpu):5.0f} ms   p95 {p95(cpu):5.0f} ms   ({len(wall)} requests)")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -192,6 +192,17 @@ def collector_main(port: int, dsn_file: Path, client_id: str, group: str | None,
     real = open_store(config.store)
     timed = TimedStore(real)
     collector = Collector(config, store=cast("Store", timed))
+    arrived: dict[str, float] = {}  # when each event reached the collector's handler (first time)
+    handle = collector.ingestor.handle
+
+    def timed_handle(topic: str, payload: bytes, ack: Any = None) -> Any:
+        at = time.time()
+        outcome = handle(topic, payload, ack)
+        if outcome.event_id:
+            arrived.setdefault(outcome.event_id, at)
+        return outcome
+
+    collector.ingestor.handle = timed_handle  # type: ignore[method-assign]
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     collector.start()
@@ -199,7 +210,17 @@ def collector_main(port: int, dsn_file: Path, client_id: str, group: str | None,
     stop.wait()
     collector.stop()
     real.close()
-    out.write_text(json.dumps({"stored_at": timed.stored_at, "rss_mb": peak_rss_mb(os.getpid())}))
+    out.write_text(
+        json.dumps(
+            {
+                "stored_at": timed.stored_at,
+                "arrived": arrived,
+                "batches": timed.batches,
+                "taken": collector.messages,
+                "rss_mb": peak_rss_mb(os.getpid()),
+            }
+        )
+    )
 
 
 # -- the run ----------------------------------------------------------------------------------------------
@@ -286,16 +307,25 @@ def run_fleet(collectors: int, dsn: str, work: Path, args: argparse.Namespace) -
         broker_mb = peak_rss_mb(broker.pid)
         stored_rows, status_rows = rows(dsn)
         stored_at: dict[str, float] = {}
-        collector_mb = []
+        arrived: dict[str, float] = {}
+        collector_mb, taken, batches = [], [], []
         for proc, out in procs:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=60)
             result = json.loads(out.read_text())
             collector_mb.append(result["rss_mb"])
+            taken.append(result["taken"])
+            batches.append(result["batches"])
             for eid, t in result["stored_at"].items():
                 stored_at[eid] = min(t, stored_at.get(eid, t))
+            for eid, t in result["arrived"].items():
+                arrived[eid] = min(t, arrived.get(eid, t))
     lat = sorted(stored_at[e] - stamps[e] for e in stamps if e in stored_at)
     q = statistics.quantiles(lat, n=100, method="inclusive") if len(lat) > 1 else [0.0] * 99
+    # Where the time goes: publish -> the collector's handler (sensors' process, broker, socket), then
+    # handler -> committed (batching and the commit).
+    transit = sorted(arrived[e] - stamps[e] for e in stamps if e in arrived)
+    waiting = sorted(stored_at[e] - arrived[e] for e in stamps if e in arrived and e in stored_at)
     first, last = min(stamps.values()), max(stored_at[e] for e in stamps if e in stored_at)
     return {
         "collectors": collectors,
@@ -312,7 +342,15 @@ def run_fleet(collectors: int, dsn: str, work: Path, args: argparse.Namespace) -
         "broker_mb": broker_mb,
         "sensors_mb": published["rss_mb"],
         "collector_mb": collector_mb,
+        "transit_p99_ms": 1000 * _p99(transit),
+        "store_p99_ms": 1000 * _p99(waiting),
+        "taken": taken,
+        "batches": batches,
     }
+
+
+def _p99(values: list[float]) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[98] if len(values) > 1 else 0.0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -367,6 +405,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"{r['sustained']:>9,.0f}{r['p50_ms']:>8.0f}{r['p99_ms']:>8.0f}{r['max_ms']:>8.0f}"
                     f"{r['broker_mb']:>10.1f}{r['sensors_mb']:>11.1f}  "
                     + " + ".join(f"{m:.1f}" for m in r["collector_mb"]),
+                    flush=True,
+                )
+                print(
+                    f"{'':>10}  p99 publish->collector {r['transit_p99_ms']:.0f} ms, collector->stored"
+                    f" {r['store_p99_ms']:.0f} ms; messages taken {' + '.join(map(str, r['taken']))},"
+                    f" batches {' + '.join(map(str, r['batches']))}",
                     flush=True,
                 )
     except PostgresUnavailable as exc:

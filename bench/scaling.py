@@ -1,16 +1,17 @@
 """Cost against crowd density: frames/s and memory of the whole pipeline at 1x, 4x and 16x, in one run.
 
-    .venv/bin/python bench/scaling.py [--densities 1,4,16] [--base 0.0625]
+    .venv/bin/python bench/scaling.py [--densities 1,4,16] [--base 0.0625] [--builds pure,compiled]
 
 Each density is a generated day of the busy-mall model (footfall_dev.generator, StoreModel.bench)
 with visitors and passersby scaled by `base x density` (staff and fixed devices stay), written once
 to bench/.cache. Each day is replayed through the whole pipeline (decode, pseudonymise, resolve,
-people estimate, presence, events built) in a fresh process: frames/s and peak RSS; then the objects the pipeline still holds at the end of the day (before the final flush), when the
-crowd has left: the gc-tracked objects reachable from it, counted after the clock stops (tracemalloc
-would slow the run sevenfold). What the pipeline holds should follow the devices live at once, so the
-end-of-day count must not grow with the day's total. frames/CPU-s (the process's CPU time) is the
-one-core figure on a shared machine; "vs 1x" compares it. Prints one table; the build (compiled or pure)
-is the one installed.
+people estimate, presence, events built) in a fresh process per build of the hot path (bench/builds.py):
+the whole process's CPU seconds (user + sys, start-up included) and peak RSS, and the frames per CPU
+second of the loop alone; then the objects the pipeline still holds at the end of the day (before the
+final flush), when the crowd has left: the gc-tracked objects reachable from it, counted after the clock
+stops (tracemalloc would slow the run sevenfold). What the pipeline holds should follow the devices live
+at once, so the end-of-day count must not grow with the day's total. Frames per CPU second is the
+one-core figure on a shared machine; "vs 1x" compares the whole-process figure within a build.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import argparse
 import gc
 import json
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -27,6 +27,9 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from bench.builds import child_path, measured, trees  # noqa: E402
+
+sys.path.insert(0, child_path(REPO))  # a child measures its build's tree, not the repository
 
 CACHE = REPO / "bench" / ".cache"
 
@@ -85,11 +88,10 @@ def measure(path: Path) -> dict[str, Any]:
     }
 
 
-def child(path: Path) -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, __file__, "--child", str(path)], stdout=subprocess.PIPE, text=True, check=True
-    )
+def child(path: Path, tree: Path) -> dict[str, Any]:
+    done = measured([sys.executable, __file__, "--child", str(path)], tree)
     result: dict[str, Any] = json.loads(done.stdout)
+    result.update(cpu_s=done.cpu_s, peak_rss_mb=done.peak_rss_mb)  # the whole process's
     return result
 
 
@@ -99,6 +101,7 @@ def main() -> None:
     )
     parser.add_argument("--densities", default="1,4,16", help="crowd densities, relative to the first")
     parser.add_argument("--base", type=float, default=1 / 16, help="mall-model factor of density 1")
+    parser.add_argument("--builds", default="pure,compiled", help="which builds of the hot path to measure")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -109,24 +112,27 @@ def main() -> None:
 
     densities = [int(d) for d in args.densities.split(",")]
     paths = {d: capture(args.base, d) for d in densities}
+    builds = trees(args.builds.split(","))
     show = progress.wanted(args.quiet)
+    runs = [(build, d) for build in builds for d in densities]
     results = {
-        d: child(paths[d])
-        for d in progress.count(densities, show=show, unit="run", desc="scaling", total=len(densities))
+        (build, d): child(paths[d], builds[build])
+        for build, d in progress.count(runs, show=show, unit="run", desc="scaling", total=len(runs))
     }
-    first = results[densities[0]]["frames_per_cpu_s"]
-    print(f"build: {results[densities[0]]['build']} (sensor.buildinfo)")
     print(
-        f"{'density':>8}{'frames':>12}{'events':>9}{'frames/s':>11}{'frames/CPU-s':>14}{'vs 1x':>7}"
-        f"{'peak RSS MB':>13}{'objects held at end':>21}"
+        f"{'build':<9}{'density':>8}{'frames':>12}{'events':>9}{'CPU s':>8}{'frames/CPU-s':>14}{'vs 1x':>7}"
+        f"{'loop /CPU-s':>13}{'peak RSS MB':>13}{'objects held at end':>21}"
     )
-    for d in densities:
-        r = results[d]
-        print(
-            f"{d:>7}x{r['frames']:>12,}{r['events']:>9,}{r['frames_per_s']:>11,.0f}"
-            f"{r['frames_per_cpu_s']:>14,.0f}{r['frames_per_cpu_s'] / first:>7.2f}"
-            f"{r['peak_rss_mb']:>13.1f}{r['held_objects']:>21,}"
-        )
+    for build in builds:
+        first = results[build, densities[0]]
+        for d in densities:
+            r = results[build, d]
+            rate, base = r["frames"] / r["cpu_s"], first["frames"] / first["cpu_s"]
+            print(
+                f"{r['build']:<9}{d:>7}x{r['frames']:>12,}{r['events']:>9,}{r['cpu_s']:>8.1f}{rate:>14,.0f}"
+                f"{rate / base:>7.2f}{r['frames_per_cpu_s']:>13,.0f}{r['peak_rss_mb']:>13.1f}"
+                f"{r['held_objects']:>21,}"
+            )
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ from footfall.events import CountEvent, Event, VisitEvent
 from footfall.times import to_us
 from sensor.config import SensorConfig
 from sensor.decode.decoder import FrameDecoder
-from sensor.decode.fastinit import fast_init
 from sensor.decode.frames import CaptureRecord, ConnectedFrame, ConnectedSighting, Sighting
 from sensor.estimate.connected import ConnectedParams, ConnectedTracker
 from sensor.estimate.devices import DeviceResolver, ResolverParams
@@ -70,9 +69,6 @@ class ListSink:
 
     def close(self) -> None:
         pass
-
-
-_sighting = fast_init(Sighting)  # Sighting(...), faster: see sensor/decode/fastinit.py
 
 
 def _ignore(sighting: ConnectedSighting) -> None:
@@ -194,7 +190,7 @@ class Pipeline:
             # borrowing another epoch's would file the device under the wrong pseudonym.
             self.dropped_epoch_gone += 1
             return
-        sighting = _sighting(
+        sighting = Sighting(
             ts_ns,
             address,
             self.pseudonyms.epoch,

@@ -20,6 +20,7 @@ import uvicorn
 from collector.api.app import create_app
 from collector.config import CollectorConfig
 from collector.ingest.ingestor import Ingestor
+from collector.online.triggers import Triggers, logged_in
 from collector.storage.base import Store
 from collector.storage.dashboard import put_calibration
 from collector.web.accounts import ALL, open_accounts
@@ -27,7 +28,7 @@ from footfall.calibration import CalibrationReport, CalibrationWindow, Fit
 from footfall.events import CountEvent, StatusEvent, event_id
 from tests.conftest import REPO, free_port
 from tests.test_api import TOKEN, wait_listening
-from tests.test_omnichannel import NOW, populate
+from tests.test_omnichannel import NOW, VISITS, populate
 
 BIN = Path(sys.executable).parent
 DEMO = REPO / "sensor" / "demo" / "demo-store.pcap"
@@ -122,12 +123,29 @@ def fill(db: Store, jsonl: Path) -> None:
     evening = datetime(2024, 3, 14, 19, 0, tzinfo=UTC)
     db.add(
         [
-            status("door-1", "online", evening, frames_per_s=12.5, drops=3, spool_depth=0, frames=13065),
+            status(
+                "door-1",
+                "online",
+                evening,
+                frames_per_s=12.5,
+                drops=3,
+                spool_depth=0,
+                frames=13065,
+                signal_ref_dbm=-61.0,
+                signal_offset_db=9.5,
+                signal_drift=True,
+            ),
             status("door-2", "online", evening - timedelta(hours=2)),
             status("door-2", "offline", evening - timedelta(hours=1)),  # its last will
         ]
     )
     populate(db)
+    # The collector's triggers for those visits, sent (to nowhere: the MQTT side is test_triggers.py's)
+    # and kept in the trigger log as the service does.
+    sent = Triggers(
+        db.profiles(), lambda topic, body: None, "footfall/v1", clock=lambda: NOW, log=logged_in(db)
+    )
+    assert sent.handle(VISITS)
     put_calibration(db, CALIBRATION)
     accounts = open_accounts(db)
     accounts.add("dana", PASSWORDS["dana"], "viewer", ["demo"], NOW)

@@ -130,6 +130,36 @@ def test_the_compiled_tree_loads_every_hot_module_from_an_extension(builds: dict
     assert done.stdout.split() == list(HOT_MODULES)
 
 
+def test_the_compiled_hot_values_refuse_an_assignment_at_run_time(builds: dict[str, Path]) -> None:
+    """The interpreted build's values are immutable by mypy only (tests/test_frames.py); these natively."""
+    done = run(
+        builds["compiled"],
+        "import dataclasses",
+        "from sensor.decode import frames",
+        "from sensor.estimate.spans import VisitSpan",
+        # by field name: compiled, the fields' types are classes, not the strings of the source
+        "SAMPLE = dict.fromkeys(['ts_ns', 'linktype', 'orig_len', 'seq', 'start_ns', 'last_ns'], 1)",
+        "SAMPLE.update(dict.fromkeys(['data', 'transmitter', 'station', 'bssid'], b'x'), ie_ids=(1,))",
+        "SAMPLE.update(dict.fromkeys(['randomized', 'directed', 'from_station', 'inside', 'fixed'], True))",
+        "SAMPLE.update(dict.fromkeys(['rssi_dbm', 'freq_mhz', 'channel', 'consent'], None))",
+        "for cls in (frames.CaptureRecord, frames.ProbeRequest, frames.Sighting, frames.ConnectedFrame,",
+        "            frames.ConnectedSighting, VisitSpan):",
+        "    fields = dataclasses.fields(cls)",
+        "    value = cls(*(SAMPLE.get(f.name, 's') for f in fields))",
+        "    for name in [f.name for f in fields]:",
+        "        try:",
+        "            setattr(value, name, getattr(value, name))",
+        "        except AttributeError:",
+        "            print('refused', cls.__name__, name)",
+        "        else:",
+        "            print('changed', cls.__name__, name)",
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 4 + 10 + 10 + 10 + 11 + 5
+    assert all(line.startswith("refused") for line in lines), done.stdout
+
+
 def test_compiled_and_pure_builds_replay_real_captures_to_identical_json_lines(
     builds: dict[str, Path], shared_data: Path, tmp_path: Path
 ) -> None:

@@ -23,14 +23,15 @@ from collector.config import CollectorConfig
 from collector.ingest.ingestor import Ingestor
 from collector.reports import report as reports
 from collector.storage.base import Store
-from collector.storage.dashboard import calibrations, put_calibration, visit_totals
+from collector.storage.dashboard import calibrations, put_calibration, sensor_health, visit_totals
 from collector.storage.privacy import RetentionCutoffs
 from collector.storage.sqlite import SqliteStore
+from collector.storage.trigger_log import trigger_log
 from collector.web import figures
 from collector.web.accounts import AccountError, open_accounts
 from collector.web.security import LoginThrottle
 from footfall.calibration import CalibrationReport
-from tests.dashboard_data import DEMO_DAY, PASSWORDS, count, fill, replay_demo, served
+from tests.dashboard_data import DEMO_DAY, PASSWORDS, count, fill, replay_demo, served, status
 from tests.pgserver import BACKENDS, open_backend, postgres_dsn, postgres_server  # noqa: F401
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -160,6 +161,51 @@ def test_only_an_admin_may_open_a_profile_s_journey(site: tuple[str, Store, Cloc
     assert "Trigger log" not in viewer.get("/stores/demo/omnichannel").text
 
 
+def test_the_trigger_log_lists_the_sent_triggers_with_its_csv_for_admins_in_scope_only(
+    site: tuple[str, Store, Clock],
+) -> None:
+    url, db, _ = site
+    span = "from=2024-05-01&to=2024-05-10"
+    logged = trigger_log(db, "paris-01", datetime(2024, 5, 1, tzinfo=UTC), datetime(2024, 5, 11, tzinfo=UTC))
+    assert {t.profile_id for t in logged} >= {"alice", "bob"}
+    admin, _ = login(url, "olga", PASSWORDS["olga"])
+    page = admin.get(f"/stores/paris-01/omnichannel?{span}").text
+    assert re.findall(r'<tr data-visit="([0-9a-f]+)">', page) == [t.visit for t in logged]
+    answer = admin.get(f"/stores/paris-01/triggers.csv?{span}")
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(answer.text)))
+    zone = CollectorConfig().report.zone
+    assert [(r["visit"], r["profile_id"], r["sensor"], r["visit_start"]) for r in rows] == [
+        (t.visit, t.profile_id, t.sensor, figures.local(t.at, zone)) for t in logged
+    ]
+    for r in rows:
+        assert f"<td>{r['visit_start']}</td><td>{r['profile_id']}</td><td>{r['sensor']}</td>" in page
+    assert not list(
+        csv.DictReader(
+            io.StringIO(admin.get("/stores/paris-01/triggers.csv?from=2024-06-01&to=2024-06-02").text)
+        )
+    )
+    viewer, _ = login(url, "dana", PASSWORDS["dana"])
+    assert viewer.get(f"/stores/paris-01/triggers.csv?{span}").status_code == 404  # not their store
+    assert viewer.get("/stores/demo/triggers.csv").status_code == 403  # their store, but no admin
+
+
+def test_erasing_a_profile_or_retention_erases_its_trigger_log_lines(fresh: Store) -> None:
+    whole = (datetime(2024, 5, 1, tzinfo=UTC), datetime(2024, 5, 11, tzinfo=UTC))
+    before = trigger_log(fresh, "paris-01", *whole)
+    fresh.profiles().erase("alice")
+    after = trigger_log(fresh, "paris-01", *whole)
+    assert [t for t in before if t.profile_id != "alice"] == after and len(after) < len(before)
+    cutoff = datetime(2024, 5, 2, tzinfo=UTC)
+    assert any(t.at < cutoff for t in after)
+    fresh.apply_retention(
+        RetentionCutoffs(pseudonyms=datetime(2000, 1, 1, tzinfo=UTC), consents=cutoff, visits=cutoff),
+        dry_run=False,
+        label=lambda n: "3" * 2 * n,
+    )
+    assert trigger_log(fresh, "paris-01", *whole) == [t for t in after if t.at >= cutoff]
+
+
 def test_an_expired_session_opens_nothing(site: tuple[str, Store, Clock]) -> None:
     url, _, clock = site
     client, _ = login(url, "dana", PASSWORDS["dana"])
@@ -197,10 +243,10 @@ def test_a_chart_csv_holds_the_report_s_numbers_and_the_page_its_totals(
     assert client.get("/stores/demo?from=2024-03-15&to=2024-03-14").status_code == 400
 
 
-def test_the_sensor_table_shows_the_latest_retained_status_of_each_sensor(
+def test_the_sensor_table_shows_the_latest_retained_status_of_each_sensor_and_its_signal_drift(
     site: tuple[str, Store, Clock],
 ) -> None:
-    url, _, _ = site
+    url, db, _ = site
     client, _ = login(url, "dana", PASSWORDS["dana"])
     page = client.get("/stores/demo").text
     door1 = re.search(r'<tr data-sensor="door-1">(.*?)</tr>', page, re.S)
@@ -208,6 +254,14 @@ def test_the_sensor_table_shows_the_latest_retained_status_of_each_sensor(
     assert door1 and door2
     assert "online" in door1[1] and "12.5" in door1[1] and "<td>3</td>" in door1[1]
     assert "offline" in door2[1]  # the last will, after its online status
+    # The signal scale of footfall/events.py's status, stored and shown, a drift flagged.
+    assert '<td data-figure="signal_ref">-61.0 dBm</td>' in door1[1]
+    assert re.search(
+        r'<td data-figure="signal_offset" class="drift"[^>]*>\+9\.5 dB <b>drift</b></td>', door1[1]
+    )
+    assert '<td data-figure="signal_offset">-</td>' in door2[1] and "drift" not in door2[1]
+    (health,) = [h for h in sensor_health(db, "demo") if h.sensor == "door-1"]
+    assert (health.signal_ref_dbm, health.signal_offset_db, health.signal_drift) == (-61.0, 9.5, True)
 
 
 def test_failed_logins_are_throttled_per_user_and_per_address() -> None:
@@ -406,3 +460,13 @@ def test_counts_with_an_interval_show_it_now_and_as_the_occupancy_band(fresh: St
     row = next(r for r in rows if r["hour_start"].endswith("20:00"))
     assert float(row["present_low"]) == round(hour.present_low or -1, 2)
     assert float(row["present_high"]) == round(hour.present_high or -1, 2)
+
+
+def test_the_sensor_table_reads_each_sensor_s_latest_of_many_statuses_a_tie_by_event_id(fresh: Store) -> None:
+    t0 = datetime(2024, 3, 14, 19, 5, tzinfo=UTC)
+    minutes = [status("door-3", "online", t0 + timedelta(minutes=i), drops=i) for i in range(30)]
+    tie = [status("door-3", state, t0 + timedelta(minutes=30)) for state in ("online", "offline")]
+    fresh.add(minutes[15:] + tie + minutes[:15])  # out of order, as a replayed spool may send them
+    winner = max(tie, key=lambda e: e.event_id)  # at one time, the last by event id
+    (door3,) = [h for h in sensor_health(fresh, "demo") if h.sensor == "door-3"]
+    assert (door3.state, door3.status_at) == (winner.state, winner.at)

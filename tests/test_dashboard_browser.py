@@ -24,6 +24,7 @@ import pytest
 
 from collector.storage.base import Store
 from collector.storage.sqlite import SqliteStore
+from collector.storage.trigger_log import trigger_log
 from tests.dashboard_data import BIN, CALIBRATION, DEMO_DAY, PASSWORDS, count, fill, replay_demo, served
 
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -145,7 +146,7 @@ def test_every_page_shows_the_report_and_kpi_figures_with_drawn_charts_and_nothi
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    url, _, directory = site
+    url, db, directory = site
     db_file = directory / "f.db"
     report = cli_json(db_file, "report", "--store", "demo", "--from", DEMO_DAY, "--to", DEMO_DAY)["totals"]
     log_in(browser, url, "olga", PASSWORDS["olga"])
@@ -181,7 +182,12 @@ def test_every_page_shows_the_report_and_kpi_figures_with_drawn_charts_and_nothi
     browser.find_element(By.NAME, "profile").send_keys("alice")
     browser.find_element(By.CSS_SELECTOR, "#journey button").click()
     WebDriverWait(browser, 20).until(lambda d: d.find_elements(By.CSS_SELECTOR, "table.journey tbody tr"))
+    logged = trigger_log(db, "paris-01", datetime(2024, 5, 1, tzinfo=UTC), datetime(2024, 5, 11, tzinfo=UTC))
+    lines = browser.find_elements(By.CSS_SELECTOR, "#triggers tbody tr[data-visit]")
+    assert [r.get_attribute("data-visit") for r in lines] == [t.visit for t in logged] and logged
     assert "alice" in browser.find_element(By.ID, "triggers").text
+    link = browser.find_element(By.CSS_SELECTOR, '#triggers a[data-csv="triggers"]').get_attribute("href")
+    assert link == f"{url}/stores/paris-01/triggers.csv?from=2024-05-01&to=2024-05-10"
     check_page_health(browser, url)
     shot(browser, directory, "omnichannel")
 

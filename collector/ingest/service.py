@@ -40,7 +40,7 @@ from types import FrameType
 from collector.config import CollectorConfig
 from collector.ingest.acks import AckPublisher
 from collector.ingest.ingestor import Ingestor, IngestStats
-from collector.online.triggers import Triggers, Webhook, webhook_from_config
+from collector.online.triggers import Triggers, Webhook, logged_in, webhook_from_config
 from collector.privacy import retention
 from collector.privacy.control import control_messages, control_stores, publish_control
 from collector.privacy.keys import load_token_key
@@ -104,6 +104,7 @@ class Collector:
                 config.mqtt.topic_prefix,
                 webhook=self._webhook,
                 clock=lambda: datetime.fromtimestamp(clock(), UTC),
+                log=logged_in(self._store),
             )
         # Each stored batch goes on to the triggers, before it is acknowledged; then the sensors hear
         # which of their events are stored (footfall/acks.py).

@@ -35,7 +35,8 @@ from typing import Final, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from collector.config import TriggersConfig
-from collector.storage.base import ProfileStore
+from collector.storage.base import ProfileStore, Store, StoreError
+from collector.storage.trigger_log import LoggedTrigger, log_triggers
 from footfall.configfile import ConfigError
 from footfall.events import Event, VisitEvent, VisitOpenEvent
 
@@ -208,8 +209,10 @@ class Triggers:
         *,
         webhook: Webhook | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        log: Callable[[Sequence[Trigger]], object] | None = None,
     ) -> None:
         self._profiles = profiles
+        self._log = log  # the trigger log the omnichannel page shows (`logged_in`)
         self._publish = publish
         self._prefix = prefix
         self._webhook = webhook
@@ -256,12 +259,28 @@ class Triggers:
                 self._webhook.submit(body)
             out.append(trigger)
         self.sent += len(out)
+        if self._log is not None and out:
+            try:
+                self._log(out)
+            except StoreError as exc:  # the triggers went out: a missing log line must not hold up ingestion
+                log.warning("%d triggers sent but not logged: %s", len(out), exc)
         return out
 
     def _remember(self, key: str) -> None:
         self._seen[key] = None
         while len(self._seen) > SEEN_MAX:
             self._seen.popitem(last=False)
+
+
+def logged_in(store: Store) -> Callable[[Sequence[Trigger]], int]:
+    """A `log` for `Triggers`: keeps each sent trigger in the store's trigger log."""
+
+    def log_sent(triggers: Sequence[Trigger]) -> int:
+        return log_triggers(
+            store, [LoggedTrigger(t.visit, t.store, t.sensor, t.profile_id, t.at, t.sent) for t in triggers]
+        )
+
+    return log_sent
 
 
 def _visit_key(e: VisitEvent | VisitOpenEvent) -> str:

@@ -249,6 +249,17 @@ def _active_hours(rows: Sequence[HourRow]) -> list[HourRow]:
 
 
 def for_store(db: Store, store: str, first: date, last: date, config: ReportConfig) -> Report:
+    """The report from the roll-ups when it equals the rows' (one sensor), else from the rows."""
+    from collector.reports import rollup  # it builds this module's Report
+
+    zone = config.zone
+    fast = rollup.for_store(db, store, first, last, zone, config.dwell_edges_min)
+    if fast is not None:
+        return fast
+    return from_rows(db, store, first, last, config)
+
+
+def from_rows(db: Store, store: str, first: date, last: date, config: ReportConfig) -> Report:
     """Fetch the period's rows from the store and build the report."""
     zone = config.zone
     start, end = period(first, last, zone)

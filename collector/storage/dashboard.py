@@ -11,9 +11,9 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
-from collector.storage.base import Store, us
+from collector.storage.base import CountRow, Store, us
 from collector.storage.sql import Db, Placeholders
 from collector.storage.sqlite import SqliteStore
 from footfall.calibration import CalibrationReport
@@ -46,33 +46,45 @@ class SensorHealth:
     frames_per_s: float | None
     drops: int | None
     spool_depth: int | None
+    signal_ref_dbm: float | None = None  # the signal scale the sensor learned (footfall/events.py)
+    signal_offset_db: float | None = None  # ...its distance from the thresholds' scale
+    signal_drift: bool = False  # the offset passed the sensor's drift bound: moved, or a new antenna?
 
 
-def latest_count_start(db: Store, store: str) -> datetime | None:
-    """Start of the store's latest count interval (an index probe)."""
+def latest_counts(db: Store, store: str) -> list[CountRow]:
+    """The count intervals of the store's latest start, one a sensor (an index probe and one read)."""
     rows = _q(
-        db, f"read the latest count of {store}", "SELECT MAX(start_us) FROM counts WHERE store = ?", (store,)
+        db,
+        f"read the latest counts of {store}",
+        "SELECT sensor, start_us, end_us, present, visitors_est, passersby_est, present_low, present_high,"
+        " connected FROM counts WHERE store = ? AND start_us = (SELECT MAX(start_us) FROM counts WHERE store = ?)"
+        " ORDER BY sensor",
+        (store, store),
     )
-    return None if not rows or rows[0][0] is None else _dt(int(rows[0][0]))
+    return [CountRow(r[0], _dt(r[1]), _dt(r[2]), r[3], r[4], r[5], r[6], r[7], r[8]) for r in rows]
 
 
 RECENT_US = 86_400_000_000  # a day: how far back from the store's latest event counts and visits are read
 
 
-def sensor_health(db: Store, store: str) -> list[SensorHealth]:
+def sensor_health(
+    db: Store, store: str, extent: tuple[datetime, datetime] | Literal["read"] | None = "read"
+) -> list[SensorHealth]:
     """Every sensor with a status, or with a count or visit in the store's last day of events.
 
     The last event of a sensor is the latest of its status and its counts and visits of that day: the
     status is retained and sent at least at every start, so a sensor silent for longer still shows
-    when it was last heard, and no query reads more than a day of a store's events (chain scale).
+    when it was last heard, and no query reads more than a day of a store's events (chain scale); the
+    latest status of each sensor is one row of `sensor_latest` (0009), however many statuses it sent.
+    `extent` is the store's (`Store.extent`), when the caller has read it already.
     """
-    extent = db.extent(store)
-    since = us(extent[1]) - RECENT_US if extent else 0
+    span = db.extent(store) if extent == "read" else extent
+    since = us(span[1]) - RECENT_US if span else 0
     last = _q(
         db,
         f"read the last events of {store}'s sensors",
         "SELECT sensor, MAX(t) FROM ("
-        " SELECT sensor, MAX(at_us) AS t FROM statuses WHERE store = ? GROUP BY sensor"
+        " SELECT sensor, at_us AS t FROM sensor_latest WHERE store = ?"
         " UNION ALL SELECT sensor, MAX(end_us) FROM counts WHERE store = ? AND start_us >= ? GROUP BY sensor"
         " UNION ALL SELECT sensor, MAX(end_us) FROM visits WHERE store = ? AND start_us >= ? GROUP BY sensor"
         ") AS kinds GROUP BY sensor ORDER BY sensor",
@@ -81,12 +93,12 @@ def sensor_health(db: Store, store: str) -> list[SensorHealth]:
     statuses = _q(
         db,
         f"read the statuses of {store}'s sensors",
-        "SELECT sensor, state, at_us, version, epoch, frames_per_s, drops, spool_depth FROM statuses"
-        " WHERE store = ? AND (sensor, at_us) IN"
-        " (SELECT sensor, MAX(at_us) FROM statuses WHERE store = ? GROUP BY sensor) ORDER BY sensor, event_id",
-        (store, store),
+        "SELECT s.sensor, s.state, s.at_us, s.version, s.epoch, s.frames_per_s, s.drops, s.spool_depth,"
+        " s.signal_ref_dbm, s.signal_offset_db, s.signal_drift"
+        " FROM sensor_latest l JOIN statuses s ON s.event_id = l.event_id WHERE l.store = ?",
+        (store,),
     )
-    latest = {r[0]: r for r in statuses}  # on a tie, the last by event id
+    latest = {r[0]: r for r in statuses}
     out = []
     for sensor, last_us in last:
         s = latest.get(sensor)
@@ -101,6 +113,9 @@ def sensor_health(db: Store, store: str) -> list[SensorHealth]:
                 s[5] if s else None,
                 s[6] if s else None,
                 s[7] if s else None,
+                s[8] if s else None,
+                s[9] if s else None,
+                bool(s[10]) if s else False,
             )
         )
     return out
@@ -164,13 +179,23 @@ class VisitTotals:
 
 def visit_totals(store: Store, name: str, start: datetime, end: datetime) -> VisitTotals:
     """From `visit_rollup`, for [start, end) on 15-minute boundaries (local midnights always are)."""
+    return visit_totals_each(store, name, [(start, end)])[0]
+
+
+def visit_totals_each(
+    store: Store, name: str, spans: Sequence[tuple[datetime, datetime]]
+) -> list[VisitTotals]:
+    """`visit_totals` of each span, in one query (the overview asks for four days of every store)."""
+    one = (
+        "SELECT ?, COALESCE(SUM(visitors), 0), COALESCE(SUM(passersby), 0), COUNT(DISTINCT sensor)"
+        " FROM visit_rollup WHERE store = ? AND bucket_us >= ? AND bucket_us < ?"
+        " AND (visitors > 0 OR passersby > 0 OR fixed > 0)"
+    )
     rows = _q(
         store,
         f"read the visit roll-up of {name}",
-        "SELECT COALESCE(SUM(visitors), 0), COALESCE(SUM(passersby), 0), COUNT(DISTINCT sensor)"
-        " FROM visit_rollup WHERE store = ? AND bucket_us >= ? AND bucket_us < ?"
-        " AND (visitors > 0 OR passersby > 0 OR fixed > 0)",
-        (name, us(start), us(end)),
+        " UNION ALL ".join([one] * len(spans)),
+        [x for i, (start, end) in enumerate(spans) for x in (i, name, us(start), us(end))],
     )
-    visitors, passersby, sensors = rows[0]
-    return VisitTotals(int(visitors), int(passersby), int(sensors))
+    found = {int(r[0]): VisitTotals(int(r[1]), int(r[2]), int(r[3])) for r in rows}
+    return [found[i] for i in range(len(spans))]

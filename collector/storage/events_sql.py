@@ -59,7 +59,7 @@ def _status_row(e: StatusEvent) -> tuple[Any, ...]:
     return (
         e.event_id, e.store, e.sensor, e.epoch, e.state, us(e.at), e.version, e.uptime_s, e.source,
         e.frames, e.probe_requests, json.dumps(e.decode_errors, sort_keys=True), e.frames_per_s, e.drops,
-        e.spool_depth,
+        e.spool_depth, e.signal_ref_dbm, e.signal_offset_db, e.signal_drift,
     )  # fmt: skip
 
 
@@ -82,7 +82,8 @@ _COLUMNS = {
     ),
     "statuses": (
         "event_id", "store", "sensor", "epoch", "state", "at_us", "version", "uptime_s", "source", "frames",
-        "probe_requests", "decode_errors", "frames_per_s", "drops", "spool_depth",
+        "probe_requests", "decode_errors", "frames_per_s", "drops", "spool_depth", "signal_ref_dbm",
+        "signal_offset_db", "signal_drift",
     ),
 }  # fmt: skip
 
@@ -91,7 +92,7 @@ _COLUMNS = {
 EVENT_INSERTS: dict[type[Any], Insert] = {
     VisitEvent: (_insert("visits", 17), _visit_row),
     CountEvent: (_insert("counts", 23), _count_row),
-    StatusEvent: (_insert("statuses", 15), _status_row),
+    StatusEvent: (_insert("statuses", 18), _status_row),
 }
 
 

@@ -136,6 +136,7 @@ class PrivacyReads:
 def retention(db: Db, cutoffs: RetentionCutoffs, label: Callable[[int], str], key: str) -> RetentionCounts:
     """Retention inside the caller's transaction; `key` names a visit row (rowid, or PostgreSQL's event_id)."""
     deleted = db.execute("DELETE FROM visits WHERE end_us < ?", (us(cutoffs.visits),)).rowcount
+    db.execute("DELETE FROM trigger_log WHERE at_us < ?", (us(cutoffs.visits),))  # the visits' triggers
     # A whole (store, epoch, device) group gets one label at once — all sensors of a store share the
     # epoch's pseudonyms, so their visits keep merging — its younger visits too (earlier is only safer):
     # the report's repeat-visitor figure, which counts visits per group, stays right.

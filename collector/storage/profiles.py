@@ -60,6 +60,7 @@ def erase_profile(db: Db, profile_id: str) -> tuple[int, int]:
     """`erase` inside the caller's transaction."""
     profiles = db.execute("DELETE FROM profiles WHERE id = ?", (profile_id,)).rowcount
     events = db.execute("DELETE FROM online_events WHERE profile_id = ?", (profile_id,)).rowcount
+    db.execute("DELETE FROM trigger_log WHERE profile_id = ?", (profile_id,))  # it names the profile too
     return int(profiles), int(events)
 
 

@@ -7,24 +7,29 @@ week or hour x weekday. Charts are `Chart` values, so a chart and its CSV show t
 
 from __future__ import annotations
 
+import csv
+import io
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from collector.config import ReportConfig
 from collector.online import kpis as omnichannel
 from collector.reports import report as reports
 from collector.reports.merge import StoreInterval, merge_sensors, store_intervals
-from collector.reports.report import Report
+from collector.reports.report import HourRow, Report
 from collector.storage.base import ProfileStore, Store
 from collector.storage.dashboard import (
     SensorHealth,
     calibrations,
-    latest_count_start,
+    latest_counts,
     sensor_health,
-    visit_totals,
+    visit_totals_each,
 )
+from collector.storage.trigger_log import trigger_log as logged_triggers
 from collector.web.charts import Chart, Series
 from footfall.calibration import CalibrationReport
 
@@ -39,10 +44,10 @@ VISIT_LOOKBACK = timedelta(days=1)  # visits that may still overlap the latest i
 def present_now(db: Store, store: str) -> StoreInterval | None:
     """People present in the store's latest count interval, combined over its sensors by the report's
     own rule (`merge.store_intervals`: with several sensors, people heard by two count once)."""
-    start = latest_count_start(db, store)
-    if start is None:
+    counts = latest_counts(db, store)
+    if not counts:
         return None
-    counts = db.counts(store, start, start + timedelta(microseconds=1))
+    start = counts[0].start
     raw = (
         db.visits(store, start - VISIT_LOOKBACK, start + timedelta(hours=1))
         if len({c.sensor for c in counts}) > 1
@@ -51,9 +56,16 @@ def present_now(db: Store, store: str) -> StoreInterval | None:
     return store_intervals(counts, raw, merge_sensors(raw))[-1]
 
 
-def reference_day(db: Store, store: str, zone: ZoneInfo, today: date) -> date:
-    """Today, or the store's last day with data when it has none today (a closed store, the demo)."""
-    extent = db.extent(store)
+def reference_day(
+    db: Store,
+    store: str,
+    zone: ZoneInfo,
+    today: date,
+    extent: tuple[datetime, datetime] | Literal["read"] | None = "read",
+) -> date:
+    """Today, or the store's last day with data when it has none today (a closed store, the demo);
+    `extent` is the store's (`Store.extent`), when the caller has read it already."""
+    extent = db.extent(store) if extent == "read" else extent
     if extent is None:
         return today
     last = extent[1].astimezone(zone).date()
@@ -85,12 +97,12 @@ class StoreSummary:
 
 
 def summary(db: Store, store: str, config: ReportConfig, today: date) -> StoreSummary:
-    day = reference_day(db, store, config.zone, today)
-    health = sensor_health(db, store)
-    before = [
-        _visitors(db, store, d, config)
-        for d in (day - timedelta(weeks=w) for w in range(1, COMPARE_WEEKS + 1))
-    ]
+    extent = db.extent(store)
+    day = reference_day(db, store, config.zone, today, extent)
+    health = sensor_health(db, store, extent)
+    before = _visitors_each(
+        db, store, [day - timedelta(weeks=w) for w in range(1, COMPARE_WEEKS + 1)], config
+    )
     return StoreSummary(
         store,
         day,
@@ -103,16 +115,21 @@ def summary(db: Store, store: str, config: ReportConfig, today: date) -> StoreSu
 
 
 def _visitors(db: Store, store: str, day: date, config: ReportConfig) -> int:
-    """The report's visitors of `day`, from the roll-up when it gives the same number.
+    return _visitors_each(db, store, [day], config)[0]
+
+
+def _visitors_each(db: Store, store: str, days: Sequence[date], config: ReportConfig) -> list[int]:
+    """The report's visitors of each day, from the roll-up when it gives the same number.
 
     With one sensor the report counts each stored visit once (merging sensors changes nothing), so
     the roll-up's sum is its figure; with several, visits heard by two sensors merge, and only the
     report itself can say how many there were.
     """
-    totals = visit_totals(db, store, *reports.period(day, day, config.zone))
-    if totals.sensors <= 1:
-        return totals.visitors
-    return reports.for_store(db, store, day, day, config).visitors
+    spans = [reports.period(d, d, config.zone) for d in days]
+    return [
+        t.visitors if t.sensors <= 1 else reports.for_store(db, store, d, d, config).visitors
+        for d, t in zip(days, visit_totals_each(db, store, spans), strict=True)
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,27 +208,46 @@ def _pct(share: float | None) -> float | None:
     return None if share is None else round(100 * share, 1)
 
 
+OCCUPANCY_POINTS = 336  # two weeks of hours; a longer range is drawn in blocks of hours (server-side)
+BLOCK_HOURS = (1, 2, 3, 4, 6, 8, 12, 24)
+BAR_DAYS = 62  # a longer daily trend is a line
+
+
 def _occupancy(period: Report) -> Chart:
     hours = [h for h in period.hours if h.present_mean is not None]
+    block = next((b for b in BLOCK_HOURS if len(hours) <= OCCUPANCY_POINTS * b), 24)
+    groups: dict[datetime, list[HourRow]] = defaultdict(list)
+    for h in hours:  # a block is `block` hours of one local day, from its first hour on the clock
+        groups[h.start.replace(hour=h.start.hour - h.start.hour % block)].append(h)
+    starts = sorted(groups)
+    means = [_block_mean([h.present_mean for h in groups[s]]) for s in starts]
+    lows = [_block_mean([h.present_low for h in groups[s]]) for s in starts]
+    highs = [_block_mean([h.present_high for h in groups[s]]) for s in starts]
+    what = "mean of each hour's count intervals" if block == 1 else f"mean of the hourly means, by {block} h"
     return Chart(
         "occupancy",
-        "People present (mean of each hour's count intervals)",
+        f"People present ({what})",
         "line",
         "hour_start",
-        tuple(f"{h.start:%Y-%m-%d %H:%M}" for h in hours),
+        tuple(f"{s:%Y-%m-%d %H:%M}" for s in starts),
         (
-            Series("present_mean", tuple(round(h.present_mean or 0, 2) for h in hours)),
+            Series("present_mean", tuple(_round(m) for m in means)),
             *(
                 (  # the 80 % band, when the count events carry it (the report averages it like the mean)
-                    Series("present_low", tuple(_round(h.present_low) for h in hours)),
-                    Series("present_high", tuple(_round(h.present_high) for h in hours)),
+                    Series("present_low", tuple(_round(x) for x in lows)),
+                    Series("present_high", tuple(_round(x) for x in highs)),
                 )
-                if any(h.present_low is not None for h in hours)
+                if any(x is not None for x in lows)
                 else ()
             ),
         ),
         unit="people",
     )
+
+
+def _block_mean(values: Sequence[float | None]) -> float | None:
+    """A block's mean of hourly figures; none when an hour lacks it (the report's rule for the bounds)."""
+    return None if not values or None in values else sum(v for v in values if v is not None) / len(values)
 
 
 def _round(value: float | None) -> float | None:
@@ -232,7 +268,7 @@ def _daily(period: Report) -> Chart:
     return Chart(
         "daily",
         "Daily trend",
-        "bar",
+        "bar" if len(days) <= BAR_DAYS else "line",  # hundreds of bars: pygal takes a second
         "date",
         tuple(d.isoformat() for d in days),
         (
@@ -271,13 +307,17 @@ def _heatmap(period: Report) -> Chart:
     cells: dict[tuple[int, int], int] = defaultdict(int)
     for h in period.hours:
         cells[(h.start.weekday(), h.start.hour)] += h.visitors
+    # From the first to the last hour with a visitor on any weekday: the night's empty columns would
+    # only shrink the others (and each dot costs pygal time).
+    busy = sorted({hour for (_, hour), n in cells.items() if n}) or [0, 23]
+    hours = range(busy[0], busy[-1] + 1)
     return Chart(
         "heatmap",
         "Visitors by hour and weekday",
         "dot",
         "hour",
-        tuple(f"{hour:02d}" for hour in range(24)),
-        tuple(Series(WEEKDAYS[wd], tuple(cells[(wd, hour)] for hour in range(24))) for wd in range(7)),
+        tuple(f"{hour:02d}" for hour in hours),
+        tuple(Series(WEEKDAYS[wd], tuple(cells[(wd, hour)] for hour in hours)) for wd in range(7)),
     )
 
 
@@ -306,6 +346,34 @@ def omni_page(
         ),
     )
     return OmniPage(store, first, last, k, (chart,))
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerLine:
+    """One line of the trigger log, in the store's time zone."""
+
+    at: str  # when the visit started
+    profile_id: str
+    sensor: str
+    sent: str
+    visit: str  # the visit's event id, as the trigger carried it
+
+
+def trigger_log(db: Store, store: str, zone: ZoneInfo, first: date, last: date) -> list[TriggerLine]:
+    """The triggers sent for the store's visits started on the local days `first`..`last`."""
+    return [
+        TriggerLine(local(t.at, zone), t.profile_id, t.sensor, local(t.sent, zone), t.visit)
+        for t in logged_triggers(db, store, *reports.period(first, last, zone))
+    ]
+
+
+def trigger_csv(lines: Sequence[TriggerLine]) -> str:
+    """The trigger log's CSV: the lines the page shows, column for column."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["visit_start", "profile_id", "sensor", "sent", "visit"])
+    writer.writerows([t.at, t.profile_id, t.sensor, t.sent, t.visit] for t in lines)
+    return buffer.getvalue()
 
 
 @dataclass(frozen=True, slots=True)

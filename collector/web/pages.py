@@ -7,7 +7,7 @@ store that does not exist, so the scope does not even tell which stores there ar
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Query, Request
@@ -148,10 +148,9 @@ def page_routes(web: Web) -> APIRouter:
         status: int = 200,
     ) -> Response:
         model = figures.omni_page(web.db, web.profiles, store, web.config.report, start, end)
-        triggers = []
-        if session.user.role == "admin":
-            lo, hi = _bounds(start, end)
-            triggers = web.db.consented_visits(store, lo, hi)
+        triggers = (
+            figures.trigger_log(web.db, store, zone, start, end) if session.user.role == "admin" else []
+        )
         return web.page(
             request,
             "omni.html",
@@ -163,10 +162,19 @@ def page_routes(web: Web) -> APIRouter:
             query=_query(start, end),
         )
 
-    def _bounds(start: date, end: date) -> tuple[datetime, datetime]:
-        from collector.reports.report import period
-
-        return period(start, end, zone)
+    @router.get("/stores/{store}/triggers.csv")
+    def triggers_csv(
+        store: str, session: SESSION, first: str | None = FROM, last: str | None = TO
+    ) -> Response:
+        scoped(session, store)
+        if session.user.role != "admin":
+            raise Refused(403, "only an admin may read the trigger log")
+        start, end = span(store, first, last)
+        return Response(
+            figures.trigger_csv(figures.trigger_log(web.db, store, zone, start, end)),
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{store}-triggers-{start}-{end}.csv"'},
+        )
 
     @router.post("/stores/{store}/omnichannel", response_class=HTMLResponse)
     def omni_journey(

@@ -15,10 +15,9 @@ import struct
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO
+from typing import BinaryIO, Final
 
 from sensor.decode.errors import CaptureError
-from sensor.decode.fastinit import fast_init
 from sensor.decode.frames import CaptureRecord
 
 __all__ = [
@@ -30,28 +29,25 @@ __all__ = [
     "read_capture",
 ]
 
-PCAP_MAGIC_US = 0xA1B2C3D4
-PCAP_MAGIC_NS = 0xA1B23C4D
-PCAPNG_SHB = 0x0A0D0D0A
-PCAPNG_BYTE_ORDER_MAGIC = 0x1A2B3C4D
+PCAP_MAGIC_US: Final = 0xA1B2C3D4
+PCAP_MAGIC_NS: Final = 0xA1B23C4D
+PCAPNG_SHB: Final = 0x0A0D0D0A
+PCAPNG_BYTE_ORDER_MAGIC: Final = 0x1A2B3C4D
 
-_PCAP_HEADER_LEN = 24
-_PCAP_RECORD_HEADER_LEN = 16
+_PCAP_HEADER_LEN: Final = 24
+_PCAP_RECORD_HEADER_LEN: Final = 16
 # Wireshark's own ceiling for a standard record; a larger length means a corrupt header, not a big frame.
-_MAX_RECORD = 262_144
-_MAX_BLOCK = 16 * 1024 * 1024
+_MAX_RECORD: Final = 262_144
+_MAX_BLOCK: Final = 16 * 1024 * 1024
 # A mapped file's pages count in the process's RSS once touched: the reader hands back the pages it
 # has read past every this many bytes, so memory stays flat for a capture of any size.
-_RELEASE_BYTES = 4 * 1024 * 1024
+_RELEASE_BYTES: Final = 4 * 1024 * 1024
 
 # pcapng block types
 _IDB, _OPB, _SPB, _EPB = 1, 2, 3, 6
 _OPT_ENDOFOPT, _OPT_IF_TSRESOL, _OPT_IF_TSOFFSET = 0, 9, 14
 
 Buffer = bytes | mmap.mmap
-
-
-_record = fast_init(CaptureRecord)  # CaptureRecord(...), faster: see sensor/decode/fastinit.py
 
 
 class CaptureReader(Iterator[CaptureRecord]):
@@ -145,7 +141,7 @@ class CaptureReader(Iterator[CaptureRecord]):
                         self._cut(start - 16)
                         return
                     count += 1
-                    yield _record(sec * 1_000_000_000 + frac * frac_ns, linktype, buf[start:off], orig)
+                    yield CaptureRecord(sec * 1_000_000_000 + frac * frac_ns, linktype, buf[start:off], orig)
                 if stop == end:
                     break
                 if release is not None:
@@ -194,7 +190,7 @@ class CaptureReader(Iterator[CaptureRecord]):
                 elif btype in (_EPB, _OPB):
                     last_ts, linktype, cap, orig = self._packet_block(order, off, blen, btype, interfaces)
                     count += 1
-                    yield _record(last_ts, linktype, buf[off + 28 : off + 28 + cap], orig)
+                    yield CaptureRecord(last_ts, linktype, buf[off + 28 : off + 28 + cap], orig)
                 elif btype == _SPB:
                     if not interfaces:
                         raise self._fail(off, "simple packet block before any interface description")
@@ -203,7 +199,7 @@ class CaptureReader(Iterator[CaptureRecord]):
                     cap = min(orig, blen - 16, snaplen or orig)
                     count += 1
                     # An SPB has no timestamp: it inherits the previous packet's, so order is kept.
-                    yield _record(last_ts, linktype, buf[off + 12 : off + 12 + cap], orig)
+                    yield CaptureRecord(last_ts, linktype, buf[off + 12 : off + 12 + cap], orig)
                 # every other block (name resolution, statistics, custom, ...) is skipped
                 off += blen
         finally:
@@ -304,6 +300,8 @@ def merge_captures(sources: Iterable[Path | CaptureReader]) -> Iterator[CaptureR
     `truncated_tail` afterwards.
     """
     readers = [s if isinstance(s, CaptureReader) else read_capture(s) for s in sources]
+    if len(readers) == 1:  # nothing to merge: heapq.merge would cost an interpreted step per record
+        return readers[0]
     return heapq.merge(*readers, key=_ts_key)
 
 

@@ -28,7 +28,7 @@ import struct
 import zlib
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from sensor.decode import dot11, prism, radiotap
 from sensor.decode.connected import StationParser
@@ -42,20 +42,23 @@ from sensor.decode.dot11 import (
     STATION_KINDS,
 )
 from sensor.decode.errors import DecodeError, Malformed, Truncated
-from sensor.decode.fastinit import fast_init
 from sensor.decode.frames import ConnectedFrame, ProbeRequest
 from sensor.decode.radiotap import ABSENT
 
-LINKTYPE_IEEE802_11 = 105
-LINKTYPE_PRISM = 119
-LINKTYPE_RADIOTAP = 127
+LINKTYPE_IEEE802_11: Final = 105
+LINKTYPE_PRISM: Final = 119
+LINKTYPE_RADIOTAP: Final = 127
 
-_U64 = struct.Struct("<Q")  # radiotap version, pad, length and first present word, as one key
-_U32 = struct.Struct("<I")
-_unpack_u64, _unpack_mgmt = _U64.unpack_from, MGMT_HEADER.unpack_from  # bound once: the hot loop uses them
-_FCS_LEN = 4
-_FCS_FLAGS = radiotap.FLAG_FCS_AT_END | radiotap.FLAG_BAD_FCS
-_OVERRUN, _SHORT_TAIL = 1, 2  # why an element walk is suspicious
+_U64: Final = struct.Struct("<Q")  # radiotap version, pad, length and first present word, as one key
+_U32: Final = struct.Struct("<I")
+# bound once: the hot loop uses them
+_unpack_u64: Final = _U64.unpack_from
+_unpack_mgmt: Final = MGMT_HEADER.unpack_from
+_FCS_LEN: Final = 4
+_FCS_FLAGS: Final = radiotap.FLAG_FCS_AT_END | radiotap.FLAG_BAD_FCS
+# why an element walk is suspicious (Final: mypyc inlines them)
+_OVERRUN: Final = 1
+_SHORT_TAIL: Final = 2
 _Walked = tuple[str, tuple[int, ...], str, int]  # ssid, ids, fingerprint, suspicious
 
 
@@ -87,9 +90,6 @@ class _Radio(NamedTuple):
     unpack: Callable[[bytes], tuple[int, int | bytes, int | bytes]]  # see RadiotapLayout
     fcs_known: bool  # the radio header says whether an FCS ends the frame
     ext_end: int  # > 0: more present words up to here; the full layout is looked up by them
-
-
-_probe = fast_init(ProbeRequest)  # ProbeRequest(...) at a quarter of the cost: see fastinit.py
 
 
 class FrameDecoder:
@@ -179,7 +179,7 @@ class FrameDecoder:
             if suspicious and (suspicious == _OVERRUN or not fcs_known):
                 ssid, ids, fingerprint, _ = self._repair(data, off, end, blob, walked, fcs_known=fcs_known)
             self.stats.probe_requests += 1
-            return _probe(
+            return ProbeRequest(
                 ts_ns,
                 transmitter,
                 rssi,

@@ -14,16 +14,16 @@ import hashlib
 import struct
 from dataclasses import dataclass
 from enum import Enum
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
-HEADER_LEN = 24  # management frame: fc, duration, addr1..3, seq_ctrl
-FC_PROBE_REQUEST = 0x40  # first frame-control byte: version 0, type 0 (mgmt), subtype 4
-FC_FLAG_ORDER = 0x80  # in a management frame: a 4-byte HT Control field follows seq_ctrl
-HT_CONTROL_LEN = 4
+HEADER_LEN: Final = 24  # management frame: fc, duration, addr1..3, seq_ctrl
+FC_PROBE_REQUEST: Final = 0x40  # first frame-control byte: version 0, type 0 (mgmt), subtype 4
+FC_FLAG_ORDER: Final = 0x80  # in a management frame: a 4-byte HT Control field follows seq_ctrl
+HT_CONTROL_LEN: Final = 4
 # The management header, as the decoder reads it in one call (sensor/decode/decoder.py is its only
 # reader: the hot loop cannot afford a function per frame, so the layout is owned here and applied
 # there). Little-endian, HEADER_LEN bytes:
-MGMT_HEADER = struct.Struct(
+MGMT_HEADER: Final = struct.Struct(
     "<"
     "x"  # frame control, byte 0: version, type, subtype (read on its own first: FRAME_KIND)
     "B"  # frame control, byte 1: flags (FC_FLAG_ORDER: an HT Control field follows)
@@ -39,7 +39,7 @@ EID_SSID, EID_VENDOR, EID_EXTENSION = 0, 221, 255
 # Offsets in the MAC header shared by every frame a station exchanges with its access point (issue #14):
 # frame control (2), duration or AID (2), addr1, addr2, then for all but PS-Poll addr3 and seq_ctrl.
 ADDR1, ADDR2, ADDR3, SEQ_CTRL = 4, 10, 16, 22
-DS_BITS = 0x03  # in frame-control byte 1: ToDS (1) and FromDS (2)
+DS_BITS: Final = 0x03  # in frame-control byte 1: ToDS (1) and FromDS (2)
 TO_DS, FROM_DS = 0x01, 0x02
 
 
@@ -86,7 +86,7 @@ STATION_KINDS: dict[int, StationKind] = {
 # What the kernel keeps of such a frame, past the radio header: the longest header read (24) and 4 bytes
 # for an FCS the radio header announces. Past a 24-byte data header those 4 bytes are the QoS control
 # field or the start of the CCMP/TKIP/WEP or LLC header, never user data.
-STATION_SNAP = HEADER_LEN + 4
+STATION_SNAP: Final = HEADER_LEN + 4
 
 MGMT_SUBTYPES: dict[int, str] = {
     0: "assoc_req",
@@ -105,7 +105,7 @@ MGMT_SUBTYPES: dict[int, str] = {
     14: "action_noack",
 }
 FRAME_TYPES: dict[int, str] = {1: "control", 2: "data", 3: "extension"}
-BAD_VERSION = "bad_version"
+BAD_VERSION: Final = "bad_version"
 
 
 def _kind(fc0: int) -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from sensor.decode.errors import Malformed, Truncated
 
@@ -68,15 +68,15 @@ FIELDS: dict[int, RadiotapField] = {
 # What the decoder reads, in the order `RadiotapLayout.unpack` returns them.
 WANTED = ("flags", "channel", "dbm_antsignal")
 _CODES = {"flags": "B", "channel": "H", "dbm_antsignal": "b"}
-ABSENT = b""  # what `unpack` yields for a field the header does not carry
+ABSENT: Final = b""  # what `unpack` yields for a field the header does not carry
 
-FLAG_FCS_AT_END = 0x10
-FLAG_BAD_FCS = 0x40
+FLAG_FCS_AT_END: Final = 0x10
+FLAG_BAD_FCS: Final = 0x40
 
 _EXT, _VENDOR_NS, _RADIOTAP_NS = 1 << 31, 1 << 30, 1 << 29
-_HEADER = struct.Struct("<BBHI")  # version, pad, length, first present word
-_U32 = struct.Struct("<I")
-_U16 = struct.Struct("<H")
+_HEADER: Final = struct.Struct("<BBHI")  # version, pad, length, first present word
+_U32: Final = struct.Struct("<I")
+_U16: Final = struct.Struct("<H")
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Protocol
-
-from sensor.decode.fastinit import fast_init
+from typing import Final, Protocol
 
 
 class PeopleEstimate(Protocol):
@@ -26,15 +24,26 @@ class PeopleEstimate(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, init=False, unsafe_hash=True)
 class VisitSpan:
-    """What the people estimate needs of a visit that overlapped the interval."""
+    """What the people estimate needs of a visit that overlapped the interval.
 
-    device: str
-    start_ns: int
-    last_ns: int
-    inside: bool  # reached the visitor signal level
-    fixed: bool
+    Built for every visit of each interval: `Final` fields and a plain __init__ rather than a frozen
+    dataclass, so the compiled build makes it natively (sensor/decode/frames.py says why).
+    """
+
+    device: Final[str]
+    start_ns: Final[int]
+    last_ns: Final[int]
+    inside: Final[bool]  # reached the visitor signal level
+    fixed: Final[bool]
+
+    def __init__(self, device: str, start_ns: int, last_ns: int, inside: bool, fixed: bool) -> None:
+        self.device = device
+        self.start_ns = start_ns
+        self.last_ns = last_ns
+        self.inside = inside
+        self.fixed = fixed
 
 
 class InsideVisits:
@@ -53,4 +62,4 @@ class InsideVisits:
         return covered / (end_ns - start_ns)
 
 
-span = fast_init(VisitSpan)  # VisitSpan(...), faster: see sensor/decode/fastinit.py
+span = VisitSpan  # the name the presence model builds spans by

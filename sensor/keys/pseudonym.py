@@ -12,9 +12,9 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass, field
 from hashlib import sha256
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
-_BLOCK = 64  # SHA-256's block size: HMAC pads (or first hashes) its key to this
+_BLOCK: Final = 64  # SHA-256's block size: HMAC pads (or first hashes) its key to this
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,148 @@
+"""Reads of the roll-ups the triggers keep (visit_rollup: 0007, count_rollup: 0009), one SQL text for both backends.
+
+A period of a store is read by local hour: the buckets are 15 minutes of UTC, and a local midnight is a
+whole number of quarter hours in every time zone, so each bucket lies in one hour counted from the
+period's start. Only sums cross this module; what they mean is the report's (collector/reports/rollup.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from collector.storage.base import Store, us
+from collector.storage.dashboard import query_of
+
+BUCKET_US = 900_000_000  # the roll-ups' 15 minutes
+HOUR_US = 3_600_000_000
+
+
+def _q(db: Store, doing: str, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    return query_of(db)(doing, sql, params)
+
+
+@dataclass(frozen=True, slots=True)
+class HourSums:
+    """The sums of one local hour of a period (hour 0 starts at the period's start)."""
+
+    visitors: int = 0
+    passersby: int = 0
+    fixed: int = 0
+    intervals: int = 0  # count intervals that started in the hour
+    present_sum: float = 0.0
+    low_n: int = 0  # ...of them with a present_low
+    low_sum: float = 0.0
+    high_n: int = 0
+    high_sum: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodSums:
+    """What the roll-ups hold of a store's period [start, end)."""
+
+    data_sensors: tuple[str, ...]  # sensors with a visit or a count interval (with two or more: some)
+    status_sensors: tuple[str, ...]  # sensors with a status event in the period
+    hours: dict[int, HourSums]
+    peak: tuple[float, int] | None  # the highest present and the earliest start it had (UTC us)
+    visitors_est: tuple[int, float]  # intervals that carried an estimate, their sum
+    passersby_est: tuple[int, float]
+
+
+_SPAN = "store = ? AND bucket_us >= ? AND bucket_us < ?"
+_VISITS_NONZERO = "(visitors > 0 OR passersby > 0 OR fixed > 0)"
+
+
+def status_sensors(db: Store, store: str, start: datetime, end: datetime) -> list[str]:
+    """Sensors with a status event in the period."""
+    rows = _q(
+        db,
+        f"list the sensors of {store}'s statuses",
+        "SELECT DISTINCT sensor FROM statuses WHERE store = ? AND at_us >= ? AND at_us < ?",
+        (store, us(start), us(end)),
+    )
+    return sorted(str(r[0]) for r in rows)
+
+
+def period_sums(db: Store, store: str, start: datetime, end: datetime) -> PeriodSums:
+    """The roll-ups of the period, summed by hour from `start` (which must be on a 15-minute boundary)."""
+    lo, hi = us(start), us(end)
+    if lo % BUCKET_US or hi % BUCKET_US:
+        raise ValueError(f"a roll-up period starts and ends on a quarter hour, not {start} to {end}")
+    span = (store, lo, hi)
+    hour = "(bucket_us - CAST(? AS BIGINT)) / 3600000000"
+    counts = _q(
+        db,
+        f"read the count roll-up of {store}",
+        f"SELECT {hour}, SUM(intervals), SUM(present_sum), SUM(low_n), SUM(low_sum), SUM(high_n),"
+        " SUM(high_sum), SUM(visitors_est_n), SUM(visitors_est_sum), SUM(passersby_est_n),"
+        f" SUM(passersby_est_sum), MIN(sensor), MAX(sensor) FROM count_rollup WHERE {_SPAN} GROUP BY 1",
+        (lo, *span),
+    )
+    visits = _q(
+        db,
+        f"read the visit roll-up of {store}",
+        f"SELECT {hour}, SUM(visitors), SUM(passersby), SUM(fixed), MIN(sensor), MAX(sensor) FROM visit_rollup"
+        f" WHERE {_SPAN} AND {_VISITS_NONZERO} GROUP BY 1",
+        (lo, *span),
+    )
+    peak = _q(
+        db,
+        f"find the peak of {store}'s count roll-up",
+        f"SELECT peak, peak_us FROM count_rollup WHERE {_SPAN} ORDER BY peak DESC, peak_us LIMIT 1",
+        span,
+    )
+    # Each hour's first and last sensor: with one sensor in the period they are all it; with two or
+    # more, at least two of them show, which is all the report asks (one sensor, or the rows).
+    data = sorted({str(x) for r in counts for x in r[11:13]} | {str(x) for r in visits for x in r[4:6]})
+    by_visits = {int(r[0]): (int(r[1]), int(r[2]), int(r[3])) for r in visits}
+    hours: dict[int, HourSums] = {}
+    for r in counts:
+        v = by_visits.pop(int(r[0]), (0, 0, 0))
+        hours[int(r[0])] = HourSums(
+            *v, int(r[1]), float(r[2]), int(r[3]), float(r[4]), int(r[5]), float(r[6])
+        )
+    for slot, v in by_visits.items():
+        hours[slot] = HourSums(*v)
+    return PeriodSums(
+        tuple(data),
+        tuple(status_sensors(db, store, start, end)),
+        hours,
+        (float(peak[0][0]), int(peak[0][1])) if peak else None,
+        (sum(int(r[7]) for r in counts), sum(float(r[8]) for r in counts)),
+        (sum(int(r[9]) for r in counts), sum(float(r[10]) for r in counts)),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class KeptVisit:
+    """What the report needs of a visitor or fixed visit beyond the roll-ups: who, and how long."""
+
+    kind: str  # visitor | fixed (| passerby: one, to show a sensor listens to a store network)
+    epoch: str
+    device: str
+    dwell_s: float
+    start_us: int
+    connected: bool | None  # to a store network; None: the sensor listens to none
+
+
+def kept_visits(db: Store, store: str, start: datetime, end: datetime) -> list[KeptVisit]:
+    """Visitor and fixed visits of the period (passersby, most visits, are only counted: the roll-up),
+    and one passerby of a sensor listening to a store network if there is one, which is all the report
+    needs of them to tell that its `connected` figure is 0 rather than not measured."""
+    span = "store = ? AND start_us >= ? AND start_us < ?"
+    rows = _q(
+        db,
+        f"read the visitor visits of {store}",
+        f"SELECT kind, epoch, device, dwell_s, start_us, connected FROM visits WHERE {span} AND kind <> 'passerby'"
+        " UNION ALL SELECT * FROM (SELECT kind, epoch, device, dwell_s, start_us, connected FROM visits"
+        f" WHERE {span} AND kind = 'passerby' AND connected IS NOT NULL LIMIT 1) AS listening",
+        (store, us(start), us(end)) * 2,
+    )
+    return [
+        KeptVisit(
+            str(r[0]), str(r[1]), str(r[2]), float(r[3]), int(r[4]), None if r[5] is None else bool(r[5])
+        )
+        for r in rows
+    ]

@@ -1,0 +1,136 @@
+"""The report from the roll-ups (collector/reports/rollup.py) equals the report from the rows, on both backends,
+as events are stored, re-sent and deleted; a period with two sensors is left to the rows."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from collector.config import ReportConfig
+from collector.reports import report as reports
+from collector.reports import rollup
+from collector.storage.base import Store
+from collector.storage.dashboard import query_of, transaction_of
+from collector.storage.privacy import RetentionCutoffs
+from tests import test_dashboard
+from tests.dashboard_data import DEMO_DAY, count
+from tests.pgserver import postgres_dsn, postgres_server  # noqa: F401
+from tests.test_report import visit
+
+# The demo replay on each backend, as the dashboard tests fill it.
+demo_jsonl, fresh = test_dashboard.demo_jsonl, test_dashboard.fresh
+CONFIG = ReportConfig()
+DAY = date.fromisoformat(DEMO_DAY)
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal, floats to 1e-9 (a roll-up's mean is a sum over a count, the rows' an exact `fmean`)."""
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+def check(db: Store, store: str, first: date, last: date) -> dict[str, Any]:
+    fast = rollup.for_store(db, store, first, last, CONFIG.zone, CONFIG.dwell_edges_min)
+    assert fast is not None, "a one-sensor period is read from the roll-ups"
+    rows = reports.to_dict(reports.from_rows(db, store, first, last, CONFIG))
+    assert same(reports.to_dict(fast), rows), (reports.to_dict(fast), rows)
+    return rows
+
+
+def test_the_roll_up_report_equals_the_rows_report_for_days_and_ranges(fresh: Store) -> None:
+    day = check(fresh, "demo", DAY, DAY)
+    totals = day["totals"]
+    assert totals["visitors"] > 0 and totals["passersby"] > 0 and day["hours"]
+    assert totals["present_peak"] is not None and totals["median_dwell_s"] is not None
+    check(fresh, "demo", DAY - timedelta(days=6), DAY + timedelta(days=1))  # empty days around it
+    empty = check(fresh, "demo", DAY + timedelta(days=30), DAY + timedelta(days=30))
+    assert empty["notes"][0].startswith("No visits or counts")
+
+
+def test_the_count_roll_up_keeps_bounds_estimates_and_the_earliest_peak(fresh: Store) -> None:
+    at = datetime(2024, 3, 14, 19, 30, tzinfo=UTC)
+    late = [
+        count(at + timedelta(minutes=5 * i), p).model_copy(
+            update={"present_low": p - 1, "present_high": p + 2, "visitors_est": 1.5, "passersby_est": 0.25}
+        )
+        for i, p in enumerate((40.0, 41.5, 41.5, 3.0))
+    ]
+    late.append(count(at + timedelta(minutes=20), 2.0))  # no bounds: its hour's mean bound is undefined
+    before = check(fresh, "demo", DAY, DAY)["totals"]
+    fresh.add(late)
+    fresh.add(late)  # a re-sent interval is stored once and rolled up once
+    day = check(fresh, "demo", DAY, DAY)
+    totals = day["totals"]
+    assert totals["present_peak"] == 41.5
+    assert totals["present_peak_at"] == (at + timedelta(minutes=5)).astimezone(CONFIG.zone).isoformat()
+    assert totals["visitors_people"] == round((before["visitors_people"] or 0) + 6.0, 1)
+    assert totals["passersby_people"] == round((before["passersby_people"] or 0) + 1.0, 1)
+    hour = next(h for h in day["hours"] if h["start"].endswith("20:00:00+01:00"))
+    assert (
+        hour["present_mean"] == pytest.approx((40 + 41.5 + 41.5 + 3 + 2) / 5) and hour["present_low"] is None
+    )
+    check(fresh, "demo", DAY + timedelta(days=1), DAY + timedelta(days=1))
+
+
+def test_deleted_visits_and_counts_leave_the_roll_ups(fresh: Store) -> None:
+    noon = datetime(2024, 3, 14, 12, tzinfo=UTC)
+    cutoffs = RetentionCutoffs(pseudonyms=datetime(2000, 1, 1, tzinfo=UTC), consents=noon, visits=noon)
+    assert fresh.apply_retention(cutoffs, dry_run=False, label=lambda n: "3" * 2 * n).visits_deleted
+    check(fresh, "demo", DAY, DAY)
+    # Nothing deletes counts today; a delete still leaves the roll-up equal to the rows.
+    with transaction_of(fresh)("delete counts") as db:
+        one = datetime(2024, 3, 14, 13, 10, tzinfo=UTC)  # part of a bucket, so the rest is recomputed
+        db.execute(
+            "DELETE FROM counts WHERE store = ? AND start_us >= ? AND start_us < ?",
+            ("demo", int(one.timestamp() * 1e6), int((one + timedelta(minutes=40)).timestamp() * 1e6)),
+        )
+    after = check(fresh, "demo", DAY, DAY)
+    assert after["totals"]["present_mean"] is not None
+
+
+def test_a_period_with_two_sensors_is_left_to_the_rows(fresh: Store) -> None:
+    at = datetime(2024, 3, 14, 15, tzinfo=UTC)
+    second = count(at, 4.0).model_copy(update={"sensor": "door-2", "event_id": "door-2-" + "0" * 25})
+    fresh.add([second])
+    assert rollup.for_store(fresh, "demo", DAY, DAY, CONFIG.zone, CONFIG.dwell_edges_min) is None
+    two = reports.for_store(fresh, "demo", DAY, DAY, CONFIG)
+    assert two.sensors == ("door-1", "door-2")
+    assert reports.to_dict(two) == reports.to_dict(reports.from_rows(fresh, "demo", DAY, DAY, CONFIG))
+    check(fresh, "demo", DAY + timedelta(days=1), DAY + timedelta(days=1))  # a day of one sensor again
+
+
+def test_the_migration_s_backfill_view_holds_what_the_triggers_kept(fresh: Store) -> None:
+    order = " ORDER BY store, bucket_us, sensor"
+    kept = query_of(fresh)("read the roll-up", "SELECT * FROM count_rollup" + order, ())
+    recomputed = query_of(fresh)("recompute the roll-up", "SELECT * FROM count_rollup_of" + order, ())
+    assert len(kept) > 10 and same([list(r) for r in kept], [list(r) for r in recomputed])
+
+
+def test_connected_visitors_come_out_of_the_roll_up_report_as_the_rows_give_them(fresh: Store) -> None:
+    day = date(2024, 6, 3)
+    noon = datetime(2024, 6, 3, 10, tzinfo=UTC)
+    on_wifi = [
+        visit(noon + timedelta(minutes=7 * i), 600, kind, device=f"w{i}").model_copy(update={"connected": c})
+        for i, (kind, c) in enumerate(
+            [("visitor", True), ("visitor", False), ("visitor", True), ("passerby", False), ("fixed", True)]
+        )
+    ]
+    fresh.add(on_wifi)
+    totals = check(fresh, "paris-01", day, day)["totals"]
+    assert totals["connected"] == 2 and totals["visitors"] == 3
+    # A day whose only visits are passersby of a listening sensor: connected 0, not "not listening".
+    fresh.add(
+        [visit(noon + timedelta(days=1), 60, "passerby", device="p").model_copy(update={"connected": False})]
+    )
+    assert (
+        check(fresh, "paris-01", day + timedelta(days=1), day + timedelta(days=1))["totals"]["connected"] == 0
+    )
+    assert check(fresh, "demo", DAY, DAY)["totals"]["connected"] is None  # the demo sensor listens to none
