@@ -313,7 +313,7 @@ def test_write_config_refuses_a_value_the_config_would_reject(tmp_path: Path) ->
 def lab_counts(shared_data: Path, tmp_path: Path, fit_day: str, held_day: str) -> tuple[Path, Result]:
     lab = shared_data / "fryza-lab"
     config = tmp_path / "sensor.yaml"
-    config.write_text("estimator:\n  site_factor: 1.34  # the shipped default\n")
+    config.write_text("estimator:\n  site_factor: 1.34  # the lab's factor\n")
     args = ["counts", str(lab / f"{fit_day}.pcap"), str(lab / f"{held_day}.pcap")]
     args += ["--truth", str(lab / f"{fit_day}.csv"), "--truth", str(lab / f"{held_day}.csv")]
     return config, CliRunner().invoke(calibrate, [*args, "--config", str(config), "--write"])
@@ -330,7 +330,7 @@ def test_calibrating_on_a_real_lab_day_writes_a_factor_the_other_day_confirms(
     assert "better than the defaults'" in output
     factor = sensor_config.load(config).estimator.site_factor
     assert 1.23 < factor < 1.34  # shrunk from the fit part's 1.23 toward the default
-    assert "# the shipped default" in config.read_text()
+    assert "# the lab's factor" in config.read_text()
 
 
 @pytest.mark.realdata

@@ -6,15 +6,18 @@ import json
 
 import pytest
 
+from bench.train import LAB_SITE_FACTOR
 from sensor.estimate.count_model import MODEL_VERSION, CountModel, load_model, shipped_model
 from sensor.estimate.occupancy import EstimatorParams, OccupancyEstimator
 
 
-def test_the_shipped_model_is_version_2_with_its_training_command_and_trees() -> None:
+def test_the_shipped_model_is_version_3_with_its_training_command_trees_and_a_shops_site_factor() -> None:
     model = shipped_model()
-    assert model.version == MODEL_VERSION == 2
-    assert "python -m bench.train" in model.trained_on
-    assert model.trees and model.reference_site_factor == EstimatorParams().site_factor
+    assert model.version == MODEL_VERSION == 3
+    assert "python -m bench.train" in model.trained_on and "generated store seeds 1, 2" in model.trained_on
+    assert model.trees and model.reference_site_factor == LAB_SITE_FACTOR  # stored at the lab's factor
+    # An uncalibrated sensor counts with the factor fitted on generated shops, not the lab room's.
+    assert EstimatorParams().site_factor == model.default_site_factor > 1.5 * LAB_SITE_FACTOR
     assert not model.reads_rates  # the scan-rate feature did not help held out (README)
 
 
@@ -26,7 +29,7 @@ def test_a_model_file_round_trips_through_its_json() -> None:
 
 def test_a_version_1_file_is_refused_naming_the_file_and_both_versions() -> None:
     v1 = {"version": 1, "device_weight": 0.23, "visitor_weight": 0.35, "blend_from_people": 2.0}
-    with pytest.raises(ValueError, match=r"old\.json: count model version 1: this sensor reads version 2"):
+    with pytest.raises(ValueError, match=r"old\.json: count model version 1: this sensor reads version 3"):
         load_model(json.dumps(v1), "old.json")
 
 
@@ -38,6 +41,8 @@ def test_a_version_1_file_is_refused_naming_the_file_and_both_versions() -> None
         ({"trees": [[0, 1.0, 0.1, "x"]]}, r"m\.json: trees\[0\]\.right: expected a number or \[feature"),
         ({"trees": [[0, "a", 0.1, 0.2]]}, r"m\.json: trees\[0\]: threshold must be a number"),
         ({"visitor_weight": -1}, r"m\.json: visitor_weight must be in 0\.\.10, got -1"),
+        ({"tree_bound": 1.5}, r"m\.json: tree_bound must be in 0\.\.1, got 1\.5"),
+        ({"default_site_factor": 0}, r"m\.json: default_site_factor must be in \(0, 100\], got 0"),
         ({"rates": {"ab": 0.0}}, r"m\.json: scan rate of ab must be in \(0, 600\] per minute"),
     ],
 )
@@ -57,6 +62,7 @@ def test_the_blend_and_its_trees_give_people_scaled_by_the_site_factor() -> None
         trees=((1, 10.0, -0.5, 1.0),),
         reference_site_factor=2.0,
         blend_from_people=2.0,
+        tree_bound=1.0,
     )
     assert model.people(2.0, 4.0, 8.0) == pytest.approx(2.0 + 2.0 - 0.5)
     assert model.people(2.0, 4.0, 12.0) == pytest.approx(2.0 + 3.0 + 1.0)
@@ -70,3 +76,17 @@ def test_the_estimator_counts_scan_rates_only_for_a_model_that_reads_them() -> N
     assert reads.reads_rates and not CountModel(trees=((1, 3.0, 0.0, 1.0),)).reads_rates
     assert OccupancyEstimator(EstimatorParams(model=reads)).rates is not None
     assert OccupancyEstimator(EstimatorParams(model=CountModel(rate_weight=0.1))).rates is not None
+
+
+def test_the_trees_move_the_blend_by_at_most_their_bound_so_an_unseen_crowd_cannot_halve_a_count() -> None:
+    # The lab's trees take 1.7 people off a blend of 2 where few devices leave many visits open (a
+    # boutique's regime, never seen in the lab room): bounded to a quarter of the blend.
+    model = CountModel(device_weight=0.5, visitor_weight=0.25, trees=((0, 3.0, -1.7, 3.0),), tree_bound=0.25)
+    assert model.people(1.0, 2.0, 4.0) == pytest.approx(2.0 * 0.75)  # -1.7 held at -0.5
+    assert model.people(1.0, 4.0, 4.0) == pytest.approx(3.0 * 1.25)  # +3 held at +0.75
+    shipped = shipped_model()
+    for devices, visits in ((0.8, 2.0), (1.2, 3.4), (1.7, 4.3), (12.0, 30.0)):
+        blend = shipped.device_weight * devices + shipped.visitor_weight * visits
+        people = shipped.people(shipped.reference_site_factor, devices, visits)
+        if people >= shipped.blend_from_people:
+            assert 0.75 * blend - 1e-9 <= people <= 1.25 * blend + 1e-9

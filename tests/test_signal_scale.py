@@ -25,6 +25,7 @@ from sensor.estimate.scale import ScaleParams, SignalScale
 from sensor.keys.pseudonym import FixedSalt
 from sensor.live.health import Snapshot, StatusReporter
 from sensor.pipeline import ListSink, Pipeline
+from tests.test_lab_estimate import lab_config
 
 NS = 1_000_000_000
 LAB_TZ = ZoneInfo("Europe/Prague")
@@ -53,7 +54,7 @@ def mae(counts: list[CountEvent], records: list[CaptureRecord], truth_text: str)
 
 
 def without_scale() -> SensorConfig:
-    config = SensorConfig()
+    config = lab_config()
     scale = config.estimator.scale.model_copy(update={"enabled": False})
     return config.model_copy(update={"estimator": config.estimator.model_copy(update={"scale": scale})})
 
@@ -64,7 +65,7 @@ def test_a_day_whose_signal_scale_moved_is_counted_far_closer_with_the_learned_s
 ) -> None:
     records, truth = lab_more(shared_data, tmp_path, "2022-11-16")
     fixed, _ = replay(without_scale(), records)
-    learned, pipeline = replay(SensorConfig(), records)
+    learned, pipeline = replay(lab_config(), records)
     assert pipeline.occupancy is not None
     scale = pipeline.occupancy.scale
     assert scale.offset_db is not None and scale.offset_db >= 12  # 17 dB stronger than nominal

@@ -5,20 +5,25 @@ it: phones connected to the room's Wi-Fi barely probe, so a class of 15 shows as
 devices whose holdovers come and go. The visitor visits open at the end of the interval (devices
 heard at the visitor level for `min_dwell_s` and not yet timed out) hold the room's people
 between their scans, but grow faster than the crowd (a full room keeps more visits of passers-by
-and of split devices open). Version 2 of the model is a linear blend plus a tiny ensemble of
+and of split devices open). Versions 2-3 of the model are a linear blend plus a tiny ensemble of
 regression trees (gradient boosting, depth 2) that bends it where the blend is off:
 
+    linear = device_weight * devices + visitor_weight * visitors_present + rate_weight * rate_devices
     present = site_factor / reference_site_factor * (
-        device_weight * devices + visitor_weight * visitors_present + rate_weight * rate_devices
-        + sum(tree(devices, visitors_present, rate_devices) for tree in trees))
+        linear + clamp(sum(tree(devices, visitors_present, rate_devices) for tree in trees),
+                       -tree_bound * linear, tree_bound * linear))
 
 where the device-only estimate (`site_factor * devices_inside`) reaches `blend_from_people`; below
 it (an evening, a single visitor) the device-only estimate stands, since a lingering visit would
-count somebody who has left. `rate_devices` is the scan-rate figure (sensor/estimate/rates.py,
+count somebody who has left. The trees may move the blend by at most `tree_bound` of it (version 3):
+fitted on one room, their corrections at a crowd the room never had (a boutique's few phones and
+many open visits: -1.7 people on a blend of 2) would otherwise halve the count of a new site. `rate_devices` is the scan-rate figure (sensor/estimate/rates.py,
 with this file's per-fingerprint `rates`); a model that neither weighs nor splits on it leaves
 the estimator's scan-rate counting off. The numbers come from `count_model.json` (package data),
-written by `python -m bench.train` (fitted on all 103 lab days at the default site factor, so
-`calibrate counts` still fits one factor per site on top); reading it is the only I/O, once, at
+written by `python -m bench.train` (fitted on all 103 lab days at the lab's site factor,
+`reference_site_factor`: the model's shape is in device units, and the site factor, people per
+counted device, is the site's: `calibrate counts` fits it, `EstimatorParams.site_factor` is the
+default of an uncalibrated site); reading it is the only I/O, once, at
 the first use of the defaults. Evaluating the model is a few dozen comparisons per interval.
 """
 
@@ -32,7 +37,7 @@ from importlib import resources
 from typing import Any
 
 MODEL_FILE = "count_model.json"
-MODEL_VERSION = 2
+MODEL_VERSION = 3
 FEATURES = ("devices", "visitors", "rate_devices")  # what a tree may split on, by index
 # A tree: a leaf (people to add) or (feature index, threshold, left if <= threshold, right).
 Tree = float | tuple[int, float, "Tree", "Tree"]
@@ -46,7 +51,11 @@ class CountModel:
     rate_weight: float = 0.0
     trees: tuple[Tree, ...] = ()
     blend_from_people: float = 2.0
-    reference_site_factor: float = 1.0  # the site factor the numbers were fitted at
+    tree_bound: float = 0.25  # the trees move the blend by at most this share of it
+    reference_site_factor: float = 1.0  # the site factor the numbers were fitted at (the lab's)
+    # People per counted device at a site nobody calibrated (`estimator.site_factor`'s default):
+    # fitted on generated stores by `python -m bench.train`, not on the lab room.
+    default_site_factor: float = 1.0
     default_rate: float = 1.0  # scans per device-minute of a fingerprint not in `rates`
     # fingerprint -> scans per device-minute (left out of the hash: a dict is not hashable)
     rates: dict[str, float] = field(default_factory=dict, hash=False)
@@ -61,6 +70,10 @@ class CountModel:
                 raise ValueError(f"{name} must be in 0..10, got {getattr(self, name)}")
         if not 0 <= self.blend_from_people <= 1000:
             raise ValueError(f"blend_from_people must be in 0..1000, got {self.blend_from_people}")
+        if not 0 <= self.tree_bound <= 1:
+            raise ValueError(f"tree_bound must be in 0..1, got {self.tree_bound}")
+        if not 0 < self.default_site_factor <= 100:
+            raise ValueError(f"default_site_factor must be in (0, 100], got {self.default_site_factor}")
         if not 0 < self.reference_site_factor <= 100:
             raise ValueError(f"reference_site_factor must be in (0, 100], got {self.reference_site_factor}")
         for fingerprint, rate in {"default_rate": self.default_rate, **self.rates}.items():
@@ -82,17 +95,20 @@ class CountModel:
         if alone < self.blend_from_people:
             return alone
         x = (devices, visitors_present, rate_devices)
-        total = (
+        linear = (
             self.device_weight * devices
             + self.visitor_weight * visitors_present
             + self.rate_weight * rate_devices
         )
+        bend = 0.0
         for tree in self.trees:
             node = tree
             while not isinstance(node, float):
                 feature, threshold, left, right = node
                 node = left if x[feature] <= threshold else right
-            total += node
+            bend += node
+        limit = self.tree_bound * abs(linear)
+        total = linear + min(max(bend, -limit), limit)
         return max(site_factor / self.reference_site_factor * total, 0.0)
 
     def to_json(self) -> dict[str, Any]:
@@ -103,7 +119,9 @@ class CountModel:
             "rate_weight": round(self.rate_weight, 4),
             "trees": [_tree_json(t) for t in self.trees],
             "blend_from_people": self.blend_from_people,
-            "reference_site_factor": self.reference_site_factor,
+            "tree_bound": self.tree_bound,
+            "reference_site_factor": round(self.reference_site_factor, 4),
+            "default_site_factor": self.default_site_factor,
             "default_rate": round(self.default_rate, 4),
             "rates": {k: round(v, 4) for k, v in sorted(self.rates.items())},
             "trained_on": self.trained_on,

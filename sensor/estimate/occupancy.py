@@ -39,14 +39,17 @@ class EstimatorParams:
     """Every number of the people estimate.
 
     `inside_rssi_dbm`, `holdover_s` and `exit_margin_db` were chosen on the Fryza lab days by
-    leave-one-day-out error (bench/accuracy.py); `site_factor` is the least-squares fit on the
-    calibration day 2022-11-22. Any other site should refit the factor (`fit_site`,
-    `footfall-sensor calibrate counts`).
+    leave-one-day-out error (bench/accuracy.py). `site_factor`, people per counted device, is a
+    property of the site: the default is the count model file's `default_site_factor`, fitted on
+    generated store days (one phone per person or none; `python -m bench.train`), since a shop is
+    what an uncalibrated sensor is put in. The Fryza lab room, where people carry laptops and idle
+    phones sit on its Wi-Fi, has 1.34 (least squares on 2022-11-22). A site with ground truth refits
+    it (`fit_site`, `footfall-sensor calibrate counts`).
     """
 
     inside_rssi_dbm: int = -67  # a frame this strong (dBm) says the device is inside, not passing by
     holdover_s: float = 300.0  # a device stays counted this long after its last inside frame
-    site_factor: float = 1.34  # people per counted device
+    site_factor: float = field(default_factory=lambda: shipped_model().default_site_factor)
     # Weight of a device that probes with its global (factory) address. Phones have randomized
     # their probes by default since 2020 (iOS 14, Android 10); what still probes with a global
     # address is mostly laptops (a second device of a person already counted), older phones and
@@ -60,8 +63,8 @@ class EstimatorParams:
     # busy 15-minute windows of all 103 lab days, each window estimated by a count model fitted
     # without its month (python -m bench.train); the held-out coverage of the same recipe, fitted
     # fold by fold, is bench/accuracy.py's.
-    interval_low: float = 0.75
-    interval_high: float = 1.64
+    interval_low: float = 0.76
+    interval_high: float = 1.54
     interval_floor: float = 0.5
     resolver: ResolverParams = field(default_factory=ResolverParams)
     scale: ScaleParams = field(default_factory=ScaleParams)
