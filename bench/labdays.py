@@ -31,7 +31,7 @@ from sensor.keys.pseudonym import FixedSalt, Pseudonymizer
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 CACHE = Path(__file__).resolve().parent / ".cache" / "lab"
 LAB_TZ = ZoneInfo("Europe/Prague")  # only for reading times; the lab truth joins on frame index
-_VERSION = 2
+_VERSION = 3  # bumped whenever the pickled sighting classes change (sensor/decode/frames.py)
 SALT = FixedSalt(b"bench-lab-days-salt-000000000000")
 
 
