@@ -24,22 +24,26 @@ import random
 import resource
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-MOSQUITTO = next((p for p in ("/usr/sbin/mosquitto", "/usr/bin/mosquitto") if Path(p).exists()), "mosquitto")
+from bench.broker import mosquitto  # noqa: E402  (after the path it needs)
+
+# a thousand connections, and no broker-side queue limit that would drop a burst
+FLEET_BROKER = (
+    "max_connections -1\nmax_queued_messages 0\nmax_inflight_messages 0\n"
+    "log_dest stderr\nlog_type error\nlog_type warning\n"
+)
 PREFIX = "footfall/v1"
 SENSORS_PER_STORE = 4
 FILES = 8192  # open files for the broker and the sensors' process: one socket per sensor, and some
@@ -224,32 +228,6 @@ def collector_main(port: int, dsn_file: Path, client_id: str, group: str | None,
 
 
 # -- the run ----------------------------------------------------------------------------------------------
-@contextmanager
-def mosquitto(work: Path) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    conf = work / "mosquitto.conf"
-    conf.write_text(
-        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_connections -1\n"
-        "max_queued_messages 0\nmax_inflight_messages 0\nlog_dest stderr\nlog_type error\nlog_type warning\n"
-    )
-    with (work / "mosquitto.log").open("ab") as log:
-        process = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stderr=log)  # limits: inherited
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"mosquitto did not listen on port {port} within 10 s") from None
-                time.sleep(0.05)
-        yield port, process
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def rows(dsn: str) -> tuple[int, int]:
@@ -269,7 +247,7 @@ def run_fleet(collectors: int, dsn: str, work: Path, args: argparse.Namespace) -
         for table in ("visits", "counts", "statuses"):
             db.execute(f"TRUNCATE {table}")  # fixed table names
     me = [sys.executable, __file__]
-    with mosquitto(work) as (port, broker):
+    with mosquitto(work, FLEET_BROKER) as (port, broker):
         group = "bench" if collectors > 1 else None
         procs = []
         for c in range(collectors):

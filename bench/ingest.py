@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,14 +29,16 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
 REPO = Path(__file__).resolve().parents[1]
-MOSQUITTO = next((p for p in ("/usr/sbin/mosquitto", "/usr/bin/mosquitto") if Path(p).exists()), "mosquitto")
+sys.path.insert(0, str(REPO))
+from bench.broker import mosquitto  # noqa: E402  (after the path it needs)
+
+INGEST_BROKER = "max_queued_messages 0\nlog_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\n"
 PREFIX = "footfall/v1"
 SENSORS = 20
 UNACKED = 1000  # = paho's in-flight window: a publish stamp is within a window of the real send
@@ -123,34 +124,6 @@ class TimedStore:
         return getattr(self._store, name)
 
 
-@contextmanager
-def mosquitto(work: Path) -> Iterator[int]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    conf = work / "mosquitto.conf"
-    conf.write_text(
-        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 0\n"
-        "log_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\n"
-    )
-    with (work / "mosquitto.log").open("ab") as log:
-        process = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stderr=log)
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"mosquitto did not listen on port {port} within 10 s") from None
-                time.sleep(0.05)
-        yield port
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
 @dataclass(frozen=True)
 class Figures:
     backend: str
@@ -196,7 +169,7 @@ def run_one(backend: str, store_options: dict[str, Any], work: Path, args: argpa
     from collector.storage.backends import open_store
     from collector.storage.base import Store
 
-    with mosquitto(work) as port:
+    with mosquitto(work, INGEST_BROKER) as (port, _):
         config = CollectorConfig.model_validate(
             {
                 "mqtt": {"port": port, "client_id": f"bench-{backend}", "session_expiry_s": 3600},
