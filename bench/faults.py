@@ -23,7 +23,9 @@ once), the rest at the rate, so a restart resumes where the killed one stopped. 
   acknowledged the stream, and started again (same spool) after the broker.
 
 Figures: generated (distinct events the sensor made), stored (distinct in the collector's database),
-dropped (by the spool's policy, counted by the sensor), lost = generated - stored - dropped, duplicated
+dropped (by the spool's policy: the events its record of drops names), lost (events neither stored nor
+dropped: what went missing unaccounted; an event can be both stored and dropped, when the broker died
+after passing it on and before its PUBACK reached the sensor, and the note says how many), duplicated
 (rows beyond one per event id), redelivered (copies the collector received and dropped by id), and the
 time to catch up: from the restart of the failed process until the database holds every event made
 before it. Timings include the clients' reconnect backoff (1 s doubling, at most 60 s).
@@ -217,18 +219,34 @@ class Rig:
         wait_for(lambda: self.stored()[1] >= n, self.params.timeout_s, f"{n} events stored", fail=False)
         return time.monotonic()
 
-    def figures(self, scenario: str, catch_up_s: float, note: str, dropped: int = 0) -> Figures:
-        """Once the stream is over and delivered (or the timeout), stop everything and count."""
+    def figures(
+        self, scenario: str, catch_up_s: float, note: str, dropped_ids: frozenset[str] = frozenset()
+    ) -> Figures:
+        """Once the stream is over and delivered (or the timeout), stop everything and count.
+
+        `dropped_ids` are the events the sensor's spool says it gave up (its own record of them). An event
+        is lost when it is neither stored nor among them; one both stored and dropped was in flight when
+        the broker died: passed on to the collector, its PUBACK never back, then dropped by the full spool.
+        """
         timeout = self.params.timeout_s
         wait_for(lambda: "all events acknowledged" in self.sensor.text(), timeout, "the sensor", fail=False)
-        self.wait_stored(len(self.expected) - dropped)
+        gave_up = dropped_ids & self.expected
+        wait_for(
+            lambda: self.expected - gave_up <= self.stored_ids(),
+            timeout,
+            "every kept event stored",
+            fail=False,
+        )
         self.stop()
         rows, stored = self.stored()
+        stored_ids = self.stored_ids() & self.expected
         redelivered = sum(int(n) for n in re.findall(r"stopped: .*?duplicates (\d+)", self.collector.text()))
         generated = len(self.expected)
+        lost = len(self.expected - stored_ids - gave_up)
+        if gave_up & stored_ids:
+            note += f"; {len(gave_up & stored_ids)} dropped had reached the collector before their PUBACK"
         return Figures(
-            scenario, generated, stored, dropped, generated - stored - dropped, rows - stored, redelivered,
-            catch_up_s, note,
+            scenario, generated, stored, len(gave_up), lost, rows - stored, redelivered, catch_up_s, note
         )  # fmt: skip
 
 
@@ -298,10 +316,11 @@ def spool_full(rig: Rig) -> Figures:
     rig.broker.signal(signal.SIGKILL)
     wait_for(rig.sensor_done, rig.params.timeout_s, "the sensor to finish the stream")
     time.sleep(min(rig.params.outage_s, 1.0))
-    dropped = rig.spool_figure("SELECT COALESCE(SUM(value), 0) FROM counters WHERE name LIKE 'dropped_%'")
+    counted = rig.spool_figure("SELECT COALESCE(SUM(value), 0) FROM counters WHERE name LIKE 'dropped_%'")
+    dropped = frozenset(r[0] for r in query(rig.spool, "SELECT event_id FROM dropped"))
     caught_up = rig.restart(rig.broker)
     counts, visits = (len(query(rig.db, f"SELECT 1 FROM {table}")) for table in ("counts", "visits"))
-    note = f"spool bound {rig.params.spool_events} events; stored {counts} counts, {visits} visits"
+    note = f"spool bound {rig.params.spool_events} events, {counted} drops counted; stored {counts} counts, {visits} visits"
     return rig.figures("spool_full", caught_up, note, dropped)
 
 

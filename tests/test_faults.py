@@ -81,7 +81,11 @@ def test_a_full_spool_drops_only_visits_and_counts_every_drop(
     stored_counts = db.execute("SELECT COUNT(*) FROM counts").fetchone()[0]
     db.close()
     assert stored_counts == made.count("footfall.count/1"), "no count event may be dropped"
-    assert result.stored + result.dropped == result.generated
+    spool = sqlite3.connect(tmp_path / "spool_full" / "spool.db")
+    counted = spool.execute("SELECT SUM(value) FROM counters WHERE name LIKE 'dropped_%'").fetchone()[0]
+    named = spool.execute("SELECT COUNT(*) FROM dropped").fetchone()[0]
+    spool.close()
+    assert counted == named == result.dropped, "every drop is counted once and named by its event id"
 
 
 def test_a_broker_killed_holding_a_whole_replay_for_an_offline_collector_loses_nothing(

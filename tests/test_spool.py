@@ -399,3 +399,31 @@ def test_a_bad_spool_setting_is_one_clear_line_naming_file_line_and_key(
     assert str(caught.value).startswith(f"{path}:2: "), str(caught.value)
     assert message in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+def test_every_dropped_event_is_named_by_its_id_cause_and_kind(tmp_path: Path) -> None:
+    clock = Clock()
+    s = spool(tmp_path, clock, max_events=100, max_age_s=3600)
+    put(s, 100, "count")
+    assert not s.put("late-visit", "visit", "t", b"x")  # refused: named too
+    put(s, 2, "count", start=100)  # the two oldest counts make room
+    clock.t += 3601
+    s.expire()
+    named = s.dropped_ids()
+    assert named[:3] == [
+        ("late-visit", "visit", "full"),
+        ("count-000000", "count", "full"),
+        ("count-000001", "count", "full"),
+    ]
+    assert len(named) == 3 + 100 and {cause for _, _, cause in named[3:]} == {"expired"}
+    assert len(named) == sum(s.stats().dropped.values())
+
+
+def test_the_record_of_dropped_ids_keeps_only_the_newest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sensor.publish.spool.DROPPED_KEPT", 5)
+    s = spool(tmp_path, max_events=10)
+    put(s, 30)
+    assert [event_id for event_id, _, _ in s.dropped_ids()] == [f"visit-{i:06d}" for i in range(15, 20)]
+    assert s.stats().dropped == {"full_visit": 20}, "the counters still hold every drop"

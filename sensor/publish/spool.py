@@ -20,7 +20,11 @@ in the policy's order: `drop_visits_first` drops the oldest visit events, then s
 last (the aggregate figures are what a store is billed on); `drop_oldest` ignores the kind. Pending
 events older than `max_age_s` are dropped too. Every drop is counted by cause and kind (the counts
 survive restarts), logged at WARNING (once a minute per cause, with how many since) and reported in
-`stats()`. An event the policy values more than the new one is never dropped for it: the new one is
+`stats()`. The ids of the newest `DROPPED_KEPT` dropped events are kept too (`dropped_ids()`; on a
+full disk the older half of them gives way first): an event id is a random name, not personal data,
+and with it an audit tells a drop that really lost an event from one whose event the collector had
+stored before the acknowledgement came back (a broker killed between passing an event on and its
+PUBACK). An event the policy values more than the new one is never dropped for it: the new one is
 refused instead (and counted). A disk that is really full (SQLITE_FULL) is met the same way: drop by
 the policy, try again twice freeing more, and count the event as `unwritable` if it still does not fit.
 The figures and the rate-limited warnings are in sensor/publish/spoolstats.py.
@@ -42,7 +46,7 @@ from footfall.events import Event, StatusEvent, topic_for, topic_kind
 from footfall.sqlite import immediate_transaction
 from sensor.publish.spoolstats import SpoolStats, Warner
 
-__all__ = ["DROP_RANK", "Entry", "FullPolicy", "Spool", "SpoolError", "SpoolStats", "Sync"]
+__all__ = ["DROPPED_KEPT", "DROP_RANK", "Entry", "FullPolicy", "Spool", "SpoolError", "SpoolStats", "Sync"]
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +75,15 @@ CREATE INDEX IF NOT EXISTS pending_by_kind ON events (kind, seq) WHERE acked_at 
 CREATE INDEX IF NOT EXISTS pending_by_age ON events (queued_at) WHERE acked_at IS NULL;
 CREATE INDEX IF NOT EXISTS acked_by_age ON events (acked_at) WHERE acked_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS dropped (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    cause TEXT NOT NULL,
+    dropped_at REAL NOT NULL
+);
 """
+DROPPED_KEPT = 10_000  # ids of the newest drops kept for an audit; older ones live on in the counters
 _DISK_FULL_SLACK = (None, 0.01, 0.10)  # a first try, then two after SQLITE_FULL freeing 1% and 10% more
 
 
@@ -147,7 +159,7 @@ class Spool:
                         ).fetchone():
                             self._count("already_queued", 1)
                             return False
-                        if not self._make_room(size, kind, slack):
+                        if not self._make_room(event_id, size, kind, slack):
                             return False
                         self._db.execute(
                             "INSERT INTO events (event_id, kind, topic, payload, size, retain, queued_at)"
@@ -169,13 +181,17 @@ class Spool:
                 return True
         return False  # not reached: the last slack returns
 
-    def _make_room(self, size: int, kind: str, slack: float | None) -> bool:
+    def _make_room(self, event_id: str, size: int, kind: str, slack: float | None) -> bool:
         """Drop acknowledged rows, then pending ones by the policy, until one more `size` bytes fit.
 
         Only events the policy values no more than the new one are dropped; if that is not enough, the
         new event is the one dropped (False). `slack` (after SQLITE_FULL) frees that fraction more.
         """
         budget = self.max_bytes if slack is None else min(self.max_bytes, int(self._bytes * (1 - slack)))
+        if slack is not None:  # a full disk: the record of past drops gives way (its counters stay)
+            self._db.execute(
+                "DELETE FROM dropped WHERE seq <= (SELECT (MIN(seq) + MAX(seq)) / 2 FROM dropped)"
+            )
         excess_rows = self._rows + 1 - self.max_events
         excess_bytes = self._bytes + size - budget
         if excess_rows <= 0 and excess_bytes <= 0:
@@ -189,7 +205,7 @@ class Spool:
         )
         fits = victims is not None
         with immediate_transaction(self._db):
-            for seq, vkind, vsize in victims or []:
+            for seq, vkind, vsize, _ in victims or ():
                 dropped[vkind] = dropped.get(vkind, 0) + 1
                 self._rows, self._bytes = self._rows - 1, self._bytes - vsize
                 self._pending, self._pending_bytes = self._pending - 1, self._pending_bytes - vsize
@@ -198,6 +214,8 @@ class Spool:
                 dropped[kind] = dropped.get(kind, 0) + 1
             for vkind, n in dropped.items():
                 self._count(f"dropped_full_{vkind}", n)
+            gone = [(v[3], v[1]) for v in victims] if victims is not None else [(event_id, kind)]
+            self._record_drops(gone, "full")
         self._warn.warn(
             "full",
             sum(dropped.values()),
@@ -216,23 +234,26 @@ class Spool:
 
     def _victims(
         self, kinds: tuple[str, ...], excess_rows: int, excess_bytes: int
-    ) -> list[tuple[int, str, int]] | None:
+    ) -> list[tuple[int, str, int, str]] | None:
         """Pending events to drop, policy order then oldest first; None if those of `kinds` are too few."""
         chosen = []
         for rank in sorted({self._rank[k] for k in kinds}):
             group = [k for k in kinds if self._rank[k] == rank]
             args: tuple[str, ...] = ()
             if set(group) == set(self._rank):  # every kind alike: the table's own order, no filter
-                sql = "SELECT seq, kind, size FROM events WHERE acked_at IS NULL ORDER BY seq"
+                sql = "SELECT seq, kind, size, event_id FROM events WHERE acked_at IS NULL ORDER BY seq"
             else:  # one partial-index range per group (the spool may hold a million rows)
                 marks = ", ".join("?" * len(group))
-                sql = f"SELECT seq, kind, size FROM events WHERE acked_at IS NULL AND kind IN ({marks}) ORDER BY seq"
+                sql = (
+                    "SELECT seq, kind, size, event_id FROM events"
+                    f" WHERE acked_at IS NULL AND kind IN ({marks}) ORDER BY seq"
+                )
                 args = tuple(group)
             cursor = self._db.execute(sql, args)
-            for seq, vkind, vsize in cursor:
+            for seq, vkind, vsize, vid in cursor:
                 if excess_rows <= 0 and excess_bytes <= 0:
                     break
-                chosen.append((seq, vkind, vsize))
+                chosen.append((seq, vkind, vsize, vid))
                 excess_rows, excess_bytes = excess_rows - 1, excess_bytes - vsize
             cursor.close()
         return chosen if excess_rows <= 0 and excess_bytes <= 0 else None
@@ -346,6 +367,9 @@ class Spool:
                         self._pending, self._pending_bytes = self._pending - n, self._pending_bytes - size
                         self._count(f"dropped_expired_{kind}", n)
                         total += n
+                if i:
+                    lost = self._db.execute(f"SELECT event_id, kind FROM events WHERE {where}", (cutoff,))
+                    self._record_drops(lost.fetchall(), "expired")
                 self._db.execute(f"DELETE FROM events WHERE {where}", (cutoff,))
         if total:
             self._warn.warn(
@@ -381,6 +405,11 @@ class Spool:
                 totals=dict(self._totals),
             )
 
+    def dropped_ids(self) -> list[tuple[str, str, str]]:
+        """(event id, kind, cause) of the newest DROPPED_KEPT events the spool gave up, oldest first."""
+        with self._lock, self._errors("read its dropped events"):
+            return self._db.execute("SELECT event_id, kind, cause FROM dropped ORDER BY seq").fetchall()
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
@@ -406,6 +435,19 @@ class Spool:
             (name, n),
         )
         self._totals[name] = self._totals.get(name, 0) + n
+
+    def _record_drops(self, gone: Iterable[tuple[str, str]], cause: str) -> None:
+        """Keep the ids of dropped events (inside the caller's transaction), the newest DROPPED_KEPT."""
+        now = self._clock()
+        rows = [(event_id, kind, cause, now) for event_id, kind in gone]
+        if not rows:
+            return
+        self._db.executemany(
+            "INSERT INTO dropped (event_id, kind, cause, dropped_at) VALUES (?, ?, ?, ?)", rows
+        )
+        self._db.execute(
+            "DELETE FROM dropped WHERE seq <= (SELECT MAX(seq) FROM dropped) - ?", (DROPPED_KEPT,)
+        )
 
     def _count_outside(self, name: str, n: int) -> None:
         """A running total when the write itself failed: best effort on disk, always in memory."""
