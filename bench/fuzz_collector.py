@@ -39,6 +39,7 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
+from bench.broker import mosquitto
 from bench.fuzz_payloads import KIND, MAX_FUTURE_S, NOW, PREFIX, Case, Generator, Oracle
 from collector.config import CollectorConfig
 from collector.ingest.service import Collector
@@ -223,32 +224,6 @@ def _wait(condition: Callable[[], bool], timeout_s: float, collector: Collector,
 
 
 # -- the command -----------------------------------------------------------------------------------------------
-@contextmanager
-def broker(directory: Path) -> Iterator[int]:
-    import socket
-    import subprocess
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    conf = directory / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 1000000\n")
-    binary = next((p for p in ("/usr/sbin/mosquitto", "/usr/bin/mosquitto") if Path(p).exists()), "mosquitto")
-    process = subprocess.Popen([binary, "-c", str(conf)], stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        yield port
-    finally:
-        process.terminate()
-        process.wait(10)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--payloads", type=int, default=100_000)
@@ -262,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="footfall-fuzz-")))
         real = real_events(work)
         cases = Generator(random.Random(opts.seed), real).cases(opts.payloads)
-        port = stack.enter_context(broker(work))
+        port, _ = stack.enter_context(mosquitto(work, "max_queued_messages 1000000\n"))
         for backend in ("sqlite", "postgresql") if opts.backend == "both" else (opts.backend,):
             store = stack.enter_context(_open(backend, work))
             figures = run(backend, store, port, cases, opts.mqtt)
