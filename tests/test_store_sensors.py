@@ -4,7 +4,7 @@ The generator places a second sensor at the back of the shop (6 m along, 8 m dee
 clock 0.35 s ahead); both captures are replayed through the real sensor pipeline with the store's one key,
 stored in a real SQLite file or PostgreSQL server, and reported by the collector. What each sensor heard
 alone is reported too, from its own events only: the store's figure must be near the truth and well
-below the two sensors' sum.
+below the two sensors' sum. (Seed 5 of the morning: a held-out seed, not one the merge was designed on.)
 """
 
 from __future__ import annotations
@@ -45,11 +45,11 @@ def test_the_stores_visitors_present_and_people_are_near_the_truth_and_not_the_s
     truth = two_sensor_store.truth.aggregates()
     door, back = alone["door-1"], alone["back-1"]
     assert r.sensors == ("back-1", "door-1")
-    # visitors: heard 46 of 60; each sensor alone 43 and 35, the store 50 (sum 78)
+    # visitors: heard 46 of 60; each sensor alone 43 and 35, the store 47 (sum 78)
     assert r.visitors == pytest.approx(truth["visitors_heard"], rel=0.15)
     assert r.visitors < 0.75 * (door.visitors + back.visitors)
     assert r.visitors >= max(door.visitors, back.visitors)
-    # people present: the store counts a person both sensors hear once (door 2.4, back 1.8, store 2.9)
+    # people present: the store counts a person both sensors hear once (door 4.5, back 3.5, store 4.7)
     assert r.present_mean is not None and door.present_mean is not None and back.present_mean is not None
     assert (
         max(door.present_mean, back.present_mean)
@@ -60,9 +60,12 @@ def test_the_stores_visitors_present_and_people_are_near_the_truth_and_not_the_s
     assert r.visitors_people is not None and door.visitors_people is not None
     assert back.visitors_people is not None
     assert r.visitors_people < 0.75 * (door.visitors_people + back.visitors_people)
-    assert r.passersby < 0.9 * (door.passersby + back.passersby)
+    # passersby: a passerby both sensors hear is one, even when they named its phone apart (door 108, back
+    # 107, the store 112; 179 when only visits of one name joined)
+    assert r.passersby < 1.15 * max(door.passersby, back.passersby)
 
 
 def test_the_stores_people_present_is_within_15_percent_of_the_truth(two_sensor_store: StoreResult) -> None:
+    # store 4.7 for a true 4.4 (+5 %); the door sensor alone 4.5, the back one 3.5
     occupancy = statistics.fmean(o.people for o in two_sensor_store.truth.occupancy(5))
     assert two_sensor_store.report.present_mean == pytest.approx(occupancy, rel=0.15)
