@@ -265,9 +265,10 @@ def store_intervals(
 ) -> list[StoreInterval]:
     """One `StoreInterval` per count-interval start, in time order (see the comment before `store_visits`).
 
-    `merged` is accepted for callers written before the shares were read off `raw`; it is not used.
+    `merged` may be `store_visits(raw)` when the caller has it already; anything else (callers written before
+    the shares were read off `raw` pass the merged visits) is not used.
     """
-    store = store_visits(raw)
+    store = merged if isinstance(merged, StoreVisits) else store_visits(raw)
     rank = {name: i for i, name in enumerate(store.order)}
     by_start: dict[datetime, list[_Count]] = defaultdict(list)
     for c in counts:

@@ -125,9 +125,10 @@ def build(
     """The report over rows already restricted to the store and period (see `period`)."""
     start, end = period(first, last, zone)
     raw = [v for v in visits if start <= v.start < end]  # outside the period: no hour
-    visits = store_visits(raw).visits  # each person once across the sensors
+    heard = store_visits(raw)  # each person once across the sensors
+    visits = heard.visits
     counts = [c for c in counts if start <= c.start < end]
-    intervals = store_intervals(counts, raw)  # sensors combined, shared people once
+    intervals = store_intervals(counts, raw, heard)  # sensors combined, shared people once
     present_by_interval = {i.start: i.present for i in intervals}
     rows = _hour_rows(visits, intervals, start, int((end - start) / HOUR), zone)
     passersby, visitors = sum(r.passersby for r in rows), sum(r.visitors for r in rows)
