@@ -7,8 +7,9 @@ visit started; `fixed` devices (printers, tills, staff phones left on site) are 
 take no part in visitors, passersby or capture rate. Visits of one device heard by several sensors of the
 store at overlapping times count once (collector/reports/merge.py: the strongest signal wins), and so do
 the people present and the people estimates: a later sensor adds only the share of its people the sensors
-before it did not hear, measured on its factory-address visits (merge.py's `store_visits`). `present_low`/`present_high`, the
-80 % interval the sensor sends with `present`, are carried along and averaged like it.
+before it did not hear, measured on its factory-address visits (merge.py's `store_visits`).
+`present_low`/`present_high`, the 80 % interval the sensor sends with `present`, are carried along and
+averaged like it.
 """
 
 from __future__ import annotations
