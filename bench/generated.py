@@ -7,7 +7,8 @@ and 90 passersby/h; a mall-front store of 60 visitors/h and 300 passersby/h) is 
 lab-measured phone mix (footfall_dev.generator.lab), once with one sensor and once with two (the
 generator's TWO_SENSORS: a second one at the back, its clock 0.35 s ahead). Every sensor's capture goes
 through the real sensor pipeline with the default config (uncalibrated: people per visit 1.0), into a
-SQLite store, and the collector's report gives the store's figures (footfall_dev.stores). The truth is
+SQLite store, and the collector's report gives the store's figures (footfall_dev.stores; with two sensors,
+each person once: collector/reports/merge.py). The truth is
 people, not phones: everybody who came in or passed within range, with or without a phone.
 
 Per row: visitors (the report's people estimate), passersby, median visitor dwell, each as the error

@@ -9,14 +9,17 @@ Hand-worked cases (times on 2024-05-01, UTC; `s1`/`s2`/`s3` sensors, `e1`/`e2` e
     one sensor  s1 e1 d1 10:00-10:20  +  s1 e1 d1 10:10-10:30  → two (the sensor sessionised them)
     chain       s1 10:00-10:10 + s2 10:05-10:30 + s3 10:25-10:50 → one visit 10:00-10:50
 
-People present across sensors (5-minute count intervals):
+Across the sensors of a store (merge_sensors, store_visits; 5-minute count intervals):
 
-    10:00  s1 and s2 both hear d1 (visitor 10:00-10:20), s2 alone hears d2 (10:00-10:05)
-           visitor time per sensor 300 + 600 = 900 s, merged (d1 once, d2) 600 s → share 2/3
-           present s1 1.0 + s2 2.0 = 3.0 → store 2.0 (bounds 0.5+1.5 → 4/3, 1.5+2.5 → 8/3)
-    10:05  d1 only, on both: 300 + 300 s, merged 300 → share 1/2; present 1.0 + 1.2 → 1.1
-    10:30  nobody inside on either: the share over all count intervals, (600 + 300) / (900 + 600) = 3/5
-           present 0.7 + 0.7 → 0.84
+    gap         s1 e1 d1 passerby 10:00-10:01 + s2 e1 d1 passerby 10:08 → one (within the 10-min visit timeout)
+                ... + s2 e1 d1 passerby 10:15 → two (14 min after s1's)
+    shared      s1: f1-f4 factory-address visitors 10:00-10:30, r1 random 10:00-10:30 (visitor time 9000 s)
+                s2: f1-f4 10:05-10:25, x1 random 10:10-10:20 (r1 under another name), x2 random 11:00-11:10
+                s1 heard most: it counts whole. s2's 4 factory visits all joined s1's: shared
+                (4 + 3 x 4/6) / (4 + 3) = 6/7 of s2's 6 visitor visits; it keeps round(6 x 1/7) = 1 of its 2
+                unjoined random ones, x2 (x1 lies inside s1's visits): 6 store visitors, not 7.
+                present 10:00 s1 5.0 (4.0-6.0) + s2 4.0 (3.0-5.0) x 1/7 → 5 4/7 (4 3/7 - 6 5/7)
+    apart       s2 hears other people: its 2 factory visits join nothing, shared 0 → the sum
 """
 
 from __future__ import annotations
@@ -30,7 +33,13 @@ import pytest
 from collector.config import ReportConfig
 from collector.online import kpis as omnichannel
 from collector.reports import report as reports
-from collector.reports.merge import merge_overlapping, merge_recognised, merge_sensors, store_intervals
+from collector.reports.merge import (
+    merge_overlapping,
+    merge_recognised,
+    merge_sensors,
+    store_intervals,
+    store_visits,
+)
 from collector.storage.base import CountRow, VisitRow
 from collector.storage.privacy import ConsentedVisit
 from collector.storage.sqlite import SqliteStore
@@ -171,27 +180,57 @@ def five(
     return CountRow(sensor, start, start + timedelta(minutes=5), present, present_low=low, present_high=high)
 
 
-def test_people_present_heard_by_two_sensors_count_once_by_the_share_the_visits_show() -> None:
+def row(
+    sensor: str, device: str, start: datetime, end: datetime, kind: str = "visitor", *, factory: bool = False
+) -> VisitRow:
+    dwell = (end - start).total_seconds()
+    return VisitRow(sensor, "e1", device, start, end, dwell, kind, 1, randomized=not factory)
+
+
+def test_a_device_heard_by_two_sensors_minutes_apart_is_one_visit_within_the_visit_timeout() -> None:
+    first = row("s1", "d1", t(10), t(10, 1), "passerby")
+    assert len(merge_sensors([first, row("s2", "d1", t(10, 8), t(10, 8), "passerby")])) == 1
+    assert len(merge_sensors([first, row("s2", "d1", t(10, 15), t(10, 15), "passerby")])) == 2
+
+
+SHARED = [
+    *(row("s1", f"f{i}", t(10), t(10, 30), factory=True) for i in range(1, 5)),
+    row("s1", "r1", t(10), t(10, 30)),
+    *(row("s2", f"f{i}", t(10, 5), t(10, 25), factory=True) for i in range(1, 5)),
+    row("s2", "x1", t(10, 10), t(10, 20)),
+    row("s2", "x2", t(11), t(11, 10)),
+]
+
+
+def test_a_later_sensor_adds_only_the_people_its_factory_address_visits_show_the_first_did_not_hear() -> None:
+    store = store_visits(SHARED)
+    assert store.order == ("s1", "s2")
+    assert store.shared[("s2", "visitor")] == pytest.approx(6 / 7)
+    assert sorted(v.device for v in store.visits) == ["f1", "f2", "f3", "f4", "r1", "x2"]
+    got = store_intervals([five("s1", t(10), 5.0, 4.0, 6.0), five("s2", t(10), 4.0, 3.0, 5.0)], SHARED)
+    assert [(i.start, i.sensors) for i in got] == [(t(10), 2)]
+    assert (got[0].present, got[0].present_low, got[0].present_high) == pytest.approx(
+        (5 + 4 / 7, 4 + 3 / 7, 6 + 5 / 7)
+    )
+
+
+def test_sensors_that_hear_different_people_add_up() -> None:
     raw = [
-        VisitRow("s1", "e1", "d1", t(10), t(10, 20), 1200.0, "visitor", 1),
-        VisitRow("s2", "e1", "d1", t(10), t(10, 20), 1200.0, "visitor", 1),
-        VisitRow("s2", "e1", "d2", t(10), t(10, 5), 300.0, "visitor", 1),
+        row("s1", "a1", t(10), t(10, 30), factory=True),
+        row("s1", "a2", t(10), t(10, 30)),
+        row("s2", "b1", t(10), t(10, 20), factory=True),
+        row("s2", "b2", t(10), t(10, 20)),
     ]
-    counts = [
-        five("s1", t(10), 1.0, 0.5, 1.5), five("s2", t(10), 2.0, 1.5, 2.5),
-        five("s1", t(10, 5), 1.0), five("s2", t(10, 5), 1.2),
-        five("s1", t(10, 30), 0.7), five("s2", t(10, 30), 0.7),
-    ]  # fmt: skip
-    got = store_intervals(counts, raw, merge_sensors(raw))
-    assert [(i.start, i.sensors) for i in got] == [(t(10), 2), (t(10, 5), 2), (t(10, 30), 2)]
-    assert [i.present for i in got] == pytest.approx([2.0, 1.1, 0.84])
-    assert (got[0].present_low, got[0].present_high) == pytest.approx((4 / 3, 8 / 3))
-    assert got[1].present_low is None  # one sensor sent no interval: none for the store
+    assert len(store_visits(raw).visits) == 4
+    counts = [five("s1", t(10), 2.0, 1.5, 2.5), five("s2", t(10), 1.5), five("s1", t(10, 5), 1.0)]
+    got = store_intervals(counts, raw)
+    assert [i.present for i in got] == pytest.approx([3.5, 1.0])
+    assert got[0].present_low is None  # one sensor sent no interval: none for the store
 
 
 def test_one_sensors_counts_pass_through_unchanged() -> None:
     raw = [VisitRow("s1", "e1", "d1", t(10), t(10, 20), 1200.0, "visitor", 1)]
-    got = store_intervals([five("s1", t(10), 1.4, 1.0, 2.0)], raw, merge_sensors(raw))
+    got = store_intervals([five("s1", t(10), 1.4, 1.0, 2.0)], raw)
     assert [(i.present, i.present_low, i.present_high) for i in got] == [(1.4, 1.0, 2.0)]
 
 

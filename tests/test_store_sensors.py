@@ -4,7 +4,7 @@ The generator places a second sensor at the back of the shop (6 m along, 8 m dee
 clock 0.35 s ahead); both captures are replayed through the real sensor pipeline with the store's one key,
 stored in a real SQLite file or PostgreSQL server, and reported by the collector. What each sensor heard
 alone is reported too, from its own events only: the store's figure must be near the truth and well
-below the two sensors' sum.
+below the two sensors' sum. (Seed 5 of the morning: a held-out seed, not one the merge was designed on.)
 """
 
 from __future__ import annotations
@@ -15,10 +15,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from footfall_dev.generator import TWO_SENSORS, generate
-from footfall_dev.stores import StoreResult, replay_store
+from footfall_dev.generator import TWO_SENSORS, SensorPlace, generate
+from footfall_dev.stores import STORE, StoreResult, replay_store, sensor_events
 
+from collector.config import ReportConfig
+from collector.reports import report as reports
 from collector.storage.base import Store
+from collector.storage.sqlite import SqliteStore
 from tests.pgserver import BACKENDS, open_backend, postgres_dsn, postgres_server  # noqa: F401
 from tests.test_generator import SMALL
 
@@ -45,11 +48,11 @@ def test_the_stores_visitors_present_and_people_are_near_the_truth_and_not_the_s
     truth = two_sensor_store.truth.aggregates()
     door, back = alone["door-1"], alone["back-1"]
     assert r.sensors == ("back-1", "door-1")
-    # visitors: heard 46 of 60; each sensor alone 43 and 35, the store 50 (sum 78)
+    # visitors: heard 46 of 60; each sensor alone 43 and 35, the store 47 (sum 78)
     assert r.visitors == pytest.approx(truth["visitors_heard"], rel=0.15)
     assert r.visitors < 0.75 * (door.visitors + back.visitors)
     assert r.visitors >= max(door.visitors, back.visitors)
-    # people present: the store counts a person both sensors hear once (door 2.4, back 1.8, store 2.9)
+    # people present: the store counts a person both sensors hear once (door 4.5, back 3.5, store 4.7)
     assert r.present_mean is not None and door.present_mean is not None and back.present_mean is not None
     assert (
         max(door.present_mean, back.present_mean)
@@ -60,15 +63,37 @@ def test_the_stores_visitors_present_and_people_are_near_the_truth_and_not_the_s
     assert r.visitors_people is not None and door.visitors_people is not None
     assert back.visitors_people is not None
     assert r.visitors_people < 0.75 * (door.visitors_people + back.visitors_people)
-    assert r.passersby < 0.9 * (door.passersby + back.passersby)
+    # passersby: a passerby both sensors hear is one, even when they named its phone apart (door 108, back
+    # 107, the store 112; 179 when only visits of one name joined)
+    assert r.passersby < 1.15 * max(door.passersby, back.passersby)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="#13: with the shops' default site factor and the bounded trees (count model v3) the door sensor "
-    "alone reads 4.5 for a true 4.4, but the store's merge of two sensors (collector/reports/merge.py: the "
-    "summed people times the share of distinct visitor time) reads 5.5: visits overlap less than people do",
-)
 def test_the_stores_people_present_is_within_15_percent_of_the_truth(two_sensor_store: StoreResult) -> None:
+    # store 4.7 for a true 4.4 (+5 %); the door sensor alone 4.5, the back one 3.5
     occupancy = statistics.fmean(o.people for o in two_sensor_store.truth.occupancy(5))
     assert two_sensor_store.report.present_mean == pytest.approx(occupancy, rel=0.15)
+
+
+def test_two_sensors_that_hear_different_people_add_up() -> None:
+    # Two generated mornings (seeds 6 and 7, never looked at while designing the merge) filed as one store's
+    # two sensors: nobody is heard by both, so the store's figures are the two sensors' sums, not less
+    # (visitors 36 + 46 = 82, passersby 94 + 96 = 190, people present 3.57 + 5.32 = 8.89).
+    days = {
+        name: sensor_events(dataclasses.replace(MORNING, seed=seed, sensors=(SensorPlace(name),)))[1][name]
+        for name, seed in (("front-1", 6), ("rear-1", 7))
+    }
+    config = ReportConfig(timezone=MORNING.timezone)
+
+    def report_of(*names: str) -> reports.Report:
+        db = SqliteStore(":memory:")
+        try:
+            db.add([e for name in names for e in days[name]])
+            return reports.for_store(db, STORE, MORNING.day, MORNING.day, config)
+        finally:
+            db.close()
+
+    store, front, rear = report_of("front-1", "rear-1"), report_of("front-1"), report_of("rear-1")
+    assert store.visitors == front.visitors + rear.visitors
+    assert store.passersby == front.passersby + rear.passersby
+    assert store.present_mean is not None and front.present_mean is not None and rear.present_mean is not None
+    assert store.present_mean == pytest.approx(front.present_mean + rear.present_mean, rel=0.02)

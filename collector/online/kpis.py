@@ -19,7 +19,8 @@ did not come in; fixed devices are not customers), and only consented profiles a
 - per local day: visitor visits (footfall), recognised visits and recognised profiles.
 
 Several sensors in one store hear one visit once each; visits of one device (recognised: one profile)
-at overlapping times count once (collector/reports/merge.py).
+at overlapping times count once, and the visitor visits are the report's (collector/reports/merge.py,
+`store_visits`: a person two sensors named apart counts once too).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from zoneinfo import ZoneInfo
 
 from collector.config import ReportConfig
 from collector.online.profiles import OnlineEvent
-from collector.reports.merge import merge_recognised, merge_sensors
+from collector.reports.merge import merge_recognised, store_visits
 from collector.reports.report import day_span, pct, period
 from collector.storage.base import ProfileStore, Store, VisitRow
 from collector.storage.privacy import ConsentedVisit
@@ -114,7 +115,9 @@ def build(
         raise ValueError(f"days must be at least 1, got {days}")
     start, end = period(first, last, zone)
     window = timedelta(days=days)
-    visitor_visits = [v for v in merge_sensors(visits) if v.kind == "visitor" and start <= v.start < end]
+    visitor_visits = [
+        v for v in store_visits(visits).visits if v.kind == "visitor" and start <= v.start < end
+    ]
     came = [v for v in merge_recognised(recognised) if v.kind == "visitor"]
     in_period = [v for v in came if start <= v.start < end]
 

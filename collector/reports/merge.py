@@ -8,7 +8,21 @@ known, the longest dwell). Different epochs never merge: their pseudonyms are un
 Recognised (consented) visits merge the same way by profile, the consent token being stable. Two
 visits of one sensor never merge with each other: that sensor has already sessionised them.
 
-Pure functions over stored rows; the report and the omnichannel KPIs call them before counting.
+Visits of one device from different sensors also merge when they do not overlap but lie within
+`SAME_DEVICE_GAP` of each other (the sensor's own visit timeout): one sensor hearing every frame would have
+made them one visit, and a passerby heard by the door at one scan and by the back at the next is one person.
+
+The name joins only the visits both sensors began on the same address. A phone that changes address at
+every scan is named after the first address each sensor heard, so one that the second sensor first heard a
+scan later, or that one sensor split in two, keeps two names: on the generated stores (design seeds 1-2)
+the back sensor's random-address visitor visits found the door's copy within the gap for only 64-78 % of
+them, its factory-address ones for all. `store_visits` uses that: a factory address is the same pseudonym on every sensor, so the share of a
+sensor's factory-address visits that an earlier sensor heard too is how many people the two share, and
+the sensor's unjoined random-address visits beyond that share are dropped as the copies they must be
+(see the comment before `store_visits`).
+
+Pure functions over stored rows; the report, the dashboard and the omnichannel KPIs call them before
+counting.
 """
 
 from __future__ import annotations
@@ -17,7 +31,7 @@ from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol, TypeVar
 
 from collector.storage.base import VisitRow
@@ -44,37 +58,50 @@ def rssi_of(visit: object) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
+SAME_DEVICE_GAP = timedelta(seconds=600)
+"""Visits of one device on two sensors this close merge: the sensor's default `presence.visit_timeout_s`."""
+
+
 def merge_overlapping(
     visits: Sequence[V],
     key: Callable[[V], Hashable],
     strength: Callable[[V], float | None] = rssi_of,
+    gap: timedelta = timedelta(0),
 ) -> list[V]:
-    """Merge visits of different sensors with equal `key` and overlapping [start, end].
+    """Merge visits of different sensors with equal `key` and [start, end] overlapping or `gap` apart.
 
     Returns the visits sorted by start, then sensor.
     """
+    merged = [_one(c, strength) for c in clusters(visits, key, gap)]
+    return sorted(merged, key=lambda v: (v.start, v.sensor))
+
+
+def clusters(
+    visits: Sequence[V], key: Callable[[V], Hashable], gap: timedelta = timedelta(0)
+) -> list[list[V]]:
+    """The groups `merge_overlapping` makes one visit of: equal key, at most one visit per sensor."""
     groups: dict[Hashable, list[V]] = defaultdict(list)
     for v in visits:
         groups[key(v)].append(v)
-    merged: list[V] = []
+    out: list[list[V]] = []
     for group in groups.values():
         group.sort(key=lambda v: (v.start, v.sensor))
-        clusters: list[list[V]] = []
-        for v in group:  # into the first cluster it overlaps that has no visit of its sensor yet
+        found: list[list[V]] = []
+        for v in group:  # into the first cluster it reaches that has no visit of its sensor yet
             into = next(
                 (
                     c
-                    for c in clusters
-                    if v.start <= max(x.end for x in c) and all(x.sensor != v.sensor for x in c)
+                    for c in found
+                    if v.start <= max(x.end for x in c) + gap and all(x.sensor != v.sensor for x in c)
                 ),
                 None,
             )
             if into is None:
-                clusters.append([v])
+                found.append([v])
             else:
                 into.append(v)
-        merged.extend(_one(c, strength) for c in clusters)
-    return sorted(merged, key=lambda v: (v.start, v.sensor))
+        out.extend(found)
+    return out
 
 
 def _one(cluster: Sequence[V], strength: Callable[[V], float | None]) -> V:
@@ -93,7 +120,11 @@ def _one(cluster: Sequence[V], strength: Callable[[V], float | None]) -> V:
 
 def merge_sensors(visits: Sequence[VisitRow]) -> list[VisitRow]:
     """One visit per device and epoch at any moment, across the sensors of one store."""
-    return merge_overlapping(visits, lambda v: (v.epoch, v.device))
+    return merge_overlapping(visits, _device, gap=SAME_DEVICE_GAP)
+
+
+def _device(v: VisitRow) -> tuple[str, str]:
+    return (v.epoch, v.device)
 
 
 def merge_recognised(visits: Sequence[ConsentedVisit]) -> list[ConsentedVisit]:
@@ -101,15 +132,105 @@ def merge_recognised(visits: Sequence[ConsentedVisit]) -> list[ConsentedVisit]:
     return merge_overlapping(visits, lambda v: v.profile, lambda v: None)
 
 
-# -- counts: people present and people estimates across the sensors of one store ---------------------------
+# -- the store: visits, people present and people estimates, each person once -----------------------------
 #
-# A sensor's `present` counts the people it hears inside; two sensors of one store hear many of the same
-# people, so their sum counts those twice. How many they share is read off the visits: in an interval, the
-# visitor time of the merged visits (each person once) over the sum of each sensor's own visitor time is the
-# share of the summed figure that is distinct people (1 when the sensors hear disjoint people, 1/2 when both
-# hear everybody). The store's `present` is the sensors' sum times that share, as are the ends of its 80 %
-# interval; an interval with no visitor visit takes the share of the whole period. People estimates
-# (`visitors_est`, `passersby_est`) are scaled the same way by merged over per-sensor visit counts per kind.
+# The sensors are taken in order, the one with the most visitor time first. Of each later sensor's visits
+# of a kind (visitor, passerby), a share `shared` was heard by an earlier sensor too. Its factory-address
+# visits measure that share: their name is the address, the same on every sensor, so the name join misses
+# none of them (on the generated stores: every back-sensor visitor visit of a factory address found the
+# door's copy). Random-address visits join by name less often, and which of a sensor's unjoined ones are
+# copies cannot be told apart; how many can: all but (1 - shared) of the sensor's visits. So the store
+# keeps every visit of the first sensor, every merged one, every unjoined factory-address one, and of a later
+# sensor's unjoined random-address visits as many as make (1 - shared) of its visits, dropping first those
+# most covered in time by an earlier sensor's visits of the kind. A sensor with few factory-address visits
+# leans on the share the name join shows for all its visits (`PRIOR_VISITS` of them), which can only be
+# lower: when in doubt the store counts more, never fewer, than its sensors heard apart.
+#
+# People present follow the same shares: an interval's store `present` is its first sensor's plus
+# (1 - shared visitor share) of each later sensor's, and so are the ends of its 80 % interval. That is the
+# sum for sensors that hear different people and the first sensor's figure for two that hear everybody.
+# People estimates (`visitors_est`, `passersby_est`) are scaled by the store's over the summed visits.
+
+KINDS = ("visitor", "passerby")
+PRIOR_VISITS = 3.0  # pseudo-visits at the name join's share, for a sensor with few factory-address visits
+
+
+@dataclass(frozen=True, slots=True)
+class StoreVisits:
+    """The store's visits, each person once, and what each sensor shares with the ones before it."""
+
+    visits: list[VisitRow]  # sorted by start, then sensor
+    order: tuple[str, ...]  # sensors, the most visitor time first
+    shared: dict[tuple[str, str], float]  # (sensor, kind): share of its visits an earlier sensor heard
+
+
+def store_visits(raw: Sequence[VisitRow]) -> StoreVisits:
+    """The store's visits from every sensor's (see the comment above)."""
+    heard: dict[str, float] = defaultdict(float)
+    for v in raw:
+        heard[v.sensor] += v.dwell_s if v.kind == "visitor" else 0.0
+    order = tuple(sorted(heard, key=lambda name: (-heard[name], name)))
+    rank = {name: i for i, name in enumerate(order)}
+    groups = clusters(raw, _device, SAME_DEVICE_GAP)
+    lead = [min(rank[v.sensor] for v in c) for c in groups]
+
+    shared: dict[tuple[str, str], float] = {}
+    for sensor in order[1:]:
+        for kind in KINDS:
+            # each visit of `sensor` of `kind`: did an earlier sensor hear it, did it use a factory address
+            joined = [
+                (lead_rank < rank[sensor], v.randomized is False)
+                for c, lead_rank in zip(groups, lead, strict=True)
+                for v in c
+                if v.sensor == sensor and v.kind == kind
+            ]
+            if joined:
+                named = sum(j for j, _ in joined) / len(joined)
+                factory = [j for j, f in joined if f]
+                shared[(sensor, kind)] = (sum(factory) + PRIOR_VISITS * named) / (len(factory) + PRIOR_VISITS)
+
+    merged = {id(c): _one(c, rssi_of) for c in groups}
+    dropped: set[int] = set()
+    for sensor in order[1:]:
+        for kind in KINDS:
+            mine = sum(1 for v in raw if v.sensor == sensor and v.kind == kind)
+            alone = [
+                c
+                for c, lead_rank in zip(groups, lead, strict=True)
+                if order[lead_rank] == sensor and merged[id(c)].kind == kind
+            ]
+            keep = round(mine * (1.0 - shared.get((sensor, kind), 0.0)))
+            doubtful = [c for c in alone if any(v.randomized is not False for v in c)]
+            surplus = min(len(alone) - keep, len(doubtful))
+            if surplus <= 0:
+                continue
+            earlier = _union(v for v in raw if rank[v.sensor] < rank[sensor] and v.kind == kind)
+            doubtful.sort(key=lambda c: (-_covered(merged[id(c)], earlier), merged[id(c)].device))
+            dropped.update(id(c) for c in doubtful[:surplus])
+    visits = sorted((m for key, m in merged.items() if key not in dropped), key=lambda v: (v.start, v.sensor))
+    return StoreVisits(visits, order, shared)
+
+
+def _union(visits: Iterable[_Timed]) -> list[tuple[datetime, datetime]]:
+    """The time the visits cover, as disjoint [start, end] spans in order."""
+    out: list[tuple[datetime, datetime]] = []
+    for lo, hi in sorted((v.start, v.end) for v in visits):
+        if out and lo <= out[-1][1]:
+            out[-1] = (out[-1][0], max(hi, out[-1][1]))
+        else:
+            out.append((lo, hi))
+    return out
+
+
+def _covered(visit: _Timed, spans: Sequence[tuple[datetime, datetime]]) -> float:
+    """The share of `visit`'s span (taken as at least a second) that the disjoint `spans` cover."""
+    total = 0.0
+    i = max(bisect_right(spans, (visit.start, visit.start)) - 1, 0)
+    while i < len(spans) and spans[i][0] <= visit.end:
+        lo, hi = max(spans[i][0], visit.start), min(spans[i][1], visit.end)
+        total += max((hi - lo).total_seconds(), 0.0)
+        i += 1
+    return total / max((visit.end - visit.start).total_seconds(), 1.0)
 
 
 class _Count(Protocol):
@@ -139,51 +260,33 @@ class StoreInterval:
     sensors: int
 
 
-def _visitor_time(
-    visits: Iterable[_Timed], starts: Sequence[datetime], ends: Sequence[datetime]
-) -> list[float]:
-    """Seconds of visitor visits inside each interval [starts[i], ends[i]) (starts sorted)."""
-    out = [0.0] * len(starts)
-    for v in visits:
-        if getattr(v, "kind", "visitor") != "visitor":
-            continue
-        i = max(bisect_right(starts, v.start) - 1, 0)
-        while i < len(starts) and starts[i] < v.end:
-            out[i] += max((min(v.end, ends[i]) - max(v.start, starts[i])).total_seconds(), 0.0)
-            i += 1
-    return out
-
-
 def store_intervals(
-    counts: Sequence[_Count], raw: Sequence[_Timed], merged: Sequence[_Timed]
+    counts: Sequence[_Count], raw: Sequence[VisitRow], merged: object = None
 ) -> list[StoreInterval]:
-    """One `StoreInterval` per count-interval start, in time order (see the comment above)."""
+    """One `StoreInterval` per count-interval start, in time order (see the comment before `store_visits`).
+
+    `merged` may be `store_visits(raw)` when the caller has it already; anything else (callers written before
+    the shares were read off `raw` pass the merged visits) is not used.
+    """
+    store = merged if isinstance(merged, StoreVisits) else store_visits(raw)
+    rank = {name: i for i, name in enumerate(store.order)}
     by_start: dict[datetime, list[_Count]] = defaultdict(list)
     for c in counts:
         by_start[c.start].append(c)
-    starts = sorted(by_start)
-    ends = [max(c.end for c in by_start[s]) for s in starts]
-    sensors = [len({c.sensor for c in by_start[s]}) for s in starts]
-    shares = [1.0] * len(starts)
-    if any(n > 1 for n in sensors):
-        summed, distinct = _visitor_time(raw, starts, ends), _visitor_time(merged, starts, ends)
-        period = sum(distinct) / sum(summed) if sum(summed) > 0 else 1.0
-        shares = [
-            1.0 if n == 1 else (d / t if t > 0 else period)
-            for n, d, t in zip(sensors, distinct, summed, strict=True)
-        ]
     out = []
-    for start, end, share, n in zip(starts, ends, shares, sensors, strict=True):
-        group = by_start[start]
+    for start in sorted(by_start):
+        # the first sensor of the store that counted this interval counts whole, the others their own part
+        group = sorted(by_start[start], key=lambda c: (rank.get(c.sensor, len(rank)), c.sensor))
+        weights = [1.0] + [1.0 - store.shared.get((c.sensor, "visitor"), 0.0) for c in group[1:]]
         lows, highs = [c.present_low for c in group], [c.present_high for c in group]
         out.append(
             StoreInterval(
                 start,
-                end,
-                share * sum(c.present for c in group),
-                None if None in lows else share * sum(x for x in lows if x is not None),
-                None if None in highs else share * sum(x for x in highs if x is not None),
-                n,
+                max(c.end for c in group),
+                sum(w * c.present for w, c in zip(weights, group, strict=True)),
+                None if None in lows else sum(w * (x or 0.0) for w, x in zip(weights, lows, strict=True)),
+                None if None in highs else sum(w * (x or 0.0) for w, x in zip(weights, highs, strict=True)),
+                len({c.sensor for c in group}),
             )
         )
     return out

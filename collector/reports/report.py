@@ -6,9 +6,10 @@ that midnight, so a daylight-saving day simply has 23 or 25 of them. A visit bel
 visit started; `fixed` devices (printers, tills, staff phones left on site) are reported apart and
 take no part in visitors, passersby or capture rate. Visits of one device heard by several sensors of the
 store at overlapping times count once (collector/reports/merge.py: the strongest signal wins), and so do
-the people present and the people estimates: the sensors' figures are summed, then scaled by the share of
-distinct people the merged visits show (merge.py's `store_intervals`). `present_low`/`present_high`, the
-80 % interval the sensor sends with `present`, are carried along and averaged like it.
+the people present and the people estimates: a later sensor adds only the share of its people the sensors
+before it did not hear, measured on its factory-address visits (merge.py's `store_visits`).
+`present_low`/`present_high`, the 80 % interval the sensor sends with `present`, are carried along and
+averaged like it.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from collector.config import ReportConfig
-from collector.reports.merge import StoreInterval, distinct_visits, merge_sensors, store_intervals
+from collector.reports.merge import StoreInterval, distinct_visits, store_intervals, store_visits
 from collector.storage.base import CountRow, Store, VisitRow
 
 HOUR = timedelta(hours=1)
@@ -125,9 +126,10 @@ def build(
     """The report over rows already restricted to the store and period (see `period`)."""
     start, end = period(first, last, zone)
     raw = [v for v in visits if start <= v.start < end]  # outside the period: no hour
-    visits = merge_sensors(raw)
+    heard = store_visits(raw)  # each person once across the sensors
+    visits = heard.visits
     counts = [c for c in counts if start <= c.start < end]
-    intervals = store_intervals(counts, raw, visits)  # sensors combined, shared people once
+    intervals = store_intervals(counts, raw, heard)  # sensors combined, shared people once
     present_by_interval = {i.start: i.present for i in intervals}
     rows = _hour_rows(visits, intervals, start, int((end - start) / HOUR), zone)
     passersby, visitors = sum(r.passersby for r in rows), sum(r.visitors for r in rows)

@@ -70,6 +70,9 @@ class VisitRow:
     visit_no: int
     rssi_max: int | None = None  # decides which sensor's copy wins when sensors' visits merge
     connected: bool | None = None  # to a store network; None: the sensor listens to none
+    # The device used random addresses; a factory address names it alike on every sensor, which is how the
+    # store's merge measures how many people its sensors share (collector/reports/merge.py).
+    randomized: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)

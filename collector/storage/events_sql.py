@@ -140,12 +140,25 @@ class StoreReads(PrivacyReads):
     def visits(self, store: str, start: datetime, end: datetime) -> list[VisitRow]:
         rows = self.query(
             f"read visits of {store}",
-            "SELECT sensor, epoch, device, start_us, end_us, dwell_s, kind, visit_no, rssi_max, connected FROM visits"
+            "SELECT sensor, epoch, device, start_us, end_us, dwell_s, kind, visit_no, rssi_max, connected, randomized"
+            " FROM visits"
             " WHERE store = ? AND start_us >= ? AND start_us < ? ORDER BY start_us, event_id",
             (store, us(start), us(end)),
         )
         return [
-            VisitRow(r[0], r[1], r[2], from_us(r[3]), from_us(r[4]), r[5], r[6], r[7], r[8], _flag(r[9]))
+            VisitRow(
+                r[0],
+                r[1],
+                r[2],
+                from_us(r[3]),
+                from_us(r[4]),
+                r[5],
+                r[6],
+                r[7],
+                r[8],
+                _flag(r[9]),
+                _flag(r[10]),
+            )
             for r in rows
         ]
 
