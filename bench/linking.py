@@ -16,6 +16,10 @@ measure what a phone does between scans (sensor/estimate/devices.py, candidates.
 The lab days (fryza-lab + fryza-lab-more, from bench/labdays.py's cache) against the generated stores
 (footfall_dev.generator, where the truth says whose each frame is, so every phone counts, randomizing
 per scan or not).
+
+`--visits`: the demo boutique's days replayed through the sensor pipeline, and each visitor visit held
+against the truth of whose frames it took: visits of the staff phone alone, visitors split into several
+visits, heard visitors with no visitor visit of their own, visits holding two or more people.
 """
 
 from __future__ import annotations
@@ -26,14 +30,20 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from footfall_dev.generator import StoreModel, generate
+from footfall_dev.generator import Kind, StoreModel, generate
+from footfall_dev.generator.day import LINKTYPE_RADIOTAP
 from footfall_dev.generator.radio import device_emissions
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: bench.* importable
 from bench.labdays import lab_days
+from footfall.events import VisitEvent
 from footfall.times import NS
+from sensor.config import SensorConfig
+from sensor.decode.frames import Sighting
 from sensor.estimate.candidates import SEQ_MOD
 from sensor.estimate.resolver_params import ResolverParams
+from sensor.keys.pseudonym import FixedSalt
+from sensor.pipeline import ListSink, Pipeline
 
 P = ResolverParams()
 NEAR_S = 300.0  # a scan this soon after the last is the same stay (the link window)
@@ -129,6 +139,48 @@ def generated_people(model: StoreModel) -> Iterator[tuple[str, list[Frame]]]:
             yield kinds[person.index], frames
 
 
+def visits_against_truth(model: StoreModel) -> None:
+    """Whose frames each visitor visit of a generated day took (the resolver's address -> device map)."""
+    day = generate(model)
+    sink = ListSink()
+    pipeline = Pipeline(SensorConfig(), FixedSalt(b"k" * 32), sink)
+    devices_of: dict[str, set[str]] = {}
+    resolve = pipeline.resolver.resolve
+
+    def noting(s: Sighting) -> str:
+        device = resolve(s)
+        devices_of.setdefault(s.address, set()).add(device)
+        return device
+
+    pipeline.resolver.resolve = noting  # type: ignore[method-assign]
+    for ts, data in day.records():
+        pipeline.feed(ts, LINKTYPE_RADIOTAP, data)
+    pipeline.finish()
+    people_of: dict[str, set[int]] = {}
+    for person in day.people:
+        if person.device is not None:
+            for t, mac, *_ in device_emissions(model, person):
+                ts = day.truth.start_ns + round(t * 1e6) * 1000  # as GeneratedDay.records rounds
+                for device in devices_of.get(pipeline.pseudonyms.pseudonym(mac, ts), ()):
+                    people_of.setdefault(device, set()).add(person.index)
+    kind = {t.index: t.kind for t in day.truth.people}
+    visitors = [e for e in sink.events if isinstance(e, VisitEvent) and e.kind == "visitor"]
+    visits_of: dict[int, int] = {}
+    for v in visitors:
+        for i in people_of.get(v.device, set()):
+            visits_of[i] = visits_of.get(i, 0) + 1
+    heard = [t.index for t in day.truth.people if t.kind is Kind.VISITOR and t.heard]
+    staff_only = sum(1 for v in visitors if {kind[i] for i in people_of.get(v.device, set())} == {Kind.STAFF})
+    split = [i for i in heard if visits_of.get(i, 0) > 1]
+    print(
+        f"  seed {model.seed}: {len(visitors)} visitor visits for {len(heard)} visitors heard; "
+        f"{staff_only} of the staff phone alone; {len(split)} visitors split "
+        f"({sum(visits_of[i] - 1 for i in split)} extra visits); "
+        f"{sum(1 for i in heard if i not in visits_of)} heard visitors with no visitor visit; "
+        f"{sum(1 for v in visitors if len(people_of.get(v.device, set())) > 1)} visits of two or more people"
+    )
+
+
 def seeds_arg(text: str) -> list[int]:
     lo, _, hi = text.partition("-")
     return list(range(int(lo), int(hi or lo) + 1))
@@ -138,7 +190,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="bench/labdays.py's 14 development days")
     parser.add_argument("--seeds", type=seeds_arg, default=[1, 2, 3], help="generated demo days, e.g. 1-3")
+    parser.add_argument(
+        "--visits", action="store_true", help="the demo days' visitor visits against the truth"
+    )
     args = parser.parse_args(argv)
+    if args.visits:
+        print("Generated demo boutique, visitor visits against whose frames they took:")
+        for seed in args.seeds:
+            visits_against_truth(replace(StoreModel.demo(), seed=seed))
+        return 0
     lab = Tally()
     for frames in lab_addresses(args.quick):
         lab.add(frames)
