@@ -94,8 +94,11 @@ def test_randomizing_phones_still_give_the_demo_days_median_dwell(
 @pytest.mark.xfail(
     strict=True,
     reason="#13: on the lab-measured phone mix (53 fingerprints) the estimator reads 73 visitor visits for 60 "
-    "visitors heard: a phone that sleeps past the link window comes back as a new device (9 visitors split "
-    "in two) while other visits hold two people",
+    "visitors heard: 22 of them are the randomizing staff phone alone (its 15-20 minute sleeps restart the "
+    "resident rule's 15-minute run, so it is never flagged), 8 visitors are split (9 extra visits: a scan "
+    "more than 10 dB off while other phones of the family are live, or a sleep past the link window), 15 "
+    "heard visitors have no visitor visit (split into passerby pieces shorter than min_dwell, or merged) "
+    "and 13 visits hold two or more people",
 )
 def test_randomizing_phones_still_give_the_demo_days_visitors(
     demo_day: tuple[dict[str, float], list[VisitEvent]],

@@ -122,6 +122,32 @@ def test_after_a_silence_a_phone_of_its_kind_heard_meanwhile_makes_the_next_addr
     assert resolver.stats.links_by_lone == 0
 
 
+def on_channel(s: Sighting, channel: int, rssi: int) -> Sighting:
+    return dataclasses.replace(s, channel=channel, rssi_dbm=rssi)
+
+
+def test_a_lone_phone_whose_bursts_swing_across_channels_keeps_a_new_address_inside_its_swing() -> None:
+    # As the Baccichet iPhone XR: each burst reads -20 and -66 dBm on channel 1 and -50 on channel 11;
+    # a new address on channel 11 at -62 is 12 dB under that channel's range, past the fingerprint
+    # rule's 10 dB, but inside the phone's own swing over its channels.
+    bursts = phone_bursts(0, 30, bursts=4, seq0=10, rssi=-60, tag="aa", seq_step=500)
+    level = [(1, -20), (1, -66), (11, -50)]
+    swinging = [on_channel(s, *level[i % 3]) for i, s in enumerate(bursts)]
+    new = [on_channel(s, 11, -62) for s in phone_bursts(130, 30, bursts=1, seq0=3000, rssi=-62, tag="bb")]
+    resolver = DeviceResolver()
+    assert len(set(resolve_all(resolver, swinging + new))) == 1
+    assert resolver.stats.links_by_lone == 1
+    # Another phone of its family heard meanwhile: no longer alone, the fingerprint rule decides.
+    other = [on_channel(s, 11, -80) for s in phone_bursts(100, 30, bursts=1, seq0=1500, rssi=-80, tag="cc")]
+    assert len(set(resolve_all(DeviceResolver(), swinging + other + new))) == 3
+
+
+def test_a_lone_phone_does_not_take_a_frame_far_outside_its_swing() -> None:
+    steady = phone_bursts(0, 30, bursts=4, seq0=10, rssi=-50, tag="aa", seq_step=500)
+    far = phone_bursts(130, 30, bursts=1, seq0=3000, rssi=-75, tag="bb")  # 25 dB under all it read
+    assert len(set(resolve_all(DeviceResolver(), steady + far))) == 2
+
+
 def test_a_weak_phone_on_the_street_is_not_linked_across_a_silence() -> None:
     first = phone_bursts(0, 30, bursts=3, seq0=10, rssi=-85, tag="aa", seq_step=500)
     later = phone_bursts(900, 30, bursts=3, seq0=3000, rssi=-85, tag="bb", seq_step=500)
@@ -361,14 +387,19 @@ def test_one_real_phone_with_many_random_addresses_is_at_most_two_devices(
 
 
 @pytest.mark.realdata
-@pytest.mark.parametrize("phone", ["S21Ultra-M", "iPhone7-F"])
+@pytest.mark.parametrize("phone", ["S21Ultra-M", "iPhone7-F", "iPhone12-M", "iPhoneXR-L"])
 def test_these_real_phones_are_one_device(shared_data: Path, phone: str) -> None:
     """The S21's last burst reads +15 dBm (a broken signal field): linked as if no signal were known,
-    it stays with the phone instead of starting a second device."""
+    it stays with the phone instead of starting a second device. The iPhone 12's second probe kind
+    and the iPhone XR's new addresses lie outside the phone's range on their channel but inside its
+    swing over all channels: alone of their kind, they are the phone (`Linker.envelope`)."""
     sightings = real_phone(shared_data, phone)
-    assert len(set(resolve_all(DeviceResolver(), sightings))) == 1
+    resolver = DeviceResolver()
+    assert len(set(resolve_all(resolver, sightings))) == 1
     if phone == "S21Ultra-M":
         assert max(s.rssi_dbm or -100 for s in sightings) > 0
+    if phone in ("iPhone12-M", "iPhoneXR-L"):
+        assert resolver.stats.links_by_lone >= 1
 
 
 @pytest.mark.realdata

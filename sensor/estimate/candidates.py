@@ -68,8 +68,9 @@ class Linker:
 
         Only a phone alone of its kind: no other device of the family heard for `lone_ns`, `dev`
         itself heard within it and once inside-strong (not a passerby walking on), and the signal
-        no further off than twice the fingerprint rule's tolerance (once, while `dev` is live). An idle phone scans again after
-        10-20 minutes with a new address; with nothing else of its kind around, it is the same phone.
+        no further off than twice the fingerprint rule's tolerance (once, while `dev` is live) from
+        the device's own swing (`envelope`). An idle phone scans again after 10-20 minutes with a
+        new address; with nothing else of its kind around, it is the same phone.
         """
         ts = s.ts_ns
         if (
@@ -81,7 +82,7 @@ class Linker:
             return False
         if dev.peak_rssi < self.weak_rssi_dbm:
             return False
-        diff = self.distance(s, dev)
+        diff = self.envelope(s, dev)
         # Still live, it was refused by the fingerprint and family rules: only a close signal makes it
         # the same phone (a second probe kind of a lone phone); after a silence the phone may have moved.
         tolerance = self.rssi_tolerance_db if ts <= dev.live_until_ns else 2 * self.rssi_tolerance_db
@@ -103,6 +104,25 @@ class Linker:
         if rssi is None or span is None:
             return None
         return max(span[0] - rssi, rssi - span[1], 0.0)
+
+    @staticmethod
+    def envelope(s: Sighting, dev: Device) -> float | None:
+        """dB from the span of the device's recent RSSI ranges over all its channels (None: cannot tell).
+
+        What one phone's frames measurably swing by, where the per-channel range of `distance` is too
+        narrow a yardstick: the Baccichet iPhone XR's bursts read -16 to -68 dBm across its three
+        channels within a second, so a frame 12 dB under its channel 11 range is still inside its own
+        swing; the iPhone 12's second probe kind reads -72 to -78 dBm on channel 1, 16-20 dB under its
+        first kind there, and inside the span its first kind covers over channels 1-11 (-74 to -54).
+        Only the lone-phone rule uses it: with nothing else of the family heard, there is no second
+        phone for the wider yardstick to swallow.
+        """
+        rssi = s.rssi_dbm
+        if rssi is None or not dev.rssi:
+            return None
+        low = min(span[0] for span in dev.rssi.values())
+        high = max(span[1] for span in dev.rssi.values())
+        return max(low - rssi, rssi - high, 0.0)
 
     def best(self, s: Sighting, candidates: list[Device] | None) -> tuple[Device | None, bool]:
         """The device of the same fingerprint this new address continues, if any, and whether it was
