@@ -190,7 +190,7 @@ def measure(db: Store, stores: int, days: int, requests: int) -> dict[str, tuple
 
 
 @contextmanager
-def backend(name: str, keep: Path | None = None) -> Iterator[Store]:
+def backend(name: str, keep: Path | None = None, dsn: str | None = None) -> Iterator[Store]:
     if name == "sqlite" and keep is not None:
         lite = SqliteStore(keep)  # filled by an earlier run with the same sizes, or filled now
         try:
@@ -206,8 +206,16 @@ def backend(name: str, keep: Path | None = None) -> Iterator[Store]:
             finally:
                 lite.close()
         return
-    sys.path.insert(0, str(REPO))  # tests/pgserver.py starts the throw-away server
     from collector.storage.postgres import PostgresStore
+
+    if dsn is not None:  # a server of one's own, filled by an earlier run or filled now
+        db = PostgresStore(dsn)
+        try:
+            yield db
+        finally:
+            db.close()
+        return
+    sys.path.insert(0, str(REPO))  # tests/pgserver.py starts the throw-away server
     from tests.pgserver import running_postgres
 
     with running_postgres(fsync=False) as dsn:
@@ -230,13 +238,14 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20)
     parser.add_argument("--backend", nargs="+", default=["sqlite", "postgresql"])
     parser.add_argument("--keep", type=Path, help="SQLite: use (or fill and keep) this database file")
+    parser.add_argument("--dsn", help="PostgreSQL: use (or fill) this database instead of a throw-away server")
     args = parser.parse_args()
     rows = args.stores * args.days * (288 + args.visits_per_day)
     print(f"{args.stores} stores x {args.days} days: {rows:,} count intervals and visits")
     for name in args.backend:
-        with backend(name, args.keep) as db:
+        with backend(name, args.keep, args.dsn) as db:
             if db.stores():
-                print(f"{name}: using the events already in {args.keep}")
+                print(f"{name}: using the events already in {args.keep if name == 'sqlite' else args.dsn}")
             else:
                 seconds = fill(db, args.stores, args.days, args.visits_per_day)
                 print(f"{name}: filled in {seconds:.0f} s ({rows / seconds:,.0f} rows/s)")

@@ -3,7 +3,6 @@ as events are stored, re-sent and deleted; a period with two sensors is left to 
 
 from __future__ import annotations
 
-import math
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -22,19 +21,9 @@ from tests.test_report import visit
 
 # The demo replay on each backend, as the dashboard tests fill it.
 demo_jsonl, fresh = test_dashboard.demo_jsonl, test_dashboard.fresh
+same = test_dashboard.same
 CONFIG = ReportConfig()
 DAY = date.fromisoformat(DEMO_DAY)
-
-
-def same(a: Any, b: Any) -> bool:
-    """Equal, floats to 1e-9 (a roll-up's mean is a sum over a count, the rows' an exact `fmean`)."""
-    if isinstance(a, float) and isinstance(b, float):
-        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
-    return bool(a == b)
 
 
 def check(db: Store, store: str, first: date, last: date) -> dict[str, Any]:

@@ -15,9 +15,10 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
+from collector.config import ReportConfig
 from collector.reports import report as r
 from collector.storage.base import Store, us
-from collector.storage.rollups import KeptVisit, PeriodSums, kept_visits, period_sums
+from collector.storage.rollups import KeptVisit, PeriodSums, kept_visits_each, period_sums_each
 from footfall.times import from_us
 
 
@@ -25,14 +26,45 @@ def for_store(
     db: Store, store: str, first: date, last: date, zone: ZoneInfo, dwell_edges_min: Sequence[float]
 ) -> r.Report | None:
     """The report from the roll-ups, or None when it cannot equal `report.build`'s (several sensors)."""
-    start, end = r.period(first, last, zone)
-    if int(start.timestamp()) % 900 or int(end.timestamp()) % 900:
-        return None  # a zone's historical offset off the quarter hour: no bucket boundary there
-    sums = period_sums(db, store, start, end)
-    if len(sums.data_sensors) > 1:
-        return None
-    visits = kept_visits(db, store, start, end) if sums.hours else []
-    return build(store, first, last, zone, start, end, sums, visits, dwell_edges_min)
+    return for_stores(db, [(store, first, last)], zone, dwell_edges_min)[0]
+
+
+Wanted = tuple[str, date, date]  # a store, and the local days of its report
+
+
+def for_stores(
+    db: Store, wanted: Sequence[Wanted], zone: ZoneInfo, dwell_edges_min: Sequence[float]
+) -> list[r.Report | None]:
+    """`for_store` of each (store, first, last), in five queries however many stores (the chain
+    overview: on PostgreSQL each query is a round trip, which costs more than reading one day)."""
+    periods = [r.period(first, last, zone) for _, first, last in wanted]
+    # A zone's historical offset off the quarter hour has no bucket boundary there: the rows' report.
+    aligned = [
+        i
+        for i, (start, end) in enumerate(periods)
+        if not int(start.timestamp()) % 900 and not int(end.timestamp()) % 900
+    ]
+    sums = dict(
+        zip(aligned, period_sums_each(db, [(wanted[i][0], *periods[i]) for i in aligned]), strict=True)
+    )
+    one_sensor = [i for i in aligned if len(sums[i].data_sensors) <= 1]
+    read = [i for i in one_sensor if sums[i].hours]
+    visits = dict(zip(read, kept_visits_each(db, [(wanted[i][0], *periods[i]) for i in read]), strict=True))
+    out: list[r.Report | None] = [None] * len(wanted)
+    for i in one_sensor:
+        store, first, last = wanted[i]
+        out[i] = build(store, first, last, zone, *periods[i], sums[i], visits.get(i, []), dwell_edges_min)
+    return out
+
+
+def reports(db: Store, wanted: Sequence[Wanted], config: ReportConfig) -> list[r.Report]:
+    """`report.for_store` of each (store, first, last): from the roll-ups in a few queries for all the
+    one-sensor stores, from the rows for the others (where visits heard by two sensors merge)."""
+    fast = for_stores(db, wanted, config.zone, config.dwell_edges_min)
+    return [
+        f if f is not None else r.from_rows(db, store, first, last, config)
+        for f, (store, first, last) in zip(fast, wanted, strict=True)
+    ]
 
 
 def _mean(total: float, n: int) -> float | None:

@@ -53,15 +53,43 @@ class SensorHealth:
 
 def latest_counts(db: Store, store: str) -> list[CountRow]:
     """The count intervals of the store's latest start, one a sensor (an index probe and one read)."""
-    rows = _q(
+    return latest_counts_each(db, [store])[0]
+
+
+def latest_counts_each(db: Store, stores: Sequence[str]) -> list[list[CountRow]]:
+    """`latest_counts` of each store, in one query."""
+    found = query_each(
         db,
-        f"read the latest counts of {store}",
+        "read the latest counts of the stores",
         "SELECT sensor, start_us, end_us, present, visitors_est, passersby_est, present_low, present_high,"
         " connected FROM counts WHERE store = ? AND start_us = (SELECT MAX(start_us) FROM counts WHERE store = ?)"
         " ORDER BY sensor",
-        (store, store),
+        [(s, s) for s in stores],
     )
-    return [CountRow(r[0], _dt(r[1]), _dt(r[2]), r[3], r[4], r[5], r[6], r[7], r[8]) for r in rows]
+    return [
+        [CountRow(r[0], _dt(r[1]), _dt(r[2]), r[3], r[4], r[5], r[6], r[7], r[8]) for r in rows]
+        for rows in found
+    ]
+
+
+Extent = tuple[datetime, datetime] | None
+
+
+def extents(db: Store, stores: Sequence[str]) -> list[Extent]:
+    """`Store.extent` of each store, in one query: the same four index probes a store."""
+    found = query_each(
+        db,
+        "find the periods of the stores",
+        "SELECT (SELECT MIN(start_us) FROM visits WHERE store = ?), (SELECT MAX(start_us) FROM visits WHERE store = ?),"
+        " (SELECT MIN(start_us) FROM counts WHERE store = ?), (SELECT MAX(start_us) FROM counts WHERE store = ?)",
+        [(s,) * 4 for s in stores],
+    )
+    out: list[Extent] = []
+    for (row,) in found:
+        los = [v for v in row[0::2] if v is not None]
+        his = [v for v in row[1::2] if v is not None]
+        out.append((_dt(min(los)), _dt(max(his))) if los else None)
+    return out
 
 
 RECENT_US = 86_400_000_000  # a day: how far back from the store's latest event counts and visits are read
@@ -79,25 +107,34 @@ def sensor_health(
     `extent` is the store's (`Store.extent`), when the caller has read it already.
     """
     span = db.extent(store) if extent == "read" else extent
-    since = us(span[1]) - RECENT_US if span else 0
-    last = _q(
+    return sensor_health_each(db, [(store, span)])[0]
+
+
+def sensor_health_each(db: Store, stores: Sequence[tuple[str, Extent]]) -> list[list[SensorHealth]]:
+    """`sensor_health` of each (store, its extent), in two queries."""
+    since = [us(span[1]) - RECENT_US if span else 0 for _, span in stores]
+    last_each = query_each(
         db,
-        f"read the last events of {store}'s sensors",
+        "read the last events of the stores' sensors",
         "SELECT sensor, MAX(t) FROM ("
         " SELECT sensor, at_us AS t FROM sensor_latest WHERE store = ?"
         " UNION ALL SELECT sensor, MAX(end_us) FROM counts WHERE store = ? AND start_us >= ? GROUP BY sensor"
         " UNION ALL SELECT sensor, MAX(end_us) FROM visits WHERE store = ? AND start_us >= ? GROUP BY sensor"
         ") AS kinds GROUP BY sensor ORDER BY sensor",
-        (store, store, since, store, since),
+        [(s, s, t, s, t) for (s, _), t in zip(stores, since, strict=True)],
     )
-    statuses = _q(
+    statuses_each = query_each(
         db,
-        f"read the statuses of {store}'s sensors",
+        "read the statuses of the stores' sensors",
         "SELECT s.sensor, s.state, s.at_us, s.version, s.epoch, s.frames_per_s, s.drops, s.spool_depth,"
         " s.signal_ref_dbm, s.signal_offset_db, s.signal_drift"
         " FROM sensor_latest l JOIN statuses s ON s.event_id = l.event_id WHERE l.store = ?",
-        (store,),
+        [(s,) for s, _ in stores],
     )
+    return [_health(last, statuses) for last, statuses in zip(last_each, statuses_each, strict=True)]
+
+
+def _health(last: Sequence[tuple[Any, ...]], statuses: Sequence[tuple[Any, ...]]) -> list[SensorHealth]:
     latest = {r[0]: r for r in statuses}
     out = []
     for sensor, last_us in last:
@@ -144,6 +181,34 @@ def query_of(store: Store) -> Query:
     return query
 
 
+EACH_CHUNK = 100  # the branches of one UNION ALL: a chain of hundreds of stores takes a few round trips
+
+
+def query_each(
+    store: Store, doing: str, sql: str, params_each: Sequence[Sequence[Any]]
+) -> list[list[tuple[Any, ...]]]:
+    """The rows of `sql` for each of `params_each`, in one round trip per `EACH_CHUNK` of them.
+
+    The one SELECT runs once per parameter set, as branches of a UNION ALL tagged with their index:
+    each branch keeps its own plan (an index probe of one store's span), and the chain overview asks
+    for 50 stores in one query instead of 50 (on PostgreSQL a round trip costs more than the probe).
+    `sql` is one SELECT; its own ORDER BY and LIMIT hold inside its branch.
+    """
+    out: list[list[tuple[Any, ...]]] = [[] for _ in params_each]
+    branch = f"SELECT CAST(? AS INTEGER), each_q.* FROM ({sql}) AS each_q"
+    for lo in range(0, len(params_each), EACH_CHUNK):
+        chunk = params_each[lo : lo + EACH_CHUNK]
+        rows = _q(
+            store,
+            doing,
+            " UNION ALL ".join([branch] * len(chunk)),
+            [x for i, params in enumerate(chunk, lo) for x in (i, *params)],
+        )
+        for r in rows:
+            out[int(r[0])].append(tuple(r[1:]))
+    return out
+
+
 def put_calibration(store: Store, report: CalibrationReport) -> bool:
     """Keep `report` as its sensor's latest, unless a newer one is stored; True if it was kept."""
     with transaction_of(store)(f"store the calibration report of {report.sensor}") as db:
@@ -179,23 +244,18 @@ class VisitTotals:
 
 def visit_totals(store: Store, name: str, start: datetime, end: datetime) -> VisitTotals:
     """From `visit_rollup`, for [start, end) on 15-minute boundaries (local midnights always are)."""
-    return visit_totals_each(store, name, [(start, end)])[0]
+    return visit_totals_each(store, [(name, start, end)])[0]
 
 
-def visit_totals_each(
-    store: Store, name: str, spans: Sequence[tuple[datetime, datetime]]
-) -> list[VisitTotals]:
-    """`visit_totals` of each span, in one query (the overview asks for four days of every store)."""
-    one = (
-        "SELECT ?, COALESCE(SUM(visitors), 0), COALESCE(SUM(passersby), 0), COUNT(DISTINCT sensor)"
-        " FROM visit_rollup WHERE store = ? AND bucket_us >= ? AND bucket_us < ?"
-        " AND (visitors > 0 OR passersby > 0 OR fixed > 0)"
-    )
-    rows = _q(
+def visit_totals_each(store: Store, spans: Sequence[tuple[str, datetime, datetime]]) -> list[VisitTotals]:
+    """`visit_totals` of each (store, start, end), in one query (the overview asks for four days of
+    every store)."""
+    found = query_each(
         store,
-        f"read the visit roll-up of {name}",
-        " UNION ALL ".join([one] * len(spans)),
-        [x for i, (start, end) in enumerate(spans) for x in (i, name, us(start), us(end))],
+        "read the visit roll-up of the stores",
+        "SELECT COALESCE(SUM(visitors), 0), COALESCE(SUM(passersby), 0), COUNT(DISTINCT sensor)"
+        " FROM visit_rollup WHERE store = ? AND bucket_us >= ? AND bucket_us < ?"
+        " AND (visitors > 0 OR passersby > 0 OR fixed > 0)",
+        [(name, us(start), us(end)) for name, start, end in spans],
     )
-    found = {int(r[0]): VisitTotals(int(r[1]), int(r[2]), int(r[3])) for r in rows}
-    return [found[i] for i in range(len(spans))]
+    return [VisitTotals(int(r[0]), int(r[1]), int(r[2])) for (r,) in found]

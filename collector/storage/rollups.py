@@ -13,14 +13,10 @@ from datetime import datetime
 from typing import Any
 
 from collector.storage.base import Store, us
-from collector.storage.dashboard import query_of
+from collector.storage.dashboard import query_each
 
 BUCKET_US = 900_000_000  # the roll-ups' 15 minutes
 HOUR_US = 3_600_000_000
-
-
-def _q(db: Store, doing: str, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-    return query_of(db)(doing, sql, params)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,47 +48,71 @@ class PeriodSums:
 
 _SPAN = "store = ? AND bucket_us >= ? AND bucket_us < ?"
 _VISITS_NONZERO = "(visitors > 0 OR passersby > 0 OR fixed > 0)"
+_HOUR = "(bucket_us - CAST(? AS BIGINT)) / 3600000000"
+
+Span = tuple[str, datetime, datetime]  # a store, and the [start, end) of its period
 
 
 def status_sensors(db: Store, store: str, start: datetime, end: datetime) -> list[str]:
     """Sensors with a status event in the period."""
-    rows = _q(
+    return status_sensors_each(db, [(store, start, end)])[0]
+
+
+def status_sensors_each(db: Store, spans: Sequence[Span]) -> list[list[str]]:
+    found = query_each(
         db,
-        f"list the sensors of {store}'s statuses",
+        "list the sensors of the stores' statuses",
         "SELECT DISTINCT sensor FROM statuses WHERE store = ? AND at_us >= ? AND at_us < ?",
-        (store, us(start), us(end)),
+        [(store, us(start), us(end)) for store, start, end in spans],
     )
-    return sorted(str(r[0]) for r in rows)
+    return [sorted(str(r[0]) for r in rows) for rows in found]
 
 
 def period_sums(db: Store, store: str, start: datetime, end: datetime) -> PeriodSums:
     """The roll-ups of the period, summed by hour from `start` (which must be on a 15-minute boundary)."""
-    lo, hi = us(start), us(end)
-    if lo % BUCKET_US or hi % BUCKET_US:
-        raise ValueError(f"a roll-up period starts and ends on a quarter hour, not {start} to {end}")
-    span = (store, lo, hi)
-    hour = "(bucket_us - CAST(? AS BIGINT)) / 3600000000"
-    counts = _q(
+    return period_sums_each(db, [(store, start, end)])[0]
+
+
+def period_sums_each(db: Store, spans: Sequence[Span]) -> list[PeriodSums]:
+    """`period_sums` of each (store, start, end), in four queries however many stores (the overview)."""
+    bounds = []
+    for _, start, end in spans:
+        lo, hi = us(start), us(end)
+        if lo % BUCKET_US or hi % BUCKET_US:
+            raise ValueError(f"a roll-up period starts and ends on a quarter hour, not {start} to {end}")
+        bounds.append((lo, hi))
+    hour_span = [(lo, store, lo, hi) for (store, _, _), (lo, hi) in zip(spans, bounds, strict=True)]
+    counts_each = query_each(
         db,
-        f"read the count roll-up of {store}",
-        f"SELECT {hour}, SUM(intervals), SUM(present_sum), SUM(low_n), SUM(low_sum), SUM(high_n),"
+        "read the count roll-up of the stores",
+        f"SELECT {_HOUR}, SUM(intervals), SUM(present_sum), SUM(low_n), SUM(low_sum), SUM(high_n),"
         " SUM(high_sum), SUM(visitors_est_n), SUM(visitors_est_sum), SUM(passersby_est_n),"
         f" SUM(passersby_est_sum), MIN(sensor), MAX(sensor) FROM count_rollup WHERE {_SPAN} GROUP BY 1",
-        (lo, *span),
+        hour_span,
     )
-    visits = _q(
+    visits_each = query_each(
         db,
-        f"read the visit roll-up of {store}",
-        f"SELECT {hour}, SUM(visitors), SUM(passersby), SUM(fixed), MIN(sensor), MAX(sensor) FROM visit_rollup"
+        "read the visit roll-up of the stores",
+        f"SELECT {_HOUR}, SUM(visitors), SUM(passersby), SUM(fixed), MIN(sensor), MAX(sensor) FROM visit_rollup"
         f" WHERE {_SPAN} AND {_VISITS_NONZERO} GROUP BY 1",
-        (lo, *span),
+        hour_span,
     )
-    peak = _q(
+    peak_each = query_each(
         db,
-        f"find the peak of {store}'s count roll-up",
+        "find the peak of the stores' count roll-up",
         f"SELECT peak, peak_us FROM count_rollup WHERE {_SPAN} ORDER BY peak DESC, peak_us LIMIT 1",
-        span,
+        [span[1:] for span in hour_span],
     )
+    statuses_each = status_sensors_each(db, spans)
+    return [_sums(*each) for each in zip(counts_each, visits_each, peak_each, statuses_each, strict=True)]
+
+
+def _sums(
+    counts: Sequence[tuple[Any, ...]],
+    visits: Sequence[tuple[Any, ...]],
+    peak: Sequence[tuple[Any, ...]],
+    statuses: Sequence[str],
+) -> PeriodSums:
     # Each hour's first and last sensor: with one sensor in the period they are all it; with two or
     # more, at least two of them show, which is all the report asks (one sensor, or the rows).
     data = sorted({str(x) for r in counts for x in r[11:13]} | {str(x) for r in visits for x in r[4:6]})
@@ -107,7 +127,7 @@ def period_sums(db: Store, store: str, start: datetime, end: datetime) -> Period
         hours[slot] = HourSums(*v)
     return PeriodSums(
         tuple(data),
-        tuple(status_sensors(db, store, start, end)),
+        tuple(statuses),
         hours,
         (float(peak[0][0]), int(peak[0][1])) if peak else None,
         (sum(int(r[7]) for r in counts), sum(float(r[8]) for r in counts)),
@@ -131,18 +151,26 @@ def kept_visits(db: Store, store: str, start: datetime, end: datetime) -> list[K
     """Visitor and fixed visits of the period (passersby, most visits, are only counted: the roll-up),
     and one passerby of a sensor listening to a store network if there is one, which is all the report
     needs of them to tell that its `connected` figure is 0 rather than not measured."""
+    return kept_visits_each(db, [(store, start, end)])[0]
+
+
+def kept_visits_each(db: Store, spans: Sequence[Span]) -> list[list[KeptVisit]]:
+    """`kept_visits` of each (store, start, end), in one query."""
     span = "store = ? AND start_us >= ? AND start_us < ?"
-    rows = _q(
+    found = query_each(
         db,
-        f"read the visitor visits of {store}",
+        "read the visitor visits of the stores",
         f"SELECT kind, epoch, device, dwell_s, start_us, connected FROM visits WHERE {span} AND kind <> 'passerby'"
         " UNION ALL SELECT * FROM (SELECT kind, epoch, device, dwell_s, start_us, connected FROM visits"
         f" WHERE {span} AND kind = 'passerby' AND connected IS NOT NULL LIMIT 1) AS listening",
-        (store, us(start), us(end)) * 2,
+        [(store, us(start), us(end)) * 2 for store, start, end in spans],
     )
     return [
-        KeptVisit(
-            str(r[0]), str(r[1]), str(r[2]), float(r[3]), int(r[4]), None if r[5] is None else bool(r[5])
-        )
-        for r in rows
+        [
+            KeptVisit(
+                str(r[0]), str(r[1]), str(r[2]), float(r[3]), int(r[4]), None if r[5] is None else bool(r[5])
+            )
+            for r in rows
+        ]
+        for rows in found
     ]
