@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from collector.storage.base import Store, us
-from collector.storage.dashboard import query_each
+from collector.storage.dashboard import query_each, query_spans
 
 BUCKET_US = 900_000_000  # the roll-ups' 15 minutes
 HOUR_US = 3_600_000_000
@@ -46,9 +46,10 @@ class PeriodSums:
     passersby_est: tuple[int, float]
 
 
-_SPAN = "store = ? AND bucket_us >= ? AND bucket_us < ?"
+_SPAN = "store IN ({stores}) AND bucket_us >= {lo} AND bucket_us < {hi}"
 _VISITS_NONZERO = "(visitors > 0 OR passersby > 0 OR fixed > 0)"
-_HOUR = "(bucket_us - CAST(? AS BIGINT)) / 3600000000"
+_HOUR = "(bucket_us - {lo}) / 3600000000"
+_W = "store TEXT, lo BIGINT, hi BIGINT"
 
 Span = tuple[str, datetime, datetime]  # a store, and the [start, end) of its period
 
@@ -59,10 +60,10 @@ def status_sensors(db: Store, store: str, start: datetime, end: datetime) -> lis
 
 
 def status_sensors_each(db: Store, spans: Sequence[Span]) -> list[list[str]]:
-    found = query_each(
+    found = query_spans(
         db,
         "list the sensors of the stores' statuses",
-        "SELECT DISTINCT sensor FROM statuses WHERE store = ? AND at_us >= ? AND at_us < ?",
+        "SELECT DISTINCT store, sensor FROM statuses WHERE store IN ({stores}) AND at_us >= {lo} AND at_us < {hi}",
         [(store, us(start), us(end)) for store, start, end in spans],
     )
     return [sorted(str(r[0]) for r in rows) for rows in found]
@@ -81,27 +82,33 @@ def period_sums_each(db: Store, spans: Sequence[Span]) -> list[PeriodSums]:
         if lo % BUCKET_US or hi % BUCKET_US:
             raise ValueError(f"a roll-up period starts and ends on a quarter hour, not {start} to {end}")
         bounds.append((lo, hi))
-    hour_span = [(lo, store, lo, hi) for (store, _, _), (lo, hi) in zip(spans, bounds, strict=True)]
-    counts_each = query_each(
+    wanted = [(store, lo, hi) for (store, _, _), (lo, hi) in zip(spans, bounds, strict=True)]
+    counts_each = query_spans(
         db,
         "read the count roll-up of the stores",
-        f"SELECT {_HOUR}, SUM(intervals), SUM(present_sum), SUM(low_n), SUM(low_sum), SUM(high_n),"
+        f"SELECT store, {_HOUR}, SUM(intervals), SUM(present_sum), SUM(low_n), SUM(low_sum), SUM(high_n),"
         " SUM(high_sum), SUM(visitors_est_n), SUM(visitors_est_sum), SUM(passersby_est_n),"
-        f" SUM(passersby_est_sum), MIN(sensor), MAX(sensor) FROM count_rollup WHERE {_SPAN} GROUP BY 1",
-        hour_span,
+        f" SUM(passersby_est_sum), MIN(sensor), MAX(sensor) FROM count_rollup WHERE {_SPAN} GROUP BY 1, 2",
+        wanted,
     )
-    visits_each = query_each(
+    visits_each = query_spans(
         db,
         "read the visit roll-up of the stores",
-        f"SELECT {_HOUR}, SUM(visitors), SUM(passersby), SUM(fixed), MIN(sensor), MAX(sensor) FROM visit_rollup"
-        f" WHERE {_SPAN} AND {_VISITS_NONZERO} GROUP BY 1",
-        hour_span,
+        f"SELECT store, {_HOUR}, SUM(visitors), SUM(passersby), SUM(fixed), MIN(sensor), MAX(sensor)"
+        f" FROM visit_rollup WHERE {_SPAN} AND {_VISITS_NONZERO} GROUP BY 1, 2",
+        wanted,
+    )
+    # The highest present of the period and its earliest start, by the one index range of each store.
+    top = (
+        "FROM count_rollup r WHERE r.store = w.store AND r.bucket_us >= w.lo AND r.bucket_us < w.hi"
+        " ORDER BY r.peak DESC, r.peak_us LIMIT 1"
     )
     peak_each = query_each(
         db,
         "find the peak of the stores' count roll-up",
-        f"SELECT peak, peak_us FROM count_rollup WHERE {_SPAN} ORDER BY peak DESC, peak_us LIMIT 1",
-        [span[1:] for span in hour_span],
+        _W,
+        f"SELECT w.i, (SELECT r.peak {top}), (SELECT r.peak_us {top}) FROM w",
+        wanted,
     )
     statuses_each = status_sensors_each(db, spans)
     return [_sums(*each) for each in zip(counts_each, visits_each, peak_each, statuses_each, strict=True)]
@@ -129,7 +136,7 @@ def _sums(
         tuple(data),
         tuple(statuses),
         hours,
-        (float(peak[0][0]), int(peak[0][1])) if peak else None,
+        (float(peak[0][0]), int(peak[0][1])) if peak and peak[0][0] is not None else None,
         (sum(int(r[7]) for r in counts), sum(float(r[8]) for r in counts)),
         (sum(int(r[9]) for r in counts), sum(float(r[10]) for r in counts)),
     )
@@ -156,14 +163,17 @@ def kept_visits(db: Store, store: str, start: datetime, end: datetime) -> list[K
 
 def kept_visits_each(db: Store, spans: Sequence[Span]) -> list[list[KeptVisit]]:
     """`kept_visits` of each (store, start, end), in one query."""
-    span = "store = ? AND start_us >= ? AND start_us < ?"
-    found = query_each(
+    span = "store IN ({stores}) AND start_us >= {lo} AND start_us < {hi}"
+    found = query_spans(
         db,
         "read the visitor visits of the stores",
-        f"SELECT kind, epoch, device, dwell_s, start_us, connected FROM visits WHERE {span} AND kind <> 'passerby'"
-        " UNION ALL SELECT * FROM (SELECT kind, epoch, device, dwell_s, start_us, connected FROM visits"
-        f" WHERE {span} AND kind = 'passerby' AND connected IS NOT NULL LIMIT 1) AS listening",
-        [(store, us(start), us(end)) * 2 for store, start, end in spans],
+        f"SELECT store, kind, epoch, device, dwell_s, start_us, connected FROM visits WHERE {span}"
+        " AND kind <> 'passerby'"
+        # ...and, for each store, whether a passerby of the period came from a sensor that listens to a
+        # store network (its `connected` is then not null): one row for them, if any.
+        f" UNION ALL SELECT store, 'passerby', '', '', 0.0, 0, MIN(connected) FROM visits WHERE {span}"
+        " AND kind = 'passerby' AND connected IS NOT NULL GROUP BY store",
+        [(store, us(start), us(end)) for store, start, end in spans],
     )
     return [
         [
@@ -171,6 +181,7 @@ def kept_visits_each(db: Store, spans: Sequence[Span]) -> list[list[KeptVisit]]:
                 str(r[0]), str(r[1]), str(r[2]), float(r[3]), int(r[4]), None if r[5] is None else bool(r[5])
             )
             for r in rows
+            if r[0] != "passerby" or r[5] is not None
         ]
         for rows in found
     ]

@@ -301,10 +301,11 @@ def _daily(period: Report) -> Chart:
 def _weekly(period: Report) -> Chart:
     visitors: dict[str, int] = defaultdict(int)
     passersby: dict[str, int] = defaultdict(int)
-    weeks = sorted({_week(d) for d in _days(period)})
+    week = {d: _week(d) for d in _days(period)}
+    weeks = sorted(set(week.values()))
     for h in period.hours:
-        visitors[_week(h.start.date())] += h.visitors
-        passersby[_week(h.start.date())] += h.passersby
+        visitors[week[h.start.date()]] += h.visitors
+        passersby[week[h.start.date()]] += h.passersby
     return Chart(
         "weekly",
         "Weekly trend (ISO weeks)",
