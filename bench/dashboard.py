@@ -218,8 +218,8 @@ def backend(name: str, keep: Path | None = None, dsn: str | None = None) -> Iter
     sys.path.insert(0, str(REPO))  # tests/pgserver.py starts the throw-away server
     from tests.pgserver import running_postgres
 
-    with running_postgres(fsync=False) as dsn:
-        db = PostgresStore(dsn)
+    with running_postgres(fsync=False) as throwaway:
+        db = PostgresStore(throwaway)
         try:
             yield db
         finally:
@@ -238,7 +238,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20)
     parser.add_argument("--backend", nargs="+", default=["sqlite", "postgresql"])
     parser.add_argument("--keep", type=Path, help="SQLite: use (or fill and keep) this database file")
-    parser.add_argument("--dsn", help="PostgreSQL: use (or fill) this database instead of a throw-away server")
+    parser.add_argument(
+        "--dsn", help="PostgreSQL: use (or fill) this database instead of a throw-away server"
+    )
     args = parser.parse_args()
     rows = args.stores * args.days * (288 + args.visits_per_day)
     print(f"{args.stores} stores x {args.days} days: {rows:,} count intervals and visits")

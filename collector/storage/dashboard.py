@@ -212,9 +212,14 @@ def query_spans(
         for first in range(0, len(names), EACH_CHUNK):
             chunk = names[first : first + EACH_CHUNK]
             text = sql.format(stores=", ".join("?" * len(chunk)), lo=lo, hi=hi)
-            for r in _q(store, doing, text, chunk * sql.count("{stores}")):
+            rows = _q(store, doing, text, chunk * sql.count("{stores}"))
+            if len(chunk) == 1:  # a store page: a year is tens of thousands of rows, kept in one go
+                for i in stores[chunk[0]]:
+                    out[i].extend([r[1:] for r in rows])
+                continue
+            for r in rows:
                 for i in stores[str(r[0])]:
-                    out[i].append(tuple(r[1:]))
+                    out[i].append(r[1:])
     return out
 
 

@@ -254,8 +254,8 @@ def _occupancy(period: Report) -> Chart:
             Series("present_mean", tuple(_round(m) for m in means)),
             *(
                 (  # the 80 % band, when the count events carry it (the report averages it like the mean)
-                    Series("present_low", tuple(_round(x) for x in lows)),
-                    Series("present_high", tuple(_round(x) for x in highs)),
+                    Series("present_low", tuple(_round(x) for x in lows), band=True),
+                    Series("present_high", tuple(_round(x) for x in highs), band=True),
                 )
                 if any(x is not None for x in lows)
                 else ()
