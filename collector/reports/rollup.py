@@ -12,7 +12,7 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from collector.config import ReportConfig
@@ -45,7 +45,15 @@ def for_stores(
         if not int(start.timestamp()) % 900 and not int(end.timestamp()) % 900
     ]
     sums = dict(
-        zip(aligned, period_sums_each(db, [(wanted[i][0], *periods[i]) for i in aligned]), strict=True)
+        zip(
+            aligned,
+            period_sums_each(
+                db,
+                [(wanted[i][0], *periods[i]) for i in aligned],
+                [whole_hours(zone, *periods[i]) for i in aligned],
+            ),
+            strict=True,
+        )
     )
     one_sensor = [i for i in aligned if len(sums[i].data_sensors) <= 1]
     read = [i for i in one_sensor if sums[i].hours]
@@ -65,6 +73,26 @@ def reports(db: Store, wanted: Sequence[Wanted], config: ReportConfig) -> list[r
         f if f is not None else r.from_rows(db, store, first, last, config)
         for f, (store, first, last) in zip(fast, wanted, strict=True)
     ]
+
+
+def whole_hours(zone: ZoneInfo, start: datetime, end: datetime) -> bool:
+    """Whether every local hour of [start, end) starts on a UTC hour (the hourly roll-ups hold it):
+    the zone's offset is whole hours throughout. Offsets last months between changes, so one look
+    every 12 hours sees each (a year: 730 looks, about a millisecond)."""
+    if start.timestamp() % 3600:
+        return False
+    at = start
+    while at < end:
+        offset = at.astimezone(zone).utcoffset()
+        if offset is None or offset.total_seconds() % 3600:
+            return False
+        at += HALF_DAY
+    last = (end - MICROSECOND).astimezone(zone).utcoffset()
+    return last is not None and not last.total_seconds() % 3600
+
+
+HALF_DAY = timedelta(hours=12)
+MICROSECOND = timedelta(microseconds=1)
 
 
 def _mean(total: float, n: int) -> float | None:
