@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from collector.storage.base import Store, us
 from collector.storage.dashboard import query_each, query_spans
@@ -143,11 +143,16 @@ def _sums(
     data = sorted({str(x) for r in counts for x in r[11:13]} | {str(x) for r in visits for x in r[4:6]})
     by_visits = {int(r[0]): (int(r[1]), int(r[2]), int(r[3])) for r in visits}
     hours: dict[int, HourSums] = {}
+    visitors_est, passersby_est = [0, 0.0], [0, 0.0]
     for r in counts:
         v = by_visits.pop(int(r[0]), (0, 0, 0))
         hours[int(r[0])] = HourSums(
             *v, int(r[1]), float(r[2]), int(r[3]), float(r[4]), int(r[5]), float(r[6])
         )
+        visitors_est[0] += int(r[7])
+        visitors_est[1] += float(r[8])
+        passersby_est[0] += int(r[9])
+        passersby_est[1] += float(r[10])
     for slot, v in by_visits.items():
         hours[slot] = HourSums(*v)
     return PeriodSums(
@@ -155,21 +160,23 @@ def _sums(
         tuple(statuses),
         hours,
         (float(peak[0][0]), int(peak[0][1])) if peak and peak[0][0] is not None else None,
-        (sum(int(r[7]) for r in counts), sum(float(r[8]) for r in counts)),
-        (sum(int(r[9]) for r in counts), sum(float(r[10]) for r in counts)),
+        (int(visitors_est[0]), visitors_est[1]),
+        (int(passersby_est[0]), passersby_est[1]),
     )
 
 
-@dataclass(frozen=True, slots=True)
-class KeptVisit:
-    """What the report needs of a visitor or fixed visit beyond the roll-ups: who, and how long."""
+class KeptVisit(NamedTuple):
+    """What the report needs of a visitor or fixed visit beyond the roll-ups: who, and how long.
+
+    A row as the database gives it (a year of a store is some 15 k of them: no conversion per field).
+    """
 
     kind: str  # visitor | fixed (| passerby: one, to show a sensor listens to a store network)
     epoch: str
     device: str
     dwell_s: float
     start_us: int
-    connected: bool | None  # to a store network; None: the sensor listens to none
+    connected: int | None  # to a store network (1/0, true/false); None: the sensor listens to none
 
 
 def kept_visits(db: Store, store: str, start: datetime, end: datetime) -> list[KeptVisit]:
@@ -193,13 +200,5 @@ def kept_visits_each(db: Store, spans: Sequence[Span]) -> list[list[KeptVisit]]:
         " AND kind = 'passerby' AND connected IS NOT NULL GROUP BY store",
         [(store, us(start), us(end)) for store, start, end in spans],
     )
-    return [
-        [
-            KeptVisit(
-                str(r[0]), str(r[1]), str(r[2]), float(r[3]), int(r[4]), None if r[5] is None else bool(r[5])
-            )
-            for r in rows
-            if r[0] != "passerby" or r[5] is not None
-        ]
-        for rows in found
-    ]
+    make = KeptVisit._make
+    return [[make(r) for r in rows if r[0] != "passerby" or r[5] is not None] for rows in found]
