@@ -1,7 +1,7 @@
 """Dashboard server time at chain scale: the store page and the chain overview, p50/p95, per backend.
 
     .venv/bin/python bench/dashboard.py [--stores 50] [--days 365] [--visits-per-day 120] [--requests 20]
-                                        [--backend sqlite postgresql] [--keep FILE.db]
+                                        [--backend sqlite postgresql] [--keep FILE.db] [--dsn DSN]
 
 Fills a fresh store with `--days` of 5-minute count intervals (one sensor per store, 288 a day, with the
 80 % band) and `--visits-per-day` visits a day (08:00-20:00 local, a third of them visitors, some fixed)
@@ -12,8 +12,9 @@ PostgreSQL by COPY, the roll-up triggers running either way. Then logs in and ti
 the last 7 days of data, the chain overview of an admin who sees every store, and the store page over
 the whole year. Wall time and CPU time (this process's, plus the PostgreSQL backend's from /proc): on a
 shared machine the CPU time is what the request costs, the wall time also its wait for a core.
-PostgreSQL is a throw-away server started as tests/pgserver.py does; `--keep` keeps a SQLite file to
-measure again without filling."""
+PostgreSQL is a throw-away server started as tests/pgserver.py does, or the database of `--dsn` (filled
+when empty); `--keep` keeps a SQLite file: both measure again without filling (a database of an older
+schema is migrated when opened)."""
 
 from __future__ import annotations
 
