@@ -143,6 +143,31 @@ def test_the_hourly_roll_ups_hold_what_the_rows_give_after_their_backfill_and_th
     assert same(list(tables()), list(recomputed))
 
 
+def test_the_days_the_clocks_change_read_from_the_hourly_roll_ups_give_the_rows_report(fresh: Store) -> None:
+    """Paris's 23- and 25-hour days of 2024: every local hour still starts on a UTC hour."""
+    for changed in (datetime(2024, 3, 31, 1, tzinfo=UTC), datetime(2024, 10, 27, 1, tzinfo=UTC)):
+        fresh.add(
+            [count(changed + timedelta(minutes=5 * i), 1.0 + i % 7) for i in range(-30, 30)]
+            + [
+                visit(
+                    changed + timedelta(minutes=11 * i),
+                    60.0 * i,
+                    kind,
+                    store="demo",
+                    sensor="door-1",
+                    device=f"x{i % 5}",
+                )
+                for i, kind in enumerate(["visitor", "passerby", "visitor", "fixed", "visitor"] * 3)
+            ]
+        )
+        day = changed.astimezone(CONFIG.zone).date()
+        assert rollup.whole_hours(
+            CONFIG.zone, *reports.period(day - timedelta(days=1), day + timedelta(days=1), CONFIG.zone)
+        )
+        hours = check(fresh, "demo", day - timedelta(days=1), day + timedelta(days=1))["hours"]
+        assert len({h["start"][-6:] for h in hours}) == 2  # both offsets of the day, +01:00 and +02:00
+
+
 @pytest.mark.parametrize("zone", ["Asia/Kolkata", "Europe/Paris", "UTC"])
 def test_a_zone_off_the_hour_reads_the_quarters_and_gives_the_rows_report_too(
     fresh: Store, zone: str
