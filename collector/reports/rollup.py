@@ -116,7 +116,7 @@ def build(
     dwell_edges_min: Sequence[float],
 ) -> r.Report:
     # The report's `connected` is None unless a visit of the period, of any kind, came from a sensor
-    # that listens to a store network (`kept_visits` holds one passerby of such a sensor, if any).
+    # that listens to a store network (`kept_visits_each` holds one passerby of such a sensor, if any).
     listens = any(v.connected is not None for v in visits)
     slots = int((end - start) / r.HOUR)
     connected = [0] * slots  # visitor visits connected to a store network, by hour

@@ -1,5 +1,6 @@
 """What only the dashboard reads and writes (people present now, sensor health, calibration reports, and
-the transactions its accounts use), one SQL text for both backends.
+the transactions its accounts use), one SQL text for both backends; and the two shapes in which it and
+the roll-up reads ask for many stores in one query (`query_spans`, `query_each`).
 
 Everything else the dashboard shows comes from the report and the KPIs (collector/reports/report.py,
 collector/online/kpis.py): these reads add only what those do not cover.
@@ -51,13 +52,9 @@ class SensorHealth:
     signal_drift: bool = False  # the offset passed the sensor's drift bound: moved, or a new antenna?
 
 
-def latest_counts(db: Store, store: str) -> list[CountRow]:
-    """The count intervals of the store's latest start, one a sensor (an index probe and one read)."""
-    return latest_counts_each(db, [store])[0]
-
-
 def latest_counts_each(db: Store, stores: Sequence[str]) -> list[list[CountRow]]:
-    """`latest_counts` of each store, in one query."""
+    """The count intervals of each store's latest start, one a sensor (an index probe and one read a
+    store), in one query."""
     found = query_each(
         db,
         "read the latest counts of the stores",

@@ -1,8 +1,11 @@
-"""Reads of the roll-ups the triggers keep (visit_rollup: 0007, count_rollup: 0009), one SQL text for both backends.
+"""Reads of the roll-ups the triggers keep (visit_rollup: 0007, count_rollup: 0009, their hourly twins:
+0010), one SQL text for both backends.
 
 A period of a store is read by local hour: the buckets are 15 minutes of UTC, and a local midnight is a
 whole number of quarter hours in every time zone, so each bucket lies in one hour counted from the
-period's start. Only sums cross this module; what they mean is the report's (collector/reports/rollup.py).
+period's start; where the zone's offset is whole hours, each UTC hour is one local hour, and the hourly
+tables give the same sums from a quarter of the rows. Every read takes many stores' periods at once (the
+chain overview). Only sums cross this module; what they mean is the report's (collector/reports/rollup.py).
 """
 
 from __future__ import annotations
@@ -54,12 +57,8 @@ _W = "store TEXT, lo BIGINT, hi BIGINT"
 Span = tuple[str, datetime, datetime]  # a store, and the [start, end) of its period
 
 
-def status_sensors(db: Store, store: str, start: datetime, end: datetime) -> list[str]:
-    """Sensors with a status event in the period."""
-    return status_sensors_each(db, [(store, start, end)])[0]
-
-
 def status_sensors_each(db: Store, spans: Sequence[Span]) -> list[list[str]]:
+    """The sensors with a status event in each (store, start, end)."""
     found = query_spans(
         db,
         "list the sensors of the stores' statuses",
@@ -179,15 +178,11 @@ class KeptVisit(NamedTuple):
     connected: int | None  # to a store network (1/0, true/false); None: the sensor listens to none
 
 
-def kept_visits(db: Store, store: str, start: datetime, end: datetime) -> list[KeptVisit]:
-    """Visitor and fixed visits of the period (passersby, most visits, are only counted: the roll-up),
-    and one passerby of a sensor listening to a store network if there is one, which is all the report
-    needs of them to tell that its `connected` figure is 0 rather than not measured."""
-    return kept_visits_each(db, [(store, start, end)])[0]
-
-
 def kept_visits_each(db: Store, spans: Sequence[Span]) -> list[list[KeptVisit]]:
-    """`kept_visits` of each (store, start, end), in one query."""
+    """Visitor and fixed visits of each (store, start, end), in one query (passersby, most visits, are only
+    counted: the roll-up), and one passerby of a sensor listening to a store network if there is one,
+    which is all the report needs of them to tell that its `connected` figure is 0 rather than not
+    measured."""
     span = "store IN ({stores}) AND start_us >= {lo} AND start_us < {hi}"
     found = query_spans(
         db,

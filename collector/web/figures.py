@@ -107,10 +107,6 @@ class StoreSummary:
         return None if not mean else self.report.visitors / mean - 1
 
 
-def summary(db: Store, store: str, config: ReportConfig, today: date) -> StoreSummary:
-    return summaries(db, [store], config, today)[0]
-
-
 def summaries(db: Store, stores: Sequence[str], config: ReportConfig, today: date) -> list[StoreSummary]:
     """The chain overview's rows: each figure read for all the stores at once (a dozen queries for the
     chain, not a dozen a store), from the same report as `footfall-collector report` (`rollup.reports`
