@@ -1,7 +1,7 @@
 """Dashboard server time at chain scale: the store page and the chain overview, p50/p95, per backend.
 
     .venv/bin/python bench/dashboard.py [--stores 50] [--days 365] [--visits-per-day 120] [--requests 20]
-                                        [--backend sqlite postgresql] [--keep FILE.db]
+                                        [--backend sqlite postgresql] [--keep FILE.db] [--dsn DSN]
 
 Fills a fresh store with `--days` of 5-minute count intervals (one sensor per store, 288 a day, with the
 80 % band) and `--visits-per-day` visits a day (08:00-20:00 local, a third of them visitors, some fixed)
@@ -12,8 +12,9 @@ PostgreSQL by COPY, the roll-up triggers running either way. Then logs in and ti
 the last 7 days of data, the chain overview of an admin who sees every store, and the store page over
 the whole year. Wall time and CPU time (this process's, plus the PostgreSQL backend's from /proc): on a
 shared machine the CPU time is what the request costs, the wall time also its wait for a core.
-PostgreSQL is a throw-away server started as tests/pgserver.py does; `--keep` keeps a SQLite file to
-measure again without filling."""
+PostgreSQL is a throw-away server started as tests/pgserver.py does, or the database of `--dsn` (filled
+when empty); `--keep` keeps a SQLite file: both measure again without filling (a database of an older
+schema is migrated when opened)."""
 
 from __future__ import annotations
 
@@ -190,7 +191,7 @@ def measure(db: Store, stores: int, days: int, requests: int) -> dict[str, tuple
 
 
 @contextmanager
-def backend(name: str, keep: Path | None = None) -> Iterator[Store]:
+def backend(name: str, keep: Path | None = None, dsn: str | None = None) -> Iterator[Store]:
     if name == "sqlite" and keep is not None:
         lite = SqliteStore(keep)  # filled by an earlier run with the same sizes, or filled now
         try:
@@ -206,12 +207,20 @@ def backend(name: str, keep: Path | None = None) -> Iterator[Store]:
             finally:
                 lite.close()
         return
-    sys.path.insert(0, str(REPO))  # tests/pgserver.py starts the throw-away server
     from collector.storage.postgres import PostgresStore
+
+    if dsn is not None:  # a server of one's own, filled by an earlier run or filled now
+        db = PostgresStore(dsn)
+        try:
+            yield db
+        finally:
+            db.close()
+        return
+    sys.path.insert(0, str(REPO))  # tests/pgserver.py starts the throw-away server
     from tests.pgserver import running_postgres
 
-    with running_postgres(fsync=False) as dsn:
-        db = PostgresStore(dsn)
+    with running_postgres(fsync=False) as throwaway:
+        db = PostgresStore(throwaway)
         try:
             yield db
         finally:
@@ -230,13 +239,16 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20)
     parser.add_argument("--backend", nargs="+", default=["sqlite", "postgresql"])
     parser.add_argument("--keep", type=Path, help="SQLite: use (or fill and keep) this database file")
+    parser.add_argument(
+        "--dsn", help="PostgreSQL: use (or fill) this database instead of a throw-away server"
+    )
     args = parser.parse_args()
     rows = args.stores * args.days * (288 + args.visits_per_day)
     print(f"{args.stores} stores x {args.days} days: {rows:,} count intervals and visits")
     for name in args.backend:
-        with backend(name, args.keep) as db:
+        with backend(name, args.keep, args.dsn) as db:
             if db.stores():
-                print(f"{name}: using the events already in {args.keep}")
+                print(f"{name}: using the events already in {args.keep if name == 'sqlite' else args.dsn}")
             else:
                 seconds = fill(db, args.stores, args.days, args.visits_per_day)
                 print(f"{name}: filled in {seconds:.0f} s ({rows / seconds:,.0f} rows/s)")

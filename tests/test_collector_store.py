@@ -39,6 +39,7 @@ def test_a_new_database_gets_every_migration_once_and_records_it(tmp_path: Path)
             (7, "dashboard"),
             (8, "connected"),
             (9, "rollups"),
+            (10, "hour_rollups"),
         ]
     )
     assert {
@@ -66,7 +67,7 @@ def test_a_database_from_a_newer_collector_is_refused(tmp_path: Path) -> None:
     SqliteStore(path).close()
     with sqlite3.connect(path) as db:
         db.execute("INSERT INTO schema_migrations VALUES (99, 'future', 0)")
-    with pytest.raises(StoreError, match=r"schema version 99, newer than this collector knows \(9\)"):
+    with pytest.raises(StoreError, match=r"schema version 99, newer than this collector knows \(10\)"):
         SqliteStore(path)
 
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -31,6 +33,7 @@ from collector.web import figures
 from collector.web.accounts import AccountError, open_accounts
 from collector.web.security import LoginThrottle
 from footfall.calibration import CalibrationReport
+from footfall.events import event_id
 from tests.dashboard_data import DEMO_DAY, PASSWORDS, count, fill, replay_demo, served, status
 from tests.pgserver import BACKENDS, open_backend, postgres_dsn, postgres_server  # noqa: F401
 
@@ -424,11 +427,10 @@ def test_the_visit_rollup_gives_the_report_s_day_figures_as_visits_are_stored_an
     fill_again.flush()
     assert both("demo", day) == (expected, expected)  # a re-sent visit is stored once, counted once
     # Several sensors: the overview asks the report itself, so its figure is the report's every day.
-    for d in (date(2024, 5, 1) + timedelta(days=i) for i in range(10)):
-        assert (
-            figures._visitors(fresh, "paris-01", d, config)
-            == reports.for_store(fresh, "paris-01", d, d, config).visitors
-        )
+    days = [date(2024, 5, 1) + timedelta(days=i) for i in range(10)]
+    assert figures._visitors_each(fresh, [("paris-01", d) for d in days], config) == [
+        reports.for_store(fresh, "paris-01", d, d, config).visitors for d in days
+    ]
     noon = datetime(2024, 3, 14, 12, tzinfo=UTC)
     cutoffs = RetentionCutoffs(pseudonyms=datetime(2000, 1, 1, tzinfo=UTC), consents=noon, visits=noon)
     assert fresh.apply_retention(cutoffs, dry_run=False, label=lambda n: "3" * 2 * n).visits_deleted
@@ -470,3 +472,100 @@ def test_the_sensor_table_reads_each_sensor_s_latest_of_many_statuses_a_tie_by_e
     winner = max(tie, key=lambda e: e.event_id)  # at one time, the last by event id
     (door3,) = [h for h in sensor_health(fresh, "demo") if h.sensor == "door-3"]
     assert (door3.state, door3.status_at) == (winner.state, winner.at)
+
+
+def copy_store(db: Store, jsonl: Path, store: str, weeks: Sequence[int], keep_every: int) -> None:
+    """The demo's events again as store `store`, moved `w` weeks on for each of `weeks` (so the chain has
+    more one-sensor stores, with the same weekday in earlier weeks), every `keep_every`-th visit dropped
+    in each earlier week so that no two weeks are alike."""
+    ingestor = Ingestor(db, CollectorConfig().ingest, "footfall/v1")
+    for w in weeks:
+        for n, line in enumerate(jsonl.read_bytes().splitlines()):
+            event = json.loads(line)
+            if w and event["schema"].startswith("footfall.visit") and n % keep_every == 0:
+                continue
+            event["store"] = store
+            event["event_id"] = event_id("copy", store, w, event["event_id"])
+            for key in ("start", "end", "at"):
+                if key in event:
+                    moved = datetime.fromisoformat(event[key]) + timedelta(weeks=w)
+                    event[key] = moved.isoformat().replace("+00:00", "Z")
+            ingestor.handle_line(json.dumps(event).encode())
+    ingestor.flush()
+    assert not sum(ingestor.stats.rejected.values())
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal, floats to 1e-9 (a roll-up's mean is a sum over a count, the rows' an exact `fmean`)."""
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+def overview_rows(page: str) -> dict[str, dict[str, str]]:
+    """The chain overview's figures, store by store, as the page shows them."""
+    rows = {}
+    for store, row in re.findall(r'<tr data-store="([^"]+)">(.*?)</tr>', page, re.S):
+        figures_shown = dict(re.findall(r'data-figure="([a-z_]+)">([^<]*)<', row))
+        rows[store] = {k: v.strip() for k, v in figures_shown.items()}
+    return rows
+
+
+def test_the_chain_overview_shows_for_each_store_the_figures_of_its_own_report(
+    fresh: Store, demo_jsonl: Path
+) -> None:
+    """Batched across stores (a few queries for the chain), each row still equals the report of its store
+    and day built from the rows (`report.from_rows`, which merges sensors), its sensors the sensor
+    table's, and its comparison the reports of the same weekday 1-4 weeks before."""
+    config = reports.ReportConfig()
+    copy_store(fresh, demo_jsonl, "nice-03", [0, 1, 2, 4], keep_every=3)  # no data 3 weeks before
+    copy_store(fresh, demo_jsonl, "lille-04", [-1, 0], keep_every=2)  # its last day is the demo's
+    clock = Clock()
+    clock.now = datetime(2024, 4, 11, 20, tzinfo=UTC)  # nice-03's last day; the others' is before
+    stores = fresh.stores()
+    assert {"demo", "paris-01", "nice-03", "lille-04"} <= set(stores)
+    with served(fresh, clock) as url:
+        admin, _ = login(url, "olga", PASSWORDS["olga"])
+        shown = overview_rows(admin.get("/").text)
+        now = admin.get("/now.json").json()
+    assert set(shown) == set(stores)
+    for store in stores:
+        row = shown[store]
+        day = date.fromisoformat(row["day"])
+        assert day == figures.reference_day(fresh, store, config.zone, clock.now.date())
+        expected = reports.from_rows(fresh, store, day, day, config)
+        assert same(
+            reports.to_dict(reports.for_store(fresh, store, day, day, config)), reports.to_dict(expected)
+        )
+        assert row["visitors"] == str(expected.visitors), store
+        assert row["passersby"] == str(expected.passersby), store
+        assert row["capture_rate"] == pct(expected.capture_rate), store
+        median = expected.median_dwell_s
+        assert row["median_dwell"] == ("-" if median is None else f"{median / 60:.1f} min"), store
+        health = sensor_health(fresh, store)
+        assert row["sensors"] == f"{sum(h.state == 'online' for h in health)} / {len(health)}", store
+        before = [
+            reports.from_rows(fresh, store, d, d, config).visitors
+            for d in (day - timedelta(weeks=w) for w in range(1, 5))
+        ]
+        mean = sum(before) / 4
+        assert row["against_same_weekday"] == (
+            "- (no visitors then)"
+            if not mean
+            else f"{100 * (expected.visitors / mean - 1):+.1f}% (mean {mean:.1f})"
+        ), store
+        latest = max(
+            fresh.counts(store, *reports.period(day, day, config.zone)), key=lambda c: c.start, default=None
+        )
+        if latest is not None and store != "paris-01":  # one sensor: its own latest interval
+            assert row["present"] == f"{latest.present:.1f}" == f"{now[store]['present']:.1f}", store
+    assert "%" in shown["nice-03"]["against_same_weekday"]  # three of its four weeks before had visitors
+    assert shown["lille-04"]["visitors"] == shown["demo"]["visitors"] != "0"
+
+
+def pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"

@@ -45,7 +45,7 @@ def test_every_migration_is_applied_once_and_reopening_applies_nothing(reopen: C
     version = first.schema_version()  # type: ignore[attr-defined]
     first.close()
     again = reopen()
-    assert version == again.schema_version() == max(m.version for m in migrations()) == 9  # type: ignore[attr-defined]
+    assert version == again.schema_version() == max(m.version for m in migrations()) == 10  # type: ignore[attr-defined]
     again.close()
 
 

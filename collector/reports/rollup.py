@@ -12,12 +12,13 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from collector.config import ReportConfig
 from collector.reports import report as r
 from collector.storage.base import Store, us
-from collector.storage.rollups import KeptVisit, PeriodSums, kept_visits, period_sums
+from collector.storage.rollups import KeptVisit, PeriodSums, kept_visits_each, period_sums_each
 from footfall.times import from_us
 
 
@@ -25,14 +26,73 @@ def for_store(
     db: Store, store: str, first: date, last: date, zone: ZoneInfo, dwell_edges_min: Sequence[float]
 ) -> r.Report | None:
     """The report from the roll-ups, or None when it cannot equal `report.build`'s (several sensors)."""
-    start, end = r.period(first, last, zone)
-    if int(start.timestamp()) % 900 or int(end.timestamp()) % 900:
-        return None  # a zone's historical offset off the quarter hour: no bucket boundary there
-    sums = period_sums(db, store, start, end)
-    if len(sums.data_sensors) > 1:
-        return None
-    visits = kept_visits(db, store, start, end) if sums.hours else []
-    return build(store, first, last, zone, start, end, sums, visits, dwell_edges_min)
+    return for_stores(db, [(store, first, last)], zone, dwell_edges_min)[0]
+
+
+Wanted = tuple[str, date, date]  # a store, and the local days of its report
+
+
+def for_stores(
+    db: Store, wanted: Sequence[Wanted], zone: ZoneInfo, dwell_edges_min: Sequence[float]
+) -> list[r.Report | None]:
+    """`for_store` of each (store, first, last), in five queries however many stores (the chain
+    overview: on PostgreSQL each query is a round trip, which costs more than reading one day)."""
+    periods = [r.period(first, last, zone) for _, first, last in wanted]
+    # A zone's historical offset off the quarter hour has no bucket boundary there: the rows' report.
+    aligned = [
+        i
+        for i, (start, end) in enumerate(periods)
+        if not int(start.timestamp()) % 900 and not int(end.timestamp()) % 900
+    ]
+    sums = dict(
+        zip(
+            aligned,
+            period_sums_each(
+                db,
+                [(wanted[i][0], *periods[i]) for i in aligned],
+                [whole_hours(zone, *periods[i]) for i in aligned],
+            ),
+            strict=True,
+        )
+    )
+    one_sensor = [i for i in aligned if len(sums[i].data_sensors) <= 1]
+    read = [i for i in one_sensor if sums[i].hours]
+    visits = dict(zip(read, kept_visits_each(db, [(wanted[i][0], *periods[i]) for i in read]), strict=True))
+    out: list[r.Report | None] = [None] * len(wanted)
+    for i in one_sensor:
+        store, first, last = wanted[i]
+        out[i] = build(store, first, last, zone, *periods[i], sums[i], visits.get(i, []), dwell_edges_min)
+    return out
+
+
+def reports(db: Store, wanted: Sequence[Wanted], config: ReportConfig) -> list[r.Report]:
+    """`report.for_store` of each (store, first, last): from the roll-ups in a few queries for all the
+    one-sensor stores, from the rows for the others (where visits heard by two sensors merge)."""
+    fast = for_stores(db, wanted, config.zone, config.dwell_edges_min)
+    return [
+        f if f is not None else r.from_rows(db, store, first, last, config)
+        for f, (store, first, last) in zip(fast, wanted, strict=True)
+    ]
+
+
+def whole_hours(zone: ZoneInfo, start: datetime, end: datetime) -> bool:
+    """Whether every local hour of [start, end) starts on a UTC hour (the hourly roll-ups hold it):
+    the zone's offset is whole hours throughout. Offsets last months between changes, so one look
+    every 12 hours sees each (a year: 730 looks, about a millisecond)."""
+    if start.timestamp() % 3600:
+        return False
+    at = start
+    while at < end:
+        offset = at.astimezone(zone).utcoffset()
+        if offset is None or offset.total_seconds() % 3600:
+            return False
+        at += HALF_DAY
+    last = (end - MICROSECOND).astimezone(zone).utcoffset()
+    return last is not None and not last.total_seconds() % 3600
+
+
+HALF_DAY = timedelta(hours=12)
+MICROSECOND = timedelta(microseconds=1)
 
 
 def _mean(total: float, n: int) -> float | None:
@@ -56,7 +116,7 @@ def build(
     dwell_edges_min: Sequence[float],
 ) -> r.Report:
     # The report's `connected` is None unless a visit of the period, of any kind, came from a sensor
-    # that listens to a store network (`kept_visits` holds one passerby of such a sensor, if any).
+    # that listens to a store network (`kept_visits_each` holds one passerby of such a sensor, if any).
     listens = any(v.connected is not None for v in visits)
     slots = int((end - start) / r.HOUR)
     connected = [0] * slots  # visitor visits connected to a store network, by hour

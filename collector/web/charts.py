@@ -33,6 +33,7 @@ STYLE = Style(
 class Series:
     name: str
     values: tuple[float | None, ...]
+    band: bool = False  # a bound of the series before it (the 80 % band): drawn thin and dashed
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +95,7 @@ def _svg(c: Chart) -> str:
     )
     chart.x_labels = list(c.labels)
     for s in c.series:
-        chart.add(s.name, list(s.values))
+        chart.add(s.name, list(s.values), **(_BAND if s.band else {}))
     # pygal always writes an inline <script> with its tooltip config: without the tooltip script it
     # does nothing, and the pages' CSP (no inline script) would log each as a blocked script.
     return _SCRIPT.sub("", str(chart.render(is_unicode=True)))
@@ -105,5 +106,6 @@ def _plain(value: float | None) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:.4f}".rstrip("0")
 
 
+_BAND: dict[str, object] = {"stroke_style": {"width": 1, "dasharray": "5, 4"}}
 _SCRIPT = re.compile(r"<script\b[^>]*>.*?</script>", re.S)
 _CHARTS = {"bar": pygal.Bar, "line": pygal.Line, "dot": pygal.Dot}

@@ -19,14 +19,17 @@ from zoneinfo import ZoneInfo
 from collector.config import ReportConfig
 from collector.online import kpis as omnichannel
 from collector.reports import report as reports
+from collector.reports import rollup
 from collector.reports.merge import StoreInterval, merge_sensors, store_intervals
 from collector.reports.report import HourRow, Report
 from collector.storage.base import ProfileStore, Store
 from collector.storage.dashboard import (
     SensorHealth,
     calibrations,
-    latest_counts,
+    extents,
+    latest_counts_each,
     sensor_health,
+    sensor_health_each,
     visit_totals_each,
 )
 from collector.storage.trigger_log import trigger_log as logged_triggers
@@ -44,16 +47,24 @@ VISIT_LOOKBACK = timedelta(days=1)  # visits that may still overlap the latest i
 def present_now(db: Store, store: str) -> StoreInterval | None:
     """People present in the store's latest count interval, combined over its sensors by the report's
     own rule (`merge.store_intervals`: with several sensors, people heard by two count once)."""
-    counts = latest_counts(db, store)
-    if not counts:
-        return None
-    start = counts[0].start
-    raw = (
-        db.visits(store, start - VISIT_LOOKBACK, start + timedelta(hours=1))
-        if len({c.sensor for c in counts}) > 1
-        else []
-    )
-    return store_intervals(counts, raw, merge_sensors(raw))[-1]
+    return present_now_each(db, [store])[0]
+
+
+def present_now_each(db: Store, stores: Sequence[str]) -> list[StoreInterval | None]:
+    """`present_now` of each store: one query for all, and the visits of those with several sensors."""
+    out: list[StoreInterval | None] = []
+    for store, counts in zip(stores, latest_counts_each(db, stores), strict=True):
+        if not counts:
+            out.append(None)
+            continue
+        start = counts[0].start
+        raw = (
+            db.visits(store, start - VISIT_LOOKBACK, start + timedelta(hours=1))
+            if len({c.sensor for c in counts}) > 1
+            else []
+        )
+        out.append(store_intervals(counts, raw, merge_sensors(raw))[-1])
+    return out
 
 
 def reference_day(
@@ -96,39 +107,44 @@ class StoreSummary:
         return None if not mean else self.report.visitors / mean - 1
 
 
-def summary(db: Store, store: str, config: ReportConfig, today: date) -> StoreSummary:
-    extent = db.extent(store)
-    day = reference_day(db, store, config.zone, today, extent)
-    health = sensor_health(db, store, extent)
-    before = _visitors_each(
-        db, store, [day - timedelta(weeks=w) for w in range(1, COMPARE_WEEKS + 1)], config
+def summaries(db: Store, stores: Sequence[str], config: ReportConfig, today: date) -> list[StoreSummary]:
+    """The chain overview's rows: each figure read for all the stores at once (a dozen queries for the
+    chain, not a dozen a store), from the same report as `footfall-collector report` (`rollup.reports`
+    is `report.for_store` for many stores)."""
+    spans = extents(db, stores)
+    days = [reference_day(db, s, config.zone, today, e) for s, e in zip(stores, spans, strict=True)]
+    health = sensor_health_each(db, list(zip(stores, spans, strict=True)))
+    before = [[d - timedelta(weeks=w) for w in range(1, COMPARE_WEEKS + 1)] for d in days]
+    visitors_before = _visitors_each(
+        db, [(s, b) for s, bs in zip(stores, before, strict=True) for b in bs], config
     )
-    return StoreSummary(
-        store,
-        day,
-        present_now(db, store),
-        reports.for_store(db, store, day, day, config),
-        sum(1 for h in health if h.state == "online"),
-        len(health),
-        tuple(before),
-    )
+    day_reports = rollup.reports(db, [(s, d, d) for s, d in zip(stores, days, strict=True)], config)
+    present = present_now_each(db, stores)
+    return [
+        StoreSummary(
+            store,
+            day,
+            present[i],
+            day_reports[i],
+            sum(1 for h in health[i] if h.state == "online"),
+            len(health[i]),
+            tuple(visitors_before[i * COMPARE_WEEKS : (i + 1) * COMPARE_WEEKS]),
+        )
+        for i, (store, day) in enumerate(zip(stores, days, strict=True))
+    ]
 
 
-def _visitors(db: Store, store: str, day: date, config: ReportConfig) -> int:
-    return _visitors_each(db, store, [day], config)[0]
-
-
-def _visitors_each(db: Store, store: str, days: Sequence[date], config: ReportConfig) -> list[int]:
-    """The report's visitors of each day, from the roll-up when it gives the same number.
+def _visitors_each(db: Store, days: Sequence[tuple[str, date]], config: ReportConfig) -> list[int]:
+    """The report's visitors of each (store, day), from the roll-up when it gives the same number.
 
     With one sensor the report counts each stored visit once (merging sensors changes nothing), so
     the roll-up's sum is its figure; with several, visits heard by two sensors merge, and only the
     report itself can say how many there were.
     """
-    spans = [reports.period(d, d, config.zone) for d in days]
+    spans = [(s, *reports.period(d, d, config.zone)) for s, d in days]
     return [
-        t.visitors if t.sensors <= 1 else reports.for_store(db, store, d, d, config).visitors
-        for d, t in zip(days, visit_totals_each(db, store, spans), strict=True)
+        t.visitors if t.sensors <= 1 else reports.for_store(db, s, d, d, config).visitors
+        for (s, d), t in zip(days, visit_totals_each(db, spans), strict=True)
     ]
 
 
@@ -234,8 +250,8 @@ def _occupancy(period: Report) -> Chart:
             Series("present_mean", tuple(_round(m) for m in means)),
             *(
                 (  # the 80 % band, when the count events carry it (the report averages it like the mean)
-                    Series("present_low", tuple(_round(x) for x in lows)),
-                    Series("present_high", tuple(_round(x) for x in highs)),
+                    Series("present_low", tuple(_round(x) for x in lows), band=True),
+                    Series("present_high", tuple(_round(x) for x in highs), band=True),
                 )
                 if any(x is not None for x in lows)
                 else ()
@@ -281,10 +297,11 @@ def _daily(period: Report) -> Chart:
 def _weekly(period: Report) -> Chart:
     visitors: dict[str, int] = defaultdict(int)
     passersby: dict[str, int] = defaultdict(int)
-    weeks = sorted({_week(d) for d in _days(period)})
+    week = {d: _week(d) for d in _days(period)}
+    weeks = sorted(set(week.values()))
     for h in period.hours:
-        visitors[_week(h.start.date())] += h.visitors
-        passersby[_week(h.start.date())] += h.passersby
+        visitors[week[h.start.date()]] += h.visitors
+        passersby[week[h.start.date()]] += h.passersby
     return Chart(
         "weekly",
         "Weekly trend (ISO weeks)",

@@ -77,12 +77,14 @@ def page_routes(web: Web) -> APIRouter:
 
     @router.get("/", response_class=HTMLResponse)
     def overview(request: Request, session: SESSION) -> Response:
-        rows = [figures.summary(web.db, s, web.config.report, today()) for s in visible(session)]
+        rows = figures.summaries(web.db, visible(session), web.config.report, today())
         return web.page(request, "overview.html", rows=rows, local=lambda at: figures.local(at, zone))
 
     @router.get("/now.json")
     def chain_now(session: SESSION) -> JSONResponse:
-        return JSONResponse({s: _present_json(figures.present_now(web.db, s), web) for s in visible(session)})
+        stores = visible(session)
+        now = figures.present_now_each(web.db, stores)
+        return JSONResponse({s: _present_json(p, web) for s, p in zip(stores, now, strict=True)})
 
     @router.get("/stores/{store}", response_class=HTMLResponse)
     def store_page(
