@@ -261,14 +261,13 @@ class StoreInterval:
 
 
 def store_intervals(
-    counts: Sequence[_Count], raw: Sequence[VisitRow], merged: object = None
+    counts: Sequence[_Count], raw: Sequence[VisitRow], merged: StoreVisits | None = None
 ) -> list[StoreInterval]:
     """One `StoreInterval` per count-interval start, in time order (see the comment before `store_visits`).
 
-    `merged` may be `store_visits(raw)` when the caller has it already; anything else (callers written before
-    the shares were read off `raw` pass the merged visits) is not used.
+    `merged` is `store_visits(raw)` when the caller has it already.
     """
-    store = merged if isinstance(merged, StoreVisits) else store_visits(raw)
+    store = merged if merged is not None else store_visits(raw)
     rank = {name: i for i, name in enumerate(store.order)}
     by_start: dict[datetime, list[_Count]] = defaultdict(list)
     for c in counts:

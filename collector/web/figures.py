@@ -20,7 +20,7 @@ from collector.config import ReportConfig
 from collector.online import kpis as omnichannel
 from collector.reports import report as reports
 from collector.reports import rollup
-from collector.reports.merge import StoreInterval, merge_sensors, store_intervals
+from collector.reports.merge import StoreInterval, store_intervals
 from collector.reports.report import HourRow, Report
 from collector.storage.base import ProfileStore, Store
 from collector.storage.dashboard import (
@@ -63,7 +63,7 @@ def present_now_each(db: Store, stores: Sequence[str]) -> list[StoreInterval | N
             if len({c.sensor for c in counts}) > 1
             else []
         )
-        out.append(store_intervals(counts, raw, merge_sensors(raw))[-1])
+        out.append(store_intervals(counts, raw)[-1])
     return out
 
 
