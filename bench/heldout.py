@@ -28,13 +28,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bench.labdays import CACHE, SALT, LabDay, lab_days
-from bench.ratefeatures import Event, fit_rates, nonneg_solve, window_features
+from bench.ratefeatures import Event, fit_rates, nonneg_solve, overlaps, window_features
 from bench.trees import boost
 from footfall.events import CountEvent
 from footfall.events import Event as Event_
 from sensor.config import SensorConfig
+from sensor.decode.frames import Sighting
 from sensor.estimate.calibrate import Window, window_means
 from sensor.estimate.count_model import CountModel
+from sensor.estimate.levels import SignalLevels
 from sensor.estimate.occupancy import EstimatorParams, OccupancyEstimator
 from sensor.estimate.rates import ScanRates, WindowRates
 from sensor.estimate.scale import ScaleParams
@@ -72,6 +74,9 @@ class DayRun:
     events: dict[int, list[Event]]
     windows: list[Window]
     span: tuple[int, int]
+    # Per count event (as `events`' spans): the signal-level counts (sensor/estimate/levels.py),
+    # the inside devices and the open visits, for the trend and level features.
+    series: dict[str, list[float]] = field(default_factory=dict)
 
 
 class _RateSink(ListSink):
@@ -82,6 +87,8 @@ class _RateSink(ListSink):
         self.occupancy: OccupancyEstimator | None = None
         self.is_fixed: Callable[[str], bool] = lambda device: False
         self.rates: dict[int, list[WindowRates]] = {m: [] for m in RATE_MINUTES}
+        self.levels: SignalLevels | None = None
+        self.series: dict[str, list[float]] = defaultdict(list)
 
     def send(self, event: Event_) -> None:
         if isinstance(event, CountEvent) and self.occupancy is not None:
@@ -90,6 +97,14 @@ class _RateSink(ListSink):
             assert rates is not None
             for m, out in self.rates.items():
                 out.append(rates.window(end - m * 60 * NS, end, self.is_fixed))
+            if self.levels is not None:
+                scale = self.occupancy.scale
+                ref = scale.reference_dbm if scale.reference_dbm is not None else scale.params.nominal_dbm
+                start = int(event.start.timestamp()) * NS
+                row = self.levels.take(start, self.is_fixed, ref)
+                row |= {"ref": ref, "shift": scale.shift_db}
+                for k, v in row.items():
+                    self.series[k].append(v)
         super().send(event)
 
 
@@ -105,6 +120,16 @@ def replay(params: EstimatorParams, day: LabDay) -> DayRun:
     if pipeline.occupancy is not None:  # counted whatever the model reads: the folds weigh them
         pipeline.occupancy.rates = ScanRates(retain_s=7200.0)
     sink.is_fixed = pipeline.resolver.is_fixed
+    occupancy = pipeline.occupancy
+    if occupancy is not None:  # every sighting with its device also to the signal levels
+        sink.levels = levels = SignalLevels(config.presence.interval_s)
+        observe = occupancy.observe
+
+        def both(s: Sighting, device: str) -> None:
+            observe(s, device)
+            levels.observe(s, device)
+
+        occupancy.observe = both  # type: ignore[method-assign]
     for s in day.sightings:
         pipeline.observe(s)
     drift = pipeline.occupancy.scale.drift if pipeline.occupancy is not None else False
@@ -120,8 +145,22 @@ def replay(params: EstimatorParams, day: LabDay) -> DayRun:
         day.span,
     )
     events = {m: [(a, b, w) for (a, b), w in zip(spans, ws, strict=True)] for m, ws in sink.rates.items()}
+    series = dict(sink.series) | {
+        "dev_now": [e.present for e in counts],
+        "vis_now": [float(e.visitors_present) for e in counts],
+    }
     return DayRun(
-        day.name, day.month, day.kind, devices, visitors, day.truth, drift, events, day.windows, day.span
+        day.name,
+        day.month,
+        day.kind,
+        devices,
+        visitors,
+        day.truth,
+        drift,
+        events,
+        day.windows,
+        day.span,
+        series,
     )
 
 
@@ -168,11 +207,14 @@ class Spec:
     linear: tuple[str, ...]  # of "devices", "visitors", "rate_devices"; none: devices x factor
     trees: bool = False
     rate_minutes: int | None = None
+    extra: tuple[str, ...] = ()  # further inputs the trees may split on (`_series_features`)
+    tree_extra: bool = True  # SCRATCH: trees split on the extras too
+    loss: str = "ls"  # SCRATCH
 
-    def x(self, row: Mapping[str, float]) -> tuple[float, float, float]:
+    def x(self, row: Mapping[str, float]) -> tuple[float, ...]:
         """The count model's inputs (sensor/estimate/count_model.py FEATURES) from a window's row."""
         rate = row[f"rates@{self.rate_minutes}"] if self.rate_minutes else 0.0
-        return (row["devices"], row["visitors"], rate)
+        return (row["devices"], row["visitors"], rate, *(row[n] for n in self.extra))
 
 
 DV = ("devices", "visitors")
@@ -199,8 +241,8 @@ class Fitted:
     high: float = 1.0
 
     def estimate(self, row: Mapping[str, float]) -> float:
-        d, v, r = self.spec.x(row)
-        return self.model.people(self.factor, d, v, r)
+        d, v, r, *extra = self.spec.x(row)
+        return self.model.people(self.factor, d, v, r, tuple(extra))
 
 
 Row = tuple[dict[str, float], float, str]  # features, truth, day kind
@@ -215,10 +257,38 @@ def _rows(runs: Sequence[DayRun], tables: Tables) -> list[Row]:
         for m, (table, default) in tables.items():
             for name, values in window_features(r.events[m], r.windows, r.span, table, default).items():
                 extra[f"{name}@{m}"] = values
+        if r.series:
+            if id(r) not in _series_cache:
+                _series_cache[id(r)] = _series_features(r)
+            extra |= _series_cache[id(r)]
         for i, (x, v, y) in enumerate(zip(r.devices, r.visitors, r.truth, strict=True)):
             row = {"devices": x, "visitors": v} | {k: vs[i] for k, vs in extra.items()}
             out.append((row, y, r.kind))
     return out
+
+
+_series_cache: dict[int, dict[str, list[float]]] = {}  # by id: the runs live as long as the process
+
+
+def _series_features(r: DayRun) -> dict[str, list[float]]:
+    """Per window, the time-weighted mean of each per-event series, and of its trends: the value now
+    less the one 1 and 3 count intervals (5, 15 minutes) before."""
+    if not r.series:
+        return {}
+    spans = r.events[RATE_MINUTES[0]]
+    weights = overlaps(spans, r.windows, r.span)
+    per: dict[str, list[float]] = dict(r.series)
+    for name in ("vis_now", "dev_now", "dev12", "fp12", "burst12"):
+        values = r.series[name]
+        for lag in (1, 3):
+            per[f"{name}-{lag}"] = [v - values[max(i - lag, 0)] for i, v in enumerate(values)]
+    per["ratio"] = [v / max(d, 1.0) for v, d in zip(r.series["vis_now"], r.series["dev_now"], strict=True)]
+    per["dev12/dev"] = [a / max(d, 1.0) for a, d in zip(r.series["dev12"], r.series["dev_now"], strict=True)]
+    for name in ("vis_now", "dev_now"):
+        values = r.series[name]
+        for n in (4, 12):
+            per[f"{name}^{n}"] = [max(values[max(i - n + 1, 0) : i + 1]) for i in range(len(values))]
+    return {name: [sum(values[i] * k for i, k in ws) for ws in weights] for name, values in per.items()}
 
 
 def _factor(rows: Sequence[Row]) -> float:
@@ -251,12 +321,15 @@ def fit_one(variant: str, runs: Sequence[DayRun], spec: Spec) -> tuple[Fitted, l
         return Fitted(variant, f, spec, CountModel(blend_from_people=0.0), tables), rows
     fit_rows = [(spec.x(row), y) for row, y, _ in rows if row["devices"] * f >= BLEND_FROM]
     index = {"devices": 0, "visitors": 1, "rate_devices": 2}
+    index |= {n: 3 + i for i, n in enumerate(spec.extra)}
     w = nonneg_solve([[x[index[n]] for n in spec.linear] for x, _ in fit_rows], [y for _, y in fit_rows])
     weights = dict(zip(spec.linear, w, strict=True))
+    extra_weights = tuple(weights.get(n, 0.0) for n in spec.extra)
     model = CountModel(
         device_weight=weights.get("devices", 0.0),
         visitor_weight=weights.get("visitors", 0.0),
         rate_weight=weights.get("rate_devices", 0.0),
+        extra_weights=extra_weights,
         blend_from_people=BLEND_FROM,
         reference_site_factor=f,
         default_rate=tables[spec.rate_minutes][1] if spec.rate_minutes else 1.0,
@@ -264,8 +337,9 @@ def fit_one(variant: str, runs: Sequence[DayRun], spec: Spec) -> tuple[Fitted, l
     )
     if spec.trees:
         xs = [x for x, _ in fit_rows]
-        start = [model.people(f, *x) for x in xs]
-        model = replace(model, trees=boost(xs, [y for _, y in fit_rows], start))
+        start = [model.people(f, x[0], x[1], x[2], x[3:]) for x in xs]
+        txs = xs if spec.tree_extra else [x[:3] for x in xs]
+        model = replace(model, trees=boost(txs, [y for _, y in fit_rows], start, spec.loss))
     return Fitted(variant, f, spec, model, tables), rows
 
 

@@ -50,6 +50,7 @@ class CountModel:
     visitor_weight: float = 0.0
     rate_weight: float = 0.0
     trees: tuple[Tree, ...] = ()
+    extra_weights: tuple[float, ...] = ()  # SCRATCH
     blend_from_people: float = 2.0
     tree_bound: float = 0.25  # the trees move the blend by at most this share of it
     reference_site_factor: float = 1.0  # the site factor the numbers were fitted at (the lab's)
@@ -88,18 +89,25 @@ class CountModel:
         return self.rate_weight > 0 or any(_splits_on(t, 2) for t in self.trees)
 
     def people(
-        self, site_factor: float, devices: float, visitors_present: float, rate_devices: float = 0.0
+        self,
+        site_factor: float,
+        devices: float,
+        visitors_present: float,
+        rate_devices: float = 0.0,
+        extra: tuple[float, ...] = (),
     ) -> float:
         """People present from inside devices, open visitor visits and the scan-rate figure."""
         alone = site_factor * devices
         if alone < self.blend_from_people:
             return alone
-        x = (devices, visitors_present, rate_devices)
+        x = (devices, visitors_present, rate_devices, *extra)
         linear = (
             self.device_weight * devices
             + self.visitor_weight * visitors_present
             + self.rate_weight * rate_devices
         )
+        for w, e in zip(self.extra_weights, extra, strict=False):
+            linear += w * e
         bend = 0.0
         for tree in self.trees:
             node = tree
@@ -134,7 +142,7 @@ def _check_tree(tree: Tree, where: str, depth: int) -> None:
             raise ValueError(f"{where}: a leaf must be a finite number of people within +-1000, got {tree}")
         return
     feature, threshold, left, right = tree
-    if not 0 <= feature < len(FEATURES):
+    if not 0 <= feature < len(FEATURES) + 60:  # SCRATCH
         raise ValueError(f"{where}: feature index must be 0..{len(FEATURES) - 1} {FEATURES}, got {feature}")
     if not math.isfinite(threshold):
         raise ValueError(f"{where}: threshold must be finite, got {threshold}")
