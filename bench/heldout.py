@@ -33,10 +33,8 @@ from bench.trees import boost
 from footfall.events import CountEvent
 from footfall.events import Event as Event_
 from sensor.config import SensorConfig
-from sensor.decode.frames import Sighting
 from sensor.estimate.calibrate import Window, window_means
 from sensor.estimate.count_model import CountModel
-from sensor.estimate.levels import SignalLevels
 from sensor.estimate.occupancy import EstimatorParams, OccupancyEstimator
 from sensor.estimate.rates import ScanRates, WindowRates
 from sensor.estimate.scale import ScaleParams
@@ -74,9 +72,9 @@ class DayRun:
     events: dict[int, list[Event]]
     windows: list[Window]
     span: tuple[int, int]
-    # Per count event (as `events`' spans): the signal-level counts (sensor/estimate/levels.py),
-    # the inside devices and the open visits, for the trend and level features.
-    series: dict[str, list[float]] = field(default_factory=dict)
+    # Per count event (as `events`' spans): the visitor visits open at its end, for their change
+    # since the event before (the count model's `visitors_change`, as OccupancyEstimator.refine has it).
+    open_visits: list[float] = field(default_factory=list)
 
 
 class _RateSink(ListSink):
@@ -87,8 +85,6 @@ class _RateSink(ListSink):
         self.occupancy: OccupancyEstimator | None = None
         self.is_fixed: Callable[[str], bool] = lambda device: False
         self.rates: dict[int, list[WindowRates]] = {m: [] for m in RATE_MINUTES}
-        self.levels: SignalLevels | None = None
-        self.series: dict[str, list[float]] = defaultdict(list)
 
     def send(self, event: Event_) -> None:
         if isinstance(event, CountEvent) and self.occupancy is not None:
@@ -97,14 +93,6 @@ class _RateSink(ListSink):
             assert rates is not None
             for m, out in self.rates.items():
                 out.append(rates.window(end - m * 60 * NS, end, self.is_fixed))
-            if self.levels is not None:
-                scale = self.occupancy.scale
-                ref = scale.reference_dbm if scale.reference_dbm is not None else scale.params.nominal_dbm
-                start = int(event.start.timestamp()) * NS
-                row = self.levels.take(start, self.is_fixed, ref)
-                row |= {"ref": ref, "shift": scale.shift_db}
-                for k, v in row.items():
-                    self.series[k].append(v)
         super().send(event)
 
 
@@ -120,16 +108,6 @@ def replay(params: EstimatorParams, day: LabDay) -> DayRun:
     if pipeline.occupancy is not None:  # counted whatever the model reads: the folds weigh them
         pipeline.occupancy.rates = ScanRates(retain_s=7200.0)
     sink.is_fixed = pipeline.resolver.is_fixed
-    occupancy = pipeline.occupancy
-    if occupancy is not None:  # every sighting with its device also to the signal levels
-        sink.levels = levels = SignalLevels(config.presence.interval_s)
-        observe = occupancy.observe
-
-        def both(s: Sighting, device: str) -> None:
-            observe(s, device)
-            levels.observe(s, device)
-
-        occupancy.observe = both  # type: ignore[method-assign]
     for s in day.sightings:
         pipeline.observe(s)
     drift = pipeline.occupancy.scale.drift if pipeline.occupancy is not None else False
@@ -145,10 +123,7 @@ def replay(params: EstimatorParams, day: LabDay) -> DayRun:
         day.span,
     )
     events = {m: [(a, b, w) for (a, b), w in zip(spans, ws, strict=True)] for m, ws in sink.rates.items()}
-    series = dict(sink.series) | {
-        "dev_now": [e.present for e in counts],
-        "vis_now": [float(e.visitors_present) for e in counts],
-    }
+    open_visits = [float(e.visitors_present) for e in counts]
     return DayRun(
         day.name,
         day.month,
@@ -160,7 +135,7 @@ def replay(params: EstimatorParams, day: LabDay) -> DayRun:
         events,
         day.windows,
         day.span,
-        series,
+        open_visits,
     )
 
 
@@ -207,14 +182,13 @@ class Spec:
     linear: tuple[str, ...]  # of "devices", "visitors", "rate_devices"; none: devices x factor
     trees: bool = False
     rate_minutes: int | None = None
-    extra: tuple[str, ...] = ()  # further inputs the trees may split on (`_series_features`)
-    tree_extra: bool = True  # SCRATCH: trees split on the extras too
-    loss: str = "ls"  # SCRATCH
+    change: bool = False  # the trees may split on the open visits' change (`visitors_change`)
+    loss: str = "ls"  # the trees' loss (bench/trees.py): "ls" least squares, "lad" absolute
 
-    def x(self, row: Mapping[str, float]) -> tuple[float, ...]:
+    def x(self, row: Mapping[str, float]) -> tuple[float, float, float, float]:
         """The count model's inputs (sensor/estimate/count_model.py FEATURES) from a window's row."""
         rate = row[f"rates@{self.rate_minutes}"] if self.rate_minutes else 0.0
-        return (row["devices"], row["visitors"], rate, *(row[n] for n in self.extra))
+        return (row["devices"], row["visitors"], rate, row["visitors_change"] if self.change else 0.0)
 
 
 DV = ("devices", "visitors")
@@ -222,10 +196,17 @@ MODELS: dict[str, Spec] = {
     "devices": Spec(()),
     "v1": Spec(DV),  # the version-1 model: the linear blend of devices and open visits
     **{f"rates@{m}": Spec((*DV, "rate_devices"), rate_minutes=m) for m in RATE_MINUTES},
-    "trees": Spec(DV, trees=True),
+    "trees": Spec(DV, trees=True),  # version 3 (2 and 3 differ only in the bound on the trees)
     **{f"trees+rates@{m}": Spec(DV, trees=True, rate_minutes=m) for m in (5, 30)},
+    # Version 4: the trees also read the open visits' change since the count interval before.
+    "v4": Spec(DV, trees=True, change=True),
+    # Least-absolute-deviation trees (bench/trees.py), without and with the change: the inner folds
+    # of `nested` prefer them, held out they lose windows within +-1 person (README).
+    "lad": Spec(DV, trees=True, loss="lad"),
+    "lad+change": Spec(DV, trees=True, change=True, loss="lad"),
 }
-SHIPPED_MODEL = "trees"
+SHIPPED_MODEL = "v4"
+CANDIDATES = ("trees", "v4", "lad", "lad+change")  # what `nested` chooses among
 BLEND_FROM = 2.0
 
 
@@ -241,8 +222,7 @@ class Fitted:
     high: float = 1.0
 
     def estimate(self, row: Mapping[str, float]) -> float:
-        d, v, r, *extra = self.spec.x(row)
-        return self.model.people(self.factor, d, v, r, tuple(extra))
+        return self.model.people(self.factor, *self.spec.x(row))
 
 
 Row = tuple[dict[str, float], float, str]  # features, truth, day kind
@@ -257,38 +237,18 @@ def _rows(runs: Sequence[DayRun], tables: Tables) -> list[Row]:
         for m, (table, default) in tables.items():
             for name, values in window_features(r.events[m], r.windows, r.span, table, default).items():
                 extra[f"{name}@{m}"] = values
-        if r.series:
-            if id(r) not in _series_cache:
-                _series_cache[id(r)] = _series_features(r)
-            extra |= _series_cache[id(r)]
+        extra["visitors_change"] = _change(r)
         for i, (x, v, y) in enumerate(zip(r.devices, r.visitors, r.truth, strict=True)):
             row = {"devices": x, "visitors": v} | {k: vs[i] for k, vs in extra.items()}
             out.append((row, y, r.kind))
     return out
 
 
-_series_cache: dict[int, dict[str, list[float]]] = {}  # by id: the runs live as long as the process
-
-
-def _series_features(r: DayRun) -> dict[str, list[float]]:
-    """Per window, the time-weighted mean of each per-event series, and of its trends: the value now
-    less the one 1 and 3 count intervals (5, 15 minutes) before."""
-    if not r.series:
-        return {}
-    spans = r.events[RATE_MINUTES[0]]
-    weights = overlaps(spans, r.windows, r.span)
-    per: dict[str, list[float]] = dict(r.series)
-    for name in ("vis_now", "dev_now", "dev12", "fp12", "burst12"):
-        values = r.series[name]
-        for lag in (1, 3):
-            per[f"{name}-{lag}"] = [v - values[max(i - lag, 0)] for i, v in enumerate(values)]
-    per["ratio"] = [v / max(d, 1.0) for v, d in zip(r.series["vis_now"], r.series["dev_now"], strict=True)]
-    per["dev12/dev"] = [a / max(d, 1.0) for a, d in zip(r.series["dev12"], r.series["dev_now"], strict=True)]
-    for name in ("vis_now", "dev_now"):
-        values = r.series[name]
-        for n in (4, 12):
-            per[f"{name}^{n}"] = [max(values[max(i - n + 1, 0) : i + 1]) for i in range(len(values))]
-    return {name: [sum(values[i] * k for i, k in ws) for ws in weights] for name, values in per.items()}
+def _change(r: DayRun) -> list[float]:
+    """Per window, the time-weighted mean of the open visits' change since the count event before."""
+    v = r.open_visits
+    per = [x - v[i - 1] if i else 0.0 for i, x in enumerate(v)]
+    return [sum(per[i] * k for i, k in ws) for ws in overlaps(r.events[RATE_MINUTES[0]], r.windows, r.span)]
 
 
 def _factor(rows: Sequence[Row]) -> float:
@@ -321,15 +281,12 @@ def fit_one(variant: str, runs: Sequence[DayRun], spec: Spec) -> tuple[Fitted, l
         return Fitted(variant, f, spec, CountModel(blend_from_people=0.0), tables), rows
     fit_rows = [(spec.x(row), y) for row, y, _ in rows if row["devices"] * f >= BLEND_FROM]
     index = {"devices": 0, "visitors": 1, "rate_devices": 2}
-    index |= {n: 3 + i for i, n in enumerate(spec.extra)}
     w = nonneg_solve([[x[index[n]] for n in spec.linear] for x, _ in fit_rows], [y for _, y in fit_rows])
     weights = dict(zip(spec.linear, w, strict=True))
-    extra_weights = tuple(weights.get(n, 0.0) for n in spec.extra)
     model = CountModel(
         device_weight=weights.get("devices", 0.0),
         visitor_weight=weights.get("visitors", 0.0),
         rate_weight=weights.get("rate_devices", 0.0),
-        extra_weights=extra_weights,
         blend_from_people=BLEND_FROM,
         reference_site_factor=f,
         default_rate=tables[spec.rate_minutes][1] if spec.rate_minutes else 1.0,
@@ -337,9 +294,8 @@ def fit_one(variant: str, runs: Sequence[DayRun], spec: Spec) -> tuple[Fitted, l
     )
     if spec.trees:
         xs = [x for x, _ in fit_rows]
-        start = [model.people(f, x[0], x[1], x[2], x[3:]) for x in xs]
-        txs = xs if spec.tree_extra else [x[:3] for x in xs]
-        model = replace(model, trees=boost(txs, [y for _, y in fit_rows], start, spec.loss))
+        start = [model.people(f, *x) for x in xs]
+        model = replace(model, trees=boost(xs, [y for _, y in fit_rows], start, spec.loss))
     return Fitted(variant, f, spec, model, tables), rows
 
 
@@ -408,3 +364,39 @@ def cross_validate(
             high = max(est * f.high, est + floor)
             scored.append(Scored(month, name, kind, est, low, high, y))
     return scored, fits
+
+
+def inner_error(runs: Sequence[DayRun], spec: Spec) -> float:
+    """Busy-window MAE of `spec` over `runs` by blocked CV: the months dealt to `INNER_FOLDS` blocks."""
+    months = sorted({r.month for r in runs})
+    errors = []
+    for k in range(INNER_FOLDS):
+        held = set(months[k::INNER_FOLDS])
+        f, _ = fit_one("", [r for r in runs if r.month not in held], spec)
+        errors += [
+            abs(f.estimate(row) - y)
+            for row, y, _ in _rows([r for r in runs if r.month in held], f.tables)
+            if y >= BUSY
+        ]
+    return statistics.fmean(errors)
+
+
+def nested(
+    runs: Sequence[DayRun], floor: float, candidates: Sequence[str] = CANDIDATES
+) -> tuple[list[Scored], dict[str, str]]:
+    """Cross-validation with the count model itself chosen per fold: each held-out month is scored
+    with the candidate whose busy MAE by inner blocked CV on the other months is lowest (one variant)."""
+    months = sorted({r.month for r in runs})
+    scored: list[Scored] = []
+    picks = {}
+    for month in months:
+        train = [r for r in runs if r.month != month]
+        picks[month] = pick = min(candidates, key=lambda name: inner_error(train, MODELS[name]))
+        f = fit({"": train}, MODELS[pick])
+        held = [r for r in runs if r.month == month]
+        names = [r.name for r in held for _ in r.truth]
+        for name, (row, y, kind) in zip(names, _rows(held, f.tables), strict=True):
+            est = f.estimate(row)
+            low = max(min(est * f.low, est - floor), 0.0)
+            scored.append(Scored(month, name, kind, est, low, max(est * f.high, est + floor), y))
+    return scored, picks

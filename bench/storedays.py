@@ -47,6 +47,8 @@ class StoreDay:
     devices: list[float]
     visitors: list[float]
     truth: list[float]
+    # The open visits' change since the count event before (the count model's `visitors_change`).
+    changes: list[float]
 
 
 def _config() -> SensorConfig:
@@ -61,10 +63,13 @@ def store_day(args: tuple[str, int]) -> StoreDay:
     (door,) = events.values()
     step = WINDOW_MIN * 60 * 1_000_000_000
     occupancy = truth.occupancy(WINDOW_MIN)
-    sums = [[0.0, 0.0, 0.0] for _ in occupancy]  # devices x time, visits x time, time
+    sums = [[0.0, 0.0, 0.0, 0.0] for _ in occupancy]  # devices x time, visits x time, time, change x time
+    last: int | None = None
     for e in door:
         if not isinstance(e, CountEvent):
             continue
+        change = 0 if last is None else e.visitors_present - last
+        last = e.visitors_present
         a, b = int(e.start.timestamp() * 1e9), int(e.end.timestamp() * 1e9)
         i = (a - truth.start_ns) // step
         if 0 <= i < len(sums):
@@ -72,6 +77,7 @@ def store_day(args: tuple[str, int]) -> StoreDay:
             sums[i][0] += e.present * w
             sums[i][1] += e.visitors_present * w
             sums[i][2] += w
+            sums[i][3] += change * w
     kept = [(s, o) for s, o in zip(sums, occupancy, strict=True) if s[2] > 0]
     return StoreDay(
         scenario,
@@ -79,6 +85,7 @@ def store_day(args: tuple[str, int]) -> StoreDay:
         [s[0] / s[2] for s, _ in kept],
         [s[1] / s[2] for s, _ in kept],
         [o.people for _, o in kept],
+        [s[3] / s[2] for s, _ in kept],
     )
 
 

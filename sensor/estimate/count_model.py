@@ -5,13 +5,17 @@ it: phones connected to the room's Wi-Fi barely probe, so a class of 15 shows as
 devices whose holdovers come and go. The visitor visits open at the end of the interval (devices
 heard at the visitor level for `min_dwell_s` and not yet timed out) hold the room's people
 between their scans, but grow faster than the crowd (a full room keeps more visits of passers-by
-and of split devices open). Versions 2-3 of the model are a linear blend plus a tiny ensemble of
+and of split devices open). Versions 2-4 of the model are a linear blend plus a tiny ensemble of
 regression trees (gradient boosting, depth 2) that bends it where the blend is off:
 
     linear = device_weight * devices + visitor_weight * visitors_present + rate_weight * rate_devices
     present = site_factor / reference_site_factor * (
-        linear + clamp(sum(tree(devices, visitors_present, rate_devices) for tree in trees),
+        linear + clamp(sum(tree(devices, visitors_present, rate_devices, visitors_change) for tree in trees),
                        -tree_bound * linear, tree_bound * linear))
+
+`visitors_change` (version 4) is the open visitor visits now less at the end of the interval before:
+a class that just left still holds its visits open until they time out, and one that just came in
+has not been heard whole yet, so the trees read the direction the room is moving in.
 
 where the device-only estimate (`site_factor * devices_inside`) reaches `blend_from_people`; below
 it (an evening, a single visitor) the device-only estimate stands, since a lingering visit would
@@ -37,8 +41,9 @@ from importlib import resources
 from typing import Any
 
 MODEL_FILE = "count_model.json"
-MODEL_VERSION = 3
-FEATURES = ("devices", "visitors", "rate_devices")  # what a tree may split on, by index
+MODEL_VERSION = 4
+# What a tree may split on, by index. visitors_change: open visitor visits less the interval before's.
+FEATURES = ("devices", "visitors", "rate_devices", "visitors_change")
 # A tree: a leaf (people to add) or (feature index, threshold, left if <= threshold, right).
 Tree = float | tuple[int, float, "Tree", "Tree"]
 _MAX_DEPTH = 8
@@ -50,7 +55,6 @@ class CountModel:
     visitor_weight: float = 0.0
     rate_weight: float = 0.0
     trees: tuple[Tree, ...] = ()
-    extra_weights: tuple[float, ...] = ()  # SCRATCH
     blend_from_people: float = 2.0
     tree_bound: float = 0.25  # the trees move the blend by at most this share of it
     reference_site_factor: float = 1.0  # the site factor the numbers were fitted at (the lab's)
@@ -94,20 +98,19 @@ class CountModel:
         devices: float,
         visitors_present: float,
         rate_devices: float = 0.0,
-        extra: tuple[float, ...] = (),
+        visitors_change: float = 0.0,
     ) -> float:
-        """People present from inside devices, open visitor visits and the scan-rate figure."""
+        """People present from inside devices, open visitor visits (and their change since the
+        interval before) and the scan-rate figure."""
         alone = site_factor * devices
         if alone < self.blend_from_people:
             return alone
-        x = (devices, visitors_present, rate_devices, *extra)
+        x = (devices, visitors_present, rate_devices, visitors_change)
         linear = (
             self.device_weight * devices
             + self.visitor_weight * visitors_present
             + self.rate_weight * rate_devices
         )
-        for w, e in zip(self.extra_weights, extra, strict=False):
-            linear += w * e
         bend = 0.0
         for tree in self.trees:
             node = tree
@@ -142,7 +145,7 @@ def _check_tree(tree: Tree, where: str, depth: int) -> None:
             raise ValueError(f"{where}: a leaf must be a finite number of people within +-1000, got {tree}")
         return
     feature, threshold, left, right = tree
-    if not 0 <= feature < len(FEATURES) + 60:  # SCRATCH
+    if not 0 <= feature < len(FEATURES):
         raise ValueError(f"{where}: feature index must be 0..{len(FEATURES) - 1} {FEATURES}, got {feature}")
     if not math.isfinite(threshold):
         raise ValueError(f"{where}: threshold must be finite, got {threshold}")
