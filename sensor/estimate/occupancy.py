@@ -63,8 +63,8 @@ class EstimatorParams:
     # busy 15-minute windows of all 103 lab days, each window estimated by a count model fitted
     # without its month (python -m bench.train); the held-out coverage of the same recipe, fitted
     # fold by fold, is bench/accuracy.py's.
-    interval_low: float = 0.76
-    interval_high: float = 1.54
+    interval_low: float = 0.78
+    interval_high: float = 1.49
     interval_floor: float = 0.5
     resolver: ResolverParams = field(default_factory=ResolverParams)
     scale: ScaleParams = field(default_factory=ScaleParams)
@@ -137,6 +137,7 @@ class OccupancyEstimator:
         # to measure them.
         self.rates: ScanRates | None = ScanRates(retain_s=retain_s) if p.model.reads_rates else None
         self.last_rates = WindowRates(0.0, ())
+        self._last_visitors: int | None = None  # open visitor visits of the interval before (`refine`)
 
     def observe(self, s: Sighting, device: str) -> None:
         rssi = s.rssi_dbm
@@ -188,11 +189,14 @@ class OccupancyEstimator:
 
     def refine(self, present: float, visitors_present: int) -> tuple[float, float, float]:
         """The device-only `present` and the open visitor visits → (people, low, high), rounded to
-        3 decimals: the count model's blend (sensor/estimate/count_model.py) and its 80 % interval."""
+        3 decimals: the count model's blend (sensor/estimate/count_model.py) and its 80 % interval.
+        Called once per interval, in order: the open visits' change is since the interval before."""
         p = self.params
         rates = self.last_rates.figure(p.model.rates, p.model.default_rate) if self.rates is not None else 0.0
+        last, self._last_visitors = self._last_visitors, visitors_present
+        change = 0.0 if last is None else float(visitors_present - last)
         people = p.model.people(
-            p.site_factor, present / p.site_factor if p.site_factor else 0.0, visitors_present, rates
+            p.site_factor, present / p.site_factor if p.site_factor else 0.0, visitors_present, rates, change
         )
         low = min(people * p.interval_low, people - p.interval_floor)
         high = max(people * p.interval_high, people + p.interval_floor)
