@@ -34,7 +34,7 @@ from footfall.events import CountEvent
 from footfall.events import Event as Event_
 from sensor.config import SensorConfig
 from sensor.estimate.calibrate import Window, window_means
-from sensor.estimate.count_model import CountModel
+from sensor.estimate.count_model import CHANGE_INTERVALS, CountModel
 from sensor.estimate.occupancy import EstimatorParams, OccupancyEstimator
 from sensor.estimate.rates import ScanRates, WindowRates
 from sensor.estimate.scale import ScaleParams
@@ -73,7 +73,7 @@ class DayRun:
     windows: list[Window]
     span: tuple[int, int]
     # Per count event (as `events`' spans): the visitor visits open at its end, for their change
-    # since the event before (the count model's `visitors_change`, as OccupancyEstimator.refine has it).
+    # over the events before (the count model's `visitors_change`, as OccupancyEstimator.refine has it).
     open_visits: list[float] = field(default_factory=list)
 
 
@@ -198,7 +198,7 @@ MODELS: dict[str, Spec] = {
     **{f"rates@{m}": Spec((*DV, "rate_devices"), rate_minutes=m) for m in RATE_MINUTES},
     "trees": Spec(DV, trees=True),  # version 3 (2 and 3 differ only in the bound on the trees)
     **{f"trees+rates@{m}": Spec(DV, trees=True, rate_minutes=m) for m in (5, 30)},
-    # Version 4: the trees also read the open visits' change since the count interval before.
+    # Version 4: the trees also read the open visits' change per count interval over the last three.
     "v4": Spec(DV, trees=True, change=True),
     # Least-absolute-deviation trees (bench/trees.py), without and with the change: the inner folds
     # of `nested` prefer them, held out they lose windows within +-1 person (README).
@@ -245,9 +245,10 @@ def _rows(runs: Sequence[DayRun], tables: Tables) -> list[Row]:
 
 
 def _change(r: DayRun) -> list[float]:
-    """Per window, the time-weighted mean of the open visits' change since the count event before."""
-    v = r.open_visits
-    per = [x - v[i - 1] if i else 0.0 for i, x in enumerate(v)]
+    """Per window, the time-weighted mean of the open visits' change per count event over the last
+    `CHANGE_INTERVALS` events, as OccupancyEstimator.refine has it per event."""
+    v, n = r.open_visits, CHANGE_INTERVALS
+    per = [(x - v[max(i - n, 0)]) / n for i, x in enumerate(v)]
     return [sum(per[i] * k for i, k in ws) for ws in overlaps(r.events[RATE_MINUTES[0]], r.windows, r.span)]
 
 

@@ -15,6 +15,7 @@ import dataclasses
 import hashlib
 import os
 import pickle
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from footfall_dev.stores import sensor_events
 from bench.labdays import CACHE
 from footfall.events import CountEvent
 from sensor.config import SensorConfig
+from sensor.estimate.count_model import CHANGE_INTERVALS
 
 WINDOW_MIN = 15
 TRAIN_SEEDS = (1, 2)  # fitted on; seeds 3-5 are held out
@@ -47,7 +49,7 @@ class StoreDay:
     devices: list[float]
     visitors: list[float]
     truth: list[float]
-    # The open visits' change since the count event before (the count model's `visitors_change`).
+    # The open visits' change per count event over the last three (the count model's `visitors_change`).
     changes: list[float]
 
 
@@ -64,12 +66,12 @@ def store_day(args: tuple[str, int]) -> StoreDay:
     step = WINDOW_MIN * 60 * 1_000_000_000
     occupancy = truth.occupancy(WINDOW_MIN)
     sums = [[0.0, 0.0, 0.0, 0.0] for _ in occupancy]  # devices x time, visits x time, time, change x time
-    last: int | None = None
+    before: deque[int] = deque(maxlen=CHANGE_INTERVALS)  # as OccupancyEstimator.refine keeps them
     for e in door:
         if not isinstance(e, CountEvent):
             continue
-        change = 0 if last is None else e.visitors_present - last
-        last = e.visitors_present
+        change = (e.visitors_present - before[0]) / CHANGE_INTERVALS if before else 0.0
+        before.append(e.visitors_present)
         a, b = int(e.start.timestamp() * 1e9), int(e.end.timestamp() * 1e9)
         i = (a - truth.start_ns) // step
         if 0 <= i < len(sums):

@@ -13,9 +13,12 @@ regression trees (gradient boosting, depth 2) that bends it where the blend is o
         linear + clamp(sum(tree(devices, visitors_present, rate_devices, visitors_change) for tree in trees),
                        -tree_bound * linear, tree_bound * linear))
 
-`visitors_change` (version 4) is the open visitor visits now less at the end of the interval before:
-a class that just left still holds its visits open until they time out, and one that just came in
-has not been heard whole yet, so the trees read the direction the room is moving in.
+`visitors_change` (version 4) is the open visitor visits' mean change per interval over the last
+`CHANGE_INTERVALS` (three: 15 minutes): a class that just left still holds its visits open until
+they time out, and one that just came in has not been heard whole yet, so the trees read the
+direction the room is moving in. Over three intervals, not one: the model is fitted on 15-minute
+windows, and one interval's change (a class's phones scan in one interval or the next) swings far
+wider than a window's mean of it, so read per interval it pulled the generated shops' counts down.
 
 where the device-only estimate (`site_factor * devices_inside`) reaches `blend_from_people`; below
 it (an evening, a single visitor) the device-only estimate stands, since a lingering visit would
@@ -42,8 +45,9 @@ from typing import Any
 
 MODEL_FILE = "count_model.json"
 MODEL_VERSION = 4
-# What a tree may split on, by index. visitors_change: open visitor visits less the interval before's.
+# What a tree may split on, by index. visitors_change: open visitor visits' change per interval.
 FEATURES = ("devices", "visitors", "rate_devices", "visitors_change")
+CHANGE_INTERVALS = 3  # the change is taken over this many count intervals (sensor/estimate/occupancy.py)
 # A tree: a leaf (people to add) or (feature index, threshold, left if <= threshold, right).
 Tree = float | tuple[int, float, "Tree", "Tree"]
 _MAX_DEPTH = 8
@@ -100,8 +104,8 @@ class CountModel:
         rate_devices: float = 0.0,
         visitors_change: float = 0.0,
     ) -> float:
-        """People present from inside devices, open visitor visits (and their change since the
-        interval before) and the scan-rate figure."""
+        """People present from inside devices, open visitor visits (and their change per interval)
+        and the scan-rate figure."""
         alone = site_factor * devices
         if alone < self.blend_from_people:
             return alone

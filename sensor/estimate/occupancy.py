@@ -21,12 +21,13 @@ object. `fit_site` fits the site's numbers against a ground-truth series.
 from __future__ import annotations
 
 import heapq
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 from footfall.times import NS
 from sensor.decode.frames import Sighting
-from sensor.estimate.count_model import CountModel, shipped_model
+from sensor.estimate.count_model import CHANGE_INTERVALS, CountModel, shipped_model
 from sensor.estimate.devices import ResolverParams
 from sensor.estimate.rates import ScanRates, WindowRates
 from sensor.estimate.scale import ScaleParams, SignalScale
@@ -64,7 +65,7 @@ class EstimatorParams:
     # without its month (python -m bench.train); the held-out coverage of the same recipe, fitted
     # fold by fold, is bench/accuracy.py's.
     interval_low: float = 0.78
-    interval_high: float = 1.49
+    interval_high: float = 1.50
     interval_floor: float = 0.5
     resolver: ResolverParams = field(default_factory=ResolverParams)
     scale: ScaleParams = field(default_factory=ScaleParams)
@@ -137,7 +138,8 @@ class OccupancyEstimator:
         # to measure them.
         self.rates: ScanRates | None = ScanRates(retain_s=retain_s) if p.model.reads_rates else None
         self.last_rates = WindowRates(0.0, ())
-        self._last_visitors: int | None = None  # open visitor visits of the interval before (`refine`)
+        # Open visitor visits at the end of the last CHANGE_INTERVALS intervals, oldest first (`refine`).
+        self._visits_before: deque[int] = deque(maxlen=CHANGE_INTERVALS)
 
     def observe(self, s: Sighting, device: str) -> None:
         rssi = s.rssi_dbm
@@ -190,11 +192,13 @@ class OccupancyEstimator:
     def refine(self, present: float, visitors_present: int) -> tuple[float, float, float]:
         """The device-only `present` and the open visitor visits → (people, low, high), rounded to
         3 decimals: the count model's blend (sensor/estimate/count_model.py) and its 80 % interval.
-        Called once per interval, in order: the open visits' change is since the interval before."""
+        Called once per interval, in order: the open visits' change is per interval over the last
+        `CHANGE_INTERVALS` (sensor/estimate/count_model.py)."""
         p = self.params
         rates = self.last_rates.figure(p.model.rates, p.model.default_rate) if self.rates is not None else 0.0
-        last, self._last_visitors = self._last_visitors, visitors_present
-        change = 0.0 if last is None else float(visitors_present - last)
+        before = self._visits_before
+        change = (visitors_present - before[0]) / CHANGE_INTERVALS if before else 0.0
+        before.append(visitors_present)
         people = p.model.people(
             p.site_factor, present / p.site_factor if p.site_factor else 0.0, visitors_present, rates, change
         )
