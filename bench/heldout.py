@@ -28,13 +28,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bench.labdays import CACHE, SALT, LabDay, lab_days
-from bench.ratefeatures import Event, fit_rates, nonneg_solve, overlaps, window_features
+from bench.ratefeatures import Event, fit_rates, nonneg_solve, window_features
 from bench.trees import boost
 from footfall.events import CountEvent
 from footfall.events import Event as Event_
 from sensor.config import SensorConfig
 from sensor.estimate.calibrate import Window, window_means
-from sensor.estimate.count_model import CHANGE_INTERVALS, CountModel
+from sensor.estimate.count_model import CountModel
 from sensor.estimate.occupancy import EstimatorParams, OccupancyEstimator
 from sensor.estimate.rates import ScanRates, WindowRates
 from sensor.estimate.scale import ScaleParams
@@ -72,9 +72,6 @@ class DayRun:
     events: dict[int, list[Event]]
     windows: list[Window]
     span: tuple[int, int]
-    # Per count event (as `events`' spans): the visitor visits open at its end, for their change
-    # over the events before (the count model's `visitors_change`, as OccupancyEstimator.refine has it).
-    open_visits: list[float] = field(default_factory=list)
 
 
 class _RateSink(ListSink):
@@ -123,19 +120,8 @@ def replay(params: EstimatorParams, day: LabDay) -> DayRun:
         day.span,
     )
     events = {m: [(a, b, w) for (a, b), w in zip(spans, ws, strict=True)] for m, ws in sink.rates.items()}
-    open_visits = [float(e.visitors_present) for e in counts]
     return DayRun(
-        day.name,
-        day.month,
-        day.kind,
-        devices,
-        visitors,
-        day.truth,
-        drift,
-        events,
-        day.windows,
-        day.span,
-        open_visits,
+        day.name, day.month, day.kind, devices, visitors, day.truth, drift, events, day.windows, day.span
     )
 
 
@@ -182,13 +168,11 @@ class Spec:
     linear: tuple[str, ...]  # of "devices", "visitors", "rate_devices"; none: devices x factor
     trees: bool = False
     rate_minutes: int | None = None
-    change: bool = False  # the trees may split on the open visits' change (`visitors_change`)
-    loss: str = "ls"  # the trees' loss (bench/trees.py): "ls" least squares, "lad" absolute
 
-    def x(self, row: Mapping[str, float]) -> tuple[float, float, float, float]:
+    def x(self, row: Mapping[str, float]) -> tuple[float, float, float]:
         """The count model's inputs (sensor/estimate/count_model.py FEATURES) from a window's row."""
         rate = row[f"rates@{self.rate_minutes}"] if self.rate_minutes else 0.0
-        return (row["devices"], row["visitors"], rate, row["visitors_change"] if self.change else 0.0)
+        return (row["devices"], row["visitors"], rate)
 
 
 DV = ("devices", "visitors")
@@ -196,17 +180,10 @@ MODELS: dict[str, Spec] = {
     "devices": Spec(()),
     "v1": Spec(DV),  # the version-1 model: the linear blend of devices and open visits
     **{f"rates@{m}": Spec((*DV, "rate_devices"), rate_minutes=m) for m in RATE_MINUTES},
-    "trees": Spec(DV, trees=True),  # version 3 (2 and 3 differ only in the bound on the trees)
+    "trees": Spec(DV, trees=True),
     **{f"trees+rates@{m}": Spec(DV, trees=True, rate_minutes=m) for m in (5, 30)},
-    # Version 4: the trees also read the open visits' change per count interval over the last three.
-    "v4": Spec(DV, trees=True, change=True),
-    # Least-absolute-deviation trees (bench/trees.py), without and with the change: the inner folds
-    # of `nested` prefer them, held out they lose windows within +-1 person (README).
-    "lad": Spec(DV, trees=True, loss="lad"),
-    "lad+change": Spec(DV, trees=True, change=True, loss="lad"),
 }
-SHIPPED_MODEL = "v4"
-CANDIDATES = ("trees", "v4", "lad", "lad+change")  # what `nested` chooses among
+SHIPPED_MODEL = "trees"
 BLEND_FROM = 2.0
 
 
@@ -222,7 +199,8 @@ class Fitted:
     high: float = 1.0
 
     def estimate(self, row: Mapping[str, float]) -> float:
-        return self.model.people(self.factor, *self.spec.x(row))
+        d, v, r = self.spec.x(row)
+        return self.model.people(self.factor, d, v, r)
 
 
 Row = tuple[dict[str, float], float, str]  # features, truth, day kind
@@ -237,19 +215,10 @@ def _rows(runs: Sequence[DayRun], tables: Tables) -> list[Row]:
         for m, (table, default) in tables.items():
             for name, values in window_features(r.events[m], r.windows, r.span, table, default).items():
                 extra[f"{name}@{m}"] = values
-        extra["visitors_change"] = _change(r)
         for i, (x, v, y) in enumerate(zip(r.devices, r.visitors, r.truth, strict=True)):
             row = {"devices": x, "visitors": v} | {k: vs[i] for k, vs in extra.items()}
             out.append((row, y, r.kind))
     return out
-
-
-def _change(r: DayRun) -> list[float]:
-    """Per window, the time-weighted mean of the open visits' change per count event over the last
-    `CHANGE_INTERVALS` events, as OccupancyEstimator.refine has it per event."""
-    v, n = r.open_visits, CHANGE_INTERVALS
-    per = [(x - v[max(i - n, 0)]) / n for i, x in enumerate(v)]
-    return [sum(per[i] * k for i, k in ws) for ws in overlaps(r.events[RATE_MINUTES[0]], r.windows, r.span)]
 
 
 def _factor(rows: Sequence[Row]) -> float:
@@ -296,7 +265,7 @@ def fit_one(variant: str, runs: Sequence[DayRun], spec: Spec) -> tuple[Fitted, l
     if spec.trees:
         xs = [x for x, _ in fit_rows]
         start = [model.people(f, *x) for x in xs]
-        model = replace(model, trees=boost(xs, [y for _, y in fit_rows], start, spec.loss))
+        model = replace(model, trees=boost(xs, [y for _, y in fit_rows], start))
     return Fitted(variant, f, spec, model, tables), rows
 
 
@@ -365,39 +334,3 @@ def cross_validate(
             high = max(est * f.high, est + floor)
             scored.append(Scored(month, name, kind, est, low, high, y))
     return scored, fits
-
-
-def inner_error(runs: Sequence[DayRun], spec: Spec) -> float:
-    """Busy-window MAE of `spec` over `runs` by blocked CV: the months dealt to `INNER_FOLDS` blocks."""
-    months = sorted({r.month for r in runs})
-    errors = []
-    for k in range(INNER_FOLDS):
-        held = set(months[k::INNER_FOLDS])
-        f, _ = fit_one("", [r for r in runs if r.month not in held], spec)
-        errors += [
-            abs(f.estimate(row) - y)
-            for row, y, _ in _rows([r for r in runs if r.month in held], f.tables)
-            if y >= BUSY
-        ]
-    return statistics.fmean(errors)
-
-
-def nested(
-    runs: Sequence[DayRun], floor: float, candidates: Sequence[str] = CANDIDATES
-) -> tuple[list[Scored], dict[str, str]]:
-    """Cross-validation with the count model itself chosen per fold: each held-out month is scored
-    with the candidate whose busy MAE by inner blocked CV on the other months is lowest (one variant)."""
-    months = sorted({r.month for r in runs})
-    scored: list[Scored] = []
-    picks = {}
-    for month in months:
-        train = [r for r in runs if r.month != month]
-        picks[month] = pick = min(candidates, key=lambda name: inner_error(train, MODELS[name]))
-        f = fit({"": train}, MODELS[pick])
-        held = [r for r in runs if r.month == month]
-        names = [r.name for r in held for _ in r.truth]
-        for name, (row, y, kind) in zip(names, _rows(held, f.tables), strict=True):
-            est = f.estimate(row)
-            low = max(min(est * f.low, est - floor), 0.0)
-            scored.append(Scored(month, name, kind, est, low, max(est * f.high, est + floor), y))
-    return scored, picks

@@ -15,7 +15,6 @@ import dataclasses
 import hashlib
 import os
 import pickle
-from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -27,7 +26,6 @@ from footfall_dev.stores import sensor_events
 from bench.labdays import CACHE
 from footfall.events import CountEvent
 from sensor.config import SensorConfig
-from sensor.estimate.count_model import CHANGE_INTERVALS
 
 WINDOW_MIN = 15
 TRAIN_SEEDS = (1, 2)  # fitted on; seeds 3-5 are held out
@@ -49,8 +47,6 @@ class StoreDay:
     devices: list[float]
     visitors: list[float]
     truth: list[float]
-    # The open visits' change per count event over the last three (the count model's `visitors_change`).
-    changes: list[float]
 
 
 def _config() -> SensorConfig:
@@ -65,13 +61,10 @@ def store_day(args: tuple[str, int]) -> StoreDay:
     (door,) = events.values()
     step = WINDOW_MIN * 60 * 1_000_000_000
     occupancy = truth.occupancy(WINDOW_MIN)
-    sums = [[0.0, 0.0, 0.0, 0.0] for _ in occupancy]  # devices x time, visits x time, time, change x time
-    before: deque[int] = deque(maxlen=CHANGE_INTERVALS)  # as OccupancyEstimator.refine keeps them
+    sums = [[0.0, 0.0, 0.0] for _ in occupancy]  # devices x time, visits x time, time
     for e in door:
         if not isinstance(e, CountEvent):
             continue
-        change = (e.visitors_present - before[0]) / CHANGE_INTERVALS if before else 0.0
-        before.append(e.visitors_present)
         a, b = int(e.start.timestamp() * 1e9), int(e.end.timestamp() * 1e9)
         i = (a - truth.start_ns) // step
         if 0 <= i < len(sums):
@@ -79,7 +72,6 @@ def store_day(args: tuple[str, int]) -> StoreDay:
             sums[i][0] += e.present * w
             sums[i][1] += e.visitors_present * w
             sums[i][2] += w
-            sums[i][3] += change * w
     kept = [(s, o) for s, o in zip(sums, occupancy, strict=True) if s[2] > 0]
     return StoreDay(
         scenario,
@@ -87,7 +79,6 @@ def store_day(args: tuple[str, int]) -> StoreDay:
         [s[0] / s[2] for s, _ in kept],
         [s[1] / s[2] for s, _ in kept],
         [o.people for _, o in kept],
-        [s[3] / s[2] for s, _ in kept],
     )
 
 

@@ -55,13 +55,11 @@ def store_factor(model: CountModel, days: list[StoreDay]) -> float:
     """The site factor whose `model.people` fits the days' people inside best (least squares, 0.01 grid:
     below `blend_from_people` the estimate is the device count's, so the fit is not one closed form)."""
     windows = [
-        (d, v, c, y)
-        for day in days
-        for d, v, c, y in zip(day.devices, day.visitors, day.changes, day.truth, strict=True)
+        (d, v, y) for day in days for d, v, y in zip(day.devices, day.visitors, day.truth, strict=True)
     ]
 
     def error(factor: float) -> float:
-        return sum((model.people(factor, d, v, 0.0, c) - y) ** 2 for d, v, c, y in windows)
+        return sum((model.people(factor, d, v) - y) ** 2 for d, v, y in windows)
 
     return min((k / 100 for k in range(50, 501)), key=error)
 

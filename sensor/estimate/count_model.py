@@ -5,20 +5,13 @@ it: phones connected to the room's Wi-Fi barely probe, so a class of 15 shows as
 devices whose holdovers come and go. The visitor visits open at the end of the interval (devices
 heard at the visitor level for `min_dwell_s` and not yet timed out) hold the room's people
 between their scans, but grow faster than the crowd (a full room keeps more visits of passers-by
-and of split devices open). Versions 2-4 of the model are a linear blend plus a tiny ensemble of
+and of split devices open). Versions 2-3 of the model are a linear blend plus a tiny ensemble of
 regression trees (gradient boosting, depth 2) that bends it where the blend is off:
 
     linear = device_weight * devices + visitor_weight * visitors_present + rate_weight * rate_devices
     present = site_factor / reference_site_factor * (
-        linear + clamp(sum(tree(devices, visitors_present, rate_devices, visitors_change) for tree in trees),
+        linear + clamp(sum(tree(devices, visitors_present, rate_devices) for tree in trees),
                        -tree_bound * linear, tree_bound * linear))
-
-`visitors_change` (version 4) is the open visitor visits' mean change per interval over the last
-`CHANGE_INTERVALS` (three: 15 minutes): a class that just left still holds its visits open until
-they time out, and one that just came in has not been heard whole yet, so the trees read the
-direction the room is moving in. Over three intervals, not one: the model is fitted on 15-minute
-windows, and one interval's change (a class's phones scan in one interval or the next) swings far
-wider than a window's mean of it, so read per interval it pulled the generated shops' counts down.
 
 where the device-only estimate (`site_factor * devices_inside`) reaches `blend_from_people`; below
 it (an evening, a single visitor) the device-only estimate stands, since a lingering visit would
@@ -44,10 +37,8 @@ from importlib import resources
 from typing import Any
 
 MODEL_FILE = "count_model.json"
-MODEL_VERSION = 4
-# What a tree may split on, by index. visitors_change: open visitor visits' change per interval.
-FEATURES = ("devices", "visitors", "rate_devices", "visitors_change")
-CHANGE_INTERVALS = 3  # the change is taken over this many count intervals (sensor/estimate/occupancy.py)
+MODEL_VERSION = 3
+FEATURES = ("devices", "visitors", "rate_devices")  # what a tree may split on, by index
 # A tree: a leaf (people to add) or (feature index, threshold, left if <= threshold, right).
 Tree = float | tuple[int, float, "Tree", "Tree"]
 _MAX_DEPTH = 8
@@ -97,19 +88,13 @@ class CountModel:
         return self.rate_weight > 0 or any(_splits_on(t, 2) for t in self.trees)
 
     def people(
-        self,
-        site_factor: float,
-        devices: float,
-        visitors_present: float,
-        rate_devices: float = 0.0,
-        visitors_change: float = 0.0,
+        self, site_factor: float, devices: float, visitors_present: float, rate_devices: float = 0.0
     ) -> float:
-        """People present from inside devices, open visitor visits (and their change per interval)
-        and the scan-rate figure."""
+        """People present from inside devices, open visitor visits and the scan-rate figure."""
         alone = site_factor * devices
         if alone < self.blend_from_people:
             return alone
-        x = (devices, visitors_present, rate_devices, visitors_change)
+        x = (devices, visitors_present, rate_devices)
         linear = (
             self.device_weight * devices
             + self.visitor_weight * visitors_present

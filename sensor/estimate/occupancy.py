@@ -21,13 +21,12 @@ object. `fit_site` fits the site's numbers against a ground-truth series.
 from __future__ import annotations
 
 import heapq
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 from footfall.times import NS
 from sensor.decode.frames import Sighting
-from sensor.estimate.count_model import CHANGE_INTERVALS, CountModel, shipped_model
+from sensor.estimate.count_model import CountModel, shipped_model
 from sensor.estimate.devices import ResolverParams
 from sensor.estimate.rates import ScanRates, WindowRates
 from sensor.estimate.scale import ScaleParams, SignalScale
@@ -64,8 +63,8 @@ class EstimatorParams:
     # busy 15-minute windows of all 103 lab days, each window estimated by a count model fitted
     # without its month (python -m bench.train); the held-out coverage of the same recipe, fitted
     # fold by fold, is bench/accuracy.py's.
-    interval_low: float = 0.78
-    interval_high: float = 1.50
+    interval_low: float = 0.76
+    interval_high: float = 1.54
     interval_floor: float = 0.5
     resolver: ResolverParams = field(default_factory=ResolverParams)
     scale: ScaleParams = field(default_factory=ScaleParams)
@@ -138,8 +137,6 @@ class OccupancyEstimator:
         # to measure them.
         self.rates: ScanRates | None = ScanRates(retain_s=retain_s) if p.model.reads_rates else None
         self.last_rates = WindowRates(0.0, ())
-        # Open visitor visits at the end of the last CHANGE_INTERVALS intervals, oldest first (`refine`).
-        self._visits_before: deque[int] = deque(maxlen=CHANGE_INTERVALS)
 
     def observe(self, s: Sighting, device: str) -> None:
         rssi = s.rssi_dbm
@@ -191,16 +188,11 @@ class OccupancyEstimator:
 
     def refine(self, present: float, visitors_present: int) -> tuple[float, float, float]:
         """The device-only `present` and the open visitor visits → (people, low, high), rounded to
-        3 decimals: the count model's blend (sensor/estimate/count_model.py) and its 80 % interval.
-        Called once per interval, in order: the open visits' change is per interval over the last
-        `CHANGE_INTERVALS` (sensor/estimate/count_model.py)."""
+        3 decimals: the count model's blend (sensor/estimate/count_model.py) and its 80 % interval."""
         p = self.params
         rates = self.last_rates.figure(p.model.rates, p.model.default_rate) if self.rates is not None else 0.0
-        before = self._visits_before
-        change = (visitors_present - before[0]) / CHANGE_INTERVALS if before else 0.0
-        before.append(visitors_present)
         people = p.model.people(
-            p.site_factor, present / p.site_factor if p.site_factor else 0.0, visitors_present, rates, change
+            p.site_factor, present / p.site_factor if p.site_factor else 0.0, visitors_present, rates
         )
         low = min(people * p.interval_low, people - p.interval_floor)
         high = max(people * p.interval_high, people + p.interval_floor)
