@@ -72,6 +72,10 @@ class DayRun:
     events: dict[int, list[Event]]
     windows: list[Window]
     span: tuple[int, int]
+    # Per count event (as `events`' spans): its device count and the visitor visits open at its end,
+    # so a model can be scored as the sensor runs it, once per count event (`cross_validate`).
+    event_devices: list[float] = field(default_factory=list)
+    event_visitors: list[float] = field(default_factory=list)
 
 
 class _RateSink(ListSink):
@@ -121,7 +125,18 @@ def replay(params: EstimatorParams, day: LabDay) -> DayRun:
     )
     events = {m: [(a, b, w) for (a, b), w in zip(spans, ws, strict=True)] for m, ws in sink.rates.items()}
     return DayRun(
-        day.name, day.month, day.kind, devices, visitors, day.truth, drift, events, day.windows, day.span
+        day.name,
+        day.month,
+        day.kind,
+        devices,
+        visitors,
+        day.truth,
+        drift,
+        events,
+        day.windows,
+        day.span,
+        [e.present for e in counts],
+        [float(e.visitors_present) for e in counts],
     )
 
 
@@ -168,6 +183,7 @@ class Spec:
     linear: tuple[str, ...]  # of "devices", "visitors", "rate_devices"; none: devices x factor
     trees: bool = False
     rate_minutes: int | None = None
+    loss: str = "ls"  # the trees' loss (bench/trees.py): "ls" least squares, "lad" absolute deviation
 
     def x(self, row: Mapping[str, float]) -> tuple[float, float, float]:
         """The count model's inputs (sensor/estimate/count_model.py FEATURES) from a window's row."""
@@ -180,10 +196,11 @@ MODELS: dict[str, Spec] = {
     "devices": Spec(()),
     "v1": Spec(DV),  # the version-1 model: the linear blend of devices and open visits
     **{f"rates@{m}": Spec((*DV, "rate_devices"), rate_minutes=m) for m in RATE_MINUTES},
-    "trees": Spec(DV, trees=True),
+    "trees": Spec(DV, trees=True),  # versions 2 and 3 (they differ in the bound on the trees)
     **{f"trees+rates@{m}": Spec(DV, trees=True, rate_minutes=m) for m in (5, 30)},
+    "v4": Spec(DV, trees=True, loss="lad"),  # version 4: the same trees, boosted on absolute error
 }
-SHIPPED_MODEL = "trees"
+SHIPPED_MODEL = "v4"
 BLEND_FROM = 2.0
 
 
@@ -265,7 +282,7 @@ def fit_one(variant: str, runs: Sequence[DayRun], spec: Spec) -> tuple[Fitted, l
     if spec.trees:
         xs = [x for x, _ in fit_rows]
         start = [model.people(f, *x) for x in xs]
-        model = replace(model, trees=boost(xs, [y for _, y in fit_rows], start))
+        model = replace(model, trees=boost(xs, [y for _, y in fit_rows], start, spec.loss))
     return Fitted(variant, f, spec, model, tables), rows
 
 
@@ -318,8 +335,11 @@ class Scored:
 
 
 def cross_validate(
-    runs: dict[str, list[DayRun]], floor: float, spec: Spec = MODELS["v1"]
+    runs: dict[str, list[DayRun]], floor: float, spec: Spec = MODELS["v1"], per_event: bool = False
 ) -> tuple[list[Scored], dict[str, Fitted]]:
+    """Every month held out in turn. A window's estimate is the model on the window's mean inputs
+    (as it is fitted); `per_event`: the window's mean of the model on every count event, which is
+    what the sensor publishes (for models without scan rates)."""
     months = sorted({r.month for r in next(iter(runs.values()))})
     scored: list[Scored] = []
     fits = {}
@@ -328,9 +348,19 @@ def cross_validate(
         f = fits[month] = fit(train, spec)
         held = [r for r in runs[f.variant] if r.month == month]
         names = [r.name for r in held for _ in r.truth]
-        for name, (row, y, kind) in zip(names, _rows(held, f.tables), strict=True):
-            est = f.estimate(row)
+        ests = [e for r in held for e in _per_event(f, r)] if per_event else None
+        for i, (name, (row, y, kind)) in enumerate(zip(names, _rows(held, f.tables), strict=True)):
+            est = ests[i] if ests is not None else f.estimate(row)
             low = max(min(est * f.low, est - floor), 0.0)
             high = max(est * f.high, est + floor)
             scored.append(Scored(month, name, kind, est, low, high, y))
     return scored, fits
+
+
+def _per_event(f: Fitted, r: DayRun) -> list[float]:
+    """Per window of `r`, the time-weighted mean of the model's estimate on each count event."""
+    if f.spec.rate_minutes:
+        raise ValueError("per-event scoring of a model that reads scan rates is not built")
+    people = [f.model.people(f.factor, d, v) for d, v in zip(r.event_devices, r.event_visitors, strict=True)]
+    spans = [(a, b) for a, b, _ in r.events[RATE_MINUTES[0]]]
+    return window_means([(a, b, p) for (a, b), p in zip(spans, people, strict=True)], r.windows, r.span)

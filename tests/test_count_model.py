@@ -7,13 +7,14 @@ import json
 import pytest
 
 from bench.train import LAB_SITE_FACTOR
+from bench.trees import boost, predict
 from sensor.estimate.count_model import MODEL_VERSION, CountModel, load_model, shipped_model
 from sensor.estimate.occupancy import EstimatorParams, OccupancyEstimator
 
 
-def test_the_shipped_model_is_version_3_with_its_training_command_trees_and_a_shops_site_factor() -> None:
+def test_the_shipped_model_is_version_4_with_its_training_command_trees_and_a_shops_site_factor() -> None:
     model = shipped_model()
-    assert model.version == MODEL_VERSION == 3
+    assert model.version == MODEL_VERSION == 4
     assert "python -m bench.train" in model.trained_on and "generated store seeds 1, 2" in model.trained_on
     assert model.trees and model.reference_site_factor == LAB_SITE_FACTOR  # stored at the lab's factor
     # An uncalibrated sensor counts with the factor fitted on generated shops, not the lab room's.
@@ -29,7 +30,7 @@ def test_a_model_file_round_trips_through_its_json() -> None:
 
 def test_a_version_1_file_is_refused_naming_the_file_and_both_versions() -> None:
     v1 = {"version": 1, "device_weight": 0.23, "visitor_weight": 0.35, "blend_from_people": 2.0}
-    with pytest.raises(ValueError, match=r"old\.json: count model version 1: this sensor reads version 3"):
+    with pytest.raises(ValueError, match=r"old\.json: count model version 1: this sensor reads version 4"):
         load_model(json.dumps(v1), "old.json")
 
 
@@ -90,3 +91,18 @@ def test_the_trees_move_the_blend_by_at_most_their_bound_so_an_unseen_crowd_cann
         people = shipped.people(shipped.reference_site_factor, devices, visits)
         if people >= shipped.blend_from_people:
             assert 0.75 * blend - 1e-9 <= people <= 1.25 * blend + 1e-9
+
+
+def test_trees_boosted_on_absolute_error_follow_the_typical_window_not_a_few_far_off_ones() -> None:
+    # 100 windows the blend reads 1 person low, 10 of them (a day of idle phones) 20 low: least
+    # squares moves every window by the mean (+2.9), absolute deviation by the median (+1).
+    xs = [(float(i % 7), float(i % 5), 0.0) for i in range(100)]
+    ys = [21.0 if i % 10 == 0 else 1.0 for i in range(100)]
+    start = [0.0] * 100
+
+    def bend(loss: str) -> float:
+        trees = boost(xs, ys, start, loss)
+        return sum(sum(predict(t, x) for t in trees) for x in xs) / len(xs)
+
+    assert bend("ls") == pytest.approx(3.0 * (1 - 0.9**60), abs=0.3)
+    assert bend("lad") == pytest.approx(1.0 * (1 - 0.9**60), abs=0.1)
