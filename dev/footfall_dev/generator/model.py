@@ -102,7 +102,8 @@ class StoreModel:
     device_mix: tuple[tuple[str, float], ...] = DEFAULT_MIX  # phone classes and their shares
     screen_on_share: float = 0.2  # scans made while the screen is on
     screen_on_interval_factor: float = 0.3  # scans come this much closer with the screen on
-    inside_distance_m: tuple[float, float] = (1.0, 8.0)  # visitors, redrawn each scan
+    inside_distance_m: tuple[float, float] = (1.0, 8.0)  # visitors: drawn on entering, then walked
+    inside_walk_m: float = 1.0  # s.d. of a person's move inside per minute between scans (radio.py)
     staff_distance_m: tuple[float, float] = (2.0, 12.0)
     fixed_distance_m: tuple[float, float] = (2.0, 10.0)
     street_distance_m: tuple[float, float] = (5.0, 20.0)  # passersby, off the window
