@@ -141,8 +141,7 @@ def moving_test(windows: Sequence[Window]) -> Callable[[float, float], bool]:
     starts = [w.a_ns / NS for w in windows]
     flagged = [
         any(
-            0 <= j < len(windows) and abs(windows[j].truth - w.truth) >= MOVING_PEOPLE
-            for j in (i - 1, i + 1)
+            0 <= j < len(windows) and abs(windows[j].truth - w.truth) >= MOVING_PEOPLE for j in (i - 1, i + 1)
         )
         for i, w in enumerate(windows)
     ]
@@ -163,11 +162,14 @@ def single_phones() -> Iterator[tuple[str, list[Frame]]]:
     for path in sorted((DATA / "captures").glob("baccichet_*.pcap")):
         sightings = sightings_of(sorted(read_capture(path), key=lambda r: r.ts_ns))
         name = path.stem.removeprefix("baccichet_").removesuffix("_anonymized")
-        yield name, [
-            (s.ts_ns / NS, s.channel, s.rssi_dbm, s.seq)
-            for s in sightings
-            if s.rssi_dbm is not None and s.rssi_dbm <= 0
-        ]
+        yield (
+            name,
+            [
+                (s.ts_ns / NS, s.channel, s.rssi_dbm, s.seq)
+                for s in sightings
+                if s.rssi_dbm is not None and s.rssi_dbm <= 0
+            ],
+        )
 
 
 def generated_people(
