@@ -262,7 +262,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     lab, steady, walking = Tally(), Tally(), Tally()
     for frames, moving in lab_addresses(args.quick):
         lab.add(frames)
-        steady.add(frames, lambda last, t, moving=moving: not moving(last, t))
+
+        def holding(last: float, t: float, moving: Callable[[float, float], bool] = moving) -> bool:
+            return not moving(last, t)
+
+        steady.add(frames, holding)
         walking.add(frames, moving)
     days = "14" if args.quick else "all 103"
     lab.report(f"lab, random addresses heard over several scans ({days} days)")
