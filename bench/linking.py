@@ -225,11 +225,35 @@ def visits_against_truth(model: StoreModel) -> None:
     heard = [t.index for t in day.truth.people if t.kind is Kind.VISITOR and t.heard]
     staff_only = sum(1 for v in visitors if {kind[i] for i in people_of.get(v.device, set())} == {Kind.STAFF})
     split = [i for i in heard if visits_of.get(i, 0) > 1]
+    # What became of the heard visitors with no visitor visit: a piece taken for staff (a fixed visit),
+    # else only passerby visits (pieces under min_dwell_s or never visitor-strong).
+    kinds_of: dict[str, set[str]] = {}
+    for e in sink.events:
+        if isinstance(e, VisitEvent):
+            kinds_of.setdefault(e.device, set()).add(e.kind)
+    devices_of_person: dict[int, set[str]] = {}
+    for device, people in people_of.items():
+        for i in people:
+            devices_of_person.setdefault(i, set()).add(device)
+    missing = [i for i in heard if i not in visits_of]
+    presence = SensorConfig().presence
+    # Heard too briefly for any resolver: the phone's frames at visitor_rssi or stronger span less than
+    # min_dwell_s (an idle phone heard once or twice in a short stay), whatever its addresses.
+    strong_span: dict[int, float] = {}
+    for person in day.people:
+        if person.index in set(missing) and person.device is not None:
+            strong = [e[0] for e in device_emissions(model, person) if e[4] >= presence.visitor_rssi]
+            strong_span[person.index] = strong[-1] - strong[0] if strong else 0.0
+    short = sum(1 for span in strong_span.values() if span < presence.min_dwell_s)
+    as_staff = sum(
+        1 for i in missing if any("fixed" in kinds_of.get(d, set()) for d in devices_of_person.get(i, ()))
+    )
     print(
         f"  seed {model.seed}: {len(visitors)} visitor visits for {len(heard)} visitors heard; "
         f"{staff_only} of the staff phone alone; {len(split)} visitors split "
         f"({sum(visits_of[i] - 1 for i in split)} extra visits); "
-        f"{sum(1 for i in heard if i not in visits_of)} heard visitors with no visitor visit; "
+        f"{len(missing)} heard visitors with no visitor visit ({as_staff} with a piece taken for staff, "
+        f"{len(missing) - as_staff} only in passerby visits; {short} of them heard at visitor_rssi for less than min_dwell_s); "
         f"{sum(1 for v in visitors if len(people_of.get(v.device, set())) > 1)} visits of two or more people"
     )
 
