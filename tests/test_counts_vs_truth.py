@@ -84,7 +84,8 @@ def test_randomizing_phones_still_give_the_demo_days_median_dwell(
 ) -> None:
     """The demo day (most phones change address every scan or every few minutes, and sleep 5-20
     minutes at times): each visitor visit adds the unheard ends of its stay (sensor/estimate/dwell.py),
-    so the median dwell is the stay's, not only the part heard (7.6 min for 11.5 without them)."""
+    so the median dwell is the stay's, not only the part heard (11.4 min for 11.5; 7.6 without them,
+    measured before the generator's people walked)."""
     truth, visitors = demo_day
     assert statistics.median(v.dwell_s for v in visitors) == pytest.approx(
         truth["median_visitor_dwell_s"], rel=0.15
