@@ -84,25 +84,21 @@ def test_randomizing_phones_still_give_the_demo_days_median_dwell(
 ) -> None:
     """The demo day (most phones change address every scan or every few minutes, and sleep 5-20
     minutes at times): each visitor visit adds the unheard ends of its stay (sensor/estimate/dwell.py),
-    so the median dwell is the stay's, not only the part heard (7.6 min for 11.5 without them)."""
+    so the median dwell is the stay's, not only the part heard (11.4 min for 11.5; 7.6 without them,
+    measured before the generator's people walked)."""
     truth, visitors = demo_day
     assert statistics.median(v.dwell_s for v in visitors) == pytest.approx(
         truth["median_visitor_dwell_s"], rel=0.15
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="#13: on the lab-measured phone mix (53 fingerprints) the estimator reads 73 visitor visits for 60 "
-    "visitors heard: 22 of them are the randomizing staff phone alone (its 15-20 minute sleeps restart the "
-    "resident rule's 15-minute run, so it is never flagged), 8 visitors are split (9 extra visits: a scan "
-    "more than 10 dB off while other phones of the family are live, or a sleep past the link window), 15 "
-    "heard visitors have no visitor visit (split into passerby pieces shorter than min_dwell, or merged) "
-    "and 13 visits hold two or more people",
-)
 def test_randomizing_phones_still_give_the_demo_days_visitors(
     demo_day: tuple[dict[str, float], list[VisitEvent]],
 ) -> None:
-    """Device resolution keeps one visit per visitor heard."""
+    """The demo day's visitor visits come within 15 % of the visitors heard: 66 for 60. Errors that
+    cancel, not one visit per visitor (`bench/linking.py --visits --seeds 20240314`): 15 visits are the
+    randomizing staff phone alone, 8 visitors are split (13 extra visits), 20 heard visitors have no
+    visitor visit and 16 visits hold two or more people. It read 73 while the generator moved each
+    person inside to a new distance at every scan (README, "Single phones")."""
     truth, visitors = demo_day
     assert len(visitors) == pytest.approx(truth["visitors_heard"], rel=0.15)

@@ -47,7 +47,7 @@ from footfall_dev.generator.catalog import CLASSES
 from footfall_dev.generator.devices import SeqPolicy
 from footfall_dev.generator.model import StoreModel
 from footfall_dev.generator.population import Kind, Person
-from footfall_dev.generator.radio import _burst_mean_dbm, beacon_emissions
+from footfall_dev.generator.radio import _burst_mean_dbm, _Spot, beacon_emissions
 
 SUBTYPE_AUTH = 11
 _POWER_MGMT = 0x10  # frame control flags: the station is going to sleep (or off-channel)
@@ -182,10 +182,11 @@ class GuestNetwork:
         # Management, null and data frames share one counter; QoS frames count per traffic class.
         seq, qos, ap_seq = rng.randrange(4096), rng.randrange(4096), rng.randrange(4096)
         t, first, legs, leg_i = joined.start_s, True, person.legs, 0
+        spot = _Spot()  # the station walks like its probes do (radio.py)
         while t < joined.end_s:
             while legs[leg_i].t1 <= t:
                 leg_i += 1
-            mean = _burst_mean_dbm(model, legs[leg_i], t, offset, rng, here, sensor, n_sensors)
+            mean = _burst_mean_dbm(model, legs[leg_i], leg_i, spot, t, offset, rng, here, sensor, n_sensors)
             heard = rng.random() < hearing
             tt = t
             for i in range(1 if first else rng.randint(1, self.burst_frames)):

@@ -27,7 +27,7 @@ class Kind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Leg:
-    """A stretch of time spent either inside (distance redrawn each scan) or on the street.
+    """A stretch of time spent either inside (a walk between `near_m` and `far_m`, radio.py) or on the street.
 
     On the street the position along the window is x(t) = x0 + v * (t - t0), frozen for `pause_s`
     once `pause_after_s` have passed (a window shopper); the distance to the sensor is

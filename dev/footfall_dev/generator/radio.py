@@ -80,13 +80,14 @@ def device_emissions(
         if reset_seq:
             seq = rng.randrange(4096)
 
+    spot = _Spot()
     t_first, t_last = person.active_s
     t = t_first + uniform(0.0, hi)  # the scan cycle started before the device came into range
     legs, leg_i = person.legs, 0
     while t < t_last:
         while legs[leg_i].t1 <= t:
             leg_i += 1
-        mean = _burst_mean_dbm(model, legs[leg_i], t, offset, rng, here, sensor, n_sensors)
+        mean = _burst_mean_dbm(model, legs[leg_i], leg_i, spot, t, offset, rng, here, sensor, n_sensors)
         if policy is AddressPolicy.PER_BURST or (
             policy is AddressPolicy.INTERVAL and t - changed_at >= rotation
         ):
@@ -119,9 +120,30 @@ def device_emissions(
         t += max(gap, tt - t + 1.0)
 
 
+@dataclass(slots=True)
+class _Spot:
+    """Where a person inside stands at their last scan: a person walks between scans, never jumps."""
+
+    leg: int = -1  # the leg it belongs to; a new leg starts from a uniform draw
+    t: float = 0.0
+    distance_m: float = 0.0
+    angle: float = 0.0
+
+
+def _reflect(x: float, lo: float, hi: float) -> float:
+    """`x` folded back into [lo, hi], as a walker turns at the shop's walls."""
+    if hi <= lo:
+        return lo
+    span = 2.0 * (hi - lo)
+    x = (x - lo) % span
+    return lo + (span - x if x > hi - lo else x)
+
+
 def _burst_mean_dbm(
     model: StoreModel,
     leg: Leg,
+    leg_i: int,
+    spot: _Spot,
     t: float,
     offset: float,
     rng: random.Random,
@@ -133,12 +155,27 @@ def _burst_mean_dbm(
 
     Draws from `rng` in the generator's fixed order (inside: the distance, then with several sensors the
     bearing; then one shadowing draw per sensor), so the same seed gives the same capture and every
-    sensor's run draws the same numbers.
+    sensor's run draws the same numbers. Inside, the first scan of a leg places the person uniformly
+    between `near_m` and `far_m`; each later scan moves them from there by a walk of
+    `inside_walk_m` (s.d.) per minute since the last scan, turned back at the leg's bounds.
     """
     if leg.inside:
-        distance = rng.uniform(leg.near_m, leg.far_m)
+        if spot.leg != leg_i:
+            spot.leg, spot.t = leg_i, t
+            spot.distance_m = rng.uniform(leg.near_m, leg.far_m)
+            if n_sensors > 1:
+                spot.angle = rng.uniform(0.0, math.pi)
+        else:
+            step = model.inside_walk_m * math.sqrt(max(t - spot.t, 0.0) / 60.0)
+            spot.t = t
+            spot.distance_m = _reflect(spot.distance_m + rng.gauss(0.0, step), leg.near_m, leg.far_m)
+            if n_sensors > 1:  # the same walk across the bearing, at that distance
+                spot.angle = _reflect(
+                    spot.angle + rng.gauss(0.0, step) / max(spot.distance_m, 1.0), 0.0, math.pi
+                )
+        distance = spot.distance_m
         if n_sensors > 1:  # somewhere at that distance from the first sensor, into the store
-            angle = rng.uniform(0.0, math.pi)
+            angle = spot.angle
             distance = math.hypot(
                 distance * math.cos(angle) - here.along_m, distance * math.sin(angle) - here.depth_m
             )
