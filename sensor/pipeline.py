@@ -120,6 +120,9 @@ class Pipeline:
             else:
                 resolver = AddressIsDevice()
         self.resolver = resolver
+        # The common resolver by its own type: compiled, `resolve` is then a native call, not a
+        # method looked up through the protocol on every frame.
+        self._devices: DeviceResolver | None = resolver if isinstance(resolver, DeviceResolver) else None
         self.sink = sink
         self._drop_mac = drop_mac
         mode = config.privacy.mode
@@ -202,7 +205,8 @@ class Pipeline:
             probe.ie_ids,
             probe.ssid != "",
         )
-        device = self.resolver.resolve(sighting)
+        devices = self._devices
+        device = devices.resolve(sighting) if devices is not None else self.resolver.resolve(sighting)
         if self.tracker is not None:
             device = self.tracker.probe(sighting, device, probe.ssid in self._store_ssids)
         if self._consent_of_mac is not None:

@@ -20,19 +20,12 @@ HEADER_LEN: Final = 24  # management frame: fc, duration, addr1..3, seq_ctrl
 FC_PROBE_REQUEST: Final = 0x40  # first frame-control byte: version 0, type 0 (mgmt), subtype 4
 FC_FLAG_ORDER: Final = 0x80  # in a management frame: a 4-byte HT Control field follows seq_ctrl
 HT_CONTROL_LEN: Final = 4
-# The management header, as the decoder reads it in one call (sensor/decode/decoder.py is its only
-# reader: the hot loop cannot afford a function per frame, so the layout is owned here and applied
-# there). Little-endian, HEADER_LEN bytes:
-MGMT_HEADER: Final = struct.Struct(
-    "<"
-    "x"  # frame control, byte 0: version, type, subtype (read on its own first: FRAME_KIND)
-    "B"  # frame control, byte 1: flags (FC_FLAG_ORDER: an HT Control field follows)
-    "2x"  # duration
-    "6x"  # addr1, receiver
-    "6s"  # addr2, transmitter
-    "6x"  # addr3, BSSID
-    "H"  # seq_ctrl: sequence number << 4 | fragment number
-)
+# The management header, HEADER_LEN bytes: frame control (2: the first byte is version, type and subtype,
+# read on its own first: FRAME_KIND; the second the flags, FC_FLAG_ORDER), duration (2), addr1 the
+# receiver, addr2 the transmitter, addr3 the BSSID (6 each), seq_ctrl (2, little-endian: sequence
+# number << 4 | fragment number). The decoder reads its fields by these offsets (ADDR2, SEQ_CTRL below),
+# a byte at a time: compiled, each is a native read, where one struct call per frame cost more.
+FC_FLAGS = 1
 
 EID_SSID, EID_VENDOR, EID_EXTENSION = 0, 221, 255
 
@@ -155,6 +148,17 @@ FINGERPRINT_EXT: dict[int, Keep] = {
 }
 
 
+# The two tables as one code per element id (0..255), for the walk: a tuple index per element instead
+# of a dict lookup and enum comparisons (compiled, an enum member is a Python attribute load).
+_KEEP_ID: Final = 0
+_KEEP_BODY: Final = 1
+_KEEP_OUI_TYPE: Final = 2
+_CODE = {Keep.ID: _KEEP_ID, Keep.BODY: _KEEP_BODY, Keep.OUI_TYPE: _KEEP_OUI_TYPE}
+_KEEP: Final = tuple(_CODE[FINGERPRINT.get(i, Keep.ID)] for i in range(256))
+_KEEP_EXT: Final = tuple(_CODE[FINGERPRINT_EXT.get(i, Keep.ID)] for i in range(256))
+_pack_header: Final = struct.Struct(">HB").pack  # an element's id and kept length in the canonical form
+
+
 @dataclass(frozen=True, slots=True)
 class Elements:
     """What a probe request's element walk yields."""
@@ -186,23 +190,22 @@ def parse_elements(body: bytes) -> Elements:
         pos = start + length
         if pos > end:
             return _elements(ssid, ids, canon, pos - end, has_ssid=has_ssid, short_tail=False)
-        keep = FINGERPRINT.get(eid, Keep.ID)
+        keep = _KEEP[eid]
         if eid == EID_SSID and not has_ssid:
             ssid = body[start:pos].decode("utf-8", "replace")
             has_ssid = True
         elif eid == EID_EXTENSION and length:
             ext = body[start]
             eid = 255 * 256 + ext
-            keep = FINGERPRINT_EXT.get(ext, Keep.ID)
+            keep = _KEEP_EXT[ext]
             start += 1
         ids.append(eid)
-        if keep is Keep.BODY:
-            kept = body[start:pos]
-        elif keep is Keep.OUI_TYPE:
-            kept = body[start : min(start + 4, pos)]
-        else:
-            kept = b""
-        canon += struct.pack(">HB", eid, len(kept)) + kept
+        if keep == _KEEP_ID:
+            canon += _pack_header(eid, 0)
+            continue
+        kept = body[start:pos] if keep == _KEEP_BODY else body[start : min(start + 4, pos)]
+        canon += _pack_header(eid, len(kept))
+        canon += kept
     overrun = 2 - (end - pos) if pos < end else 0  # a lone byte: half an element header
     short_tail = overrun == 0 and end - last == 4
     return _elements(ssid, ids, canon, overrun, has_ssid=has_ssid, short_tail=short_tail)
