@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import pytest
@@ -235,6 +237,87 @@ def test_a_failing_store_neither_raises_nor_loses_the_batch(caplog: pytest.LogCa
     store.broken = False
     assert ingestor.flush() == 2
     assert (ingestor.stats.pending, ingestor.stats.stored, ingestor.stats.dropped) == (0, 2, 0)
+
+
+class SlowStore(SqliteStore):
+    """A real store whose commits wait until `release` is set (a database stalled on fsync or a lock)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.committing = threading.Event()
+        self.release = threading.Event()
+
+    def add(self, events: Sequence[Event]) -> int:
+        self.committing.set()
+        assert self.release.wait(10), "the test never released the commit"
+        return super().add(events)
+
+
+def test_with_a_wake_callback_a_full_batch_wakes_the_flusher_and_handle_stores_nothing() -> None:
+    woken: list[int] = []
+    clock = Clock()
+    config = IngestConfig(batch_size=2, flush_interval_s=5)
+    ingestor = Ingestor(SqliteStore(":memory:"), config, "footfall/v1", clock, wake=lambda: woken.append(1))
+    clock.now += 10
+    ingestor.handle(TOPIC, visit(T0, 60).to_json())
+    assert (woken, ingestor.full, ingestor.stats.stored) == ([], False, 0)  # due, but left to the flusher
+    ingestor.handle(TOPIC, visit(T0 + timedelta(minutes=1), 60).to_json())
+    assert (woken, ingestor.full, ingestor.stats.stored) == ([1], True, 0)
+    assert ingestor.flush() == 2
+
+
+def test_intake_goes_on_during_a_slow_commit_and_acknowledgements_leave_in_arrival_order() -> None:
+    store = SlowStore(":memory:")
+    ingestor = Ingestor(store, IngestConfig(batch_size=1000), "footfall/v1", wake=lambda: None)
+    acked: list[int] = []
+    for n in range(2):
+        ingestor.handle(TOPIC, visit(T0 + timedelta(minutes=n), 60).to_json(), partial(acked.append, n))
+    flusher = threading.Thread(target=ingestor.flush)
+    flusher.start()
+    assert store.committing.wait(10)
+    # The commit is stuck: intake must not wait for it (it used to hold the lock handle needs).
+    intake = threading.Thread(
+        target=lambda: (
+            [
+                ingestor.handle(
+                    TOPIC, visit(T0 + timedelta(minutes=n), 60).to_json(), partial(acked.append, n)
+                )
+                for n in range(2, 4)
+            ]
+            + [ingestor.handle(TOPIC, b"not json", partial(acked.append, 4))]
+        )
+    )
+    intake.start()
+    intake.join(5)
+    assert not intake.is_alive(), "handle waited for the commit"
+    assert (ingestor.stats.pending, ingestor.stats.received, acked) == (4, 5, [])
+    store.release.set()
+    flusher.join(10)
+    assert acked == [0, 1]  # what arrived during the commit waits for the next flush
+    assert ingestor.flush() == 2
+    assert acked == [0, 1, 2, 3, 4]
+    stats = ingestor.stats
+    assert (stats.stored, stats.pending, stats.duplicates, stats.rejected) == (4, 0, 0, {"not_json": 1})
+
+
+def test_a_batch_left_to_retry_goes_back_before_what_arrived_during_its_commit() -> None:
+    store = FailingStore(":memory:")
+    ingestor = Ingestor(store, IngestConfig(batch_size=1000), "footfall/v1", wake=lambda: None)
+    acked: list[int] = []
+    ingestor.handle(TOPIC, visit(T0, 60).to_json(), partial(acked.append, 0))
+    add = store.add
+
+    def fail_after_a_late_arrival(events: Sequence[Event]) -> int:
+        ingestor.handle(TOPIC, visit(T0 + timedelta(minutes=1), 60).to_json(), partial(acked.append, 1))
+        return add(events)
+
+    store.add = fail_after_a_late_arrival  # type: ignore[method-assign]
+    assert ingestor.flush() == 0
+    assert (acked, ingestor.stats.pending, ingestor.stats.store_errors) == ([], 2, 1)
+    store.add, store.broken = add, False  # type: ignore[method-assign]
+    assert ingestor.flush() == 2
+    assert acked == [0, 1]
+    assert len(store.visits("paris-01", T0, T0 + timedelta(hours=1))) == 2
 
 
 def test_a_json_line_gets_the_topic_its_own_store_sensor_and_kind_imply() -> None:

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,6 +19,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from collector.config import CollectorConfig
 from collector.ingest.service import Collector
 from collector.storage.sqlite import SqliteStore
+from footfall.events import Event
 from tests.conftest import REPO, Broker
 from tests.test_report import count, status, visit
 
@@ -104,6 +105,45 @@ def test_valid_events_are_stored_bad_ones_counted_and_the_service_keeps_running(
     assert store.rejections() == {"not_json": 1, "topic_mismatch": 1, "wrong_schema": 1, "oversized": 1}
     assert len(store.dead_letters()) == 4
     store.close()
+
+
+class StalledStore(SqliteStore):
+    """A real store whose commits wait until `release` is set (PostgreSQL stuck on fsync, a locked file)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.committing = threading.Event()
+        self.release = threading.Event()
+
+    def add(self, events: Sequence[Event]) -> int:
+        self.committing.set()
+        self.release.wait(20)
+        return super().add(events)
+
+
+def test_a_stalled_database_never_stalls_the_mqtt_network_thread(
+    broker: Broker, publisher: Callable[[str, bytes], None], tmp_path: Path
+) -> None:
+    store = StalledStore(tmp_path / "f.db")
+    collector = Collector(config(broker, tmp_path / "f.db", batch_size=2), store=store)
+    serve(collector)
+    try:
+        for n in range(2):  # a full batch: its commit hangs
+            publisher(topic("visit"), visit(T0, 60, device=f"d{n}").to_json())
+        assert store.committing.wait(10)
+        # Were the commit on the network thread, these would not even reach the handler until released.
+        for n in range(2, 5):
+            publisher(topic("visit"), visit(T0, 60, device=f"d{n}").to_json())
+        wait_for(lambda: collector.stats.received == 5, "5 messages taken in during the stalled commit")
+        assert collector.stats.stored == 0
+        store.release.set()
+        wait_for(lambda: collector.stats.stored == 5, "all 5 stored once released")
+    finally:
+        store.release.set()
+        stats = collector.stop()
+        store.close()
+    assert (stats.stored, stats.duplicates, stats.pending) == (5, 0, 0)
+    assert stored_visits(tmp_path / "f.db") == sorted(visit(T0, 1, device=f"d{n}").device for n in range(5))
 
 
 def test_the_same_events_published_twice_are_stored_once(

@@ -7,6 +7,13 @@ A rejection is counted, sampled into the store's dead-letter table and logged (r
 `handle` never raises, so one bad sensor cannot stop the collector. Accepted events are batched and
 stored by size or by time; a re-sent event (same event_id) is counted as a duplicate, not stored again.
 
+Storing never holds up intake: `flush` takes the batch out under the intake lock and commits it
+outside that lock (a second lock keeps flushes one at a time, so acknowledgements leave in arrival
+order), so `handle` waits for a list append, never for the database. Given `wake`, `handle` stores
+nothing itself: a full batch calls `wake` for the thread that flushes (collector/ingest/service.py), so
+the MQTT network thread never commits; without it (the CLI's import, tests) `handle` flushes a full or
+due batch itself, as before.
+
 Each payload may come with an `ack` callback (the MQTT acknowledgement). It is called, in arrival
 order, only once the payload's outcome is durable: the batch holding the event is committed (a
 rejection counts once the flush that records it has run). A collector killed before that never
@@ -96,8 +103,12 @@ class Ingestor:
         *,
         on_stored: Callable[[Sequence[Event]], object] | None = None,
         on_settled: Callable[[Sequence[Settled]], object] | None = None,
+        wake: Callable[[], object] | None = None,
     ) -> None:
-        """`on_settled` gets, after each flush, the (store, sensor, event_id) made durable (collector/ingest/acks.py)."""
+        """`on_settled` gets, after each flush, the (store, sensor, event_id) made durable (collector/ingest/acks.py).
+
+        `wake`: called (instead of flushing) when a batch fills; the caller's thread then flushes.
+        """
         self._store = store
         self._on_stored = on_stored
         self._on_settled = on_settled
@@ -105,8 +116,11 @@ class Ingestor:
         self._config = config
         self._prefix = prefix.split("/")
         self._clock = clock
-        self._lock = threading.RLock()
+        self._wake = wake
+        self._lock = threading.RLock()  # intake state: held for appends and swaps, never for a commit
+        self._flush_lock = threading.Lock()  # one flush at a time: acknowledgements in arrival order
         self._batch: list[Event] = []
+        self._storing = 0  # events of the batch being committed (out of _batch, still pending)
         self._acks: list[Callable[[], object]] = []  # of the payloads handled since the last good flush
         self._letters: list[DeadLetter] = []
         self._new_rejections: Counter[str] = Counter()
@@ -142,7 +156,10 @@ class Ingestor:
             if self._on_settled is not None:
                 self._settled.append((event.store, event.sensor, event.event_id))
             full = len(self._batch) >= self._config.batch_size
-        if full:
+        if self._wake is not None:
+            if full:
+                self._wake()
+        elif full:
             self.flush()
         else:
             self.flush_if_due()
@@ -248,36 +265,62 @@ class Ingestor:
         )
 
     # -- output -------------------------------------------------------------------------------------------
+    @property
+    def full(self) -> bool:
+        """The batch holds `batch_size` events or more: flush now."""
+        with self._lock:
+            return len(self._batch) >= self._config.batch_size
+
+    def due_in(self) -> float:
+        """Seconds until the flush interval is up (<= 0: due now)."""
+        return self._last_flush + self._config.flush_interval_s - self._clock()
+
     def flush_if_due(self) -> int:
-        if self._clock() - self._last_flush >= self._config.flush_interval_s:
+        if self.due_in() <= 0:
             return self.flush()
         return 0
 
     def flush(self) -> int:
-        """Store the batch and the rejection sample now; returns how many events were new."""
-        with self._lock:
-            self._last_flush = self._clock()
+        """Store the batch and the rejection sample now; returns how many events were new.
+
+        The batch, its acknowledgements and store acknowledgements are swapped out under the intake
+        lock and committed outside it; what arrives meanwhile waits for the next flush. A batch left
+        to retry goes back in front of what arrived, with its acknowledgements, so the order holds.
+        """
+        with self._flush_lock:
+            with self._lock:
+                self._last_flush = self._clock()
+                batch, self._batch = self._batch, []
+                acks, self._acks = self._acks, []
+                settled, self._settled = self._settled, []
+                self._storing = len(batch)
             inserted = 0
-            if self._batch:
-                batch = self._batch
-                result = store_isolating(self._store.add, batch)
-                done, self._batch = batch[: result.done], batch[result.done :]
-                inserted = result.inserted
-                self._stored += inserted
-                self._hand_on(self._settle(done, result.refused, inserted))
-                if result.error is not None:
-                    self._store_failed(result.error, len(self._batch))
-                    return inserted
+            try:
+                if batch:
+                    result = store_isolating(self._store.add, batch)
+                    inserted = result.inserted
+                    with self._lock:
+                        self._stored += inserted
+                    self._hand_on(self._settle(batch[: result.done], result.refused, inserted))
+                    if result.error is not None:
+                        with self._lock:
+                            self._batch[:0] = batch[result.done :]
+                            self._acks[:0] = acks
+                            self._settled[:0] = settled
+                            self._storing = 0
+                            self._store_failed(result.error, len(self._batch))
+                        return inserted
+            finally:
+                with self._lock:
+                    self._storing = 0
             self._record_letters()
-            # Everything handled so far is stored: acknowledge it, still under the lock so that
-            # acknowledgements leave in arrival order even when two threads flush.
-            acks, self._acks = self._acks, []
+            # Everything handled before this flush began is stored: acknowledge it (in arrival order:
+            # flushes run one at a time).
             for ack in acks:
                 try:
                     ack()
                 except Exception:  # one failed acknowledgement must not withhold the others
                     log.exception("acknowledging a stored message failed")
-            settled, self._settled = self._settled, []
             if settled and self._on_settled is not None:
                 try:
                     self._on_settled(settled)
@@ -313,7 +356,8 @@ class Ingestor:
             repeats -= len(conflicts)
             clashing = {id(c.event) for c in conflicts}
             kept = [e for e in kept if id(e) not in clashing]
-        self._duplicates += max(repeats, 0)
+        with self._lock:
+            self._duplicates += max(repeats, 0)
         return kept
 
     def _reject_event(self, event: Event, reason: Reason, detail: str) -> None:
@@ -325,14 +369,19 @@ class Ingestor:
         self._reject(topic, event.to_json(), reason, detail, claim=False)  # settled when accepted
 
     def _record_letters(self) -> None:
-        if not self._new_rejections:
-            return
+        with self._lock:
+            if not self._new_rejections:
+                return
+            letters, self._letters = self._letters, []
+            counts, self._new_rejections = self._new_rejections, Counter()
         try:
-            self._store.dead_letter(self._letters, self._new_rejections, self._config.dead_letter_keep)
+            self._store.dead_letter(letters, counts, self._config.dead_letter_keep)
         except StoreError as exc:
             log.error("cannot record rejected payloads: %s", exc)
-        else:
-            self._letters, self._new_rejections = [], Counter()
+            with self._lock:  # kept for the next flush, before what was rejected meanwhile
+                self._letters[:0] = letters
+                del self._letters[: -self._config.dead_letter_keep or len(self._letters)]
+                self._new_rejections.update(counts)
 
     def _hand_on(self, batch: Sequence[Event]) -> None:
         # Before the acknowledgements: a stored batch reaches `on_stored` (the real-time triggers) even
@@ -364,7 +413,7 @@ class Ingestor:
                 stored=self._stored,
                 duplicates=self._duplicates,
                 rejected=dict(self._rejected),
-                pending=len(self._batch),
+                pending=len(self._batch) + self._storing,
                 store_errors=self._store_errors,
                 dropped=self._dropped,
             )

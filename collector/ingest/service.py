@@ -110,6 +110,9 @@ class Collector:
         # which of their events are stored (footfall/acks.py).
         on_stored = None if self.triggers is None else self.triggers.handle
         self.store_acks = AckPublisher(self._client.publish, config.mqtt.topic_prefix)
+        # Storing runs on its own thread (_store_loop), woken by a full batch: the MQTT network thread
+        # only checks and queues, so a slow commit never holds up intake, PUBACKs or keepalives.
+        self._full = threading.Event()
         self.ingestor = Ingestor(
             self._store,
             config.ingest,
@@ -117,10 +120,12 @@ class Collector:
             clock,
             on_stored=on_stored,
             on_settled=self.store_acks,
+            wake=self._full.set,
         )
         self._monotonic = monotonic
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
+        self._storer: threading.Thread | None = None
         self._draining = False  # stopping: leave new messages to the broker's session
         self._last_message = self._monotonic()
         self._clock = clock
@@ -161,7 +166,9 @@ class Collector:
                 self._webhook.stop()
             raise
         self._last_message = self._monotonic()
-        self._ticker = threading.Thread(target=self._tick, name="collector-flush", daemon=True)
+        self._storer = threading.Thread(target=self._store_loop, name="collector-store", daemon=True)
+        self._storer.start()
+        self._ticker = threading.Thread(target=self._tick, name="collector-tick", daemon=True)
         self._ticker.start()
         log.info(
             "collecting %s (session expiry %d s, client id %r) into %s",
@@ -186,9 +193,11 @@ class Collector:
         """Stop taking messages, store and acknowledge the batch, then disconnect and close; idempotent."""
         self._draining = True
         self._stop.set()
-        if self._ticker is not None:
-            self._ticker.join()
-            self._ticker = None
+        self._full.set()  # the storing thread's wait ends now
+        for thread in (self._ticker, self._storer):
+            if thread is not None:
+                thread.join()
+        self._ticker = self._storer = None
         self.ingestor.flush()  # the acknowledgements go out before the DISCONNECT that close() sends
         self._client.close()
         if self._webhook is not None:
@@ -221,6 +230,22 @@ class Collector:
         self.messages += 1
         self.ingestor.handle(message.topic, message.payload, partial(self._client.ack, message))
 
+    def _store_loop(self) -> None:
+        """The one thread that commits while running: a full batch at once, else when the interval is up.
+
+        Apart from the maintenance of `_tick` (retention may take minutes), so storing never waits for it.
+        """
+        ingestor = self.ingestor
+        while not self._stop.is_set():
+            self._full.wait(min(max(ingestor.due_in(), 0.01), 1.0))
+            self._full.clear()  # before the check: a batch that fills after it sets the event again
+            if self._stop.is_set():
+                return  # stop() flushes what is left, after the threads are joined
+            if ingestor.full:
+                ingestor.flush()
+            else:
+                ingestor.flush_if_due()
+
     def _tick(self) -> None:
         period = min(max(self.config.ingest.flush_interval_s / 2, 0.05), 1.0)
         started = self._monotonic()
@@ -228,7 +253,6 @@ class Collector:
         next_privacy, next_stores = started + PRIVACY_POLL_S, started + STORES_POLL_S
         next_retention = started + FIRST_RETENTION_S
         while not self._stop.wait(period):
-            self.ingestor.flush_if_due()
             now = self._monotonic()
             if now >= next_log:
                 next_log += self.config.ingest.stats_log_interval_s

@@ -33,12 +33,14 @@ from typing import Any, Final, NamedTuple
 from sensor.decode import dot11, prism, radiotap
 from sensor.decode.connected import StationParser
 from sensor.decode.dot11 import (
+    ADDR2,
     FC_FLAG_ORDER,
+    FC_FLAGS,
     FC_PROBE_REQUEST,
     FRAME_KIND,
     HEADER_LEN,
     HT_CONTROL_LEN,
-    MGMT_HEADER,
+    SEQ_CTRL,
     STATION_KINDS,
 )
 from sensor.decode.errors import DecodeError, Malformed, Truncated
@@ -49,11 +51,7 @@ LINKTYPE_IEEE802_11: Final = 105
 LINKTYPE_PRISM: Final = 119
 LINKTYPE_RADIOTAP: Final = 127
 
-_U64: Final = struct.Struct("<Q")  # radiotap version, pad, length and first present word, as one key
 _U32: Final = struct.Struct("<I")
-# bound once: the hot loop uses them
-_unpack_u64: Final = _U64.unpack_from
-_unpack_mgmt: Final = MGMT_HEADER.unpack_from
 _FCS_LEN: Final = 4
 _FCS_FLAGS: Final = radiotap.FLAG_FCS_AT_END | radiotap.FLAG_BAD_FCS
 # why an element walk is suspicious (Final: mypyc inlines them)
@@ -122,7 +120,8 @@ class FrameDecoder:
             if linktype == LINKTYPE_RADIOTAP:
                 if end < 8:
                     raise Truncated("radiotap_truncated", 8, end)
-                radio = self._radios.get(_unpack_u64(data)[0])
+                # A version other than 0 is never cached: radiotap.layout raises on it (slow path).
+                radio = self._radios.get(_radio_key(data)) if data[0] == 0 else None
                 if radio is None:
                     radio = self._radio(data, None)
                 off, unpack, fcs_known, ext_end = radio
@@ -165,9 +164,11 @@ class FrameDecoder:
                 return None
             if end - off < HEADER_LEN:
                 raise Truncated("dot11_truncated", HEADER_LEN, end - off)
-            fc_flags, transmitter, seq_ctrl = _unpack_mgmt(data, off)
+            # Byte by byte, not one struct call: compiled, these are native reads (see dot11.HEADER_LEN).
+            transmitter = data[off + ADDR2 : off + ADDR2 + 6]
+            seq_ctrl = data[off + SEQ_CTRL] | data[off + SEQ_CTRL + 1] << 8
             body = off + HEADER_LEN
-            if fc_flags & FC_FLAG_ORDER:  # +HTC: an HT Control field precedes the body
+            if data[off + FC_FLAGS] & FC_FLAG_ORDER:  # +HTC: an HT Control field precedes the body
                 body += HT_CONTROL_LEN
                 if end < body:
                     raise Truncated("dot11_truncated", HEADER_LEN + HT_CONTROL_LEN, end - off)
@@ -212,9 +213,9 @@ class FrameDecoder:
             self._radios.clear()
             self._ext_radios.clear()
         if chain_end == 8:
-            self._radios[_U64.unpack_from(data)[0]] = radio
+            self._radios[_radio_key(data)] = radio
         else:
-            self._radios[_U64.unpack_from(data)[0]] = _Radio(lay.length, lay.unpack, lay.has_flags, chain_end)
+            self._radios[_radio_key(data)] = _Radio(lay.length, lay.unpack, lay.has_flags, chain_end)
             self._ext_radios[data[8:chain_end]] = radio
         return radio
 
@@ -268,6 +269,17 @@ class FrameDecoder:
             _bump(self.stats.anomalies, "ie_truncated")
             return walked
         raise Truncated("ie_truncated", len(blob) + elements.overrun, len(blob))
+
+
+def _radio_key(data: bytes) -> int:
+    """The radiotap header's pad, length and first present word as one int (the version is 0).
+
+    Native byte reads compiled, and under 2**56, so the compiled build keeps it an unboxed int until
+    the dict lookup; the caller checks that the header has 8 bytes.
+    """
+    return (
+        data[1] | data[2] << 8 | data[3] << 16 | data[4] << 24 | data[5] << 32 | data[6] << 40 | data[7] << 48
+    )
 
 
 def _bump(counter: dict[str, int], key: str) -> None:

@@ -20,27 +20,28 @@ HEADER_LEN: Final = 24  # management frame: fc, duration, addr1..3, seq_ctrl
 FC_PROBE_REQUEST: Final = 0x40  # first frame-control byte: version 0, type 0 (mgmt), subtype 4
 FC_FLAG_ORDER: Final = 0x80  # in a management frame: a 4-byte HT Control field follows seq_ctrl
 HT_CONTROL_LEN: Final = 4
-# The management header, as the decoder reads it in one call (sensor/decode/decoder.py is its only
-# reader: the hot loop cannot afford a function per frame, so the layout is owned here and applied
-# there). Little-endian, HEADER_LEN bytes:
-MGMT_HEADER: Final = struct.Struct(
-    "<"
-    "x"  # frame control, byte 0: version, type, subtype (read on its own first: FRAME_KIND)
-    "B"  # frame control, byte 1: flags (FC_FLAG_ORDER: an HT Control field follows)
-    "2x"  # duration
-    "6x"  # addr1, receiver
-    "6s"  # addr2, transmitter
-    "6x"  # addr3, BSSID
-    "H"  # seq_ctrl: sequence number << 4 | fragment number
-)
+# The management header, HEADER_LEN bytes: frame control (2: the first byte is version, type and subtype,
+# read on its own first: FRAME_KIND; the second the flags, FC_FLAG_ORDER), duration (2), addr1 the
+# receiver, addr2 the transmitter, addr3 the BSSID (6 each), seq_ctrl (2, little-endian: sequence
+# number << 4 | fragment number). The decoder reads its fields by these offsets (ADDR2, SEQ_CTRL below),
+# a byte at a time: compiled, each is a native read, where one struct call per frame cost more.
+FC_FLAGS: Final = 1
 
-EID_SSID, EID_VENDOR, EID_EXTENSION = 0, 221, 255
+# Final, one to a line: compiled, a Final int is a constant in the code; a plain module global is a
+# dict lookup at each use, per frame and per element.
+EID_SSID: Final = 0
+EID_VENDOR: Final = 221
+EID_EXTENSION: Final = 255
 
 # Offsets in the MAC header shared by every frame a station exchanges with its access point (issue #14):
 # frame control (2), duration or AID (2), addr1, addr2, then for all but PS-Poll addr3 and seq_ctrl.
-ADDR1, ADDR2, ADDR3, SEQ_CTRL = 4, 10, 16, 22
+ADDR1: Final = 4
+ADDR2: Final = 10
+ADDR3: Final = 16
+SEQ_CTRL: Final = 22
 DS_BITS: Final = 0x03  # in frame-control byte 1: ToDS (1) and FromDS (2)
-TO_DS, FROM_DS = 0x01, 0x02
+TO_DS: Final = 0x01
+FROM_DS: Final = 0x02
 
 
 class Link(NamedTuple):
@@ -155,18 +156,46 @@ FINGERPRINT_EXT: dict[int, Keep] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Elements:
-    """What a probe request's element walk yields."""
+# The two tables as one code per element id (0..255), for the walk: a tuple index per element instead
+# of a dict lookup and enum comparisons (compiled, an enum member is a Python attribute load).
+_KEEP_ID: Final = 0
+_KEEP_BODY: Final = 1
+_KEEP_OUI_TYPE: Final = 2
+_CODE = {Keep.ID: _KEEP_ID, Keep.BODY: _KEEP_BODY, Keep.OUI_TYPE: _KEEP_OUI_TYPE}
+_KEEP: Final = tuple(_CODE[FINGERPRINT.get(i, Keep.ID)] for i in range(256))
+_KEEP_EXT: Final = tuple(_CODE[FINGERPRINT_EXT.get(i, Keep.ID)] for i in range(256))
+_pack_header: Final = struct.Struct(">HB").pack  # an element's id and kept length in the canonical form
 
-    ssid: str
-    ids: tuple[int, ...]  # in frame order; extension elements as 255 * 256 + extension id
-    fingerprint: str
-    overrun: int  # bytes the last element lacks; 0 when the walk ended exactly at the end
-    has_ssid: bool  # an SSID element was read whole
+
+@dataclass(slots=True, init=False, unsafe_hash=True)
+class Elements:
+    """What a probe request's element walk yields (immutable: see sensor/decode/frames.py on why it is
+    not a frozen dataclass; made once per new frame body, ~9 k instructions frozen compiled)."""
+
+    ssid: Final[str]
+    ids: Final[tuple[int, ...]]  # in frame order; extension elements as 255 * 256 + extension id
+    fingerprint: Final[str]
+    overrun: Final[int]  # bytes the last element lacks; 0 when the walk ended exactly at the end
+    has_ssid: Final[bool]  # an SSID element was read whole
     # The last element is exactly 4 bytes (id, len 2, 2 bytes): what an FCS the radio header did not
     # announce can look like, so the decoder checks the CRC before trusting it.
-    short_tail: bool
+    short_tail: Final[bool]
+
+    def __init__(
+        self,
+        ssid: str,
+        ids: tuple[int, ...],
+        fingerprint: str,
+        overrun: int,
+        has_ssid: bool,
+        short_tail: bool,
+    ) -> None:
+        self.ssid = ssid
+        self.ids = ids
+        self.fingerprint = fingerprint
+        self.overrun = overrun
+        self.has_ssid = has_ssid
+        self.short_tail = short_tail
 
 
 def parse_elements(body: bytes) -> Elements:
@@ -175,6 +204,7 @@ def parse_elements(body: bytes) -> Elements:
     Stops at the first element that runs past the end (`overrun` then says by how much) and keeps
     what came before it; deciding what to do with such a frame is the decoder's business.
     """
+    keep_of, keep_ext, pack_header = _KEEP, _KEEP_EXT, _pack_header  # module globals: looked up once
     ids: list[int] = []
     canon = bytearray()
     ssid = ""
@@ -186,23 +216,22 @@ def parse_elements(body: bytes) -> Elements:
         pos = start + length
         if pos > end:
             return _elements(ssid, ids, canon, pos - end, has_ssid=has_ssid, short_tail=False)
-        keep = FINGERPRINT.get(eid, Keep.ID)
+        keep = keep_of[eid]
         if eid == EID_SSID and not has_ssid:
             ssid = body[start:pos].decode("utf-8", "replace")
             has_ssid = True
         elif eid == EID_EXTENSION and length:
             ext = body[start]
             eid = 255 * 256 + ext
-            keep = FINGERPRINT_EXT.get(ext, Keep.ID)
+            keep = keep_ext[ext]
             start += 1
         ids.append(eid)
-        if keep is Keep.BODY:
-            kept = body[start:pos]
-        elif keep is Keep.OUI_TYPE:
-            kept = body[start : min(start + 4, pos)]
-        else:
-            kept = b""
-        canon += struct.pack(">HB", eid, len(kept)) + kept
+        if keep == _KEEP_ID:
+            canon += pack_header(eid, 0)
+            continue
+        kept = body[start:pos] if keep == _KEEP_BODY else body[start : min(start + 4, pos)]
+        canon += pack_header(eid, len(kept))
+        canon += kept
     overrun = 2 - (end - pos) if pos < end else 0  # a lone byte: half an element header
     short_tail = overrun == 0 and end - last == 4
     return _elements(ssid, ids, canon, overrun, has_ssid=has_ssid, short_tail=short_tail)

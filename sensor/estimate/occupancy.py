@@ -118,7 +118,8 @@ class OccupancyEstimator:
         self._is_fixed = is_fixed
         self._hold_ns = int(p.holdover_s * NS)
         self.scale = SignalScale(p.scale)
-        self._scale_add = self.scale.add if p.scale.enabled else None
+        # The scale itself, not its bound `add`: compiled, a call through a typed attribute is native.
+        self._scale_on: SignalScale | None = self.scale if p.scale.enabled else None
         self._inside = p.inside_rssi_dbm
         self._retain_ns = int(retain_s * NS)
         self._global_weight = p.global_weight
@@ -143,8 +144,9 @@ class OccupancyEstimator:
         ts = s.ts_ns
         if ts >= self._next_prune_ns:
             self._prune(ts)
-        if rssi is not None and s.randomized and self._scale_add is not None:
-            self._scale_add(ts, rssi)
+        scale = self._scale_on
+        if rssi is not None and scale is not None and s.randomized:
+            scale.add(ts, rssi)
         if rssi is not None and rssi < self._inside:
             if rssi < self._exit:
                 seg = self._open.get(device)

@@ -15,6 +15,11 @@ from hashlib import sha256
 from typing import Any, Final, Protocol
 
 _BLOCK: Final = 64  # SHA-256's block size: HMAC pads (or first hashes) its key to this
+# The cached epoch bounds are kept within +-2**62 ns (1824..2116): compiled, an int in that range is
+# unboxed, so the per-frame epoch check is two machine comparisons; FixedSalt's "all time" (+-2**63)
+# made it two comparisons of Python ints (~300 instructions each). A frame beyond (none in int64 ns
+# captures of this era) looks its epoch up again, which is slower, never wrong.
+_BOUND: Final = 2**62 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +127,7 @@ class Pseudonymizer:
         self._epoch = epoch
         self._keyed = _keyed_states(epoch.salt)
         self.epoch = epoch.id
-        self._start_ns, self._end_ns = epoch.start_ns, epoch.end_ns
+        self._start_ns, self._end_ns = max(epoch.start_ns, -_BOUND), min(epoch.end_ns, _BOUND)
 
 
 def _keyed_states(salt: bytes | bytearray) -> tuple[Any, Any] | None:
