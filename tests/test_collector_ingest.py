@@ -8,6 +8,7 @@ import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -239,17 +240,18 @@ def test_a_failing_store_neither_raises_nor_loses_the_batch(caplog: pytest.LogCa
     assert (ingestor.stats.pending, ingestor.stats.stored, ingestor.stats.dropped) == (0, 2, 0)
 
 
-class SlowStore(SqliteStore):
-    """A real store whose commits wait until `release` is set (a database stalled on fsync or a lock)."""
+class StalledStore(SqliteStore):
+    """A real store whose commits wait until `release` is set (a database stuck on fsync or a lock)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str | Path, patience_s: float = 10.0) -> None:
         super().__init__(path)
+        self.patience_s = patience_s
         self.committing = threading.Event()
         self.release = threading.Event()
 
     def add(self, events: Sequence[Event]) -> int:
         self.committing.set()
-        assert self.release.wait(10), "the test never released the commit"
+        assert self.release.wait(self.patience_s), "the test never released the commit"
         return super().add(events)
 
 
@@ -267,7 +269,7 @@ def test_with_a_wake_callback_a_full_batch_wakes_the_flusher_and_handle_stores_n
 
 
 def test_intake_goes_on_during_a_slow_commit_and_acknowledgements_leave_in_arrival_order() -> None:
-    store = SlowStore(":memory:")
+    store = StalledStore(":memory:")
     ingestor = Ingestor(store, IngestConfig(batch_size=1000), "footfall/v1", wake=lambda: None)
     acked: list[int] = []
     for n in range(2):

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,8 +19,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from collector.config import CollectorConfig
 from collector.ingest.service import Collector
 from collector.storage.sqlite import SqliteStore
-from footfall.events import Event
 from tests.conftest import REPO, Broker
+from tests.test_collector_ingest import StalledStore
 from tests.test_report import count, status, visit
 
 pytestmark = pytest.mark.mqtt
@@ -107,24 +107,10 @@ def test_valid_events_are_stored_bad_ones_counted_and_the_service_keeps_running(
     store.close()
 
 
-class StalledStore(SqliteStore):
-    """A real store whose commits wait until `release` is set (PostgreSQL stuck on fsync, a locked file)."""
-
-    def __init__(self, path: Path) -> None:
-        super().__init__(path)
-        self.committing = threading.Event()
-        self.release = threading.Event()
-
-    def add(self, events: Sequence[Event]) -> int:
-        self.committing.set()
-        self.release.wait(20)
-        return super().add(events)
-
-
 def test_a_stalled_database_never_stalls_the_mqtt_network_thread(
     broker: Broker, publisher: Callable[[str, bytes], None], tmp_path: Path
 ) -> None:
-    store = StalledStore(tmp_path / "f.db")
+    store = StalledStore(tmp_path / "f.db", patience_s=20)
     collector = Collector(config(broker, tmp_path / "f.db", batch_size=2), store=store)
     serve(collector)
     try:
