@@ -9,7 +9,7 @@ Hand-worked cases (times on 2024-05-01, UTC; `s1`/`s2`/`s3` sensors, `e1`/`e2` e
     one sensor  s1 e1 d1 10:00-10:20  +  s1 e1 d1 10:10-10:30  → two (the sensor sessionised them)
     chain       s1 10:00-10:10 + s2 10:05-10:30 + s3 10:25-10:50 → one visit 10:00-10:50
 
-Across the sensors of a store (merge_sensors, store_visits; 5-minute count intervals):
+Across the sensors of a store (store_visits; 5-minute count intervals):
 
     gap         s1 e1 d1 passerby 10:00-10:01 + s2 e1 d1 passerby 10:08 → one (within the 10-min visit timeout)
                 ... + s2 e1 d1 passerby 10:15 → two (14 min after s1's)
@@ -36,7 +36,6 @@ from collector.reports import report as reports
 from collector.reports.merge import (
     merge_overlapping,
     merge_recognised,
-    merge_sensors,
     store_intervals,
     store_visits,
 )
@@ -114,7 +113,7 @@ def test_stored_rows_merge_by_epoch_and_device_keeping_the_winner_row_shape() ->
         VisitRow("s1", "e1", "d1", t(9), t(9, 10), 600.0, "visitor", 1),
         VisitRow("s2", "e1", "d1", t(9, 5), t(9, 20), 900.0, "visitor", 1),
     ]
-    assert merge_sensors(rows) == [VisitRow("s2", "e1", "d1", t(9), t(9, 20), 1200.0, "visitor", 1)]
+    assert store_visits(rows).visits == [VisitRow("s2", "e1", "d1", t(9), t(9, 20), 1200.0, "visitor", 1)]
 
 
 def test_recognised_visits_merge_by_profile() -> None:
@@ -189,8 +188,8 @@ def row(
 
 def test_a_device_heard_by_two_sensors_minutes_apart_is_one_visit_within_the_visit_timeout() -> None:
     first = row("s1", "d1", t(10), t(10, 1), "passerby")
-    assert len(merge_sensors([first, row("s2", "d1", t(10, 8), t(10, 8), "passerby")])) == 1
-    assert len(merge_sensors([first, row("s2", "d1", t(10, 15), t(10, 15), "passerby")])) == 2
+    assert len(store_visits([first, row("s2", "d1", t(10, 8), t(10, 8), "passerby")]).visits) == 1
+    assert len(store_visits([first, row("s2", "d1", t(10, 15), t(10, 15), "passerby")]).visits) == 2
 
 
 SHARED = [

@@ -118,11 +118,6 @@ def _one(cluster: Sequence[V], strength: Callable[[V], float | None]) -> V:
     return replace(best, start=start, end=end, dwell_s=(end - start).total_seconds())  # type: ignore[type-var]
 
 
-def merge_sensors(visits: Sequence[VisitRow]) -> list[VisitRow]:
-    """One visit per device and epoch at any moment, across the sensors of one store."""
-    return merge_overlapping(visits, _device, gap=SAME_DEVICE_GAP)
-
-
 def _device(v: VisitRow) -> tuple[str, str]:
     return (v.epoch, v.device)
 
