@@ -16,10 +16,10 @@ The name joins only the visits both sensors began on the same address. A phone t
 every scan is named after the first address each sensor heard, so one that the second sensor first heard a
 scan later, or that one sensor split in two, keeps two names: on the generated stores (design seeds 1-2)
 the back sensor's random-address visitor visits found the door's copy within the gap for only 64-78 % of
-them, its factory-address ones for all. `store_visits` uses that: a factory address is the same pseudonym on every sensor, so the share of a
-sensor's factory-address visits that an earlier sensor heard too is how many people the two share, and
-the sensor's unjoined random-address visits beyond that share are dropped as the copies they must be
-(see the comment before `store_visits`).
+them, its factory-address ones for all. `store_visits` uses that: a factory address is the same pseudonym
+on every sensor, so the share of a sensor's factory-address visits that an earlier sensor heard too is how
+many people the two share, and the sensor's unjoined random-address visits beyond that share are dropped
+as the copies they must be (see the comment before `store_visits`).
 
 Pure functions over stored rows; the report, the dashboard and the omnichannel KPIs call them before
 counting.
