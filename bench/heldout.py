@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bench.labdays import CACHE, SALT, LabDay, lab_days
-from bench.ratefeatures import Event, fit_rates, nonneg_solve, window_features
+from bench.ratefeatures import Event, fit_rates, nonneg_solve, overlaps, window_features
 from bench.trees import boost
 from footfall.events import CountEvent
 from footfall.events import Event as Event_
@@ -184,6 +184,10 @@ class Spec:
     trees: bool = False
     rate_minutes: int | None = None
     loss: str = "ls"  # the trees' loss (bench/trees.py): "ls" least squares, "lad" absolute deviation
+    # Fit the blend and the trees on every count event (its inputs, the truth of the windows it
+    # overlaps) instead of on the windows' mean inputs: the sensor evaluates the model per count
+    # event, and a window reads the mean of those (version 5).
+    on_events: bool = False
 
     def x(self, row: Mapping[str, float]) -> tuple[float, float, float]:
         """The count model's inputs (sensor/estimate/count_model.py FEATURES) from a window's row."""
@@ -199,8 +203,9 @@ MODELS: dict[str, Spec] = {
     "trees": Spec(DV, trees=True),  # versions 2 and 3 (they differ in the bound on the trees)
     **{f"trees+rates@{m}": Spec(DV, trees=True, rate_minutes=m) for m in (5, 30)},
     "v4": Spec(DV, trees=True, loss="lad"),  # version 4: the same trees, boosted on absolute error
+    "v5": Spec(DV, trees=True, loss="lad", on_events=True),  # version 5: v4 fitted on count events
 }
-SHIPPED_MODEL = "v4"
+SHIPPED_MODEL = "v5"
 BLEND_FROM = 2.0
 
 
@@ -266,7 +271,8 @@ def fit_one(variant: str, runs: Sequence[DayRun], spec: Spec) -> tuple[Fitted, l
     f = _factor(rows)
     if not spec.linear:
         return Fitted(variant, f, spec, CountModel(blend_from_people=0.0), tables), rows
-    fit_rows = [(spec.x(row), y) for row, y, _ in rows if row["devices"] * f >= BLEND_FROM]
+    fitted_on = _event_rows(runs) if spec.on_events else rows
+    fit_rows = [(spec.x(row), y) for row, y, _ in fitted_on if row["devices"] * f >= BLEND_FROM]
     index = {"devices": 0, "visitors": 1, "rate_devices": 2}
     w = nonneg_solve([[x[index[n]] for n in spec.linear] for x, _ in fit_rows], [y for _, y in fit_rows])
     weights = dict(zip(spec.linear, w, strict=True))
@@ -284,6 +290,22 @@ def fit_one(variant: str, runs: Sequence[DayRun], spec: Spec) -> tuple[Fitted, l
         start = [model.people(f, *x) for x in xs]
         model = replace(model, trees=boost(xs, [y for _, y in fit_rows], start, spec.loss))
     return Fitted(variant, f, spec, model, tables), rows
+
+
+def _event_rows(runs: Sequence[DayRun]) -> list[Row]:
+    """Every count event's inputs, with the truth of the windows it overlaps (their mean, weighted by
+    the overlap): the rows a model evaluated per count event is fitted on (`Spec.on_events`)."""
+    out: list[Row] = []
+    for r in runs:
+        truth: dict[int, list[float]] = defaultdict(lambda: [0.0, 0.0])
+        for weights, y in zip(overlaps(r.events[RATE_MINUTES[0]], r.windows, r.span), r.truth, strict=True):
+            for i, k in weights:
+                truth[i][0] += k * y
+                truth[i][1] += k
+        for i, (sy, sk) in sorted(truth.items()):
+            row = {"devices": r.event_devices[i], "visitors": r.event_visitors[i]}
+            out.append((row, sy / sk, r.kind))
+    return out
 
 
 def fit(train: dict[str, list[DayRun]], spec: Spec) -> Fitted:
@@ -314,10 +336,11 @@ def _out_of_fold(variant: str, runs: Sequence[DayRun], spec: Spec) -> list[tuple
     for k in range(INNER_FOLDS):
         held = set(months[k::INNER_FOLDS])
         inner, _ = fit_one(variant, [r for r in runs if r.month not in held], spec)
-        pairs += [
-            (inner.estimate(row), y)
-            for row, y, _ in _rows([r for r in runs if r.month in held], inner.tables)
-        ]
+        held_runs = [r for r in runs if r.month in held]
+        if spec.on_events:  # judged as the sensor publishes it: per count event, each window their mean
+            pairs += [(e, y) for r in held_runs for e, y in zip(_per_event(inner, r), r.truth, strict=True)]
+        else:
+            pairs += [(inner.estimate(row), y) for row, y, _ in _rows(held_runs, inner.tables)]
     return pairs
 
 

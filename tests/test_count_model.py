@@ -12,9 +12,9 @@ from sensor.estimate.count_model import MODEL_VERSION, CountModel, load_model, s
 from sensor.estimate.occupancy import EstimatorParams, OccupancyEstimator
 
 
-def test_the_shipped_model_is_version_4_with_its_training_command_trees_and_a_shops_site_factor() -> None:
+def test_the_shipped_model_is_version_5_with_its_training_command_trees_and_a_shops_site_factor() -> None:
     model = shipped_model()
-    assert model.version == MODEL_VERSION == 4
+    assert model.version == MODEL_VERSION == 5
     assert "python -m bench.train" in model.trained_on and "generated store seeds 1, 2" in model.trained_on
     assert model.trees and model.reference_site_factor == LAB_SITE_FACTOR  # stored at the lab's factor
     # An uncalibrated sensor counts with the factor fitted on generated shops, not the lab room's.
@@ -30,7 +30,7 @@ def test_a_model_file_round_trips_through_its_json() -> None:
 
 def test_a_version_1_file_is_refused_naming_the_file_and_both_versions() -> None:
     v1 = {"version": 1, "device_weight": 0.23, "visitor_weight": 0.35, "blend_from_people": 2.0}
-    with pytest.raises(ValueError, match=r"old\.json: count model version 1: this sensor reads version 4"):
+    with pytest.raises(ValueError, match=r"old\.json: count model version 1: this sensor reads version 5"):
         load_model(json.dumps(v1), "old.json")
 
 

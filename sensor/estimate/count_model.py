@@ -5,7 +5,7 @@ it: phones connected to the room's Wi-Fi barely probe, so a class of 15 shows as
 devices whose holdovers come and go. The visitor visits open at the end of the interval (devices
 heard at the visitor level for `min_dwell_s` and not yet timed out) hold the room's people
 between their scans, but grow faster than the crowd (a full room keeps more visits of passers-by
-and of split devices open). Versions 2-4 of the model are a linear blend plus a tiny ensemble of
+and of split devices open). Versions 2-5 of the model are a linear blend plus a tiny ensemble of
 regression trees (gradient boosting, depth 2) that bends it where the blend is off:
 
     linear = device_weight * devices + visitor_weight * visitors_present + rate_weight * rate_devices
@@ -17,7 +17,12 @@ where the device-only estimate (`site_factor * devices_inside`) reaches `blend_f
 it (an evening, a single visitor) the device-only estimate stands, since a lingering visit would
 count somebody who has left. The trees may move the blend by at most `tree_bound` of it (version 3):
 fitted on one room, their corrections at a crowd the room never had (a boutique's few phones and
-many open visits: -1.7 people on a blend of 2) would otherwise halve the count of a new site. Version 4 has the same form, its trees boosted on absolute error (bench/trees.py). `rate_devices` is the scan-rate figure (sensor/estimate/rates.py,
+many open visits: -1.7 people on a blend of 2) would otherwise halve the count of a new site.
+Version 4 has the same form, its trees boosted on absolute error (bench/trees.py). Version 5 has
+version 4's form and loss, its blend and trees fitted on every count event's inputs (with the truth
+of the windows the event overlaps) instead of on 15-minute windows' mean inputs: the sensor evaluates
+the model once per count event, on one interval's inputs, which spread wider than a window's mean of
+them. `rate_devices` is the scan-rate figure (sensor/estimate/rates.py,
 with this file's per-fingerprint `rates`); a model that neither weighs nor splits on it leaves
 the estimator's scan-rate counting off. The numbers come from `count_model.json` (package data),
 written by `python -m bench.train` (fitted on all 103 lab days at the lab's site factor,
@@ -37,7 +42,7 @@ from importlib import resources
 from typing import Any
 
 MODEL_FILE = "count_model.json"
-MODEL_VERSION = 4
+MODEL_VERSION = 5
 FEATURES = ("devices", "visitors", "rate_devices")  # what a tree may split on, by index
 # A tree: a leaf (people to add) or (feature index, threshold, left if <= threshold, right).
 Tree = float | tuple[int, float, "Tree", "Tree"]
