@@ -29,7 +29,7 @@ from pathlib import Path
 
 from bench.labdays import CACHE, SALT, LabDay, lab_days
 from bench.ratefeatures import Event, fit_rates, nonneg_solve, overlaps, window_features
-from bench.trees import boost
+from bench.trees import ROUNDS, boost
 from footfall.events import CountEvent
 from footfall.events import Event as Event_
 from sensor.config import SensorConfig
@@ -188,6 +188,9 @@ class Spec:
     # overlaps) instead of on the windows' mean inputs: the sensor evaluates the model per count
     # event, and a window reads the mean of those (version 5).
     on_events: bool = False
+    # The boosting rounds a fit chooses among (by its inner blocked CV, `fit`); the first is the
+    # default of a fit that does not choose (`fit_one` alone), the largest is boosted.
+    rounds: tuple[int, ...] = (ROUNDS,)
 
     def x(self, row: Mapping[str, float]) -> tuple[float, float, float]:
         """The count model's inputs (sensor/estimate/count_model.py FEATURES) from a window's row."""
@@ -203,7 +206,8 @@ MODELS: dict[str, Spec] = {
     "trees": Spec(DV, trees=True),  # versions 2 and 3 (they differ in the bound on the trees)
     **{f"trees+rates@{m}": Spec(DV, trees=True, rate_minutes=m) for m in (5, 30)},
     "v4": Spec(DV, trees=True, loss="lad"),  # version 4: the same trees, boosted on absolute error
-    "v5": Spec(DV, trees=True, loss="lad", on_events=True),  # version 5: v4 fitted on count events
+    # Version 5: v4 fitted on count events, its rounds chosen per fit by inner CV.
+    "v5": Spec(DV, trees=True, loss="lad", on_events=True, rounds=(60, 120, 200, 300)),
 }
 SHIPPED_MODEL = "v5"
 BLEND_FROM = 2.0
@@ -288,7 +292,8 @@ def fit_one(variant: str, runs: Sequence[DayRun], spec: Spec) -> tuple[Fitted, l
     if spec.trees:
         xs = [x for x, _ in fit_rows]
         start = [model.people(f, *x) for x in xs]
-        model = replace(model, trees=boost(xs, [y for _, y in fit_rows], start, spec.loss))
+        rounds = max(spec.rounds)
+        model = replace(model, trees=boost(xs, [y for _, y in fit_rows], start, spec.loss, rounds))
     return Fitted(variant, f, spec, model, tables), rows
 
 
@@ -319,28 +324,40 @@ def fit(train: dict[str, list[DayRun]], spec: Spec) -> Fitted:
     assert best is not None
     _, chosen, rows = best
     if spec.trees:  # trees fit their own windows closely: judge them on windows they did not see
-        pairs = _out_of_fold(chosen.variant, train[chosen.variant], spec)
+        by_rounds = _out_of_fold(chosen.variant, train[chosen.variant], spec)
+        # The rounds with the lowest busy MAE out of fold (ties: the fewer).
+        rounds = min(sorted(by_rounds), key=lambda k: _busy_mae(by_rounds[k]))
+        chosen = replace(chosen, model=replace(chosen.model, trees=chosen.model.trees[:rounds]))
+        pairs = by_rounds[rounds]
     else:
         pairs = [(chosen.estimate(row), y) for row, y, _ in rows]
     ratios = [y / e for e, y in pairs if y >= BUSY and e > 0]
     return replace(chosen, low=_quantile(ratios, 0.1), high=_quantile(ratios, 0.9))
 
 
+def _busy_mae(pairs: Sequence[tuple[float, float]]) -> float:
+    errors = [abs(e - y) for e, y in pairs if y >= BUSY]
+    return statistics.fmean(errors) if errors else 0.0
+
+
 INNER_FOLDS = 3
 
 
-def _out_of_fold(variant: str, runs: Sequence[DayRun], spec: Spec) -> list[tuple[float, float]]:
-    """(estimate, truth) of every window from a fit without its month (months dealt to 3 blocks)."""
+def _out_of_fold(variant: str, runs: Sequence[DayRun], spec: Spec) -> dict[int, list[tuple[float, float]]]:
+    """Per candidate number of rounds (`spec.rounds`): (estimate, truth) of every window from a fit
+    without its month (months dealt to 3 blocks)."""
     months = sorted({r.month for r in runs})
-    pairs = []
+    pairs: dict[int, list[tuple[float, float]]] = {k: [] for k in spec.rounds}
     for k in range(INNER_FOLDS):
         held = set(months[k::INNER_FOLDS])
-        inner, _ = fit_one(variant, [r for r in runs if r.month not in held], spec)
+        fitted, _ = fit_one(variant, [r for r in runs if r.month not in held], spec)
         held_runs = [r for r in runs if r.month in held]
-        if spec.on_events:  # judged as the sensor publishes it: per count event, each window their mean
-            pairs += [(e, y) for r in held_runs for e, y in zip(_per_event(inner, r), r.truth, strict=True)]
-        else:
-            pairs += [(inner.estimate(row), y) for row, y, _ in _rows(held_runs, inner.tables)]
+        for rounds, out in pairs.items():
+            inner = replace(fitted, model=replace(fitted.model, trees=fitted.model.trees[:rounds]))
+            if spec.on_events:  # judged as the sensor publishes: per count event, a window their mean
+                out += [(e, y) for r in held_runs for e, y in zip(_per_event(inner, r), r.truth, strict=True)]
+            else:
+                out += [(inner.estimate(row), y) for row, y, _ in _rows(held_runs, inner.tables)]
     return pairs
 
 

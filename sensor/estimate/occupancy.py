@@ -63,8 +63,8 @@ class EstimatorParams:
     # busy 15-minute windows of all 103 lab days, each window the mean of the count events of a count
     # model fitted without its month (python -m bench.train); the held-out coverage of the same
     # recipe, fitted fold by fold, is bench/accuracy.py's.
-    interval_low: float = 0.76
-    interval_high: float = 1.40
+    interval_low: float = 0.77
+    interval_high: float = 1.37
     interval_floor: float = 0.5
     resolver: ResolverParams = field(default_factory=ResolverParams)
     scale: ScaleParams = field(default_factory=ScaleParams)
