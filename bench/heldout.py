@@ -275,7 +275,7 @@ def fit_one(variant: str, runs: Sequence[DayRun], spec: Spec) -> tuple[Fitted, l
     f = _factor(rows)
     if not spec.linear:
         return Fitted(variant, f, spec, CountModel(blend_from_people=0.0), tables), rows
-    fitted_on = _event_rows(runs) if spec.on_events else rows
+    fitted_on = event_rows(runs) if spec.on_events else rows
     fit_rows = [(spec.x(row), y) for row, y, _ in fitted_on if row["devices"] * f >= BLEND_FROM]
     index = {"devices": 0, "visitors": 1, "rate_devices": 2}
     w = nonneg_solve([[x[index[n]] for n in spec.linear] for x, _ in fit_rows], [y for _, y in fit_rows])
@@ -297,7 +297,7 @@ def fit_one(variant: str, runs: Sequence[DayRun], spec: Spec) -> tuple[Fitted, l
     return Fitted(variant, f, spec, model, tables), rows
 
 
-def _event_rows(runs: Sequence[DayRun]) -> list[Row]:
+def event_rows(runs: Sequence[DayRun]) -> list[Row]:
     """Every count event's inputs, with the truth of the windows it overlaps (their mean, weighted by
     the overlap): the rows a model evaluated per count event is fitted on (`Spec.on_events`)."""
     out: list[Row] = []

@@ -47,6 +47,9 @@ class StoreDay:
     devices: list[float]
     visitors: list[float]
     truth: list[float]
+    # Every count event as the sensor evaluates the count model on it: (window index, seconds,
+    # devices, open visits); a window's estimate is the time-weighted mean over its events.
+    events: list[tuple[int, float, float, float]] = dataclasses.field(default_factory=list)
 
 
 def _config() -> SensorConfig:
@@ -62,6 +65,7 @@ def store_day(args: tuple[str, int]) -> StoreDay:
     step = WINDOW_MIN * 60 * 1_000_000_000
     occupancy = truth.occupancy(WINDOW_MIN)
     sums = [[0.0, 0.0, 0.0] for _ in occupancy]  # devices x time, visits x time, time
+    per_event = []
     for e in door:
         if not isinstance(e, CountEvent):
             continue
@@ -72,6 +76,8 @@ def store_day(args: tuple[str, int]) -> StoreDay:
             sums[i][0] += e.present * w
             sums[i][1] += e.visitors_present * w
             sums[i][2] += w
+            per_event.append((i, w, e.present, float(e.visitors_present)))
+    index = {i: k for k, i in enumerate(i for i, s in enumerate(sums) if s[2] > 0)}
     kept = [(s, o) for s, o in zip(sums, occupancy, strict=True) if s[2] > 0]
     return StoreDay(
         scenario,
@@ -79,6 +85,7 @@ def store_day(args: tuple[str, int]) -> StoreDay:
         [s[0] / s[2] for s, _ in kept],
         [s[1] / s[2] for s, _ in kept],
         [o.people for _, o in kept],
+        [(index[i], w, d, v) for i, w, d, v in per_event],
     )
 
 

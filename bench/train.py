@@ -53,13 +53,20 @@ def model_text(model: CountModel) -> str:
 
 def store_factor(model: CountModel, days: list[StoreDay]) -> float:
     """The site factor whose `model.people` fits the days' people inside best (least squares, 0.01 grid:
-    below `blend_from_people` the estimate is the device count's, so the fit is not one closed form)."""
-    windows = [
-        (d, v, y) for day in days for d, v, y in zip(day.devices, day.visitors, day.truth, strict=True)
-    ]
+    below `blend_from_people` the estimate is the device count's, so the fit is not one closed form).
+    A window's estimate is the mean of the model on each of its count events, as the sensor publishes
+    (version 5 is fitted that way: fitted on the windows' mean inputs instead, 2.42 against 2.45, the
+    held-out seeds 3-8 read people present about a point lower)."""
 
     def error(factor: float) -> float:
-        return sum((model.people(factor, d, v) - y) ** 2 for d, v, y in windows)
+        total = 0.0
+        for day in days:
+            sums = [[0.0, 0.0] for _ in day.truth]
+            for i, w, d, v in day.events:
+                sums[i][0] += model.people(factor, d, v) * w
+                sums[i][1] += w
+            total += sum((p / w - y) ** 2 for (p, w), y in zip(sums, day.truth, strict=True))
+        return total
 
     return min((k / 100 for k in range(50, 501)), key=error)
 

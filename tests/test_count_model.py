@@ -6,10 +6,13 @@ import json
 
 import pytest
 
+from bench.heldout import NS, RATE_MINUTES, DayRun, event_rows
 from bench.train import LAB_SITE_FACTOR
 from bench.trees import boost, predict
+from sensor.estimate.calibrate import Window
 from sensor.estimate.count_model import MODEL_VERSION, CountModel, load_model, shipped_model
 from sensor.estimate.occupancy import EstimatorParams, OccupancyEstimator
+from sensor.estimate.rates import WindowRates
 
 
 def test_the_shipped_model_is_version_5_with_its_training_command_trees_and_a_shops_site_factor() -> None:
@@ -106,3 +109,27 @@ def test_trees_boosted_on_absolute_error_follow_the_typical_window_not_a_few_far
 
     assert bend("ls") == pytest.approx(3.0 * (1 - 0.9**60), abs=0.3)
     assert bend("lad") == pytest.approx(1.0 * (1 - 0.9**60), abs=0.1)
+
+
+def test_the_first_k_trees_of_a_long_boost_are_the_k_round_model_a_fit_chooses_among() -> None:
+    # bench/heldout.py boosts the most rounds once and truncates to the rounds its inner CV picks.
+    xs = [(float(i % 7), float(i % 5), 0.0) for i in range(100)]
+    ys = [float(i % 7) * 0.5 + (3.0 if i % 5 > 2 else 0.0) for i in range(100)]
+    long = boost(xs, ys, [0.0] * 100, "lad", rounds=30)
+    assert len(long) == 30
+    assert long[:12] == boost(xs, ys, [0.0] * 100, "lad", rounds=12)
+
+
+def test_a_count_event_is_fitted_on_the_truth_of_the_windows_it_overlaps() -> None:
+    # Version 5 fits on count events: one 5-minute event inside a window takes that window's truth,
+    # one straddling two windows the mean of both, weighted by its overlap with each.
+    m = 60 * NS
+    windows = [Window(0, 0, 15 * m, 4.0), Window(15 * m, 15 * m, 30 * m, 10.0)]
+    events = [(0, 5 * m, WindowRates(5.0, ())), (12 * m, 17 * m, WindowRates(5.0, ()))]
+    run = DayRun(
+        "2022-11-22", "2022-11", "busy", [3.0, 6.0], [4.0, 8.0], [4.0, 10.0], False,
+        {minutes: events for minutes in RATE_MINUTES}, windows, (0, 30 * m), [2.0, 5.0], [3.0, 7.0],
+    )  # fmt: skip
+    rows = event_rows([run])
+    assert [(row["devices"], row["visitors"]) for row, _, _ in rows] == [(2.0, 3.0), (5.0, 7.0)]
+    assert [y for _, y, _ in rows] == pytest.approx([4.0, (3 * 4.0 + 2 * 10.0) / 5])

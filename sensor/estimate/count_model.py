@@ -22,7 +22,8 @@ Version 4 has the same form, its trees boosted on absolute error (bench/trees.py
 version 4's form and loss, its blend and trees fitted on every count event's inputs (with the truth
 of the windows the event overlaps) instead of on 15-minute windows' mean inputs: the sensor evaluates
 the model once per count event, on one interval's inputs, which spread wider than a window's mean of
-them. `rate_devices` is the scan-rate figure (sensor/estimate/rates.py,
+them; and with as many boosting rounds as a blocked inner cross-validation picks (300 in the shipped
+file: a tree is two comparisons, so still microseconds per interval). `rate_devices` is the scan-rate figure (sensor/estimate/rates.py,
 with this file's per-fingerprint `rates`); a model that neither weighs nor splits on it leaves
 the estimator's scan-rate counting off. The numbers come from `count_model.json` (package data),
 written by `python -m bench.train` (fitted on all 103 lab days at the lab's site factor,
