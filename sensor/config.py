@@ -55,13 +55,27 @@ class PresenceConfig(Section):
         _P.visitor_factor,
         ge=0,
         le=100,
-        description="people per visitor visit (phone-carrying share, phones heard): visitors_est",
+        description="people per visitor visit (phone-carrying share, phones heard): visitors_est; "
+        "the default fitted on generated stores",
     )
     passerby_factor: float = Field(
         _P.passerby_factor,
         ge=0,
         le=100,
-        description="people per passerby visit (many passersby are never heard): passersby_est",
+        description="people per passerby piece (many passersby are never heard): passersby_est; "
+        "the default fitted on generated stores",
+    )
+    passerby_span_s: float | None = Field(
+        _P.passerby_span_s,
+        gt=0,
+        le=86_400,
+        description="a passerby visit is 1 + its heard span // this many pieces (chained passers-by); "
+        "null: one",
+    )
+    passerby_inside_rssi: Rssi | None = Field(
+        _P.passerby_inside_rssi,
+        description="a passerby visit that reached this (dBm) was at the door: no passer-by piece; "
+        "null: off",
     )
 
     @model_validator(mode="after")

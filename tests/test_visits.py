@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from footfall.events import CountEvent, Event, VisitEvent
@@ -91,6 +92,37 @@ def test_passerby_is_counted_in_the_interval_its_visit_closed() -> None:
     cs = counts(run([sight(10, "aa08", rssi=-85), sight(20, "aa08", rssi=-85), sight(700, "zz99", rssi=-85)]))
     # closes at 20 + 120 s timeout, i.e. in the first interval; zz99 closes at the end of input.
     assert [c.passersby for c in cs] == [1, 0, 1]
+
+
+def _people(sightings: list[Sighting], params: PresenceParams) -> tuple[int, float | None]:
+    events: list[Event] = []
+    model = PresenceModel(params, "shop", "door", events.append)
+    for s in sightings:
+        model.observe(s, s.address)
+    model.flush()
+    cs = counts(events)
+    return sum(c.passersby for c in cs), sum(c.passersby_est or 0.0 for c in cs)
+
+
+PIECES = PresenceParams(visit_timeout_s=120, passerby_factor=1.0, passerby_span_s=60, passerby_inside_rssi=-55)
+
+
+def test_a_passerby_visit_heard_for_minutes_stands_for_one_passer_by_per_span() -> None:
+    # one device heard at street level from 0 to 150 s: a stream of passers-by chained into one device
+    stream = [sight(t, "aa0a", rssi=-85) for t in range(0, 151, 30)]
+    assert _people(stream, PIECES) == (1, 3.0)  # 1 + 150 // 60
+    assert _people(stream, replace(PIECES, passerby_span_s=None)) == (1, 1.0)
+
+
+def test_a_passerby_visit_that_reached_the_door_level_is_no_passer_by() -> None:
+    short_stay = [sight(t, "aa0b", rssi=-50) for t in range(0, 100, 20)]  # under min_dwell: a passerby visit
+    assert _people(short_stay, PIECES) == (1, 0.0)
+    assert _people(short_stay, replace(PIECES, passerby_inside_rssi=None)) == (1, 2.0)
+
+
+def test_the_passerby_factor_scales_the_pieces_to_people() -> None:
+    one = [sight(0, "aa0c", rssi=-85)]
+    assert _people(one, replace(PIECES, passerby_factor=2.5)) == (1, 2.5)
 
 
 def test_randomized_frames_and_addresses_are_counted_apart() -> None:

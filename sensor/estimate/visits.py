@@ -48,14 +48,28 @@ class PresenceParams:
     # for about 4, and a 300 s threshold drops real short visits (bench/accuracy.py, generated days).
     min_dwell_s: float = 180  # ...and that lasted at least this long
     interval_s: int = 300  # count events every this many seconds; divides 3600
-    visitor_factor: float = 1.0  # people per visitor visit
-    passerby_factor: float = 1.0  # people per passerby visit
+    # People per found visit, the uncalibrated defaults fitted on generated store seeds 1-2 (the shops'
+    # people, a quarter with no probing phone; `.venv/bin/python -m bench.visitfactors`), as the site
+    # factor is; a site's own override them. visitors_est = visitor visits x visitor_factor.
+    visitor_factor: float = 1.33
+    # passersby_est = passerby pieces x passerby_factor. A passerby visit is `1 + heard span //
+    # passerby_span_s` pieces: a passer-by's phone is heard for one burst or two (the median passerby
+    # visit of the generated days spans 0 s), so a "visit" heard for minutes is a stream of passers-by of
+    # one phone model chained into one device (the mall front's 300 an hour). One whose signal reached
+    # `passerby_inside_rssi` was at the door, not in the street: a visitor's short stay or piece. The
+    # factor is the rest: people with no probing phone, phones that never probe in range. All three
+    # fitted together by the same command; the span is a fit, not a measured time in range.
+    passerby_factor: float = 1.07
+    passerby_span_s: float | None = 15.0  # None: one piece per passerby visit
+    passerby_inside_rssi: int | None = -55  # None: every passerby visit is a passer-by
 
     def __post_init__(self) -> None:
         if self.interval_s <= 0 or 3600 % self.interval_s:
             raise ValueError(
                 f"interval_s must divide 3600 so intervals align to the hour, got {self.interval_s}"
             )
+        if self.passerby_span_s is not None and self.passerby_span_s <= 0:
+            raise ValueError(f"passerby_span_s must be > 0 or None, got {self.passerby_span_s}")
 
 
 @dataclass(slots=True)
@@ -91,6 +105,7 @@ class _Interval:
     visitors: int = 0
     new_visitors: int = 0
     passersby: int = 0
+    passerby_pieces: int = 0  # the passers-by the passerby visits stand for (PresenceParams)
     # Visits closed in the interval, with their fixed flag; spans are made only if the estimate
     # iterates them (a closed _Visit never changes again).
     closed: list[tuple[_Visit, bool]] = field(default_factory=list)
@@ -122,6 +137,9 @@ class PresenceModel:
         self._visitor_rssi = config.visitor_rssi
         self._visitor_factor = config.visitor_factor
         self._passerby_factor = config.passerby_factor
+        span = config.passerby_span_s
+        self._passerby_span_ns = int(span * NS) if span is not None else None
+        self._passerby_inside_rssi = config.passerby_inside_rssi
         self._interval_ns = config.interval_s * NS
         self._store = store
         self._sensor = sensor
@@ -288,6 +306,7 @@ class PresenceModel:
         kind: VisitKind = "fixed" if fixed else "visitor" if visit.visitor else "passerby"
         if kind == "passerby":
             interval.passersby += 1
+            interval.passerby_pieces += self._pieces(visit)
         interval.closed.append((visit, fixed))
         if not self._per_visit:
             return
@@ -345,7 +364,7 @@ class PresenceModel:
                 visitors=interval.visitors,
                 passersby=interval.passersby,
                 visitors_est=round(interval.visitors * self._visitor_factor, 3),
-                passersby_est=round(interval.passersby * self._passerby_factor, 3),
+                passersby_est=round(interval.passerby_pieces * self._passerby_factor, 3),
                 visitors_present=open_visitors,
                 new_visitors=interval.new_visitors,
                 returning_visitors=interval.visitors - interval.new_visitors,
@@ -357,6 +376,14 @@ class PresenceModel:
                 devices=len(interval.devices - fixed),
             )
         )
+
+    def _pieces(self, visit: _Visit) -> int:
+        """The passers-by one passerby visit stands for (see PresenceParams)."""
+        door = self._passerby_inside_rssi
+        if door is not None and visit.rssi_max is not None and visit.rssi_max >= door:
+            return 0
+        span = self._passerby_span_ns
+        return 1 if span is None else 1 + (visit.last_ns - visit.start_ns) // span
 
     def _forget_gone(self) -> None:
         live = self._is_live
