@@ -74,8 +74,7 @@ class PresenceConfig(Section):
     )
     passerby_inside_rssi: Rssi | None = Field(
         _P.passerby_inside_rssi,
-        description="a passerby visit that reached this (dBm) was at the door: no passer-by piece; "
-        "null: off",
+        description="a passerby visit that reached this (dBm) was at the door: no passer-by piece; null: off",
     )
 
     @model_validator(mode="after")

@@ -104,7 +104,9 @@ def _people(sightings: list[Sighting], params: PresenceParams) -> tuple[int, flo
     return sum(c.passersby for c in cs), sum(c.passersby_est or 0.0 for c in cs)
 
 
-PIECES = PresenceParams(visit_timeout_s=120, passerby_factor=1.0, passerby_span_s=60, passerby_inside_rssi=-55)
+PIECES = PresenceParams(
+    visit_timeout_s=120, passerby_factor=1.0, passerby_span_s=60, passerby_inside_rssi=-55
+)
 
 
 def test_a_passerby_visit_heard_for_minutes_stands_for_one_passer_by_per_span() -> None:

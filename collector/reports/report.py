@@ -337,7 +337,7 @@ def render_table(report: Report) -> str:
     if report.visitors_people is not None or report.passersby_people is not None:
         out.append(
             f"People (est.)    {_num(report.visitors_people, 0)} visitors, {_num(report.passersby_people, 0)} "
-            "passersby (device visits x the site's calibrated factors)"
+            "passersby (device visits as people: the sensors' people-per-visit factors)"
         )
     total = sum(b.visitors for b in report.dwell)
     width = max(len(b.label) for b in report.dwell)
