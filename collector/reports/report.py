@@ -220,7 +220,14 @@ def _notes(store: str, sensors: Sequence[str], *, empty: bool) -> tuple[str, ...
 
 def _sum_known(values: Iterable[float | None], share: float = 1.0) -> float | None:
     known = [v for v in values if v is not None]
-    return round(share * sum(known), 1) if known else None
+    return people_total(share * sum(known)) if known else None
+
+
+def people_total(total: float) -> float:
+    """A sum of people estimates as reported, to 0.1. The events carry 3 decimals, so the sum is a
+    multiple of 0.001 but for the float error of the summing order (SQL's SUM or Python's): rounded to
+    0.001 first, a tie such as 283.55 rounds the same way from the rows and from the roll-ups."""
+    return round(round(total, 3), 1)
 
 
 def _mean_known(values: Sequence[float | None]) -> float | None:

@@ -186,4 +186,4 @@ def build(
 
 def _people(est: tuple[int, float]) -> float | None:
     """`report._sum_known` with one sensor (nothing shared to take off)."""
-    return round(est[1], 1) if est[0] else None
+    return r.people_total(est[1]) if est[0] else None
