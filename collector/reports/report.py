@@ -20,14 +20,14 @@ import json
 import statistics
 import textwrap
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from collector.config import ReportConfig
-from collector.reports.merge import StoreInterval, distinct_visits, store_intervals, store_visits
+from collector.reports.merge import StoreInterval, store_intervals, store_people, store_visits
 from collector.storage.base import CountRow, Store, VisitRow
 
 HOUR = timedelta(hours=1)
@@ -165,10 +165,8 @@ def build(
         fixed_visits=len(fixed),
         fixed_devices=len({(v.epoch, v.device) for v in fixed}),
         notes=_notes(store, sensors, empty=not visits and not counts),
-        visitors_people=_sum_known((c.visitors_est for c in counts), distinct_visits(raw, visits, "visitor")),
-        passersby_people=_sum_known(
-            (c.passersby_est for c in counts), distinct_visits(raw, visits, "passerby")
-        ),
+        visitors_people=_people(store_people(counts, heard, "visitor")),
+        passersby_people=_people(store_people(counts, heard, "passerby")),
         connected=sum(r.connected for r in rows) if listens else None,
     )
 
@@ -218,9 +216,8 @@ def _notes(store: str, sensors: Sequence[str], *, empty: bool) -> tuple[str, ...
     return tuple(notes)
 
 
-def _sum_known(values: Iterable[float | None], share: float = 1.0) -> float | None:
-    known = [v for v in values if v is not None]
-    return people_total(share * sum(known)) if known else None
+def _people(total: float | None) -> float | None:
+    return None if total is None else people_total(total)
 
 
 def people_total(total: float) -> float:
