@@ -157,6 +157,9 @@ class StoreVisits:
     visits: list[VisitRow]  # sorted by start, then sensor
     order: tuple[str, ...]  # sensors, the most visitor time first
     shared: dict[tuple[str, str], float]  # (sensor, kind): share of its visits an earlier sensor heard
+    # kind -> (the sensors in the order its people estimate takes them, each later one's shared share):
+    # visitors in `order`, passersby the most passerby visits first (`store_people`)
+    people: dict[str, tuple[tuple[str, ...], dict[str, float]]]
 
 
 def store_visits(raw: Sequence[VisitRow]) -> StoreVisits:
@@ -169,20 +172,9 @@ def store_visits(raw: Sequence[VisitRow]) -> StoreVisits:
     groups = clusters(raw, _device, SAME_DEVICE_GAP)
     lead = [min(rank[v.sensor] for v in c) for c in groups]
 
-    shared: dict[tuple[str, str], float] = {}
-    for sensor in order[1:]:
-        for kind in KINDS:
-            # each visit of `sensor` of `kind`: did an earlier sensor hear it, did it use a factory address
-            joined = [
-                (lead_rank < rank[sensor], v.randomized is False)
-                for c, lead_rank in zip(groups, lead, strict=True)
-                for v in c
-                if v.sensor == sensor and v.kind == kind
-            ]
-            if joined:
-                named = sum(j for j, _ in joined) / len(joined)
-                factory = [j for j, f in joined if f]
-                shared[(sensor, kind)] = (sum(factory) + PRIOR_VISITS * named) / (len(factory) + PRIOR_VISITS)
+    shared = {
+        (sensor, kind): share for kind in KINDS for sensor, share in _shares(groups, order, kind).items()
+    }
 
     merged = {id(c): _one(c, rssi_of) for c in groups}
     dropped: set[int] = set()
@@ -203,7 +195,37 @@ def store_visits(raw: Sequence[VisitRow]) -> StoreVisits:
             doubtful.sort(key=lambda c: (-_covered(merged[id(c)], earlier), merged[id(c)].device))
             dropped.update(id(c) for c in doubtful[:surplus])
     visits = sorted((m for key, m in merged.items() if key not in dropped), key=lambda v: (v.start, v.sensor))
-    return StoreVisits(visits, order, shared)
+    # Passersby are the street's: the sensor that heard the most passerby visits leads their people.
+    passed = {name: sum(1 for v in raw if v.sensor == name and v.kind == "passerby") for name in order}
+    street = tuple(sorted(order, key=lambda name: (-passed[name], rank[name])))
+    people = {
+        "visitor": (
+            order,
+            {name: shared[(name, "visitor")] for name in order[1:] if (name, "visitor") in shared},
+        )
+    }
+    people["passerby"] = (street, _shares(groups, street, "passerby"))
+    return StoreVisits(visits, order, shared, people)
+
+
+def _shares(groups: Sequence[Sequence[VisitRow]], order: Sequence[str], kind: str) -> dict[str, float]:
+    """Per sensor after the first of `order`: the share of its visits of `kind` an earlier sensor heard."""
+    rank = {name: i for i, name in enumerate(order)}
+    lead = [min(rank[v.sensor] for v in c) for c in groups]
+    out: dict[str, float] = {}
+    for sensor in order[1:]:
+        # each visit of `sensor` of `kind`: did an earlier sensor hear it, did it use a factory address
+        joined = [
+            (lead_rank < rank[sensor], v.randomized is False)
+            for c, lead_rank in zip(groups, lead, strict=True)
+            for v in c
+            if v.sensor == sensor and v.kind == kind
+        ]
+        if joined:
+            named = sum(j for j, _ in joined) / len(joined)
+            factory = [j for j, f in joined if f]
+            out[sensor] = (sum(factory) + PRIOR_VISITS * named) / (len(factory) + PRIOR_VISITS)
+    return out
 
 
 def _union(visits: Iterable[_Timed]) -> list[tuple[datetime, datetime]]:
@@ -306,7 +328,8 @@ def store_people(counts: Iterable[_Estimates], store: StoreVisits, kind: str) ->
     design seeds 1-2 the scaled sum read two sensors' passersby +22 to +48 % in the boutique and the store).
     """
     field = "visitors_est" if kind == "visitor" else "passersby_est"
-    rank = {name: i for i, name in enumerate(store.order)}
+    order, shared = store.people[kind]
+    rank = {name: i for i, name in enumerate(order)}
     per_sensor: dict[str, float] = {}
     for c in counts:
         value: float | None = getattr(c, field)
@@ -316,6 +339,6 @@ def store_people(counts: Iterable[_Estimates], store: StoreVisits, kind: str) ->
         return None
     first = min(per_sensor, key=lambda name: (rank.get(name, len(rank)), name))
     return sum(
-        people if name == first else people * (1.0 - store.shared.get((name, kind), 0.0))
+        people if name == first else people * (1.0 - shared.get(name, 0.0))
         for name, people in per_sensor.items()
     )
