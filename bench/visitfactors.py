@@ -8,8 +8,9 @@ the ones with one phone model chain into one long "device". `presence.visitor_fa
 visitor visit) and the passerby pieces (sensor/estimate/visits.py: a passerby visit is `1 + heard span
 // passerby_span_s` passers-by, none if it reached `passerby_inside_rssi`) with `passerby_factor` make
 the count events' `visitors_est` / `passersby_est` people. This replays the three scenarios of
-bench/generated.py (one sensor at the door, the default config) on the fitting seeds and fits, as
-`bench.train` fits the shops' site factor on the same seeds:
+bench/generated.py on the fitting seeds, in both layouts (the door sensor alone, and the door sensor of
+the two-sensor store, whose day is drawn anew: twelve fitting days of the sensor at the window, the
+default config) and fits, as `bench.train` fits the shops' site factor on the same seeds:
 
 - each factor as the mean over the fitting days of truth / found (every scenario weighs the same);
 - the passerby span and door level from a small grid, the pair whose fitted factor leaves the largest
@@ -23,10 +24,13 @@ span), as the sensor counts them when the visit closes.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from footfall_dev.generator import TWO_SENSORS
+from footfall_dev.generator.model import ONE_SENSOR
 from footfall_dev.stores import sensor_events
 
 from bench.generated import SCENARIOS
@@ -40,19 +44,23 @@ DOOR_RSSI: tuple[int | None, ...] = (-55, -60, -65, -70, -75, None)
 class Day:
     scenario: str
     seed: int
+    sensors: int  # of the layout; the figures are the door sensor's
     visitors: int  # the truth: people
     passersby: int
     visitor_visits: int
     passerby_visits: tuple[tuple[float, int | None], ...]  # (heard span s, rssi_max)
 
 
-def day(scenario: str, seed: int) -> Day:
-    truth, events = sensor_events(SCENARIOS[scenario](seed))
-    (door,) = events.values()
-    visits = [e for e in door if isinstance(e, VisitEvent)]
+def day(scenario: str, seed: int, sensors: int = 1) -> Day:
+    model = dataclasses.replace(
+        SCENARIOS[scenario](seed), sensors=ONE_SENSOR if sensors == 1 else TWO_SENSORS
+    )
+    truth, events = sensor_events(model)
+    visits = [e for e in events[ONE_SENSOR[0].name] if isinstance(e, VisitEvent)]
     return Day(
         scenario,
         seed,
+        sensors,
         truth.visitors,
         truth.passersby,
         sum(v.kind == "visitor" for v in visits),
@@ -100,10 +108,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--seeds", default="1,2", help="the fitting seeds (never the held-out 3-8)")
     args = ap.parse_args(argv)
-    days = [day(s, int(seed)) for s in SCENARIOS for seed in args.seeds.split(",")]
+    days = [day(s, int(seed), n) for s in SCENARIOS for seed in args.seeds.split(",") for n in (1, 2)]
     for d in days:
         print(
-            f"{d.scenario:<6} seed {d.seed}: {d.visitors} visitors / {d.visitor_visits} visitor visits, "
+            f"{d.scenario:<6} seed {d.seed}, {d.sensors} sensor(s): {d.visitors} visitors / {d.visitor_visits} "
+            "visitor visits, "
             f"{d.passersby} passersby / {len(d.passerby_visits)} passerby visits"
         )
     f = fit(days)

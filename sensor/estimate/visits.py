@@ -59,9 +59,9 @@ class PresenceParams:
     # `passerby_inside_rssi` was at the door, not in the street: a visitor's short stay or piece. The
     # factor is the rest: people with no probing phone, phones that never probe in range. All three
     # fitted together by the same command; the span is a fit, not a measured time in range.
-    passerby_factor: float = 1.07
-    passerby_span_s: float | None = 15.0  # None: one piece per passerby visit
-    passerby_inside_rssi: int | None = -55  # None: every passerby visit is a passer-by
+    passerby_factor: float = 2.08
+    passerby_span_s: float | None = 45.0  # None: one piece per passerby visit
+    passerby_inside_rssi: int | None = -60  # None: every passerby visit is a passer-by
 
     def __post_init__(self) -> None:
         if self.interval_s <= 0 or 3600 % self.interval_s:
