@@ -62,19 +62,13 @@ class PresenceConfig(Section):
         _P.passerby_factor,
         ge=0,
         le=100,
-        description="people per passerby piece (many passersby are never heard): passersby_est; "
+        description="people per street burst (null street_rssi: per passerby visit): passersby_est; "
         "the default fitted on generated stores",
     )
-    passerby_span_s: float | None = Field(
-        _P.passerby_span_s,
-        gt=0,
-        le=86_400,
-        description="a passerby visit is 1 + its heard span // this many pieces (chained passers-by); "
-        "null: one",
-    )
-    passerby_inside_rssi: Rssi | None = Field(
-        _P.passerby_inside_rssi,
-        description="a passerby visit that reached this (dBm) was at the door: no passer-by piece; null: off",
+    street_rssi: Rssi | None = Field(
+        _P.street_rssi,
+        description="a scan burst whose first frame is weaker (dBm, not moved with the scale) is the street's; "
+        "null: passersby_est from the passerby visits",
     )
 
     @model_validator(mode="after")

@@ -112,10 +112,10 @@ def test_randomizing_phones_still_give_the_demo_days_visitors(
     [
         # seeds 3-8 are held out of every fit (bench/visitfactors.py and bench.train fit on 1-2). Device
         # visits alone read 30 % and 49 % low on the store's seed 7, 33 % and 64 % on the mall's seed 4
-        # (its streams of passers-by chain into a few long devices); the people estimates -6 % and +2 %,
-        # -11 % and -13 % (the mall is not within the 10 % target: README, "Generated stores").
+        # (its streams of passers-by chain into a few long devices); the people estimates -8 % and +5 %,
+        # -12 % and -7 % (the mall's visitors are not within the 10 % target: README, "Generated stores").
         (StoreModel(seed=7), 0.10, 0.10),
-        (StoreModel.mall(seed=4), 0.15, 0.15),
+        (StoreModel.mall(seed=4), 0.15, 0.10),
     ],
     ids=["store-seed-7", "mall-seed-4"],
 )

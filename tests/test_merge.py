@@ -272,17 +272,20 @@ def test_a_later_sensor_adds_only_its_unshared_share_of_people_whatever_its_peop
     assert (r.passersby, r.passersby_people) == (1, 1.0)
 
 
-def test_the_sensor_that_heard_the_most_passersby_leads_the_stores_passersby_people() -> None:
-    # s2 has the visitor time (it leads visitors and people present), s1 heard the street: two passerby
-    # visits to s2's one. s2's longer copy of d1 says 3.0 passers-by; the store takes s1's 2.0, and of s2's
-    # nothing (its one passerby visit was heard by s1 too).
+def test_the_sensor_that_hears_the_street_best_leads_the_stores_passersby_people() -> None:
+    # s2 has the visitor time (it leads visitors and people present) and as many passerby visits, but s1
+    # hears them stronger: s1 is at the window. s2, further in, hears the street weaker and its rate says
+    # 3.0 passers-by; the store takes s1's 2.0 and of s2's nothing (its passerby visits s1 heard too).
     db = SqliteStore(":memory:")
     try:
         db.add(
             [
                 visit(t(9), 60, "passerby", sensor="s1"),
                 visit(t(9, 30), 60, "passerby", device="d3", sensor="s1"),
-                visit(t(9), 240, "passerby", sensor="s2"),
+                visit(t(9), 240, "passerby", sensor="s2").model_copy(update={"rssi_max": -80}),
+                visit(t(9, 30), 60, "passerby", device="d3", sensor="s2").model_copy(
+                    update={"rssi_max": -80}
+                ),
                 visit(t(10), 1800, device="d2", sensor="s2"),
                 count(t(9), 1.0, sensor="s1").model_copy(update={"passersby_est": 2.0}),
                 count(t(9), 1.0, sensor="s2").model_copy(update={"passersby_est": 3.0}),

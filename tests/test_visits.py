@@ -94,7 +94,8 @@ def test_passerby_is_counted_in_the_interval_its_visit_closed() -> None:
     assert [c.passersby for c in cs] == [1, 0, 1]
 
 
-def _people(sightings: list[Sighting], params: PresenceParams) -> tuple[int, float | None]:
+def _passersby(sightings: list[Sighting], params: PresenceParams) -> tuple[int, float | None]:
+    """(passerby visits, passersby_est) of the whole input."""
     events: list[Event] = []
     model = PresenceModel(params, "shop", "door", events.append)
     for s in sightings:
@@ -104,27 +105,27 @@ def _people(sightings: list[Sighting], params: PresenceParams) -> tuple[int, flo
     return sum(c.passersby for c in cs), sum(c.passersby_est or 0.0 for c in cs)
 
 
-PIECES = PresenceParams(
-    visit_timeout_s=120, passerby_factor=1.0, passerby_span_s=60, passerby_inside_rssi=-55
-)
+STREET = PresenceParams(visit_timeout_s=120, passerby_factor=1.0, street_rssi=-82)
 
 
-def test_a_passerby_visit_heard_for_minutes_stands_for_one_passer_by_per_span() -> None:
-    # one device heard at street level from 0 to 150 s: a stream of passers-by chained into one device
-    stream = [sight(t, "aa0a", rssi=-85) for t in range(0, 151, 30)]
-    assert _people(stream, PIECES) == (1, 3.0)  # 1 + 150 // 60
-    assert _people(stream, replace(PIECES, passerby_span_s=None)) == (1, 1.0)
+def test_passersby_est_counts_the_scan_bursts_that_began_below_the_street_level() -> None:
+    # one device chained from a stream of passers-by: four bursts at the street's far side (two frames
+    # each, 0.2 s apart), one nearer; a single passerby visit
+    stream = [sight(t + dt, "aa0a", rssi=-88) for t in (0, 40, 80, 120) for dt in (0.0, 0.2)]
+    near = [sight(160, "aa0a", rssi=-75)]
+    assert _passersby(stream + near, STREET) == (1, 4.0)
+    assert _passersby(stream + near, replace(STREET, street_rssi=None)) == (1, 1.0)  # per visit
 
 
-def test_a_passerby_visit_that_reached_the_door_level_is_no_passer_by() -> None:
-    short_stay = [sight(t, "aa0b", rssi=-50) for t in range(0, 100, 20)]  # under min_dwell: a passerby visit
-    assert _people(short_stay, PIECES) == (1, 0.0)
-    assert _people(short_stay, replace(PIECES, passerby_inside_rssi=None)) == (1, 2.0)
+def test_a_burst_is_the_streets_by_its_first_frame() -> None:
+    # a burst that opens at -75 dBm stays the pavement's even if its next frame, on another channel, is weak
+    burst = [sight(0.0, "aa0b", rssi=-75), sight(0.3, "aa0b", rssi=-90)]
+    assert _passersby(burst, STREET) == (1, 0.0)
 
 
-def test_the_passerby_factor_scales_the_pieces_to_people() -> None:
+def test_the_passerby_factor_scales_the_street_bursts_to_people() -> None:
     one = [sight(0, "aa0c", rssi=-85)]
-    assert _people(one, replace(PIECES, passerby_factor=2.5)) == (1, 2.5)
+    assert _passersby(one, replace(STREET, passerby_factor=2.5)) == (1, 2.5)
 
 
 def test_randomized_frames_and_addresses_are_counted_apart() -> None:

@@ -27,6 +27,7 @@ counting.
 
 from __future__ import annotations
 
+import statistics
 from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable, Sequence
@@ -158,7 +159,7 @@ class StoreVisits:
     order: tuple[str, ...]  # sensors, the most visitor time first
     shared: dict[tuple[str, str], float]  # (sensor, kind): share of its visits an earlier sensor heard
     # kind -> (the sensors in the order its people estimate takes them, each later one's shared share):
-    # visitors in `order`, passersby the most passerby visits first (`store_people`)
+    # visitors in `order`, passersby the sensor that hears the street best first (`store_people`)
     people: dict[str, tuple[tuple[str, ...], dict[str, float]]]
 
 
@@ -195,9 +196,9 @@ def store_visits(raw: Sequence[VisitRow]) -> StoreVisits:
             doubtful.sort(key=lambda c: (-_covered(merged[id(c)], earlier), merged[id(c)].device))
             dropped.update(id(c) for c in doubtful[:surplus])
     visits = sorted((m for key, m in merged.items() if key not in dropped), key=lambda v: (v.start, v.sensor))
-    # Passersby are the street's: the sensor that heard the most passerby visits leads their people.
-    passed = {name: sum(1 for v in raw if v.sensor == name and v.kind == "passerby") for name in order}
-    street = tuple(sorted(order, key=lambda name: (-passed[name], rank[name])))
+    # Passersby are the street's: the sensor that hears the street best (the strongest median signal of
+    # its passerby visits: the one at the window) leads their people.
+    street = tuple(sorted(order, key=lambda name: (-_street_signal(raw, name), rank[name])))
     people = {
         "visitor": (
             order,
@@ -206,6 +207,14 @@ def store_visits(raw: Sequence[VisitRow]) -> StoreVisits:
     }
     people["passerby"] = (street, _shares(groups, street, "passerby"))
     return StoreVisits(visits, order, shared, people)
+
+
+def _street_signal(raw: Sequence[VisitRow], sensor: str) -> float:
+    """The median strongest signal (dBm) of the sensor's passerby visits; -inf with none known."""
+    heard = [
+        v.rssi_max for v in raw if v.sensor == sensor and v.kind == "passerby" and v.rssi_max is not None
+    ]
+    return statistics.median(heard) if heard else float("-inf")
 
 
 def _shares(groups: Sequence[Sequence[VisitRow]], order: Sequence[str], kind: str) -> dict[str, float]:

@@ -51,25 +51,24 @@ class PresenceParams:
     # People per found visit, the uncalibrated defaults fitted on generated store seeds 1-2 (the shops'
     # people, a quarter with no probing phone; `.venv/bin/python -m bench.visitfactors`), as the site
     # factor is; a site's own override them. visitors_est = visitor visits x visitor_factor.
-    visitor_factor: float = 1.33
-    # passersby_est = passerby pieces x passerby_factor. A passerby visit is `1 + heard span //
-    # passerby_span_s` pieces: a passer-by's phone is heard for one burst or two (the median passerby
-    # visit of the generated days spans 0 s), so a "visit" heard for minutes is a stream of passers-by of
-    # one phone model chained into one device (the mall front's 300 an hour). One whose signal reached
-    # `passerby_inside_rssi` was at the door, not in the street: a visitor's short stay or piece. The
-    # factor is the rest: people with no probing phone, phones that never probe in range. All three
-    # fitted together by the same command; the span is a fit, not a measured time in range.
-    passerby_factor: float = 2.08
-    passerby_span_s: float | None = 45.0  # None: one piece per passerby visit
-    passerby_inside_rssi: int | None = -60  # None: every passerby visit is a passer-by
+    visitor_factor: float = 1.31
+    # passersby_est = street bursts x passerby_factor: a rate, not the passerby visits. Streams of
+    # same-model passers-by chain into one long "device" (the mall front's 300 an hour), so counting
+    # visits loses them; how often phones scan at the edge of the sensor's range does not. A street burst
+    # is a scan burst (an address's frames less than a second apart) whose first frame is weaker than
+    # `street_rssi`: at -82 dBm, mostly the street's far side and the pavement's ends. A fixed level, not
+    # moved with the learned signal scale as the inside level is: the scale's median follows the crowd
+    # inside (a busy shop raises it), and moving the level with it left a fitting day 38 % off. The
+    # factor is people per such burst, fitted by the same command. None: passersby_est = passerby
+    # visits x passerby_factor (a site's per-visit factor).
+    passerby_factor: float = 3.21
+    street_rssi: int | None = -82
 
     def __post_init__(self) -> None:
         if self.interval_s <= 0 or 3600 % self.interval_s:
             raise ValueError(
                 f"interval_s must divide 3600 so intervals align to the hour, got {self.interval_s}"
             )
-        if self.passerby_span_s is not None and self.passerby_span_s <= 0:
-            raise ValueError(f"passerby_span_s must be > 0 or None, got {self.passerby_span_s}")
 
 
 @dataclass(slots=True)
@@ -105,7 +104,7 @@ class _Interval:
     visitors: int = 0
     new_visitors: int = 0
     passersby: int = 0
-    passerby_pieces: int = 0  # the passers-by the passerby visits stand for (PresenceParams)
+    street_bursts: int = 0  # scan bursts that began below the street level (PresenceParams)
     # Visits closed in the interval, with their fixed flag; spans are made only if the estimate
     # iterates them (a closed _Visit never changes again).
     closed: list[tuple[_Visit, bool]] = field(default_factory=list)
@@ -137,9 +136,9 @@ class PresenceModel:
         self._visitor_rssi = config.visitor_rssi
         self._visitor_factor = config.visitor_factor
         self._passerby_factor = config.passerby_factor
-        span = config.passerby_span_s
-        self._passerby_span_ns = int(span * NS) if span is not None else None
-        self._passerby_inside_rssi = config.passerby_inside_rssi
+        self._street_rssi = config.street_rssi
+        self._street = -1000 if config.street_rssi is None else config.street_rssi  # no rssi is below it
+        self._last_frame: dict[str, int] = {}  # address -> its last frame, for the scan bursts
         self._interval_ns = config.interval_s * NS
         self._store = store
         self._sensor = sensor
@@ -184,6 +183,10 @@ class PresenceModel:
         address = s.address
         visit.addresses.add(address)
         rssi = s.rssi_dbm
+        last = self._last_frame.get(address)
+        if (last is None or ts - last >= NS) and rssi is not None and rssi < self._street:
+            interval.street_bursts += 1
+        self._last_frame[address] = ts
         if rssi is not None:
             hist = visit.rssi_hist
             hist[rssi] = hist.get(rssi, 0) + 1
@@ -256,6 +259,7 @@ class PresenceModel:
             self._emit_count(current)
             current = self._interval = _Interval(current.end_ns, current.end_ns + self._interval_ns)
             self._forget_gone()
+            self._forget_quiet_addresses(ts)
         self._next_expiry_ns = ts + EXPIRY_TICK_NS
         self._due_ns = min(current.end_ns, self._next_expiry_ns)
         return current
@@ -306,7 +310,6 @@ class PresenceModel:
         kind: VisitKind = "fixed" if fixed else "visitor" if visit.visitor else "passerby"
         if kind == "passerby":
             interval.passersby += 1
-            interval.passerby_pieces += self._pieces(visit)
         interval.closed.append((visit, fixed))
         if not self._per_visit:
             return
@@ -364,7 +367,11 @@ class PresenceModel:
                 visitors=interval.visitors,
                 passersby=interval.passersby,
                 visitors_est=round(interval.visitors * self._visitor_factor, 3),
-                passersby_est=round(interval.passerby_pieces * self._passerby_factor, 3),
+                passersby_est=round(
+                    (interval.passersby if self._street_rssi is None else interval.street_bursts)
+                    * self._passerby_factor,
+                    3,
+                ),
                 visitors_present=open_visitors,
                 new_visitors=interval.new_visitors,
                 returning_visitors=interval.visitors - interval.new_visitors,
@@ -377,13 +384,10 @@ class PresenceModel:
             )
         )
 
-    def _pieces(self, visit: _Visit) -> int:
-        """The passers-by one passerby visit stands for (see PresenceParams)."""
-        door = self._passerby_inside_rssi
-        if door is not None and visit.rssi_max is not None and visit.rssi_max >= door:
-            return 0
-        span = self._passerby_span_ns
-        return 1 if span is None else 1 + (visit.last_ns - visit.start_ns) // span
+    def _forget_quiet_addresses(self, ts: int) -> None:
+        """At an interval's start: forget addresses silent for a second (their next frame opens a burst)."""
+        limit = ts - NS
+        self._last_frame = {a: t for a, t in self._last_frame.items() if t > limit}
 
     def _forget_gone(self) -> None:
         live = self._is_live
