@@ -196,7 +196,7 @@ class CountEvent(_Event):
     )
     passersby_est: People | None = Field(
         None,
-        description="people behind `passersby`: their passers-by (long visits are chains) x presence.passerby_factor",
+        description="people who passed: street scan bursts x presence.passerby_factor (see presence.street_rssi)",
     )
     visitors_present: Count = Field(description="visitor visits open at the end of the interval")
     new_visitors: Count = Field(description="visitors whose first visit in the epoch this is")

@@ -341,7 +341,7 @@ def render_table(report: Report) -> str:
     if report.visitors_people is not None or report.passersby_people is not None:
         out.append(
             f"People (est.)    {_num(report.visitors_people, 0)} visitors, {_num(report.passersby_people, 0)} "
-            "passersby (device visits as people: the sensors' people-per-visit factors)"
+            "passersby (people, not devices: the sensors' estimates)"
         )
     total = sum(b.visitors for b in report.dwell)
     width = max(len(b.label) for b in report.dwell)

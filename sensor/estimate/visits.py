@@ -12,6 +12,10 @@ same events.
 A visitor's visit event ends after its last frame by the stay's expected unheard ends (`unheard`: the
 device resolver's measure of its phones' gaps between scans, sensor/estimate/dwell.py), so its dwell is
 the stay's, not only the part heard; the counts keep the heard span.
+
+Count events carry people estimates too (PresenceParams says how): `visitors_est` from the visitor visits,
+`passersby_est` from a rate, the scan bursts heard at the edge of range, since passers-by of one phone
+model chain into one device and visits lose them.
 """
 
 from __future__ import annotations
