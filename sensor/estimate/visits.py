@@ -235,6 +235,12 @@ class PresenceModel:
     def open_visits(self) -> int:
         return len(self._open)
 
+    @property
+    def street_addresses(self) -> int:
+        """Addresses the street-burst count remembers (those heard since the interval began, or the
+        second before)."""
+        return len(self._last_frame)
+
     # -- internals -------------------------------------------------------------------------------------
     def _tick(self, ts: int) -> None:
         """`ts` reached `_due_ns`: roll the interval over, or check open visits for their timeout."""
