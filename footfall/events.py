@@ -192,11 +192,11 @@ class CountEvent(_Event):
     passersby: Count = Field(description="visits that closed as passerby visits in this interval")
     visitors_est: People | None = Field(
         None,
-        description="people behind `visitors`: visitors x presence.visitor_factor (site-calibrated)",
+        description="people behind `visitors`: visitors x presence.visitor_factor (a site's, or the default)",
     )
     passersby_est: People | None = Field(
         None,
-        description="people behind `passersby`: passersby x presence.passerby_factor (site-calibrated)",
+        description="people who passed: street scan bursts x presence.passerby_factor (see presence.street_rssi)",
     )
     visitors_present: Count = Field(description="visitor visits open at the end of the interval")
     new_visitors: Count = Field(description="visitors whose first visit in the epoch this is")

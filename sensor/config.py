@@ -55,13 +55,20 @@ class PresenceConfig(Section):
         _P.visitor_factor,
         ge=0,
         le=100,
-        description="people per visitor visit (phone-carrying share, phones heard): visitors_est",
+        description="people per visitor visit (phone-carrying share, phones heard): visitors_est; "
+        "the default fitted on generated stores",
     )
     passerby_factor: float = Field(
         _P.passerby_factor,
         ge=0,
         le=100,
-        description="people per passerby visit (many passersby are never heard): passersby_est",
+        description="people per street burst (null street_rssi: per passerby visit): passersby_est; "
+        "the default fitted on generated stores",
+    )
+    street_rssi: Rssi | None = Field(
+        _P.street_rssi,
+        description="a scan burst whose first frame is weaker (dBm, not moved with the scale) is the street's; "
+        "null: passersby_est from the passerby visits",
     )
 
     @model_validator(mode="after")

@@ -2,7 +2,9 @@
 
 With phones that keep one address, every address is one person, so the presence model alone must
 reproduce the truth: visitors (inside for at least min_dwell), passersby the sensor could hear, and
-the median dwell. Randomizing phones are the estimator's problem (bench/accuracy.py measures it).
+the median dwell. Randomizing phones are the estimator's problem (bench/accuracy.py measures it). On
+the shipped defaults the count events' people estimates stand for people, not phones, on held-out
+generated days (bench/generated.py scores every held-out seed).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import replace
 
 import pytest
 from footfall_dev.generator import Kind, StoreModel, generate
+from footfall_dev.stores import replay_store
 
 from footfall.events import CountEvent, VisitEvent
 from sensor.config import SensorConfig
@@ -102,3 +105,25 @@ def test_randomizing_phones_still_give_the_demo_days_visitors(
     person inside to a new distance at every scan (README, "Single phones")."""
     truth, visitors = demo_day
     assert len(visitors) == pytest.approx(truth["visitors_heard"], rel=0.15)
+
+
+@pytest.mark.parametrize(
+    ("model", "visitors_within", "passersby_within"),
+    [
+        # seeds 3-8 are held out of every fit (bench/visitfactors.py and bench.train fit on 1-2). Device
+        # visits alone read 30 % and 49 % low on the store's seed 7, 33 % and 64 % on the mall's seed 4
+        # (its streams of passers-by chain into a few long devices); the people estimates -8 % and +5 %,
+        # -12 % and -7 % (the mall's visitors are not within the 10 % target: README, "Generated stores").
+        (StoreModel(seed=7), 0.10, 0.10),
+        (StoreModel.mall(seed=4), 0.15, 0.10),
+    ],
+    ids=["store-seed-7", "mall-seed-4"],
+)
+def test_the_default_visitors_and_passersby_figures_are_people_on_a_held_out_generated_day(
+    model: StoreModel, visitors_within: float, passersby_within: float
+) -> None:
+    result = replay_store(model)
+    r, truth = result.report, result.truth
+    assert r.visitors < 0.8 * truth.visitors and r.passersby < 0.6 * truth.passersby  # visits are not people
+    assert r.visitors_people == pytest.approx(truth.visitors, rel=visitors_within)
+    assert r.passersby_people == pytest.approx(truth.passersby, rel=passersby_within)

@@ -27,3 +27,14 @@ def test_a_device_still_tracked_keeps_its_visit_count() -> None:
 def test_the_visit_count_of_a_device_the_resolver_forgot_is_dropped() -> None:
     # The resolver never hands out a forgotten id again, so nothing is lost by dropping its count.
     assert visit_numbers(lambda device: False) == [1, 1]
+
+
+def test_the_street_bursts_remember_an_address_only_until_the_next_interval() -> None:
+    # a street of one-scan passers-by, a new address every 3 s for an hour: the burst tracker's memory is
+    # the addresses of the interval under way (at most 100 of 300 s), not the day's 1,200
+    model = PresenceModel(CFG, "shop", "door", lambda event: None)
+    most = 0
+    for i in range(1200):
+        model.observe(sight(3 * i, f"p{i}", rssi=-88), h(f"p{i}"))
+        most = max(most, model.street_addresses)
+    assert most <= 100

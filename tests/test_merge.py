@@ -249,3 +249,49 @@ def test_the_report_and_its_people_estimates_do_not_count_a_shared_person_twice(
     finally:
         db.close()
     assert (r.visitors, r.present_mean, r.visitors_people) == (1, 1.0, 2.0)
+
+
+def test_a_later_sensor_adds_only_its_unshared_share_of_people_whatever_its_people_per_visit() -> None:
+    # d1 passes both sensors at once: one passer-by. s1 (the visitor time: d2) says 1.0 person behind it, s2
+    # de-chained its longer copy into 3.0. The store takes s1's whole and none of s2's (all shared): the
+    # summed estimates scaled by the visits kept would have said (1 + 3) / 2 = 2.0.
+    db = SqliteStore(":memory:")
+    try:
+        db.add(
+            [
+                visit(t(9), 60, "passerby", sensor="s1"),
+                visit(t(9), 240, "passerby", sensor="s2"),
+                visit(t(10), 600, device="d2", sensor="s1"),
+                count(t(9), 1.0, sensor="s1").model_copy(update={"passersby_est": 1.0}),
+                count(t(9), 1.0, sensor="s2").model_copy(update={"passersby_est": 3.0}),
+            ]
+        )
+        r = reports.for_store(db, "paris-01", UTC_DAY, UTC_DAY, ReportConfig(timezone="UTC"))
+    finally:
+        db.close()
+    assert (r.passersby, r.passersby_people) == (1, 1.0)
+
+
+def test_the_sensor_that_hears_the_street_best_leads_the_stores_passersby_people() -> None:
+    # s2 has the visitor time (it leads visitors and people present) and as many passerby visits, but s1
+    # hears them stronger: s1 is at the window. s2, further in, hears the street weaker and its rate says
+    # 3.0 passers-by; the store takes s1's 2.0 and of s2's nothing (its passerby visits s1 heard too).
+    db = SqliteStore(":memory:")
+    try:
+        db.add(
+            [
+                visit(t(9), 60, "passerby", sensor="s1"),
+                visit(t(9, 30), 60, "passerby", device="d3", sensor="s1"),
+                visit(t(9), 240, "passerby", sensor="s2").model_copy(update={"rssi_max": -80}),
+                visit(t(9, 30), 60, "passerby", device="d3", sensor="s2").model_copy(
+                    update={"rssi_max": -80}
+                ),
+                visit(t(10), 1800, device="d2", sensor="s2"),
+                count(t(9), 1.0, sensor="s1").model_copy(update={"passersby_est": 2.0}),
+                count(t(9), 1.0, sensor="s2").model_copy(update={"passersby_est": 3.0}),
+            ]
+        )
+        r = reports.for_store(db, "paris-01", UTC_DAY, UTC_DAY, ReportConfig(timezone="UTC"))
+    finally:
+        db.close()
+    assert (r.passersby, r.passersby_people) == (2, 2.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from footfall.events import CountEvent, Event, VisitEvent
@@ -91,6 +92,40 @@ def test_passerby_is_counted_in_the_interval_its_visit_closed() -> None:
     cs = counts(run([sight(10, "aa08", rssi=-85), sight(20, "aa08", rssi=-85), sight(700, "zz99", rssi=-85)]))
     # closes at 20 + 120 s timeout, i.e. in the first interval; zz99 closes at the end of input.
     assert [c.passersby for c in cs] == [1, 0, 1]
+
+
+def _passersby(sightings: list[Sighting], params: PresenceParams) -> tuple[int, float | None]:
+    """(passerby visits, passersby_est) of the whole input."""
+    events: list[Event] = []
+    model = PresenceModel(params, "shop", "door", events.append)
+    for s in sightings:
+        model.observe(s, s.address)
+    model.flush()
+    cs = counts(events)
+    return sum(c.passersby for c in cs), sum(c.passersby_est or 0.0 for c in cs)
+
+
+STREET = PresenceParams(visit_timeout_s=120, passerby_factor=1.0, street_rssi=-82)
+
+
+def test_passersby_est_counts_the_scan_bursts_that_began_below_the_street_level() -> None:
+    # one device chained from a stream of passers-by: four bursts at the street's far side (two frames
+    # each, 0.2 s apart), one nearer; a single passerby visit
+    stream = [sight(t + dt, "aa0a", rssi=-88) for t in (0, 40, 80, 120) for dt in (0.0, 0.2)]
+    near = [sight(160, "aa0a", rssi=-75)]
+    assert _passersby(stream + near, STREET) == (1, 4.0)
+    assert _passersby(stream + near, replace(STREET, street_rssi=None)) == (1, 1.0)  # per visit
+
+
+def test_a_burst_is_the_streets_by_its_first_frame() -> None:
+    # a burst that opens at -75 dBm stays the pavement's even if its next frame, on another channel, is weak
+    burst = [sight(0.0, "aa0b", rssi=-75), sight(0.3, "aa0b", rssi=-90)]
+    assert _passersby(burst, STREET) == (1, 0.0)
+
+
+def test_the_passerby_factor_scales_the_street_bursts_to_people() -> None:
+    one = [sight(0, "aa0c", rssi=-85)]
+    assert _passersby(one, replace(STREET, passerby_factor=2.5)) == (1, 2.5)
 
 
 def test_randomized_frames_and_addresses_are_counted_apart() -> None:

@@ -20,14 +20,14 @@ import json
 import statistics
 import textwrap
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from collector.config import ReportConfig
-from collector.reports.merge import StoreInterval, distinct_visits, store_intervals, store_visits
+from collector.reports.merge import StoreInterval, store_intervals, store_people, store_visits
 from collector.storage.base import CountRow, Store, VisitRow
 
 HOUR = timedelta(hours=1)
@@ -165,10 +165,8 @@ def build(
         fixed_visits=len(fixed),
         fixed_devices=len({(v.epoch, v.device) for v in fixed}),
         notes=_notes(store, sensors, empty=not visits and not counts),
-        visitors_people=_sum_known((c.visitors_est for c in counts), distinct_visits(raw, visits, "visitor")),
-        passersby_people=_sum_known(
-            (c.passersby_est for c in counts), distinct_visits(raw, visits, "passerby")
-        ),
+        visitors_people=_people(store_people(counts, heard, "visitor")),
+        passersby_people=_people(store_people(counts, heard, "passerby")),
         connected=sum(r.connected for r in rows) if listens else None,
     )
 
@@ -218,9 +216,15 @@ def _notes(store: str, sensors: Sequence[str], *, empty: bool) -> tuple[str, ...
     return tuple(notes)
 
 
-def _sum_known(values: Iterable[float | None], share: float = 1.0) -> float | None:
-    known = [v for v in values if v is not None]
-    return round(share * sum(known), 1) if known else None
+def _people(total: float | None) -> float | None:
+    return None if total is None else people_total(total)
+
+
+def people_total(total: float) -> float:
+    """A sum of people estimates as reported, to 0.1. The events carry 3 decimals, so the sum is a
+    multiple of 0.001 but for the float error of the summing order (SQL's SUM or Python's): rounded to
+    0.001 first, a tie such as 283.55 rounds the same way from the rows and from the roll-ups."""
+    return round(round(total, 3), 1)
 
 
 def _mean_known(values: Sequence[float | None]) -> float | None:
@@ -337,7 +341,7 @@ def render_table(report: Report) -> str:
     if report.visitors_people is not None or report.passersby_people is not None:
         out.append(
             f"People (est.)    {_num(report.visitors_people, 0)} visitors, {_num(report.passersby_people, 0)} "
-            "passersby (device visits x the site's calibrated factors)"
+            "passersby (people, not devices: the sensors' estimates)"
         )
     total = sum(b.visitors for b in report.dwell)
     width = max(len(b.label) for b in report.dwell)

@@ -185,5 +185,5 @@ def build(
 
 
 def _people(est: tuple[int, float]) -> float | None:
-    """`report._sum_known` with one sensor (nothing shared to take off)."""
-    return round(est[1], 1) if est[0] else None
+    """`merge.store_people` with one sensor (nothing shared to take off), as reported."""
+    return r.people_total(est[1]) if est[0] else None
