@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 import struct
 import zlib
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any, Final, NamedTuple
 
@@ -45,7 +45,7 @@ from sensor.decode.dot11 import (
 )
 from sensor.decode.errors import DecodeError, Malformed, Truncated
 from sensor.decode.frames import ConnectedFrame, ProbeRequest
-from sensor.decode.radiotap import ABSENT
+from sensor.decode.radiotap import NO_FIELD, NO_SIGNAL
 
 LINKTYPE_IEEE802_11: Final = 105
 LINKTYPE_PRISM: Final = 119
@@ -85,7 +85,9 @@ class _Radio(NamedTuple):
     """What a radio header says, precompiled per distinct header layout."""
 
     length: int  # bytes before the 802.11 frame
-    unpack: Callable[[bytes], tuple[int, int | bytes, int | bytes]]  # see RadiotapLayout
+    flags_at: int  # where radiotap.read finds the fields (see RadiotapLayout)
+    freq_at: int
+    signal_at: int
     fcs_known: bool  # the radio header says whether an FCS ends the frame
     ext_end: int  # > 0: more present words up to here; the full layout is looked up by them
 
@@ -111,7 +113,7 @@ class FrameDecoder:
         self._radios: dict[int, _Radio] = {}  # by the first 8 header bytes: version, length, present
         self._ext_radios: dict[bytes, _Radio] = {}  # by the bytes up to the last present word
         self._layout_cache_size = layout_cache_size
-        self._channels: dict[int | bytes, tuple[int | None, int | None]] = {ABSENT: (None, None)}
+        self._channels: dict[int, tuple[int | None, int | None]] = {NO_FIELD: (None, None)}
 
     def decode(self, ts_ns: int, linktype: int, data: bytes) -> ProbeRequest | ConnectedFrame | None:
         """The probe request or connected frame in `data`, or None (counted in `stats`) for anything else."""
@@ -124,18 +126,18 @@ class FrameDecoder:
                 radio = self._radios.get(_radio_key(data)) if data[0] == 0 else None
                 if radio is None:
                     radio = self._radio(data, None)
-                off, unpack, fcs_known, ext_end = radio
+                off, flags_at, freq_at, signal_at, fcs_known, ext_end = radio
                 if ext_end:
-                    off, unpack, fcs_known, ext_end = self._radio(data, radio)
+                    off, flags_at, freq_at, signal_at, fcs_known, ext_end = self._radio(data, radio)
                 if end < off:
                     raise Truncated("radiotap_truncated", off, end)
-                flags, freq_raw, rssi_raw = unpack(data)
+                flags, freq_raw, rssi_raw = radiotap.read(data, flags_at, freq_at, signal_at)
                 if flags & _FCS_FLAGS:
                     if flags & radiotap.FLAG_BAD_FCS:
                         raise Malformed("bad_fcs", "radiotap flags say the FCS check failed")
                     end -= _FCS_LEN
                 freq, channel = self._channels.get(freq_raw) or self._channel(freq_raw)
-                rssi = rssi_raw if isinstance(rssi_raw, int) else None
+                rssi = None if rssi_raw == NO_SIGNAL else rssi_raw
             elif linktype == LINKTYPE_IEEE802_11:
                 off, rssi, freq, channel, fcs_known = 0, None, None, None, False
             elif linktype == LINKTYPE_PRISM:
@@ -205,7 +207,8 @@ class FrameDecoder:
         lay = radiotap.layout(data)  # raises on a bad version, chain or length
         if lay.incomplete:
             _bump(self.stats.anomalies, "radiotap_unknown_field")
-        radio = _Radio(lay.length, lay.unpack, lay.has_flags, 0)
+        at = (lay.flags_at, lay.freq_at, lay.signal_at)
+        radio = _Radio(lay.length, *at, lay.has_flags, 0)
         if not lay.cacheable or lay.incomplete:
             return radio
         chain_end = radiotap.present_words(data)[1]
@@ -215,12 +218,12 @@ class FrameDecoder:
         if chain_end == 8:
             self._radios[_radio_key(data)] = radio
         else:
-            self._radios[_radio_key(data)] = _Radio(lay.length, lay.unpack, lay.has_flags, chain_end)
+            self._radios[_radio_key(data)] = _Radio(lay.length, *at, lay.has_flags, chain_end)
             self._ext_radios[data[8:chain_end]] = radio
         return radio
 
-    def _channel(self, freq: int | bytes) -> tuple[int | None, int | None]:
-        known = (freq, dot11.freq_to_channel(freq)) if isinstance(freq, int) else (None, None)
+    def _channel(self, freq: int) -> tuple[int | None, int | None]:
+        known = (freq, dot11.freq_to_channel(freq))
         self._channels[freq] = known
         return known
 
