@@ -145,6 +145,11 @@ class PresenceModel:
         self._due_ns = DUE_AT_ONCE
         self.visits_emitted = 0
         self.counts_emitted = 0
+        # The last frame's device, its visit and address (see observe); forgotten whenever a visit may
+        # close or the interval change (_expire, _roll, flush) and at a new epoch.
+        self._same_device: str | None = None
+        self._same_visit: _Visit | None = None
+        self._same_address: str | None = None
 
     # -- input -----------------------------------------------------------------------------------------
     def observe(self, s: Sighting, device: str) -> None:
@@ -155,16 +160,26 @@ class PresenceModel:
             self._new_epoch(s.epoch)
         interval: _Interval = self._interval  # type: ignore[assignment]  # set by _tick
 
-        open_visits = self._open
-        visit = open_visits.get(device)
-        if visit is None:
-            visit = self._open_visit(s.epoch, device, ts)
-        else:
-            open_visits.move_to_end(device)
+        address = s.address
+        visit = self._same_visit
+        # The device of the last frame again (3 frames in 4 in a crowd: a burst), nothing expired or
+        # rolled over since: its visit is open and last in the order heard already.
+        repeat = device is self._same_device and visit is not None
+        if not repeat or visit is None:
+            open_visits = self._open
+            visit = open_visits.get(device)
+            if visit is None:
+                visit = self._open_visit(s.epoch, device, ts)
+            else:
+                open_visits.move_to_end(device)
+            self._same_device, self._same_visit = device, visit
+        # ...and of its address too: the address is in the visit's and the interval's sets already.
+        known = repeat and address is self._same_address
+        self._same_address = address
         visit.last_ns = ts
         visit.frames += 1
-        address = s.address
-        visit.addresses.add(address)
+        if not known:
+            visit.addresses.add(address)
         rssi = s.rssi_dbm
         if rssi is not None:
             hist = visit.rssi_hist
@@ -179,12 +194,14 @@ class PresenceModel:
         if s.randomized:
             visit.randomized = True
             interval.frames_randomized += 1
-            interval.addresses_randomized.add(address)
+            if not known:
+                interval.addresses_randomized.add(address)
         if visit.inside and not visit.visitor and ts - visit.start_ns >= self._min_dwell_ns:
             self._qualify(visit, interval)
         interval.frames += 1
-        interval.addresses.add(address)
-        interval.devices.add(device)
+        if not known:
+            interval.addresses.add(address)
+            interval.devices.add(device)
 
     def advance(self, now_ns: int) -> None:
         """Let time pass without frames (live capture): close timed-out visits and finished intervals."""
@@ -202,6 +219,7 @@ class PresenceModel:
         for visit in list(self._open.values()):
             self._close(visit, self._interval)
         self._open.clear()
+        self._same_device = self._same_visit = None
         self._emit_count(self._interval)
         self._interval = None
         self._due_ns = DUE_AT_ONCE
@@ -228,6 +246,7 @@ class PresenceModel:
 
     def _roll(self, ts: int) -> _Interval:
         """Emit every interval that ended at or before `ts` (zeros for silent ones) and open the next."""
+        self._same_device = self._same_visit = None
         current = self._interval
         if current is None:
             start = ts - ts % self._interval_ns
@@ -243,6 +262,7 @@ class PresenceModel:
         return current
 
     def _expire(self, now: int) -> None:
+        self._same_device = self._same_visit = None
         self._next_expiry_ns = now + EXPIRY_TICK_NS
         interval = self._interval
         assert interval is not None
@@ -367,6 +387,7 @@ class PresenceModel:
     def _new_epoch(self, epoch: str) -> None:
         # Pseudonyms of the old epoch can never be seen again: forget how often they visited.
         self._epoch = epoch
+        self._same_device = self._same_visit = None
         self._visits_in_epoch = {d: n for d, n in self._visits_in_epoch.items() if d in self._open}
 
 
