@@ -112,7 +112,9 @@ class _Event(BaseModel):
     epoch: EpochId = Field(description="salt epoch the pseudonyms in this event belong to")
 
     def to_json(self) -> bytes:
-        return self.model_dump_json(by_alias=True, exclude_none=True).encode()
+        # model_dump_json(by_alias=True, exclude_none=True).encode(), byte for byte: the model's own
+        # serializer with the same defaults gives the bytes without the str round trip (half the time).
+        return self.__pydantic_serializer__.to_json(self, by_alias=True, exclude_none=True)
 
 
 VisitKind = Literal["visitor", "passerby", "fixed"]
