@@ -20,6 +20,7 @@ import itertools
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Final
 
 from footfall.events import CountEvent, VisitEvent, VisitKind, VisitOpenEvent, event_id, utc
 from footfall.times import NS
@@ -28,6 +29,8 @@ from sensor.estimate.spans import InsideVisits, PeopleEstimate, VisitSpan, span
 
 __all__ = ["PeopleEstimate", "PresenceModel", "PresenceParams", "VisitSpan"]
 
+_SIGNAL_LOW: Final = -128  # the signal of rssi_hist's first count (a signed byte's range)
+_SIGNAL_SLOTS: Final = 256
 EXPIRY_TICK_NS = 5 * NS  # how often (frame time) open visits are checked for their timeout
 # Before every frame time (int64 ns): an int, not -inf, so the compiled build keeps `_due_ns` a native int.
 DUE_AT_ONCE = -(2**63)
@@ -69,7 +72,11 @@ class _Visit:
     addresses: set[str] = field(default_factory=set)
     randomized: bool = False
     rssi_max: int | None = None
-    rssi_hist: dict[int, int] = field(default_factory=dict)
+    # Frames by signal, a count per dBm of a signal byte's range (radiotap's: one list index a frame,
+    # where a dict took two lookups and a boxed int); a signal outside it (a Prism header's wider field)
+    # is counted in `rssi_other`.
+    rssi_hist: list[int] = field(default_factory=lambda: [0] * _SIGNAL_SLOTS)
+    rssi_other: dict[int, int] = field(default_factory=dict)
     inside: bool = False
     visitor: bool = False
     consent: str | None = None
@@ -182,8 +189,12 @@ class PresenceModel:
             visit.addresses.add(address)
         rssi = s.rssi_dbm
         if rssi is not None:
-            hist = visit.rssi_hist
-            hist[rssi] = hist.get(rssi, 0) + 1
+            slot = rssi - _SIGNAL_LOW
+            if 0 <= slot < _SIGNAL_SLOTS:
+                visit.rssi_hist[slot] += 1
+            else:
+                other = visit.rssi_other
+                other[rssi] = other.get(rssi, 0) + 1
             peak = visit.rssi_max
             if peak is None or rssi > peak:
                 visit.rssi_max = rssi
@@ -334,7 +345,7 @@ class PresenceModel:
                 addresses=len(visit.addresses),
                 randomized=visit.randomized,
                 rssi_max=visit.rssi_max,
-                rssi_median=_median(visit.rssi_hist),
+                rssi_median=_median(visit.rssi_hist, visit.rssi_other),
                 visit_no=visit.visit_no,
                 consent=visit.consent,
             )
@@ -391,7 +402,10 @@ class PresenceModel:
         self._visits_in_epoch = {d: n for d, n in self._visits_in_epoch.items() if d in self._open}
 
 
-def _median(hist: dict[int, int]) -> int | None:
+def _median(counts: list[int], other: dict[int, int]) -> int | None:
+    """The median signal of a visit's frames (the lower middle of an even count), from its counts."""
+    hist = {i + _SIGNAL_LOW: n for i, n in enumerate(counts) if n}
+    hist.update(other)
     total = sum(hist.values())
     if not total:
         return None
