@@ -25,7 +25,6 @@ from sensor.keys.seedsalts import SeedSalts, SeedTooLate
 from sensor.live.sources import SourceError, privacy_filter
 from sensor.pipeline import Pipeline, Sink
 from sensor.publish.jsonl import JsonlSink
-from sensor.publish.mqttsink import MqttSink
 
 log = logging.getLogger("footfall.sensor")
 _GC_THRESHOLD = 20_000  # allocations between two young-generation collections during a replay
@@ -169,6 +168,8 @@ def replay(
         sink = JsonlSink(stream, close_stream=out is not None)
     else:
         try:
+            from sensor.publish.mqttsink import MqttSink  # the spool and forwarder: only to publish
+
             sink = MqttSink.connect(config, package_version(), time.time_ns())
         except (MqttError, ConfigError) as exc:
             raise click.ClickException(str(exc)) from None
