@@ -191,7 +191,8 @@ class PresenceModel:
         if rssi is not None:
             slot = rssi - _SIGNAL_LOW
             if 0 <= slot < _SIGNAL_SLOTS:
-                visit.rssi_hist[slot] += 1
+                hist = visit.rssi_hist
+                hist[slot] = hist[slot] + 1  # (`+=` on an item is a generic in-place add, compiled)
             else:
                 other = visit.rssi_other
                 other[rssi] = other.get(rssi, 0) + 1
@@ -404,6 +405,18 @@ class PresenceModel:
 
 def _median(counts: list[int], other: dict[int, int]) -> int | None:
     """The median signal of a visit's frames (the lower middle of an even count), from its counts."""
+    if not other:  # every signal in a byte's range: the counts are in dBm order already
+        total = 0
+        for n in counts:
+            total += n
+        if not total:
+            return None
+        half = (total + 1) // 2
+        seen = 0
+        for i, n in enumerate(counts):
+            seen += n
+            if seen >= half:
+                return i + _SIGNAL_LOW
     hist = {i + _SIGNAL_LOW: n for i, n in enumerate(counts) if n}
     hist.update(other)
     total = sum(hist.values())
