@@ -14,6 +14,7 @@ import itertools
 import mmap
 import struct
 from collections.abc import Callable, Iterable, Iterator
+from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO, Final
@@ -46,6 +47,10 @@ _RELEASE_BYTES: Final = 4 * 1024 * 1024
 # pcap records are read a chunk at a time (see _pcap_chunks): the chunk's bytes and records are what
 # the reader holds, ~3x this.
 _CHUNK_BYTES: Final = 1024 * 1024
+# Compiled (mypyc), a record header read byte by byte is native and beats a `struct` call (callgrind:
+# ~1 k instructions a record less, with the unboxing of the four fields); interpreted it is the other way
+# round, by ~1 µs a record. Each build takes its faster way to the same four numbers (tests/test_capture.py).
+_BYTE_READS: Final = __file__.endswith(tuple(EXTENSION_SUFFIXES))
 
 # pcapng block types
 _IDB, _OPB, _SPB, _EPB = 1, 2, 3, 6
@@ -130,10 +135,11 @@ class CaptureReader(Iterator[CaptureRecord]):
         want = _CHUNK_BYTES
         count = 0
         release = _releaser(buf)
+        unpack = None if _BYTE_READS else struct.Struct(">IIII" if big_endian else "<IIII").unpack_from
         try:
             while end - off >= _PCAP_RECORD_HEADER_LEN:
                 chunk: bytes = buf[off : off + want]
-                batch, used, need, bad = _pcap_chunk(chunk, big_endian, frac_ns, linktype, limit)
+                batch, used, need, bad = _pcap_chunk(chunk, big_endian, frac_ns, linktype, limit, unpack)
                 count += len(batch)
                 if batch:
                     yield batch  # before any error below: the records before a broken one come out
@@ -267,19 +273,25 @@ def _ns(sec: int, frac: int, frac_ns: int) -> int:
 
 
 def _pcap_chunk(
-    chunk: bytes, big_endian: bool, frac_ns: int, linktype: int, limit: int
+    chunk: bytes,
+    big_endian: bool,
+    frac_ns: int,
+    linktype: int,
+    limit: int,
+    unpack: Callable[[bytes, int], tuple[int, int, int, int]] | None = None,
 ) -> tuple[list[CaptureRecord], int, int, int]:
     """The whole records at the start of `chunk`: (records, bytes they take, the length a record
     that runs past the chunk needs (0: none), the length of a record over `limit` (0: none)).
 
-    The headers are read byte by byte, not by a `struct` call each: compiled, those are native reads
-    (callgrind: ~1 k instructions a record less, with the unboxing of the four fields).
+    The headers are read by `unpack` (a `struct` call each), or byte by byte without it (see _BYTE_READS).
     """
     records: list[CaptureRecord] = []
     size = len(chunk)
     p = 0
     while size - p >= _PCAP_RECORD_HEADER_LEN:
-        if big_endian:
+        if unpack is not None:
+            sec, frac, incl, orig = unpack(chunk, p)
+        elif big_endian:
             sec, frac, incl, orig = (
                 _u32be(chunk, p),
                 _u32be(chunk, p + 4),
