@@ -36,7 +36,26 @@ class ToolGroup(click.Group):
 
     A file that cannot be opened or written (a missing directory, no permission, a full disk) or that is
     not the text it should be arrives here as OSError or UnicodeDecodeError, from whatever command.
+
+    `lazy` (name → "module:attribute") are commands imported only when looked up, so running one command
+    does not pay for importing the others (`replay` does not import the calibration or live capture code).
     """
+
+    def __init__(self, *args: Any, lazy: Mapping[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = dict(lazy or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = self.lazy.get(cmd_name)
+        if target is not None and cmd_name not in self.commands:
+            module, _, attribute = target.partition(":")
+            command = getattr(importlib.import_module(module), attribute)
+            assert isinstance(command, click.Command)
+            self.add_command(command, cmd_name)
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> object:
         try:

@@ -29,6 +29,7 @@ from sensor.estimate.connected import ConnectedParams, ConnectedTracker
 from sensor.estimate.devices import DeviceResolver, ResolverParams
 from sensor.estimate.occupancy import OccupancyEstimator
 from sensor.estimate.visits import PeopleEstimate, PresenceModel
+from sensor.keys.consent import PrivacyFilter
 from sensor.keys.pseudonym import Pseudonymizer, SaltSource
 
 
@@ -125,6 +126,10 @@ class Pipeline:
         self._devices: DeviceResolver | None = resolver if isinstance(resolver, DeviceResolver) else None
         self.sink = sink
         self._drop_mac = drop_mac
+        # The usual opt-out check, a PrivacyFilter's `drop`, called by its type: compiled, a native call
+        # where the callable goes through the Python calling convention on every frame.
+        owner = getattr(drop_mac, "__self__", None)
+        self._privacy = owner if isinstance(owner, PrivacyFilter) and drop_mac == owner.drop else None
         mode = config.privacy.mode
         self._per_visit = mode != "aggregate"  # no visit events, no heartbeats kept for them
         self._consent_of_mac = consent_of_mac if mode == "consent" else None
@@ -182,7 +187,12 @@ class Pipeline:
             self._connected(probe)
             return
         mac = probe.transmitter
-        if self._drop_mac is not None and self._drop_mac(mac):
+        privacy = self._privacy
+        if privacy is not None:
+            if privacy.drop(mac):
+                self.dropped_optout += 1  # opted out: dropped before any other processing
+                return
+        elif self._drop_mac is not None and self._drop_mac(mac):
             # Opted out: dropped before any other processing, not even pseudonymised.
             self.dropped_optout += 1
             return

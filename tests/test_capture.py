@@ -313,3 +313,25 @@ def test_reading_a_large_capture_hands_back_the_pages_it_has_read(tmp_path: Path
     assert seen == records and not reader.truncated_tail
     growth = peak - before
     assert growth < size // 4, f"resident set grew {growth} bytes reading a {size}-byte capture"
+
+
+@pytest.mark.parametrize("order", ["<", ">"])
+def test_a_chunks_records_are_the_same_read_byte_by_byte_or_by_struct(order: str) -> None:
+    # The compiled build reads record headers byte by byte, the interpreted one with struct (see
+    # capture._BYTE_READS): both ways give the same records and stop at the same place, in either byte order.
+    from sensor.decode.capture import _pcap_chunk
+
+    records = [(1_700_000_000 + i, 123_456 * i % 1_000_000, bytes(range(i % 7 + 1))) for i in range(50)]
+    chunk = b"".join(struct.pack(order + "IIII", s, f, len(d), len(d) + 3) + d for s, f, d in records)
+    chunk += struct.pack(order + "II", 1, 2)  # half a record header: the chunk ends inside it
+    unpack = struct.Struct(order + "IIII").unpack_from
+    by_bytes = _pcap_chunk(chunk, order == ">", 1000, 127, 262_144)
+    by_struct = _pcap_chunk(chunk, order == ">", 1000, 127, 262_144, unpack)
+    assert by_bytes == by_struct
+    assert [(r.ts_ns, r.data, r.orig_len) for r in by_bytes[0]] == [
+        (s * 10**9 + f * 1000, d, len(d) + 3) for s, f, d in records
+    ]
+    assert by_bytes[1:] == (len(chunk) - 8, 0, 0)
+    long = struct.pack(order + "IIII", 1, 0, 300_000, 300_000)  # over the limit: its length is said
+    assert _pcap_chunk(long, order == ">", 1000, 127, 262_144)[3] == 300_000
+    assert _pcap_chunk(long, order == ">", 1000, 127, 262_144, unpack)[3] == 300_000

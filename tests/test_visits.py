@@ -186,3 +186,12 @@ def test_aggregate_mode_builds_no_visit_event_but_the_same_counts() -> None:
     assert all(isinstance(e, CountEvent) for e in events)
     assert [e.to_json() for e in events] == [e.to_json() for e in counts(full)]
     assert model.visits_emitted == 0
+
+
+def test_the_median_signal_counts_the_signals_below_a_bytes_range_too() -> None:
+    # A Prism header's signal field is wider than radiotap's byte: -1000 is counted apart from
+    # the per-dBm counts, and still ordered below them (the lower middle of six frames is the third).
+    signals = [-40, -1000, -60, -128, -40, -50]
+    (visit,) = visits(run([sight(t, "aa0f", rssi=r) for t, r in zip(range(0, 60, 10), signals, strict=True)]))
+    assert visit.rssi_median == -60
+    assert visit.rssi_max == -40

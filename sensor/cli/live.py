@@ -153,4 +153,4 @@ def teardown(config_path: Path | None) -> None:
 
 
 COMMANDS = (run, doctor, iface_group)
-"""For sensor/cli/main.py: `for command in COMMANDS: main.add_command(command)`."""
+"""The live commands; sensor/cli/main.py's LAZY_COMMANDS names each, imported when asked for."""

@@ -17,9 +17,6 @@ from footfall.configfile import ConfigError
 from footfall.mqtt import MqttError
 from sensor import config as sensor_config
 from sensor.cli import progress
-from sensor.cli.calibrate import calibrate
-from sensor.cli.keys import keys
-from sensor.cli.live import COMMANDS as LIVE_COMMANDS
 from sensor.decode.capture import CaptureError, CaptureReader, merge_captures, read_capture
 from sensor.keys.consent import PrivacyFilter
 from sensor.keys.keystore import KeyFileError, StoreSeed
@@ -28,13 +25,22 @@ from sensor.keys.seedsalts import SeedSalts, SeedTooLate
 from sensor.live.sources import SourceError, privacy_filter
 from sensor.pipeline import Pipeline, Sink
 from sensor.publish.jsonl import JsonlSink
-from sensor.publish.mqttsink import MqttSink
 
 log = logging.getLogger("footfall.sensor")
 _GC_THRESHOLD = 20_000  # allocations between two young-generation collections during a replay
 
 
-@tool_group("footfall-sensor")
+# Imported when asked for: a replay then imports neither the calibration nor the live capture code.
+LAZY_COMMANDS = {
+    "calibrate": "sensor.cli.calibrate:calibrate",
+    "keys": "sensor.cli.keys:keys",
+    "run": "sensor.cli.live:run",
+    "doctor": "sensor.cli.live:doctor",
+    "iface": "sensor.cli.live:iface_group",
+}
+
+
+@tool_group("footfall-sensor", lazy=LAZY_COMMANDS)
 def main() -> None:
     """footfall sensor: turns Wi-Fi probe requests into anonymous footfall events."""
 
@@ -162,6 +168,8 @@ def replay(
         sink = JsonlSink(stream, close_stream=out is not None)
     else:
         try:
+            from sensor.publish.mqttsink import MqttSink  # the spool and forwarder: only to publish
+
             sink = MqttSink.connect(config, package_version(), time.time_ns())
         except (MqttError, ConfigError) as exc:
             raise click.ClickException(str(exc)) from None
@@ -205,7 +213,3 @@ def check_config(path: Path) -> None:
     config = load_config(path)
     click.echo(f"{path}: OK")
     click.echo(config.model_dump_json(indent=2))
-
-
-for _command in (keys, calibrate, *LIVE_COMMANDS):
-    main.add_command(_command)

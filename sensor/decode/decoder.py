@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 import struct
 import zlib
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any, Final, NamedTuple
 
@@ -45,7 +45,7 @@ from sensor.decode.dot11 import (
 )
 from sensor.decode.errors import DecodeError, Malformed, Truncated
 from sensor.decode.frames import ConnectedFrame, ProbeRequest
-from sensor.decode.radiotap import ABSENT
+from sensor.decode.radiotap import NO_FIELD, NO_SIGNAL
 
 LINKTYPE_IEEE802_11: Final = 105
 LINKTYPE_PRISM: Final = 119
@@ -85,7 +85,9 @@ class _Radio(NamedTuple):
     """What a radio header says, precompiled per distinct header layout."""
 
     length: int  # bytes before the 802.11 frame
-    unpack: Callable[[bytes], tuple[int, int | bytes, int | bytes]]  # see RadiotapLayout
+    flags_at: int  # where radiotap.read finds the fields (see RadiotapLayout)
+    freq_at: int
+    signal_at: int
     fcs_known: bool  # the radio header says whether an FCS ends the frame
     ext_end: int  # > 0: more present words up to here; the full layout is looked up by them
 
@@ -111,7 +113,15 @@ class FrameDecoder:
         self._radios: dict[int, _Radio] = {}  # by the first 8 header bytes: version, length, present
         self._ext_radios: dict[bytes, _Radio] = {}  # by the bytes up to the last present word
         self._layout_cache_size = layout_cache_size
-        self._channels: dict[int | bytes, tuple[int | None, int | None]] = {ABSENT: (None, None)}
+        self._channels: dict[int, tuple[int | None, int | None]] = {NO_FIELD: (None, None)}
+        # The last frame's radio layout (by _radio_key), frequency and body with what they gave: what
+        # a frame of the same burst looks up again. Each is a function of its key alone, as the caches.
+        self._last_radio_key = -1
+        self._last_radio: _Radio | None = None
+        self._last_freq = NO_FIELD
+        self._last_channel: tuple[int | None, int | None] = (None, None)
+        self._last_blob = b""
+        self._last_walked = _walked(b"")
 
     def decode(self, ts_ns: int, linktype: int, data: bytes) -> ProbeRequest | ConnectedFrame | None:
         """The probe request or connected frame in `data`, or None (counted in `stats`) for anything else."""
@@ -121,21 +131,30 @@ class FrameDecoder:
                 if end < 8:
                     raise Truncated("radiotap_truncated", 8, end)
                 # A version other than 0 is never cached: radiotap.layout raises on it (slow path).
-                radio = self._radios.get(_radio_key(data)) if data[0] == 0 else None
-                if radio is None:
-                    radio = self._radio(data, None)
-                off, unpack, fcs_known, ext_end = radio
+                key = _radio_key(data) if data[0] == 0 else -1
+                radio = self._last_radio
+                if key != self._last_radio_key or radio is None:
+                    # (a capture's headers almost never change layout: the last one first, no hash)
+                    radio = self._radios.get(key) if key >= 0 else None
+                    if radio is None:
+                        radio = self._radio(data, None)
+                    else:
+                        self._last_radio_key, self._last_radio = key, radio
+                off, flags_at, freq_at, signal_at, fcs_known, ext_end = radio
                 if ext_end:
-                    off, unpack, fcs_known, ext_end = self._radio(data, radio)
+                    off, flags_at, freq_at, signal_at, fcs_known, ext_end = self._radio(data, radio)
                 if end < off:
                     raise Truncated("radiotap_truncated", off, end)
-                flags, freq_raw, rssi_raw = unpack(data)
+                flags, freq_raw, rssi_raw = radiotap.read(data, flags_at, freq_at, signal_at)
                 if flags & _FCS_FLAGS:
                     if flags & radiotap.FLAG_BAD_FCS:
                         raise Malformed("bad_fcs", "radiotap flags say the FCS check failed")
                     end -= _FCS_LEN
-                freq, channel = self._channels.get(freq_raw) or self._channel(freq_raw)
-                rssi = rssi_raw if isinstance(rssi_raw, int) else None
+                if freq_raw != self._last_freq:
+                    self._last_freq = freq_raw
+                    self._last_channel = self._channels.get(freq_raw) or self._channel(freq_raw)
+                freq, channel = self._last_channel
+                rssi = None if rssi_raw == NO_SIGNAL else rssi_raw
             elif linktype == LINKTYPE_IEEE802_11:
                 off, rssi, freq, channel, fcs_known = 0, None, None, None, False
             elif linktype == LINKTYPE_PRISM:
@@ -173,9 +192,12 @@ class FrameDecoder:
                 if end < body:
                     raise Truncated("dot11_truncated", HEADER_LEN + HT_CONTROL_LEN, end - off)
             blob = data[body:end]
-            walked = self._elements.get(blob)
-            if walked is None:
-                walked = self._walk(blob)
+            if blob == self._last_blob:  # a burst repeats its body: a compare instead of a hash
+                walked = self._last_walked
+            else:
+                found = self._elements.get(blob)
+                walked = self._walk(blob) if found is None else found
+                self._last_blob, self._last_walked = blob, walked
             ssid, ids, fingerprint, suspicious = walked
             if suspicious and (suspicious == _OVERRUN or not fcs_known):
                 ssid, ids, fingerprint, _ = self._repair(data, off, end, blob, walked, fcs_known=fcs_known)
@@ -205,7 +227,8 @@ class FrameDecoder:
         lay = radiotap.layout(data)  # raises on a bad version, chain or length
         if lay.incomplete:
             _bump(self.stats.anomalies, "radiotap_unknown_field")
-        radio = _Radio(lay.length, lay.unpack, lay.has_flags, 0)
+        at = (lay.flags_at, lay.freq_at, lay.signal_at)
+        radio = _Radio(lay.length, *at, lay.has_flags, 0)
         if not lay.cacheable or lay.incomplete:
             return radio
         chain_end = radiotap.present_words(data)[1]
@@ -215,12 +238,12 @@ class FrameDecoder:
         if chain_end == 8:
             self._radios[_radio_key(data)] = radio
         else:
-            self._radios[_radio_key(data)] = _Radio(lay.length, lay.unpack, lay.has_flags, chain_end)
+            self._radios[_radio_key(data)] = _Radio(lay.length, *at, lay.has_flags, chain_end)
             self._ext_radios[data[8:chain_end]] = radio
         return radio
 
-    def _channel(self, freq: int | bytes) -> tuple[int | None, int | None]:
-        known = (freq, dot11.freq_to_channel(freq)) if isinstance(freq, int) else (None, None)
+    def _channel(self, freq: int) -> tuple[int | None, int | None]:
+        known = (freq, dot11.freq_to_channel(freq))
         self._channels[freq] = known
         return known
 
@@ -232,9 +255,7 @@ class FrameDecoder:
         """
         walked = self._elements_old.get(blob)
         if walked is None:
-            el = dot11.parse_elements(blob)
-            suspicious = _OVERRUN if el.overrun else _SHORT_TAIL if el.short_tail else 0
-            walked = (el.ssid, el.ids, el.fingerprint, suspicious)
+            walked = _walked(blob)
         if len(self._elements) >= self._element_cache_size:
             self._elements_old = self._elements
             self._elements = {}
@@ -269,6 +290,13 @@ class FrameDecoder:
             _bump(self.stats.anomalies, "ie_truncated")
             return walked
         raise Truncated("ie_truncated", len(blob) + elements.overrun, len(blob))
+
+
+def _walked(blob: bytes) -> _Walked:
+    """The element walk of a frame body: SSID, element ids, fingerprint, and why it is suspicious."""
+    el = dot11.parse_elements(blob)
+    suspicious = _OVERRUN if el.overrun else _SHORT_TAIL if el.short_tail else 0
+    return el.ssid, el.ids, el.fingerprint, suspicious
 
 
 def _radio_key(data: bytes) -> int:

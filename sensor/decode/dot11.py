@@ -165,6 +165,9 @@ _CODE = {Keep.ID: _KEEP_ID, Keep.BODY: _KEEP_BODY, Keep.OUI_TYPE: _KEEP_OUI_TYPE
 _KEEP: Final = tuple(_CODE[FINGERPRINT.get(i, Keep.ID)] for i in range(256))
 _KEEP_EXT: Final = tuple(_CODE[FINGERPRINT_EXT.get(i, Keep.ID)] for i in range(256))
 _pack_header: Final = struct.Struct(">HB").pack  # an element's id and kept length in the canonical form
+# ...and made once for the elements kept by id alone (most of them): a tuple index, not a `pack` call
+_ID_ONLY: Final = tuple(_pack_header(i, 0) for i in range(256))
+_EXT_ONLY: Final = tuple(_pack_header(255 * 256 + i, 0) for i in range(256))
 
 
 @dataclass(slots=True, init=False, unsafe_hash=True)
@@ -205,6 +208,7 @@ def parse_elements(body: bytes) -> Elements:
     what came before it; deciding what to do with such a frame is the decoder's business.
     """
     keep_of, keep_ext, pack_header = _KEEP, _KEEP_EXT, _pack_header  # module globals: looked up once
+    id_only, ext_only = _ID_ONLY, _EXT_ONLY
     ids: list[int] = []
     canon = bytearray()
     ssid = ""
@@ -227,7 +231,7 @@ def parse_elements(body: bytes) -> Elements:
             start += 1
         ids.append(eid)
         if keep == _KEEP_ID:
-            canon += pack_header(eid, 0)
+            canon += id_only[eid] if eid < 256 else ext_only[eid - 255 * 256]
             continue
         kept = body[start:pos] if keep == _KEEP_BODY else body[start : min(start + 4, pos)]
         canon += pack_header(eid, len(kept))

@@ -124,6 +124,11 @@ class DeviceResolver:
         self._address_last: dict[str, int] = {}
         self._stragglers: dict[str, int] = {}
         self._housekeeping_ns = 0  # frame time of the last housekeeping
+        # The last frame's address (None after housekeeping, or when it went to the stragglers), its
+        # device, and when it was last heard (not yet in _address_last when it spoke again: _flush_same).
+        self._same_address: str | None = None
+        self._same_dev: Device | None = None
+        self._same_ns = 0
         self._by_key: dict[str, list[Device]] = {}
         self._by_family: dict[tuple[int, ...], list[Device]] = {}
         # Per family: its last randomized device heard, and when another device of it was last heard.
@@ -146,19 +151,36 @@ class DeviceResolver:
         if not self._housekeeping_ns <= ts < self._next_housekeeping_ns:
             heard = self._clock(ts)
         address = s.address
-        dev = self._by_address.get(address)
-        if dev is None:
-            dev = self._new_address(s)
+        current = heard is self._address_last
+        same = self._same_dev
+        if address is self._same_address and current and same is not None:
+            # The address of the last frame again (3 frames in 4 in a crowd: a burst), in this minute's
+            # part of the order heard: its device, its place in the order and its index stand, and its
+            # time there is written when another address speaks or housekeeping reads it (_flush_same).
+            dev = same
+            self._same_ns = ts
         else:
-            try:  # out, to be put back at the end of the order heard
-                del self._address_last[address]
-            except KeyError:
-                del self._stragglers[address]
-            if dev.address != address:
-                dev = self._returning(dev, s)
-            elif not dev.indexed and not (dev.fixed or dev.global_address) and dev.id in self._by_id:
-                self._index(dev)
-        heard[address] = ts
+            self._flush_same()
+            known = self._by_address.get(address)
+            if known is None:
+                dev = self._new_address(s)
+            else:
+                dev = known
+                last = self._address_last.get(address)
+                if last is None:
+                    del self._stragglers[address]
+                elif not (current and last >= self._housekeeping_ns):
+                    # out, to be put back at the end of the order heard; one heard in this minute
+                    # already stays where it is (the order needs to be by minute only: _housekeeping)
+                    del self._address_last[address]
+                if dev.address != address:
+                    dev = self._returning(dev, s)
+                elif not dev.indexed and not (dev.fixed or dev.global_address) and dev.id in self._by_id:
+                    self._index(dev)
+            heard[address] = ts
+            self._same_address = address if current else None
+            self._same_dev = dev
+            self._same_ns = ts
 
         # Per-frame state of the device, inline: this runs for every frame of the capture.
         gap = ts - dev.last_ns
@@ -199,6 +221,11 @@ class DeviceResolver:
             if ts - dev.run_start_ns >= self._fixed_min_ns and (dev.addresses == 1 or self._resident(s)):
                 self._flag(dev)
         return dev.id
+
+    def _flush_same(self) -> None:
+        """The last frame's address's time into the order heard, where it already is (in place)."""
+        if self._same_address is not None:
+            self._address_last[self._same_address] = self._same_ns
 
     def is_fixed(self, device: str) -> bool:
         return device in self._fixed_ids
@@ -350,8 +377,10 @@ class DeviceResolver:
         The scan for silent addresses stops at the first heard a minute after the limit: all
         after it were heard after the limit. The stragglers are few and scanned whole.
         """
+        self._flush_same()
         self._next_housekeeping_ns = now + self._HOUSEKEEPING_NS
         self._housekeeping_ns = now
+        self._same_address, self._same_dev = None, None  # candidate lists and addresses change here
         self.scan_gaps.decay(now)
         limit = now - self._forget_ns
         stop = limit + self._HOUSEKEEPING_NS
