@@ -1,6 +1,6 @@
-"""Fit the uncalibrated people estimates' defaults on the generated stores' fitting seeds (1-2).
+"""Fit the uncalibrated people estimates' defaults on the generated stores' fitting seeds (1-2, 9-16).
 
-    .venv/bin/python -m bench.visitfactors [--seeds 1,2]
+    .venv/bin/python -m bench.visitfactors [--seeds 1,2,9,10,11,12,13,14,15,16]
 
 A visit is a device, not a person: a quarter of the generated people carry no probing phone, a phone
 idle through a short stay is heard too briefly to make a visitor visit, and in a stream of passers-by the
@@ -8,9 +8,10 @@ ones with one phone model chain into one long "device". The count events' `visit
 visits x `presence.visitor_factor`; `passersby_est` is a rate, the street bursts (scan bursts that began
 below `presence.street_rssi`, sensor/estimate/visits.py) x `presence.passerby_factor`. This replays the
 three scenarios of bench/generated.py on the fitting seeds in both layouts (the door sensor alone, and the
-door sensor of the two-sensor store, whose day is drawn anew: twelve fitting days of a sensor at the
-window) with the default config but for the street level, and fits, as `bench.train` fits the shops' site
-factor on the same seeds:
+door sensor of the two-sensor store, whose day is drawn anew: sixty fitting days of a sensor at the
+window on the ten fitting seeds; the twelve of seeds 1-2 alone were too few for a factor that moves
+1.04-1.79 people per visitor visit from day to day; 6.5 CPU-minutes) with the default config but for the
+street level, and fits:
 
 - each factor as the mean over the fitting days of truth / found (every scenario weighs the same);
 - the street level from a small grid: the one whose fitted factor leaves the largest error on a fitting
@@ -37,6 +38,8 @@ from footfall.events import CountEvent
 from sensor.config import SensorConfig
 
 STREET_RSSI = (-75, -78, -80, -82, -85)
+# Chosen before any held-out figure was seen: 1-2 as before, and the next eight unused seeds.
+FITTING_SEEDS = "1,2,9,10,11,12,13,14,15,16"
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +98,7 @@ def fit(days: Sequence[Day]) -> Fit:
 
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    ap.add_argument("--seeds", default="1,2", help="the fitting seeds (never the held-out 3-8)")
+    ap.add_argument("--seeds", default=FITTING_SEEDS, help="the fitting seeds (never the held-out 3-8)")
     args = ap.parse_args(argv)
     days = [day(s, int(seed), n) for s in SCENARIOS for seed in args.seeds.split(",") for n in (1, 2)]
     for d in days:

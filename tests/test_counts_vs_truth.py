@@ -110,12 +110,13 @@ def test_randomizing_phones_still_give_the_demo_days_visitors(
 @pytest.mark.parametrize(
     ("model", "visitors_within", "passersby_within"),
     [
-        # seeds 3-8 are held out of every fit (bench/visitfactors.py and bench.train fit on 1-2). Device
-        # visits alone read 30 % and 49 % low on the store's seed 7, 33 % and 64 % on the mall's seed 4
-        # (its streams of passers-by chain into a few long devices); the people estimates -8 % and +5 %,
-        # -12 % and -7 % (the mall's visitors are not within the 10 % target: README, "Generated stores").
-        (StoreModel(seed=7), 0.10, 0.10),
-        (StoreModel.mall(seed=4), 0.15, 0.10),
+        # seeds 3-8 are held out of every fit (bench/visitfactors.py fits on 1-2 and 9-16, bench.train
+        # on 1-2). Device visits alone read 30 % and 49 % low on the store's seed 7, 33 % and 64 % on the
+        # mall's seed 4 (its streams of passers-by chain into a few long devices); the people estimates
+        # -4 % and +12 %, -8 % and -7 % (the store's passersby are not within the 10 % target on this
+        # seed since the street level moved to -85 dBm: README, "Generated stores").
+        (StoreModel(seed=7), 0.10, 0.15),
+        (StoreModel.mall(seed=4), 0.10, 0.10),
     ],
     ids=["store-seed-7", "mall-seed-4"],
 )
