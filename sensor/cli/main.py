@@ -14,7 +14,7 @@ import click
 
 from footfall.cli import load_or_fail, package_version, tool_group
 from footfall.configfile import ConfigError
-from footfall.mqtt import MqttError
+from footfall.mqtttypes import MqttError  # not footfall.mqtt: a replay to JSON lines never imports paho
 from sensor import config as sensor_config
 from sensor.cli import progress
 from sensor.decode.capture import CaptureError, CaptureReader, merge_captures, read_capture
