@@ -13,7 +13,7 @@ from pathlib import Path
 from pydantic import Field
 
 from footfall.configfile import ConfigError, Section
-from footfall.mqtt import BrokerSettings, TlsSettings
+from footfall.mqtttypes import BrokerSettings, TlsSettings
 
 
 class TlsSection(Section):

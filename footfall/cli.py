@@ -15,7 +15,6 @@ import importlib
 import logging
 import sys
 from collections.abc import Callable, Mapping
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,6 +24,10 @@ T = TypeVar("T")
 
 
 def package_version() -> str:
+    # Imported here: importlib.metadata and the search for the installed distribution cost a replay's
+    # start-up ~10 % (asked for by `--version`, a status event or a publishing sink only).
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
         return version("footfall")
     except PackageNotFoundError:  # running from a source tree that was not installed
@@ -84,7 +87,14 @@ def tool_group(
             type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
             help="Logging verbosity (logs go to stderr and never contain a MAC address).",
         )
-        @click.version_option(package_version(), prog_name=prog_name)
+        @click.option(
+            "--version",
+            is_flag=True,
+            expose_value=False,
+            is_eager=True,
+            callback=functools.partial(_show_version, prog_name),
+            help="Show the version and exit.",
+        )
         @functools.wraps(f)
         def group(log_level: str) -> None:
             logging.basicConfig(
@@ -97,6 +107,13 @@ def tool_group(
         return group
 
     return decorate
+
+
+def _show_version(prog_name: str, ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """`--version`, as click.version_option prints it, with the version looked up only when asked for."""
+    if value and not ctx.resilient_parsing:
+        click.echo(f"{prog_name}, version {package_version()}", color=ctx.color)
+        ctx.exit()
 
 
 class LazyGroup(click.Group):

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
+
+if TYPE_CHECKING:  # PyYAML is imported when a file is read: a replay without --config never needs it
+    import yaml
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -36,6 +38,8 @@ class ConfigError(Exception):
 def _line_index(
     node: yaml.Node, prefix: tuple[str | int, ...], out: dict[tuple[str | int, ...], int]
 ) -> None:
+    import yaml
+
     out[prefix] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
@@ -55,6 +59,8 @@ def _describe(value: Any) -> str:
 
 def load_model(path: Path, model: type[M], overrides: dict[str, Any] | None = None) -> M:
     """Parse `path` as YAML and validate it as `model`; raise ConfigError with precise locations."""
+    import yaml
+
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:

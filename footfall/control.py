@@ -28,7 +28,10 @@ def control_topic(prefix: str, store: str) -> str:
 class ControlMessage(BaseModel):
     """The opt-out and consent sets of one store, as the collector publishes them (retained)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
+    # Built when the first control message is parsed, not at import (a replay to JSON lines never parses one).
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, strict=True, populate_by_name=True, defer_build=True
+    )
 
     schema_: Literal["footfall.privacy/1"] = Field(SCHEMA_CONTROL, alias="schema")
     store: Name

@@ -172,7 +172,8 @@ class VisitOpenEvent(_Event):
     at: Timestamp = Field(description="first frame at the inside signal level, UTC")
     consent: HexId = Field(description="the device's stable consent token")
 
-    model_config = ConfigDict(populate_by_name=True)
+    # Built when first used (a consented visit), not at import: a replay without consents never does.
+    model_config = ConfigDict(populate_by_name=True, defer_build=True)
 
 
 class CountEvent(_Event):
@@ -267,7 +268,8 @@ class StatusEvent(_Event):
         False, description="the offset passed estimator.scale.drift_db: sensor moved, antenna changed?"
     )
 
-    model_config = ConfigDict(populate_by_name=True)
+    # Built when first used: a replay never makes a status, so its start-up does not build the schema.
+    model_config = ConfigDict(populate_by_name=True, defer_build=True)
 
 
 Event = VisitEvent | CountEvent | StatusEvent | VisitOpenEvent

@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from footfall.broker import broker_settings
 from footfall.configfile import ConfigError
 from footfall.control import control_topic
-from footfall.mqtt import Message, MqttClient, MqttError
+from footfall.mqtttypes import Message, MqttError
 from footfall.tokens import TokenKey
 from sensor.config import SensorConfig
 from sensor.keys.consent import PrivacyFilter
 from sensor.keys.keystore import KeyFileError, KeyStore
+
+if TYPE_CHECKING:  # the client (paho, ssl) is imported where a replay subscribes, not by every replay
+    from footfall.mqtt import MqttClient
 
 log = logging.getLogger("footfall.sensor")
 
@@ -72,6 +76,8 @@ def _subscribed(config: SensorConfig, privacy: PrivacyFilter) -> MqttClient:
         settings = broker_settings(config.mqtt, f"footfall-sensor-{site.store}-{site.sensor}-privacy")
     except ConfigError as exc:
         raise SourceError(str(exc)) from None
+    from footfall.mqtt import MqttClient
+
     client = MqttClient(settings)
 
     def on_control(message: Message) -> None:
